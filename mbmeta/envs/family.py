@@ -1,0 +1,249 @@
+"""Task families: one robot, many physics.
+
+A :class:`TaskFamily` names the physical parameters it varies, a *train* split and a disjoint *test* split, samples
+tasks from either with an explicit ``np.random.Generator``, and builds its Gymnasium environment. The environment
+receives a task through ``env.reset(options={"task": task})`` and reports it in ``info["task"]`` (a plain
+``dict[str, float]``, so vector environments stack it); the task never appears in the observation.
+
+Splits follow CaDM (see ``DESIGN.md``): a split is a union of *regions*; a region gives each parameter a set of
+allowed values, either discrete (:class:`Choice`) or an interval (:class:`Interval`). Sampling draws a region
+uniformly, then each parameter independently within it. Regions let a test split pair parameters (e.g. the
+pendulum's heavy-and-short / light-and-long corners).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from torch import Tensor
+
+Split = Literal["train", "test"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A discrete set of allowed values."""
+
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError("Choice needs at least one value")
+        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """Draw one value uniformly from the set."""
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is one of the allowed values (to 1e-9)."""
+        return any(math.isclose(value, v, abs_tol=1e-9) for v in self.values)
+
+    def describe(self) -> str:
+        """Short text for tables: ``{0.75, 0.85}``."""
+        return "{" + ", ".join(f"{v:g}" for v in self.values) + "}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A closed interval ``[low, high]`` of allowed values, sampled uniformly."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"Interval needs low <= high, got [{self.low}, {self.high}]")
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """Draw one value uniformly from the interval."""
+        return float(rng.uniform(self.low, self.high))
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval."""
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        """Short text for tables: ``[2, 3.5]``."""
+        return f"[{self.low:g}, {self.high:g}]"
+
+
+ValueSet = Choice | Interval
+Region = Mapping[str, ValueSet]
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """The physical parameters of one task, as scale factors (or indices) keyed by parameter name.
+
+    Attributes:
+        values: parameter name -> value, in the family's parameter order.
+    """
+
+    values: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float]) -> TaskParams:
+        """Build from a mapping; values are converted to float."""
+        return cls(tuple((str(k), float(v)) for k, v in values.items()))
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters as a plain dict (what ``info["task"]`` carries)."""
+        return dict(self.values)
+
+    def as_array(self) -> np.ndarray:
+        """``[T]`` float32 vector in parameter order (the oracle's context)."""
+        return np.array([v for _, v in self.values], dtype=np.float32)
+
+    def __getitem__(self, name: str) -> float:
+        for key, value in self.values:
+            if key == name:
+                return value
+        raise KeyError(f"task has no parameter {name!r}; it has {[k for k, _ in self.values]}")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One varied physical parameter.
+
+    Attributes:
+        name: identifier, e.g. ``"mass_scale"``.
+        nominal: value of the unmodified robot (1.0 for scale factors).
+        description: one line for ``mbmeta envs`` and the docs.
+        minimum: smallest physically valid value (exclusive when ``strict`` is True); values below raise ValueError.
+        strict: whether ``minimum`` itself is invalid (mass scale must be > 0; damping scale may be 0).
+        integer: the parameter is an index (e.g. which leg is crippled).
+    """
+
+    name: str
+    nominal: float
+    description: str
+    minimum: float = 0.0
+    strict: bool = True
+    integer: bool = False
+
+
+class TaskFamily(ABC):
+    """A family of tasks: a robot, the parameters varied, the train/test splits and exact reward functions.
+
+    Subclasses set the class attributes below and implement :meth:`make_env`, :meth:`reward` and
+    :meth:`terminated`; instances are stateless (one per family, held by the registry).
+    ``reward`` and ``terminated`` are batched torch functions over any leading dims that equal what
+    ``env.step`` returns on real transitions.
+    """
+
+    name: str = ""
+    env_id: str = ""
+    description: str = ""
+    parameters: tuple[Parameter, ...] = ()
+    train: tuple[Region, ...] = ()
+    test: tuple[Region, ...] = ()
+    episode_steps: int = 1000
+    notes: str = ""  # how the family differs from its Gymnasium/CaDM origin (obs, reward), for the docs
+
+    # ----- tasks -------------------------------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the varied parameters, in order."""
+        return tuple(p.name for p in self.parameters)
+
+    def nominal(self) -> TaskParams:
+        """The unmodified robot's task."""
+        return TaskParams(tuple((p.name, float(p.nominal)) for p in self.parameters))
+
+    def sample(self, rng: np.random.Generator, n: int, split: Split = "train") -> list[TaskParams]:
+        """Draw ``n`` tasks from a split.
+
+        Args:
+            rng: source of randomness (the only one used).
+            n: number of tasks, >= 0.
+            split: ``"train"`` or ``"test"``.
+
+        Returns:
+            ``n`` tasks.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        regions = self.regions(split)
+        tasks = []
+        for _ in range(n):
+            region = regions[int(rng.integers(len(regions)))]
+            tasks.append(TaskParams(tuple((p.name, region[p.name].sample(rng)) for p in self.parameters)))
+        return tasks
+
+    def regions(self, split: Split) -> tuple[Region, ...]:
+        """The regions of a split; raises ValueError naming the valid splits."""
+        if split == "train":
+            return self.train
+        if split == "test":
+            return self.test
+        raise ValueError(f"unknown split {split!r}; valid splits are 'train' and 'test'")
+
+    def in_split(self, task: TaskParams, split: Split) -> bool:
+        """Whether ``task`` could have been drawn from ``split``."""
+        values = task.as_dict()
+        return any(all(region[n].contains(values[n]) for n in self.parameter_names) for region in self.regions(split))
+
+    def validate(self, task: TaskParams | Mapping[str, float]) -> TaskParams:
+        """Check a task's names and values and return it as :class:`TaskParams`.
+
+        Raises:
+            KeyError: an unknown or missing parameter name (the message lists the valid ones).
+            ValueError: a physically invalid value (non-finite, below the parameter's minimum, non-integer index).
+        """
+        values = dict(task.values) if isinstance(task, TaskParams) else dict(task)
+        valid = self.parameter_names
+        unknown = [k for k in values if k not in valid]
+        missing = [k for k in valid if k not in values]
+        if unknown or missing:
+            raise KeyError(
+                f"family {self.name!r}: unknown parameters {unknown}, missing {missing}; "
+                f"valid parameters are {list(valid)}"
+            )
+        for p in self.parameters:
+            v = float(values[p.name])
+            bad = not math.isfinite(v) or v < p.minimum or (p.strict and v <= p.minimum)
+            if bad:
+                bound = ">" if p.strict else ">="
+                raise ValueError(f"family {self.name!r}: parameter {p.name!r} must be {bound} {p.minimum:g}, got {v}")
+            if p.integer and v != int(v):
+                raise ValueError(f"family {self.name!r}: parameter {p.name!r} is an index, got {v}")
+        return TaskParams(tuple((n, float(values[n])) for n in valid))
+
+    # ----- environment and exact functions -----------------------------------------------------------------
+    @abstractmethod
+    def make_env(self, **kwargs: Any) -> gym.Env:
+        """Build one environment of this family (``gymnasium.make(self.env_id, **kwargs)``)."""
+
+    @abstractmethod
+    def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Exact reward: ``obs [*S, O], action [*S, A], next_obs [*S, O] -> [*S]``, equal to ``env.step``'s."""
+
+    @abstractmethod
+    def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Exact termination: ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool, equal to ``env.step``'s."""
+
+
+def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> None:
+    """Raise ValueError if sampled test tasks fall inside the train split (a family-definition bug)."""
+    rng = np.random.default_rng(seed)
+    for task in family.sample(rng, samples, "test"):
+        if family.in_split(task, "train"):
+            raise ValueError(f"family {family.name!r}: test task {task.as_dict()} lies in the train split")
+
+
+def task_table_rows(families: Sequence[TaskFamily]) -> list[tuple[str, str, str, str, str]]:
+    """Rows ``(family, env id, parameter, train, test)`` describing each family's splits, for CLI and docs."""
+    rows = []
+    for fam in families:
+        for p in fam.parameters:
+            train = " ∪ ".join(r[p.name].describe() for r in fam.train)
+            test = " ∪ ".join(r[p.name].describe() for r in fam.test)
+            rows.append((fam.name, fam.env_id, p.name, train, test))
+    return rows

@@ -1,0 +1,141 @@
+"""Value types shared by every layer, and the shape letters used in all docstrings.
+
+Shape letters (batch-first; used in every docstring of the package):
+
+- ``B``: batch (environments, or rows of a training batch)
+- ``K``: context transitions (what a model adapts on)
+- ``M``: target transitions (what a loss is computed on)
+- ``N``: candidate action sequences of a planner
+- ``P``: particles per candidate
+- ``H``: planning horizon
+- ``E``: ensemble members (the first dimension when present)
+- ``O``, ``A``, ``Z``, ``T``: observation, action, context-latent and task-parameter sizes
+- ``*S``: any further leading dimensions
+
+Per-step scalars (reward, terminated) are ``[B]`` with no trailing 1. All tensors are float32 (``terminated``
+is bool) and live on the device of whatever produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+class Transition(NamedTuple):
+    """One or more environment transitions.
+
+    A NamedTuple (not a dataclass) so that Lightning moves it between devices as a whole.
+
+    Attributes:
+        obs: ``[..., O]`` observation before the step.
+        action: ``[..., A]`` action taken.
+        next_obs: ``[..., O]`` observation after the step.
+        reward: ``[...]`` reward returned by the step.
+        terminated: ``[...]`` bool, the step ended the episode in a terminal state (not a time limit).
+    """
+
+    obs: Tensor
+    action: Tensor
+    next_obs: Tensor
+    reward: Tensor
+    terminated: Tensor
+
+
+class MetaBatch(NamedTuple):
+    """A batch of trajectory segments: K context transitions followed by M targets from the same episode.
+
+    Attributes:
+        context: fields ``[B, K, ...]``: what the model adapts on.
+        target: fields ``[B, M, ...]``: what the loss is computed on (the M transitions right after the context).
+        task: ``[B, T]`` the true task parameters of each segment's episode (used only by the oracle).
+    """
+
+    context: Transition
+    target: Transition
+    task: Tensor
+
+
+class Prediction(NamedTuple):
+    """A model's one-step prediction, per ensemble member.
+
+    Attributes:
+        mean: ``[E, B, *S, O]`` mean of the predicted next observation (in raw observation units).
+        var: ``[E, B, *S, O]`` predictive variance (zeros for a deterministic model).
+        reward: ``[E, B, *S]`` learned reward prediction, or None when the model learns no reward.
+    """
+
+    mean: Tensor
+    var: Tensor
+    reward: Tensor | None
+
+
+class PlanResult(NamedTuple):
+    """What a planner returns.
+
+    Attributes:
+        actions: ``[B, H, A]`` the planned action sequence (first action is executed, the rest warm-starts).
+        returns: ``[B]`` the objective's value of the returned plan's population summary (e.g. mean elite
+            return for CEM): a diagnostic, not a promise about the returned mean sequence.
+        rows: number of action sequences the objective evaluated in this call (``N × iterations``
+            summed over iterations, per batch entry); the planner-cost figure benchmarks report.
+    """
+
+    actions: Tensor
+    returns: Tensor
+    rows: int
+
+
+Objective = Callable[[Tensor], Tensor]
+"""``objective(actions [B, N, H, A]) -> returns [B, N]``: higher is better."""
+
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``reward(obs [*S, O], action [*S, A], next_obs [*S, O]) -> [*S]``."""
+
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``terminated(obs [*S, O], action [*S, A], next_obs [*S, O]) -> [*S]`` bool."""
+
+
+@runtime_checkable
+class AdaptedDynamics(Protocol):
+    """A model adapted to B environments' contexts; cheap to call ``N × H`` times inside a planner.
+
+    Attributes:
+        ensemble_size: E, the number of ensemble members (1 for a single network).
+    """
+
+    ensemble_size: int
+
+    def __call__(self, obs: Tensor, action: Tensor) -> Prediction:
+        """Predict one step for every member.
+
+        Args:
+            obs: ``[E, B, *S, O]``: row ``[e, b, ...]`` is predicted by member ``e`` under environment ``b``'s
+                adaptation. Pass ``obs.expand(E, ...)`` to ask every member about the same rows.
+            action: ``[E, B, *S, A]``.
+
+        Returns:
+            Prediction with mean/var ``[E, B, *S, O]`` and reward ``[E, B, *S]`` or None.
+        """
+        ...
+
+
+@runtime_checkable
+class MetaDynamics(Protocol):
+    """A learned dynamics (and reward) model that adapts to a task from a short context."""
+
+    def adapt(self, context: Transition, mask: Tensor | None = None, task: Tensor | None = None) -> AdaptedDynamics:
+        """Adapt to each of B environments' recent transitions (once per env step).
+
+        Args:
+            context: fields ``[B, K, ...]``, oldest first.
+            mask: ``[B, K]`` bool, True where a context slot holds a real transition (left-padded windows at the
+                start of an episode). None means all valid.
+            task: ``[B, T]`` true task parameters; used only by the oracle adapter, ignored otherwise.
+
+        Returns:
+            The adapted model.
+        """
+        ...

@@ -1,0 +1,80 @@
+"""The ``mbmeta`` command: a small dispatcher over subcommands.
+
+Each subcommand is a function ``run(argv) -> exit code`` that parses its own arguments (so ``mbmeta fit`` can
+hand its arguments to ``LightningCLI`` untouched). Only subcommands that are built are listed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand: its one-line help and where its ``run(argv) -> int`` lives (imported lazily)."""
+
+    help: str
+    target: str  # "module:function"
+
+    def load(self) -> Callable[[list[str]], int]:
+        """Import and return the subcommand's entry function."""
+        module, _, func = self.target.partition(":")
+        return getattr(importlib.import_module(module), func)
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "envs": Subcommand("List the task families, their parameters and train/test splits.", "mbmeta.commands.envs:run"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [
+        "usage: mbmeta <command> [options]",
+        "",
+        "mbmeta: model-based meta-reinforcement learning with learned dynamics.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {sub.help}" for name, sub in SUBCOMMANDS.items()),
+        "",
+        "`mbmeta <command> --help` describes a command's options.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mbmeta`` console script and ``python -m mbmeta``.
+
+    Args:
+        argv: arguments after the program name (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
+    # Offscreen rendering and offline W&B unless the user chose otherwise (no display, account or network needed).
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from mbmeta import __version__
+
+        print(f"mbmeta {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        Console(stderr=True).print(
+            f"[red]mbmeta: unknown command {name!r}[/red]; valid commands are: {', '.join(SUBCOMMANDS)}",
+            highlight=False,
+        )
+        return 2
+    result = SUBCOMMANDS[name].load()(rest)
+    return int(result or 0)

@@ -1,0 +1,1 @@
+"""The ``mbmeta`` subcommands, one module each (dispatched by :mod:`mbmeta.cli`)."""

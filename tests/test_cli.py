@@ -1,0 +1,42 @@
+"""The `mbmeta` command: help lists only working subcommands, each of which answers --help."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mbmeta.cli import SUBCOMMANDS, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert f"  {name} " in out
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_each_subcommand_has_help(name):
+    # A subprocess, as a user runs it: --help must exit 0 and describe the command.
+    proc = subprocess.run([sys.executable, "-m", "mbmeta", name, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()
+
+
+def test_unknown_command_lists_valid_ones(capsys):
+    assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-command" in err
+    for name in SUBCOMMANDS:
+        assert name in err
+
+
+def test_envs_lists_registered_families(capsys):
+    from mbmeta.envs import families
+
+    assert main(["envs", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    for family in families():
+        assert family.env_id in out
+        for parameter in family.parameter_names:
+            assert parameter in out

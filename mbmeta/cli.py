@@ -30,6 +30,11 @@ class Subcommand:
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "envs": Subcommand("List the task families, their parameters and train/test splits.", "mbmeta.commands.envs:run"),
+    "fit": Subcommand("Fit a meta-dynamics model on a saved episode buffer (LightningCLI).", "mbmeta.commands.fit:run"),
+    "train": Subcommand(
+        "Model-based meta-RL loop: collect on train tasks, fit, collect with the adapting MPC agent (resumable).",
+        "mbmeta.commands.train:run",
+    ),
 }
 
 

@@ -1,0 +1,67 @@
+"""Typed settings of the model-based loop, the agent and evaluation (what ``mbmeta train`` configs hold).
+
+These are plain dataclasses so that jsonargparse turns them into nested config groups with ``--help`` text, and so
+that they serialise to JSON beside a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class AgentSettings:
+    """How the MPC agent plans with a learned model.
+
+    Args:
+        planner: planner short name: ``cem``, ``icem``, ``mppi`` or ``random_shooting``.
+        planner_options: the planner's settings (e.g. ``population``, ``elites``, ``iterations``); bounds come from
+            the environment's action space.
+        horizon: H, the planning horizon.
+        context_size: K, recent transitions the model adapts on at every step.
+        propagation: ``expectation`` (mean prediction), ``ts1`` or ``tsinf`` (trajectory sampling).
+        particles: P per candidate (1 for ``expectation``).
+        exact_reward: plan with the family's exact reward function (True) or the model's learned reward (False).
+        discount: per-step discount of planned rewards.
+    """
+
+    planner: str = "cem"
+    planner_options: dict[str, Any] = field(
+        default_factory=lambda: {"population": 400, "elites": 40, "iterations": 5, "alpha": 0.1}
+    )
+    horizon: int = 25
+    context_size: int = 10
+    propagation: Literal["expectation", "ts1", "tsinf"] = "expectation"
+    particles: int = 1
+    exact_reward: bool = True
+    discount: float = 1.0
+
+
+@dataclass
+class LoopSettings:
+    """The model-based loop across training tasks.
+
+    Args:
+        family: task-family name (``mbmeta envs`` lists them).
+        run_dir: directory of this run: buffer, checkpoint, loop state, W&B files. Re-running the same command
+            resumes from the last completed iteration.
+        seed: seeds task sampling, environments, weights, batches and planning.
+        iterations: model-fitting + MPC-collection iterations after the initial random collection.
+        initial_episodes: episodes of uniformly random actions collected first (iteration 0).
+        episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
+        num_envs: environments (each with its own task) stepped together during collection; the planner is
+            batched over them.
+        vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).
+        epochs_per_iteration: Lightning epochs of fitting per iteration (warm-started from the previous iteration).
+    """
+
+    family: str = "pendulum"
+    run_dir: str = "runs/pendulum"
+    seed: int = 0
+    iterations: int = 3
+    initial_episodes: int = 20
+    episodes_per_iteration: int = 8
+    num_envs: int = 4
+    vectorization: Literal["sync", "async"] = "sync"
+    epochs_per_iteration: int = 10

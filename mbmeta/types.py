@@ -51,11 +51,14 @@ class MetaBatch(NamedTuple):
         context: fields ``[B, K, ...]``: what the model adapts on.
         target: fields ``[B, M, ...]``: what the loss is computed on (the M transitions right after the context).
         task: ``[B, T]`` the true task parameters of each segment's episode (used only by the oracle).
+        context_mask: ``[B, K]`` bool, True where a context slot holds a real transition (windows near an episode's
+            start are left-padded); None when every slot is real.
     """
 
     context: Transition
     target: Transition
     task: Tensor
+    context_mask: Tensor | None = None
 
 
 class Prediction(NamedTuple):

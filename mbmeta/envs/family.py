@@ -146,6 +146,10 @@ class TaskFamily(ABC):
     test: tuple[Region, ...] = ()
     episode_steps: int = 1000
     notes: str = ""  # how the family differs from its Gymnasium/CaDM origin (obs, reward), for the docs
+    # What benchmarks/env_speed.py compares the family env against: a Gymnasium id (e.g. "HalfCheetah-v5") or an
+    # entry point "module:Class" of the same model stepped without the task layer.
+    bare_env_id: str | None = None
+    bare_env_entry_point: str | None = None
 
     # ----- tasks -------------------------------------------------------------------------------------------
     @property

@@ -48,11 +48,7 @@ def _load_all() -> None:
     if _loaded:
         return
     for module in FAMILY_MODULES:
-        try:
-            importlib.import_module(f"mbmeta.envs.{module}")
-        except ModuleNotFoundError as err:  # TODO(integration): make strict once every module exists
-            if err.name != f"mbmeta.envs.{module}":
-                raise
+        importlib.import_module(f"mbmeta.envs.{module}")
     _loaded = True
 
 

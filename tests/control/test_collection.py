@@ -1,0 +1,306 @@
+import functools
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from mbmeta.control.agent import MPCAgent
+from mbmeta.control.collection import RandomPolicy, collect_episodes, make_vector_env
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.envs import TaskParams, get_family
+from mbmeta.envs.pendulum import pendulum_dynamics
+from mbmeta.planners import CEMPlanner
+from mbmeta.types import Prediction
+
+
+@pytest.fixture(scope="module")
+def family():
+    return get_family("pendulum")
+
+
+@pytest.fixture(scope="module")
+def action_space(family):
+    env = family.make_env()
+    yield env.action_space
+    env.close()
+
+
+def train_tasks(family, n, seed=0):
+    return family.sample(np.random.default_rng(seed), n, "train")
+
+
+def short_env_fns(family, limits):
+    """Pendulum envs whose time limits differ, so their episodes end at different steps."""
+    # "module:id" makes gym.make import mbmeta.envs first, so spawned worker processes know the id too
+    return [functools.partial(gym.make, f"mbmeta.envs:{family.env_id}", max_episode_steps=n) for n in limits]
+
+
+def assert_no_lost_or_mixed_transitions(buf, expected_lengths=None):
+    lengths = buf.episode_lengths
+    assert buf.num_transitions == lengths.sum()
+    if expected_lengths is not None:
+        assert sorted(lengths.tolist()) == sorted(expected_lengths)
+    for e in range(buf.num_episodes):
+        ep = buf.episode(e)
+        np.testing.assert_array_equal(ep["next_obs"][:-1], ep["obs"][1:])  # continuity inside the episode
+        assert not (ep["terminated"][:-1] | ep["truncated"][:-1]).any()
+        assert ep["truncated"][-1] or ep["terminated"][-1]
+        assert abs(ep["obs"][0, 2]) <= 1.0  # the pendulum resets with |theta_dot| <= 1: a true first step
+
+
+def max_physics_error(buf, e, task):
+    ep = {k: torch.tensor(v, dtype=torch.float64) for k, v in buf.episode(e).items()}
+    pred = pendulum_dynamics(ep["obs"], ep["action"], task["mass"], task["length"])
+    return (pred - ep["next_obs"]).abs().max().item()
+
+
+def test_each_episode_runs_and_is_recorded_under_its_own_task(family, action_space):
+    tasks = train_tasks(family, 5) + family.sample(np.random.default_rng(1), 2, "test")
+    res = collect_episodes(
+        RandomPolicy(action_space, seed=0), 7, envs=short_env_fns(family, [30, 30, 30]), family=family, tasks=tasks
+    )
+    buf = res.buffer
+    assert buf.num_episodes == 7 and buf.family == "pendulum" and buf.env_id == family.env_id
+    assert sorted(s.launch for s in res.episodes) == list(range(7))
+    other = {"mass": 0.2, "length": 1.8}
+    for s in res.episodes:
+        assert s.task == tasks[s.launch].as_dict()
+        assert buf.task(s.episode) == tasks[s.launch]
+        # the transitions obey the physics of the episode's own task, not another's
+        assert max_physics_error(buf, s.episode, s.task) < 1e-4
+        assert max_physics_error(buf, s.episode, other) > 1e-3
+        ep = buf.episode(s.episode)
+        assert s.episode_return == pytest.approx(float(ep["reward"].astype(np.float64).sum()), rel=1e-5)
+        assert s.length == 30 and not s.terminated
+    assert_no_lost_or_mixed_transitions(buf, [30] * 7)
+
+
+def test_episodes_of_different_lengths_are_neither_lost_nor_mixed(family, action_space):
+    limits = [7, 11, 13]
+    res = collect_episodes(
+        RandomPolicy(action_space, seed=1), 10, envs=short_env_fns(family, limits), tasks=train_tasks(family, 10)
+    )
+    counts = {}
+    for s in res.episodes:
+        counts[s.env_index] = counts.get(s.env_index, 0) + 1
+        assert s.length == limits[s.env_index]
+        assert max_physics_error(res.buffer, s.episode, s.task) < 1e-4
+    # continuous refilling: the env with the shortest episodes ran the most of them
+    assert counts[0] > counts[2]
+    assert_no_lost_or_mixed_transitions(res.buffer, [limits[s.env_index] for s in res.episodes])
+
+
+def test_collection_is_deterministic_given_the_seed(family, action_space):
+    def run(seed):
+        return collect_episodes(
+            RandomPolicy(action_space, seed=seed), 4, envs=short_env_fns(family, [9, 12]), family=family, seed=seed
+        )
+
+    a, b, c = run(3), run(3), run(4)
+    for name in ("obs", "action", "reward", "next_obs", "truncated"):
+        np.testing.assert_array_equal(a.buffer.field(name), b.buffer.field(name))
+    np.testing.assert_array_equal(a.buffer.tasks, b.buffer.tasks)
+    assert a.episodes == b.episodes
+    assert not np.array_equal(a.buffer.obs, c.buffer.obs)
+
+
+def test_family_builds_envs_and_samples_tasks_from_the_split(family, action_space):
+    res = collect_episodes(RandomPolicy(action_space), 3, family="pendulum", num_envs=2, split="test", seed=0)
+    assert res.buffer.episode_lengths.tolist() == [family.episode_steps] * 3
+    for s in res.episodes:
+        assert family.in_split(TaskParams.from_dict(s.task), "test")
+    assert_no_lost_or_mixed_transitions(res.buffer)
+
+
+def test_appends_to_an_existing_buffer_and_reuses_a_vector_env(family, action_space):
+    buf = EpisodeBuffer()
+    envs = make_vector_env(short_env_fns(family, [5, 5]))
+    try:
+        collect_episodes(RandomPolicy(action_space), 2, envs=envs, family=family, buffer=buf, seed=0)
+        collect_episodes(RandomPolicy(action_space), 3, envs=envs, family=family, buffer=buf, seed=1)
+        assert not envs.closed
+    finally:
+        envs.close()
+    assert buf.num_episodes == 5 and buf.num_transitions == 25
+    with pytest.raises(ValueError, match="AutoresetMode.NEXT_STEP"):
+        collect_episodes(
+            RandomPolicy(action_space),
+            1,
+            envs=gym.vector.SyncVectorEnv(
+                short_env_fns(family, [5]), autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+            ),
+            family=family,
+        )
+
+
+class RecordingAgent:
+    """A stateful policy with the MPC agent's hooks; keeps a per-env context and checks what it is shown."""
+
+    def __init__(self, action_dim, per_env_reset=True):
+        self.action_dim = action_dim
+        self.context = None
+        self.resets = []
+        self.env_resets = []
+        self.wrong_context = 0
+        if per_env_reset:
+            self.reset_envs = self._reset_envs
+
+    def reset(self, batch_size):
+        self.resets.append(batch_size)
+        self.context = [[] for _ in range(batch_size)]
+
+    def act(self, obs):
+        # the context of env i must end where its current observation starts (or be empty at an episode start)
+        for i, ctx in enumerate(self.context):
+            if ctx and not np.array_equal(ctx[-1][2], obs[i]):
+                self.wrong_context += 1
+        return np.tile(np.sin(obs[:, :1] * 3.0), (1, self.action_dim)).astype(np.float32)
+
+    def observe(self, obs, action, next_obs):
+        for i in range(len(self.context)):
+            self.context[i].append((obs[i], action[i], next_obs[i]))
+
+    def _reset_envs(self, mask):
+        self.env_resets.append(np.flatnonzero(mask).tolist())
+        for i in np.flatnonzero(mask):
+            self.context[i] = []
+
+
+def test_stateful_policy_hooks_continuous(family):
+    agent = RecordingAgent(1)
+    res = collect_episodes(agent, 6, envs=short_env_fns(family, [6, 9]), tasks=train_tasks(family, 6))
+    assert agent.resets == [2]
+    assert agent.env_resets  # told to forget each env right after its autoreset step
+    # every act() saw contexts continuous with the current observation; idle envs (after their last episode)
+    # carry stale contexts and are not counted because collection stops when they are all idle
+    assert agent.wrong_context == 0
+    assert_no_lost_or_mixed_transitions(res.buffer)
+
+
+class AgentWithExtras(RecordingAgent):
+    """Declares reward/terminated/valid in observe, like MPCAgent.observe."""
+
+    def __init__(self, action_dim):
+        super().__init__(action_dim)
+        self.invalid_rows = 0
+        self.rewards = []
+
+    def observe(self, obs, action, next_obs, reward=None, terminated=None, *, valid=None):
+        assert reward.shape == terminated.shape == valid.shape == (len(obs),)
+        self.invalid_rows += int((~valid).sum())
+        self.rewards.append(reward[valid])
+        for i in np.flatnonzero(valid):
+            self.context[i].append((obs[i], action[i], next_obs[i]))
+
+
+def test_observe_gets_rewards_and_the_valid_mask(family):
+    agent = AgentWithExtras(1)
+    res = collect_episodes(agent, 4, envs=short_env_fns(family, [5, 8]), tasks=train_tasks(family, 4))
+    assert agent.wrong_context == 0
+    # one autoreset row per episode that was followed by another step (env 0 restarts twice, env 1 at least once)
+    assert agent.invalid_rows >= 3
+    seen = np.concatenate(agent.rewards)
+    assert np.isin(res.buffer.reward, seen.astype(np.float32)).all()
+
+
+def test_pass_task_gives_act_each_envs_own_task(family):
+    def act(obs, task):
+        return (task[:, :1] - 1.0).astype(np.float32)  # action encodes the mass the policy was told
+
+    tasks = train_tasks(family, 6)
+    res = collect_episodes(act, 6, envs=short_env_fns(family, [5, 7, 9]), tasks=tasks, pass_task=True)
+    for s in res.episodes:
+        np.testing.assert_allclose(res.buffer.episode(s.episode)["action"], s.task["mass"] - 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="no 'task' parameter"):
+        collect_episodes(lambda obs: obs[:, :1], 1, envs=short_env_fns(family, [5]), tasks=tasks, pass_task=True)
+
+
+def test_stateful_policy_without_per_env_reset_runs_in_lockstep_waves(family):
+    agent = RecordingAgent(1, per_env_reset=False)
+    res = collect_episodes(agent, 5, envs=short_env_fns(family, [6, 9]), tasks=train_tasks(family, 5))
+    assert agent.resets == [2, 2, 2]  # waves of 2, 2, 1 episodes
+    assert sorted(s.launch for s in res.episodes) == list(range(5))
+    assert_no_lost_or_mixed_transitions(res.buffer, [6, 9, 6, 9, 6])
+
+
+def test_plain_callable_policy_and_bad_actions(family, action_space):
+    res = collect_episodes(lambda obs: np.zeros((obs.shape[0], 1)), 2, envs=short_env_fns(family, [4]), family=family)
+    assert res.buffer.num_transitions == 8 and not res.buffer.action.any()
+    with pytest.raises(ValueError, match=r"shape \(1, 2\), expected \(1, 1\)"):
+        collect_episodes(lambda obs: np.zeros((1, 2)), 1, envs=short_env_fns(family, [4]), family=family)
+    with pytest.raises(ValueError, match="NaN"):
+        collect_episodes(lambda obs: np.full((1, 1), np.nan), 1, envs=short_env_fns(family, [4]), family=family)
+    with pytest.raises(ValueError, match="num_episodes"):
+        collect_episodes(RandomPolicy(action_space), 0, family=family)
+    with pytest.raises(ValueError, match="give tasks"):
+        collect_episodes(RandomPolicy(action_space), 1, envs=short_env_fns(family, [4]))
+
+
+def test_random_policy_is_in_bounds_and_seeded(action_space):
+    obs = np.zeros((500, 3), np.float32)
+    a = RandomPolicy(action_space, seed=0).act(obs)
+    assert a.shape == (500, 1) and a.dtype == np.float32
+    assert a.min() >= action_space.low[0] and a.max() <= action_space.high[0] and a.std() > 0.5
+    np.testing.assert_array_equal(a, RandomPolicy(action_space, seed=0).act(obs))
+    assert not np.array_equal(a, RandomPolicy(action_space, seed=1).act(obs))
+
+
+@pytest.mark.slow  # spawns two worker processes that import torch and MuJoCo (~10 s on a loaded machine)
+def test_async_vector_env_matches_sync(family, action_space):
+    # builds the envs from the family: its constructors must pickle into spawned worker processes
+    kwargs = {"family": family, "tasks": train_tasks(family, 4), "seed": 2, "num_envs": 2}
+    kwargs["env_kwargs"] = {"max_episode_steps": 8}
+    sync = collect_episodes(RandomPolicy(action_space, seed=5), 4, vectorization="sync", **kwargs)
+    asyn = collect_episodes(RandomPolicy(action_space, seed=5), 4, vectorization="async", **kwargs)
+    assert asyn.buffer.num_transitions == 32
+    np.testing.assert_array_equal(sync.buffer.obs, asyn.buffer.obs)
+    np.testing.assert_array_equal(sync.buffer.tasks, asyn.buffer.tasks)
+
+
+class OraclePendulum:
+    """The exact pendulum with each environment's true task: a perfectly adapted oracle model."""
+
+    ensemble_size = 1
+
+    def __init__(self, task):
+        self.task = task  # [B, 2] mass, length
+
+    def __call__(self, obs, action):
+        shape = (1, -1) + (1,) * (obs.ndim - 3)  # broadcast [B] over [E, B, *S]
+        mass, length = (self.task[:, j].reshape(shape).to(obs.dtype) for j in range(2))
+        mean = pendulum_dynamics(obs, action, mass, length)
+        return Prediction(mean, torch.zeros_like(mean), None)
+
+
+class OracleModel:
+    """Records every context window the agent adapts on."""
+
+    def __init__(self):
+        self.windows = []
+
+    def adapt(self, context, mask=None, task=None):
+        self.windows.append((context, mask.clone(), task.clone()))
+        return OraclePendulum(task)
+
+
+def test_mpc_agent_plugs_in_and_only_sees_its_own_episodes_transitions(family, action_space):
+    model = OracleModel()
+    planner = CEMPlanner([-2.0], [2.0], population=32, elites=4, iterations=2)
+    agent = MPCAgent(model, planner, family.reward, horizon=8, context_size=4)
+    tasks = train_tasks(family, 4) + family.sample(np.random.default_rng(3), 2, "test")
+    res = collect_episodes(agent, 6, envs=short_env_fns(family, [12, 17]), tasks=tasks, pass_task=True, seed=0)
+    assert_no_lost_or_mixed_transitions(res.buffer)
+    assert sorted(s.launch for s in res.episodes) == list(range(6))
+    # every real slot of every context window is a true transition of that env's current task: the autoreset step
+    # (old final obs -> new first obs) and the previous episode's transitions never leak into a window
+    checked = 0
+    for context, mask, task in model.windows:
+        pred = OraclePendulum(task.double())(context.obs.double()[None], context.action.double()[None])[0][0]
+        err = (pred - context.next_obs.double()).abs().amax(-1)  # [B, K]
+        assert torch.all(err[mask] < 1e-4)
+        checked += int(mask.sum())
+    assert checked > 0
+    # windows start empty at each episode's first step
+    first_steps = sum(int((~m).all(1).sum()) for _, m, _ in model.windows)
+    assert first_steps >= 6

@@ -30,10 +30,17 @@ class Subcommand:
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "envs": Subcommand("List the task families, their parameters and train/test splits.", "mbmeta.commands.envs:run"),
+    "juggler-video": Subcommand(
+        "Film the scripted Juggler controller (balance or bounce) as a GIF.", "mbmeta.envs.juggler_controller:main"
+    ),
     "fit": Subcommand("Fit a meta-dynamics model on a saved episode buffer (LightningCLI).", "mbmeta.commands.fit:run"),
     "train": Subcommand(
         "Model-based meta-RL loop: collect on train tasks, fit, collect with the adapting MPC agent (resumable).",
         "mbmeta.commands.train:run",
+    ),
+    "evaluate": Subcommand(
+        "Evaluate trained agents on held-out tasks: returns, prediction error, videos (JSON, CSV, PNG, GIF).",
+        "mbmeta.commands.evaluate:run",
     ),
 }
 

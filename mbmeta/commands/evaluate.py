@@ -1,0 +1,122 @@
+"""``mbmeta evaluate``: run trained agents on the test split and report returns, prediction error and videos.
+
+    mbmeta evaluate --ckpt runs/pendulum-none/model.ckpt runs/pendulum-context/model.ckpt --out results/pendulum
+
+writes ``results.json`` / ``results.csv`` (one row per episode: method, task parameters, seed, return, length),
+``prediction_error.png`` (multi-step error against horizon on shared random-action test-task data, one line per
+method), a GIF per filmed task and method, and prints mean ± std per task and overall.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+from rich.console import Console
+from rich.table import Table
+
+from mbmeta.commands import configure_threads
+from mbmeta.training.settings import AgentSettings
+
+
+def build_parser() -> ArgumentParser:
+    """Arguments of ``mbmeta evaluate``."""
+    parser = ArgumentParser(
+        prog="mbmeta evaluate",
+        description="Evaluate trained models with the MPC agent on held-out (test-split) tasks: closed-loop returns, "
+        "multi-step prediction error and videos, written as JSON, CSV, PNG and GIF.",
+        default_meta=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s)")
+    parser.add_argument("--ckpt", type=str, nargs="+", required=True, help="checkpoint(s) to evaluate, one per method")
+    parser.add_argument("--labels", type=str, nargs="+", default=None, help="method names (default: adaptation)")
+    parser.add_argument("--family", type=str | None, default=None, help="task family (default: from the run)")
+    parser.add_argument("--split", type=str, default="test", help="split to evaluate on: test or train")
+    parser.add_argument("--tasks", type=int | None, default=None, help="number of tasks (default: whole grid)")
+    parser.add_argument("--episodes_per_task", type=int, default=2, help="episodes (env seeds) per task")
+    parser.add_argument("--num_envs", type=int, default=4, help="environments stepped together")
+    parser.add_argument("--seed", type=int, default=0, help="seeds environments, planning and test data")
+    parser.add_argument("--out", type=str, default="results", help="output directory")
+    parser.add_argument("--video_tasks", type=int, default=2, help="film one episode on each of the first N tasks")
+    parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
+    parser.add_class_arguments(AgentSettings, "agent")
+    return parser
+
+
+def family_of_checkpoint(ckpt: str) -> str:
+    """The family a checkpoint was trained on, read from the buffer beside it (a ``mbmeta train`` run)."""
+    from mbmeta.data.buffer import EpisodeBuffer
+
+    buffer_path = Path(ckpt).with_name("buffer.npz")
+    if not buffer_path.is_file():
+        raise ValueError(f"cannot tell the family of {ckpt!r} (no buffer.npz beside it): pass --family")
+    family = EpisodeBuffer.load(buffer_path).family
+    if not family:
+        raise ValueError(f"{buffer_path} records no family: pass --family")
+    return family
+
+
+def print_summary(records, console: Console | None = None, title: str = "episode return (mean ± std)") -> None:
+    """Print mean ± std of the return per task (rows) and method (columns), and overall."""
+    from mbmeta.training.evaluation import summarise
+
+    summary = summarise(records)
+    methods = list(summary)
+    labels = [label for label in next(iter(summary.values())) if label != "overall"] + ["overall"]
+    table = Table(title=title)
+    table.add_column("task")
+    for method in methods:
+        table.add_column(method, justify="right")
+    for label in labels:
+        cells = []
+        for method in methods:
+            mean, std, n = summary[method].get(label, (float("nan"), float("nan"), 0))
+            cells.append(f"{mean:.1f} ± {std:.1f}")
+        table.add_row(label, *cells, style="bold" if label == "overall" else None)
+    (console or Console()).print(table)
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv``, evaluate, write and print the results; returns the exit code."""
+    from mbmeta.envs import get_family
+    from mbmeta.training import evaluation as ev
+
+    cfg = build_parser().parse_args(argv)
+    configure_threads()
+    if cfg.labels is not None and len(cfg.labels) != len(cfg.ckpt):
+        raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
+    family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt[0]))
+    agent = AgentSettings(**vars(cfg.agent))
+    tasks = ev.evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
+    data = ev.test_data(family, tasks, seed=cfg.seed + 7919)
+    records, curves = [], {}
+    for i, ckpt in enumerate(cfg.ckpt):
+        module = ev.load_module(ckpt)
+        label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
+        console.print(f"[bold]{label}[/bold] ({ckpt})")
+        records += ev.evaluate_returns(
+            module,
+            family,
+            tasks,
+            method=label,
+            episodes_per_task=cfg.episodes_per_task,
+            agent=agent,
+            num_envs=cfg.num_envs,
+            seed=cfg.seed,
+        )
+        curves[label] = ev.prediction_error(
+            module, data, context_length=agent.context_size, horizon=cfg.error_horizon, seed=cfg.seed
+        )
+        for task_id, task in enumerate(tasks[: cfg.video_tasks]):
+            ev.record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
+    ev.write_results(
+        records, out, extra={"prediction_error": curves, "family": family.name, "split": cfg.split, "ckpt": cfg.ckpt}
+    )
+    ev.plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
+    print_summary(records, console)
+    console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos)")
+    return 0

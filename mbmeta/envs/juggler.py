@@ -1,0 +1,426 @@
+"""Juggler: a planar three-link arm with a paddle, and a ball; two task families on one MJCF model.
+
+The robot (``assets/juggler.xml``) moves in the world x-z plane: shoulder, elbow and wrist hinges driven by
+torque motors (``ctrlrange [-1, 1]``, gears 30 / 15 / 5 N·m); the paddle (0.3 m long) sits on a short stem at the
+wrist, so its angle is the sum of the joint angles. The ball (radius 4 cm, 0.1 kg) has planar slide joints x, z and a
+spin hinge, and touches only the paddle and the floor.
+
+Families (same robot, same parameters and splits, different goals):
+
+- ``juggler_balance`` (``mbmeta/JugglerBalance-v0``): keep the ball resting on the paddle with its centre near
+  the target point :data:`BALANCE_TARGET`.
+- ``juggler_bounce`` (``mbmeta/JugglerBounce-v0``): bounce the ball so that its apex reaches
+  :data:`BOUNCE_APEX` above the target x.
+
+Both terminate when the ball is lost (:func:`ball_lost`). Observation layout: :data:`OBS_NAMES` (14 values);
+``docs/juggler.md`` has the full table, rewards and the reasons behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+from gymnasium import spaces, utils
+from gymnasium.envs.mujoco import MujocoEnv
+from torch import Tensor
+
+from mbmeta.envs.family import Choice, Interval, Parameter, TaskFamily, TaskParams
+from mbmeta.envs.registry import register_family
+from mbmeta.envs.task_env import TaskEnvMixin
+
+MODEL_PATH = Path(__file__).parent / "assets" / "juggler.xml"
+
+# Geometry of the MJCF, used by the rewards, the reset poses and the scripted controller's kinematics.
+SHOULDER = (0.0, 0.5)  # world (x, z) of the shoulder hinge
+LINK_LENGTHS = (0.4, 0.4)  # upper arm, forearm
+PADDLE_OFFSET = (0.0, 0.07)  # paddle-surface centre in the hand frame (along the paddle, along its normal)
+PADDLE_HALF_LENGTH = 0.15
+BALL_RADIUS = 0.04
+GRAVITY = 9.81
+
+BALANCE_TARGET = (0.5, 0.7)  # ball-centre target (x, z) of juggler_balance
+BOUNCE_APEX = (0.5, 1.5)  # target x and apex height (ball centre) of juggler_bounce
+# Above the highest point where the arm can hold the ball still at x = 0.5 (about 1.23 m), so that a still ball
+# earns at most exp(-0.27 / 0.25) = 0.34 per step and bouncing (about 1 per step in flight) is worth more.
+BOUNCE_HOME_HEIGHT = 0.6  # paddle-surface height of the bounce reset pose
+
+CTRL_COST_WEIGHT = 0.01
+EPISODE_STEPS = 500  # at dt = 0.02 s: 10 s
+FRAME_SKIP = 20  # timestep 0.001 s (the ball contact lasts ~16 ms and needs fine steps)
+
+# Ball lost: its centre is more than the paddle half-length plus the ball radius below the paddle-surface
+# centre (no ball touching the paddle's upper face can be that low, whatever the tilt), or it touches the floor.
+LOST_BELOW_PADDLE = PADDLE_HALF_LENGTH + BALL_RADIUS
+LOST_FLOOR_HEIGHT = BALL_RADIUS + 0.01
+
+OBS_NAMES: tuple[str, ...] = (
+    "q_shoulder",
+    "q_elbow",
+    "q_wrist",
+    "qvel_shoulder",
+    "qvel_elbow",
+    "qvel_wrist",
+    "paddle_x",
+    "paddle_z",
+    "paddle_angle",
+    "ball_x",
+    "ball_z",
+    "ball_vx",
+    "ball_vz",
+    "ball_spin",
+)
+OBS_INDEX = {name: i for i, name in enumerate(OBS_NAMES)}
+I_PADDLE_X, I_PADDLE_Z, I_PADDLE_ANGLE = OBS_INDEX["paddle_x"], OBS_INDEX["paddle_z"], OBS_INDEX["paddle_angle"]
+I_BALL_X, I_BALL_Z, I_BALL_VX, I_BALL_VZ = (OBS_INDEX[n] for n in ("ball_x", "ball_z", "ball_vx", "ball_vz"))
+
+# ----- restitution ------------------------------------------------------------------------------------------
+# The ball-paddle contact is a mass-normalised spring-damper: solref = (-stiffness, -damping), stiffness fixed at
+# 40000 s^-2. MuJoCo's unilateral soft contact bounces higher than the ideal spring-damper formula predicts, so
+# the coefficient of restitution e of each damping value was measured: the ball dropped from 0.2 to 0.8 m (13
+# heights, averaged) onto the level paddle of an arm held still by a 1e3 joint armature; e = rebound speed / impact
+# speed. Accurate to about +-0.04 depending on impact speed (the contact spans ~16 timesteps). Checked by
+# tests/envs/test_juggler.py.
+_CALIB_DAMPING = np.arange(0.0, 401.0, 20.0)
+_CALIB_RESTITUTION = np.array(
+    [1.015, 0.888, 0.781, 0.693, 0.617, 0.553, 0.498, 0.449, 0.409, 0.372, 0.339]
+    + [0.309, 0.282, 0.259, 0.237, 0.217, 0.197, 0.18, 0.161, 0.146, 0.127]
+)
+NOMINAL_RESTITUTION = 0.5  # of the XML's damping (119 s^-1)
+RESTITUTION_RANGE = (0.13, 0.95)  # coefficients the calibration covers (and below 1: no energy gain)
+
+
+def restitution_of_damping(damping: float) -> float:
+    """Measured coefficient of restitution of the ball-paddle contact for a damping (s^-1, positive)."""
+    return float(np.interp(damping, _CALIB_DAMPING, _CALIB_RESTITUTION))
+
+
+def damping_of_restitution(restitution: float) -> float:
+    """Inverse of :func:`restitution_of_damping` (the calibration is monotone decreasing)."""
+    return float(np.interp(restitution, _CALIB_RESTITUTION[::-1], _CALIB_DAMPING[::-1]))
+
+
+# ----- task application -------------------------------------------------------------------------------------
+NOMINAL_FIELDS = ("body_mass", "body_inertia", "pair_friction", "pair_solref", "actuator_gear")
+
+
+def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task: TaskParams) -> None:
+    """Write a task's physics into ``mj_model`` from the nominal fields (pure, idempotent, in place).
+
+    - ``ball_mass_scale``: ball mass and rotational inertia × scale (a denser ball of the same size).
+    - ``friction_scale``: tangential friction coefficient of the ball-paddle contact × scale.
+    - ``restitution_scale``: coefficient of restitution of the ball-paddle contact × scale, realised through the
+      contact damping (the calibrated :func:`damping_of_restitution`).
+    - ``gear_scale``: every actuator's gear × scale (motor strength).
+
+    Args:
+        mj_model: the model to modify.
+        nominal: copies of :data:`NOMINAL_FIELDS` taken from the unmodified model.
+        task: a validated task of a juggler family.
+    """
+    ball = mj_model.body("ball").id
+    pair = mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_PAIR, "ball_paddle")
+    mj_model.body_mass[ball] = nominal["body_mass"][ball] * task["ball_mass_scale"]
+    mj_model.body_inertia[ball] = nominal["body_inertia"][ball] * task["ball_mass_scale"]
+    mj_model.pair_friction[pair, :2] = nominal["pair_friction"][pair, :2] * task["friction_scale"]
+    nominal_damping = -float(nominal["pair_solref"][pair, 1])
+    nominal_e = restitution_of_damping(nominal_damping)
+    # Written as a change from the nominal damping so that scale 1 restores the model's value bit for bit
+    # (the calibration's round trip damping -> e -> damping is exact only up to rounding).
+    change = damping_of_restitution(nominal_e * task["restitution_scale"]) - damping_of_restitution(nominal_e)
+    mj_model.pair_solref[pair, 1] = -(nominal_damping + change)
+    mj_model.actuator_gear[:, 0] = nominal["actuator_gear"][:, 0] * task["gear_scale"]
+    # The ball's slide joints make it a "simple" body whose joint-space inertia MuJoCo precomputes (dof_M0) instead
+    # of recomputing it each step; without refreshing the model's constants a heavier ball would fall faster.
+    # mj_setConst recomputes them (and invweight0, subtree masses) from the current masses: pure and idempotent.
+    mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
+
+
+# ----- exact reward and termination (torch, batched over any leading dims) ----------------------------------
+def ball_lost(next_obs: Tensor) -> Tensor:
+    """Whether the ball is lost: ``[*S, O] -> [*S]`` bool.
+
+    True when the ball centre is more than :data:`LOST_BELOW_PADDLE` (0.19 m) below the paddle-surface centre, or
+    lower than :data:`LOST_FLOOR_HEIGHT` (0.05 m: touching the floor).
+    """
+    ball_z = next_obs[..., I_BALL_Z]
+    return (ball_z < next_obs[..., I_PADDLE_Z] - LOST_BELOW_PADDLE) | (ball_z < LOST_FLOOR_HEIGHT)
+
+
+def control_cost(action: Tensor) -> Tensor:
+    """``CTRL_COST_WEIGHT · ‖clip(action, -1, 1)‖²``: ``[*S, A] -> [*S]`` (clipped as MuJoCo clips ctrl)."""
+    return CTRL_COST_WEIGHT * action.clamp(-1.0, 1.0).square().sum(-1)
+
+
+def balance_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
+    """Terms of the balance reward, each ``[*S]``: ``target = 1 - tanh(5 d)`` with d the ball-target distance."""
+    target = next_obs.new_tensor(BALANCE_TARGET)
+    distance = (next_obs[..., I_BALL_X : I_BALL_Z + 1] - target).norm(dim=-1)
+    return {"target": 1.0 - torch.tanh(5.0 * distance), "ctrl_cost": control_cost(action)}
+
+
+def predicted_apex(next_obs: Tensor) -> Tensor:
+    """Height the ball centre would reach in free flight, ``z + max(vz, 0)² / 2g``: ``[*S, O] -> [*S]``."""
+    vz = next_obs[..., I_BALL_VZ].clamp(min=0.0)
+    return next_obs[..., I_BALL_Z] + vz.square() / (2.0 * GRAVITY)
+
+
+def bounce_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
+    """Terms of the bounce reward, each ``[*S]``: ``apex = exp(-|apex - h*| / 0.25) · exp(-|x - x*| / 0.25)``."""
+    x_target, apex_target = BOUNCE_APEX
+    apex_error = (predicted_apex(next_obs) - apex_target).abs()
+    x_error = (next_obs[..., I_BALL_X] - x_target).abs()
+    return {"apex": torch.exp(-(apex_error + x_error) / 0.25), "ctrl_cost": control_cost(action)}
+
+
+# ----- families ---------------------------------------------------------------------------------------------
+_SCALES = ("ball_mass_scale", "friction_scale", "restitution_scale", "gear_scale")
+_TRAIN_REGION = {name: Interval(0.8, 1.2) for name in _SCALES}
+_TEST_REGION = {name: Choice((0.5, 0.6, 1.5, 1.7)) for name in _SCALES}
+
+_SPLITS_TEXT = (
+    "Every parameter is a scale factor (1 = nominal: ball 0.1 kg, friction 0.3, restitution 0.5, gears 30/15/5). "
+    "Train: each uniform in [0.8, 1.2]; test (out of distribution): each drawn independently from "
+    "{0.5, 0.6, 1.5, 1.7}. Restitution is the ball-paddle coefficient of restitution (rebound / impact speed on a "
+    "still paddle), realised via the contact damping; valid restitution_scale keeps 0.13 <= 0.5 × scale <= 0.95."
+)
+
+
+class JugglerFamily(TaskFamily):
+    """Parameters, splits, validation and termination shared by the two juggler families."""
+
+    parameters = (
+        Parameter("ball_mass_scale", 1.0, "ball mass and inertia × scale (nominal 0.1 kg)"),
+        Parameter("friction_scale", 1.0, "ball-paddle friction coefficient × scale (nominal 0.3)", strict=False),
+        Parameter("restitution_scale", 1.0, "ball-paddle coefficient of restitution × scale (nominal 0.5)"),
+        Parameter("gear_scale", 1.0, "actuator gears × scale (nominal 30 / 15 / 5 N·m)"),
+    )
+    train = (_TRAIN_REGION,)
+    test = (_TEST_REGION,)
+    episode_steps = EPISODE_STEPS
+    notes = "Own MJCF (mbmeta/envs/assets/juggler.xml); no Gymnasium or CaDM counterpart."
+
+    def validate(self, task: TaskParams | Mapping[str, float]) -> TaskParams:
+        """Check names and values as :meth:`TaskFamily.validate`, plus the restitution's physical range.
+
+        Raises:
+            KeyError: unknown or missing parameter names.
+            ValueError: an invalid value; ``restitution_scale`` must keep ``0.5 × scale`` within
+                :data:`RESTITUTION_RANGE` (no energy gain, within the calibration).
+        """
+        task = super().validate(task)
+        restitution = NOMINAL_RESTITUTION * task["restitution_scale"]
+        low, high = RESTITUTION_RANGE
+        if not low <= restitution <= high:
+            raise ValueError(
+                f"family {self.name!r}: parameter 'restitution_scale' must be in "
+                f"[{low / NOMINAL_RESTITUTION:g}, {high / NOMINAL_RESTITUTION:g}] (restitution {low}..{high}), "
+                f"got {task['restitution_scale']}"
+            )
+        return task
+
+    def make_env(self, **kwargs: Any):
+        """Build one environment: ``gymnasium.make(self.env_id, **kwargs)``."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, **kwargs)
+
+    def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Ball lost (:func:`ball_lost` of ``next_obs``): ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool."""
+        return ball_lost(next_obs)
+
+
+class JugglerBalanceFamily(JugglerFamily):
+    """Keep the ball resting on the paddle near a target point."""
+
+    name = "juggler_balance"
+    env_id = "mbmeta/JugglerBalance-v0"
+    description = (
+        "Planar 3-link arm with a paddle keeps a ball resting on it, ball centre near (0.5, 0.7) m. "
+        "Reward 1 - tanh(5·distance) - 0.01‖a‖²; terminates when the ball is lost. " + _SPLITS_TEXT
+    )
+
+    def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """``1 - tanh(5 d) - 0.01‖a‖²``: ``[*S, O], [*S, A], [*S, O] -> [*S]`` (d: ball-target distance)."""
+        terms = balance_reward_terms(action, next_obs)
+        return terms["target"] - terms["ctrl_cost"]
+
+
+class JugglerBounceFamily(JugglerFamily):
+    """Bounce the ball repeatedly to a target apex height."""
+
+    name = "juggler_bounce"
+    env_id = "mbmeta/JugglerBounce-v0"
+    description = (
+        "Planar 3-link arm bounces a ball on its paddle to an apex of 1.5 m above x = 0.5 m. "
+        "Reward exp(-(|apex - 1.5| + |x - 0.5|) / 0.25) - 0.01‖a‖², apex = z + max(vz, 0)²/2g; terminates when "
+        "the ball is lost. " + _SPLITS_TEXT
+    )
+
+    def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """``exp(-(|apex - h*| + |x - x*|) / 0.25) - 0.01‖a‖²``: ``[*S, O], [*S, A], [*S, O] -> [*S]``."""
+        terms = bounce_reward_terms(action, next_obs)
+        return terms["apex"] - terms["ctrl_cost"]
+
+
+# ----- kinematics (shared with the scripted controller) -----------------------------------------------------
+def paddle_pose(q: np.ndarray) -> np.ndarray:
+    """Forward kinematics: joint angles ``[..., 3]`` -> paddle-surface centre and angle ``[..., 3]`` (x, z, φ)."""
+    q = np.asarray(q, dtype=np.float64)
+    a1 = q[..., 0]
+    a2 = a1 + q[..., 1]
+    phi = a2 + q[..., 2]
+    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
+    x = SHOULDER[0] + l1 * np.cos(a1) + l2 * np.cos(a2) + u * np.cos(phi) - w * np.sin(phi)
+    z = SHOULDER[1] + l1 * np.sin(a1) + l2 * np.sin(a2) + u * np.sin(phi) + w * np.cos(phi)
+    return np.stack([x, z, phi], axis=-1)
+
+
+def inverse_kinematics(x: float, z: float, phi: float) -> np.ndarray:
+    """Joint angles ``[3]`` putting the paddle-surface centre at (x, z) with angle φ, elbow up.
+
+    Unreachable points are pulled onto the workspace boundary (the arm stretches towards them).
+    """
+    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
+    wx = x - u * np.cos(phi) + w * np.sin(phi) - SHOULDER[0]
+    wz = z - u * np.sin(phi) - w * np.cos(phi) - SHOULDER[1]
+    cos_elbow = (wx * wx + wz * wz - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
+    q2 = -np.arccos(np.clip(cos_elbow, -1.0, 1.0))  # negative: elbow above the shoulder-wrist line
+    q1 = np.arctan2(wz, wx) - np.arctan2(l2 * np.sin(q2), l1 + l2 * np.cos(q2))
+    return np.array([q1, q2, phi - q1 - q2])
+
+
+# ----- environments -----------------------------------------------------------------------------------------
+class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
+    """Base environment: the juggler model, observation, task handling; subclasses set the goal and reset pose.
+
+    Observation ``[14]`` float64 (:data:`OBS_NAMES`): joint angles and velocities, paddle-surface centre (x, z)
+    and angle, ball centre (x, z), its velocity (vx, vz) and spin. Action ``[3]`` in [-1, 1]: motor commands.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"], "render_fps": 50}
+    family: JugglerFamily
+    apply_task = staticmethod(apply_task)
+    target_site_pos: tuple[float, float] = BALANCE_TARGET
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        camera_name: str = "side",
+        reset_noise_scale: float = 0.02,
+        task: TaskParams | Mapping[str, float] | None = None,
+    ):
+        """Build the environment.
+
+        Args:
+            render_mode: ``None``, ``"rgb_array"``, ``"depth_array"``, ``"rgbd_tuple"`` or ``"human"``.
+            width: rendered frame width in pixels.
+            height: rendered frame height in pixels.
+            camera_name: MJCF camera to render from (``"side"`` looks along +y at arm, paddle and ball).
+            reset_noise_scale: half-width of the uniform noise on the reset pose (rad for joints, m for the ball).
+            task: initial task (nominal when None).
+        """
+        utils.EzPickle.__init__(self, render_mode, width, height, camera_name, reset_noise_scale, task)
+        if reset_noise_scale < 0:
+            raise ValueError(f"reset_noise_scale must be >= 0, got {reset_noise_scale}")
+        self._reset_noise_scale = reset_noise_scale
+        obs_space = spaces.Box(-np.inf, np.inf, shape=(len(OBS_NAMES),), dtype=np.float64)
+        MujocoEnv.__init__(
+            self,
+            str(MODEL_PATH),
+            FRAME_SKIP,
+            observation_space=obs_space,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name,
+        )
+        self.model.site_pos[self.model.site("target").id] = (self.target_site_pos[0], 0.0, self.target_site_pos[1])
+        self._ball_qpos = slice(3, 6)
+        self._init_task(NOMINAL_FIELDS, task)
+        self._obs = self._get_obs()
+
+    def _get_obs(self) -> np.ndarray:
+        # Paddle pose from the joint angles (closed-form kinematics, checked against MuJoCo in the tests): after
+        # mj_step, data.site_xpos still describes the state before the last substep, qpos the state after it.
+        qpos, qvel = self.data.qpos, self.data.qvel
+        return np.concatenate([qpos[:3], qvel[:3], paddle_pose(qpos[:3]), qpos[3:5], qvel[3:6]])
+
+    def _reward_terms(self, action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply motor commands ``[3]`` for ``dt = 0.02 s``; reward and termination from the family's functions."""
+        action = self._checked_action(action)
+        obs = self._obs
+        self.do_simulation(action, self.frame_skip)
+        next_obs = self._get_obs()
+        self._obs = next_obs
+        t_obs, t_action, t_next = (torch.from_numpy(a) for a in (obs, action, next_obs))
+        reward = float(self.family.reward(t_obs, t_action, t_next))
+        terminated = bool(self.family.terminated(t_obs, t_action, t_next))
+        info = {name: float(v) for name, v in self._reward_terms(t_action, t_next).items()}
+        if self.render_mode == "human":
+            self.render()
+        return next_obs, reward, terminated, False, self._with_task(info)
+
+    def reset_model(self) -> np.ndarray:
+        """Reset pose: arm at :meth:`_home` with noise, ball placed by :meth:`_ball_start`, all at rest."""
+        noise = self._reset_noise_scale
+        qpos = self.init_qpos.copy()
+        qpos[:3] = inverse_kinematics(*self._home()) + self.np_random.uniform(-noise, noise, 3)
+        qpos[3:5] = self._ball_start(qpos[:3]) + self.np_random.uniform(-noise, noise, 2) * (1.0, 0.0)
+        qpos[5] = 0.0
+        self.set_state(qpos, np.zeros(self.model.nv))
+        self._obs = self._get_obs()
+        return self._obs
+
+    def _home(self) -> tuple[float, float, float]:
+        raise NotImplementedError
+
+    def _ball_start(self, q: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class JugglerBalanceEnv(JugglerEnv):
+    """``mbmeta/JugglerBalance-v0``: the ball starts resting on the level paddle; keep it at the target point."""
+
+    family = JugglerBalanceFamily()
+    target_site_pos = BALANCE_TARGET
+
+    def _reward_terms(self, action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
+        return balance_reward_terms(action, next_obs)
+
+    def _home(self) -> tuple[float, float, float]:
+        return BALANCE_TARGET[0], BALANCE_TARGET[1] - BALL_RADIUS, 0.0
+
+    def _ball_start(self, q: np.ndarray) -> np.ndarray:
+        # On the (noisy) paddle surface at its centre, 1 mm clear of it so that it settles without a kick.
+        x, z, phi = paddle_pose(q)
+        return np.array([x - np.sin(phi) * (BALL_RADIUS + 1e-3), z + np.cos(phi) * (BALL_RADIUS + 1e-3)])
+
+
+class JugglerBounceEnv(JugglerEnv):
+    """``mbmeta/JugglerBounce-v0``: the ball is dropped from 1 m over the level paddle; bounce it to the apex."""
+
+    family = JugglerBounceFamily()
+    target_site_pos = BOUNCE_APEX
+
+    def _reward_terms(self, action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
+        return bounce_reward_terms(action, next_obs)
+
+    def _home(self) -> tuple[float, float, float]:
+        return BOUNCE_APEX[0], BOUNCE_HOME_HEIGHT, 0.0
+
+    def _ball_start(self, q: np.ndarray) -> np.ndarray:
+        return np.array([BOUNCE_APEX[0], 1.0])
+
+
+BALANCE = register_family(JugglerBalanceEnv.family, "mbmeta.envs.juggler:JugglerBalanceEnv")
+BOUNCE = register_family(JugglerBounceEnv.family, "mbmeta.envs.juggler:JugglerBounceEnv")

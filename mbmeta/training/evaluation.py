@@ -1,0 +1,275 @@
+"""Evaluate trained models on held-out tasks: closed-loop returns, multi-step prediction error, videos.
+
+Every method is evaluated with the same tasks, environment seeds, planner settings and test data, so that the
+numbers compare.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mbmeta.control.collection import RandomPolicy, collect_episodes
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
+from mbmeta.envs.family import Choice, Split, TaskFamily, TaskParams
+from mbmeta.training.loop import make_agent
+from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.training.settings import AgentSettings
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One evaluation episode.
+
+    Attributes:
+        method: the model's name (its adaptation method, or a label given by the caller).
+        task_id: index of the task in the evaluated task list.
+        task: the task parameters.
+        seed: the environment seed of the episode.
+        episode_return: sum of rewards.
+        length: steps.
+        terminated: ended in a terminal state (False: time limit).
+    """
+
+    method: str
+    task_id: int
+    task: dict[str, float]
+    seed: int
+    episode_return: float
+    length: int
+    terminated: bool
+
+
+def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | None = None, seed: int = 0) -> list:
+    """The tasks to evaluate on: every value combination of a discrete split, else ``count`` sampled tasks.
+
+    Args:
+        family: the task family.
+        split: ``"test"`` (out of distribution) or ``"train"``.
+        count: number of tasks to sample when the split has intervals (or to subsample a grid, evenly);
+            None keeps the whole grid (and samples 8 tasks from a continuous split).
+        seed: seeds sampling.
+
+    Returns:
+        A list of :class:`TaskParams`, in a fixed order.
+    """
+    regions = family.regions(split)
+    if all(isinstance(region[name], Choice) for region in regions for name in family.parameter_names):
+        grid: dict[tuple, TaskParams] = {}
+        for region in regions:
+            values = [region[name].values for name in family.parameter_names]
+            for combo in itertools.product(*values):
+                grid.setdefault(combo, TaskParams(tuple(zip(family.parameter_names, combo, strict=True))))
+        tasks = list(grid.values())
+        if count is not None and count < len(tasks):
+            picks = np.linspace(0, len(tasks) - 1, count).round().astype(int)
+            tasks = [tasks[i] for i in picks]
+        return tasks
+    return family.sample(np.random.default_rng(seed), 8 if count is None else count, split)
+
+
+def load_module(path: str | Path, map_location: str = "cpu") -> MetaDynamicsModule:
+    """Load a trained model without executing pickled code; raises a clear error naming a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        module = MetaDynamicsModule.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch/Lightning raise many types for corrupt or unsafe files
+        raise ValueError(f"cannot load checkpoint {str(path)!r}: {err}") from err
+    return module.eval()
+
+
+def evaluate_returns(
+    module: MetaDynamicsModule,
+    family: TaskFamily,
+    tasks: Sequence[TaskParams],
+    *,
+    method: str | None = None,
+    episodes_per_task: int = 1,
+    agent: AgentSettings | None = None,
+    num_envs: int = 4,
+    seed: int = 0,
+) -> list[EpisodeRecord]:
+    """Closed-loop returns of the MPC agent with this model on each task (``episodes_per_task`` seeds each)."""
+    agent = agent or AgentSettings()
+    method = method or module.hparams.adaptation
+    mpc = make_agent(module.dynamics, family, agent, seed=seed)
+    launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
+    collection = collect_episodes(
+        mpc,
+        len(launches),
+        family=family,
+        tasks=[tasks[task_id] for task_id, _ in launches],
+        num_envs=min(num_envs, len(launches)),
+        seed=seed,
+        pass_task=module.hparams.adaptation == "oracle",
+    )
+    records = []
+    for stats in collection.episodes:
+        task_id, rep = launches[stats.launch]
+        records.append(
+            EpisodeRecord(
+                method=method,
+                task_id=task_id,
+                task=dict(stats.task),
+                seed=seed + rep,
+                episode_return=float(stats.episode_return),
+                length=int(stats.length),
+                terminated=bool(stats.terminated),
+            )
+        )
+    return sorted(records, key=lambda r: (r.task_id, r.seed))
+
+
+def test_data(family: TaskFamily, tasks: Sequence[TaskParams], episodes_per_task: int = 1, seed: int = 0):
+    """Random-action episodes on the given tasks: shared data on which every model's prediction error is measured."""
+    env = family.make_env()
+    policy = RandomPolicy(env.action_space, seed=seed)
+    env.close()
+    tasks = [t for t in tasks for _ in range(episodes_per_task)]
+    return collect_episodes(policy, len(tasks), family=family, tasks=tasks, num_envs=4, seed=seed).buffer
+
+
+@torch.no_grad()
+def prediction_error(
+    module: MetaDynamicsModule,
+    buffer: EpisodeBuffer,
+    *,
+    context_length: int = 10,
+    horizon: int = 10,
+    segments: int = 512,
+    seed: int = 0,
+) -> np.ndarray:
+    """``[H]`` open-loop multi-step prediction error (normalised units) at horizons 1..H on ``buffer``'s episodes."""
+    sampler = SegmentSampler(buffer.episode_starts, context_length, horizon)
+    index = sampler.sample_fixed(np.random.default_rng(seed), segments)
+    batch = to_meta_batch(gather_segments(buffer, index))
+    device = next(module.parameters()).device
+    batch = type(batch)(*(_to(x, device) for x in batch))
+    return module.dynamics.multi_step_error(batch).cpu().numpy()
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return type(value)(*(_to(v, device) for v in value))
+    return value.to(device)
+
+
+def record_video(
+    module: MetaDynamicsModule,
+    family: TaskFamily,
+    task: TaskParams,
+    path: str | Path,
+    *,
+    agent: AgentSettings | None = None,
+    seed: int = 0,
+    size: int = 240,
+    fps: int = 20,
+) -> Path:
+    """Film one episode of the MPC agent on ``task`` as a GIF (offscreen rendering; needs ``MUJOCO_GL=egl``)."""
+    import imageio.v3 as iio
+
+    mpc = make_agent(module.dynamics, family, agent or AgentSettings(), seed=seed)
+    env = family.make_env(render_mode="rgb_array", width=size, height=size)
+    oracle = module.hparams.adaptation == "oracle"
+    task_row = task.as_array()[None]
+    try:
+        obs, _ = env.reset(seed=seed, options={"task": task})
+        mpc.reset(1)
+        frames = [env.render()]
+        done = False
+        while not done:
+            action = mpc.act(obs[None], task=task_row if oracle else None)[0]
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            mpc.observe(obs[None], action[None], next_obs[None], reward=np.array([reward]))
+            frames.append(env.render())
+            obs, done = next_obs, terminated or truncated
+    finally:
+        env.close()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)
+    return path
+
+
+def summarise(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """``method -> {task label or "overall" -> (mean return, std, episodes)}``."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        groups[r.method][task_label(r.task)].append(r.episode_return)
+        groups[r.method]["overall"].append(r.episode_return)
+    return {
+        method: {label: (float(np.mean(v)), float(np.std(v)), len(v)) for label, v in by_task.items()}
+        for method, by_task in groups.items()
+    }
+
+
+def task_label(task: dict[str, float]) -> str:
+    """Short text for a task: ``mass=0.2 length=1.6``."""
+    return " ".join(f"{k}={v:g}" for k, v in task.items())
+
+
+def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "episodes": [asdict(r) for r in records],
+        "summary": {
+            m: {k: dict(zip(("mean", "std", "n"), v, strict=True)) for k, v in s.items()}
+            for m, s in summarise(records).items()
+        },
+        **(extra or {}),
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+    names = sorted({k for r in records for k in r.task})
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated"])
+        for r in records:
+            row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
+            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated)])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """Line plot of prediction error against horizon, one line per method (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for method, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", label=method)
+    ax.set_xlabel("prediction horizon (steps)")
+    ax.set_ylabel("MSE (normalised obs units)")
+    ax.set_yscale("log")
+    ax.set_title(title or "multi-step prediction error on test tasks")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -29,7 +29,15 @@ class Subcommand:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "quickstart": Subcommand(
+        "Train none/context/oracle on the Pendulum family (small budget) and compare them on held-out tasks.",
+        "mbmeta.commands.quickstart:run",
+    ),
     "envs": Subcommand("List the task families, their parameters and train/test splits.", "mbmeta.commands.envs:run"),
+    "transfer": Subcommand(
+        "Fine-tune a meta-trained model on 1/5/20 episodes of a new task; compare with zero-shot and scratch.",
+        "mbmeta.commands.transfer:run",
+    ),
     "juggler-video": Subcommand(
         "Film the scripted Juggler controller (balance or bounce) as a GIF.", "mbmeta.envs.juggler_controller:main"
     ),

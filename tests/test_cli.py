@@ -40,3 +40,13 @@ def test_envs_lists_registered_families(capsys):
         assert family.env_id in out
         for parameter in family.parameter_names:
             assert parameter in out
+
+
+def test_docs_table_of_families_is_current():
+    # docs/task_families.md embeds `mbmeta envs --markdown`; regenerate it when a family changes.
+    from pathlib import Path
+
+    from mbmeta.commands.envs import markdown_table
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "task_families.md").read_text()
+    assert markdown_table() in docs

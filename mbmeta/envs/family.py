@@ -243,11 +243,16 @@ def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> Non
 
 
 def task_table_rows(families: Sequence[TaskFamily]) -> list[tuple[str, str, str, str, str]]:
-    """Rows ``(family, env id, parameter, train, test)`` describing each family's splits, for CLI and docs."""
+    """Rows ``(family, env id, parameter, train, test)`` describing each family's splits, for CLI and docs.
+
+    Each cell is the union of the parameter's sets over the split's regions; which values pair up across parameters
+    is in the family's description.
+    """
     rows = []
     for fam in families:
         for p in fam.parameters:
-            train = " ∪ ".join(r[p.name].describe() for r in fam.train)
-            test = " ∪ ".join(r[p.name].describe() for r in fam.test)
+            # dict.fromkeys: the same set appears once even when several regions share it (paired regions)
+            train = " ∪ ".join(dict.fromkeys(r[p.name].describe() for r in fam.train))
+            test = " ∪ ".join(dict.fromkeys(r[p.name].describe() for r in fam.test))
             rows.append((fam.name, fam.env_id, p.name, train, test))
     return rows

@@ -1,0 +1,319 @@
+"""MPCAgent: the one place where a meta-learned model and a planner meet; plugs into any control loop.
+
+At every step the agent adapts the model to each environment's last K transitions (one ``adapt`` call for all B
+environments), plans from the previous plan shifted by one step, and returns the first action. NumPy in, NumPy
+out at the boundary; float32 torch on the model's device inside.
+"""
+
+from __future__ import annotations
+
+import warnings
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mbmeta.control.objective import PROPAGATIONS, Propagation, RolloutObjective
+from mbmeta.planners.base import Planner
+from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
+
+
+def _model_device(dynamics: Any) -> torch.device:
+    """The device of a model's parameters (or buffers, or a ``device`` attribute); CPU if it has none."""
+    if isinstance(dynamics, nn.Module):
+        for tensor in (*dynamics.parameters(), *dynamics.buffers()):
+            return tensor.device
+    device = getattr(dynamics, "device", None)
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+class MPCAgent:
+    """Model-predictive control with a meta-learned dynamics model.
+
+    Typical loop (one environment)::
+
+        agent.reset()
+        obs, _ = env.reset()
+        while True:
+            action = agent.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            agent.observe(obs, action, next_obs, reward, terminated)
+            ...
+
+    With a vector environment pass ``[B, O]`` batches, call ``reset(batch_size=B)`` once, and after each step
+    ``reset_envs(terminated | truncated)``; with Gymnasium's default next-step autoreset, pass
+    ``valid=~autoreset`` to :meth:`observe` so the reset step (old final obs -> new first obs) is not recorded.
+
+    Args:
+        dynamics: the meta-learned model (``adapt(context, mask, task) -> AdaptedDynamics``).
+        planner: a planner; its ``low``/``high`` are the action bounds.
+        reward_fn: exact reward ``(obs, action, next_obs) -> [*S]`` for planning (e.g. a task family's ``reward``);
+            None uses the model's learned reward.
+        termination_fn: ``(obs, action, next_obs) -> [*S]`` bool, masks rewards after a predicted termination.
+        horizon: H, the planning horizon.
+        context_size: K, the number of recent transitions per environment the model adapts on.
+        propagation: how particles use the ensemble: ``"expectation"``, ``"ts1"`` or ``"tsinf"``.
+        particles: P per candidate (1 for ``"expectation"``; divisible by E for ``"tsinf"``).
+        discount: per-step discount of planned rewards, in (0, 1].
+        disagreement_penalty: λ on the ensemble disagreement (see :class:`RolloutObjective`).
+        seed: seed of the agent's own torch generator (all planning randomness; reseed with ``reset(seed=...)``).
+        device: where to plan; default: the model's device.
+    """
+
+    def __init__(
+        self,
+        dynamics: MetaDynamics,
+        planner: Planner,
+        reward_fn: RewardFn | None = None,
+        termination_fn: TerminationFn | None = None,
+        *,
+        horizon: int = 30,
+        context_size: int = 10,
+        propagation: Propagation = "expectation",
+        particles: int = 1,
+        discount: float = 1.0,
+        disagreement_penalty: float = 0.0,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if horizon < 1:
+            raise ValueError(f"horizon must be > 0, got {horizon}")
+        if context_size < 1:
+            raise ValueError(f"context_size must be > 0, got {context_size}")
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
+        if not hasattr(dynamics, "adapt"):
+            raise TypeError(f"dynamics must have an adapt(context, mask, task) method, got {type(dynamics).__name__}")
+        self.dynamics = dynamics
+        self.planner = planner
+        self.reward_fn = reward_fn
+        self.termination_fn = termination_fn
+        self.horizon = int(horizon)
+        self.context_size = int(context_size)
+        self.objective_settings = dict(
+            propagation=propagation,
+            particles=int(particles),
+            discount=float(discount),
+            disagreement_penalty=float(disagreement_penalty),
+        )
+        self.device = torch.device(device) if device is not None else _model_device(dynamics)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        self.low = planner.low.to(self.device)
+        self.high = planner.high.to(self.device)
+        self.obs_dim: int | None = None
+        self.reset(1)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | PathLike[str],
+        planner: Planner,
+        reward_fn: RewardFn | None = None,
+        termination_fn: TerminationFn | None = None,
+        *,
+        map_location: str | torch.device | None = None,
+        **kwargs: Any,
+    ) -> MPCAgent:
+        """Build an agent around the model of a training checkpoint.
+
+        Args:
+            path: a Lightning checkpoint written by ``mbmeta fit``.
+            planner: the planner (its bounds must be the environment's action bounds).
+            reward_fn: exact reward for planning, or None for the model's learned reward.
+            termination_fn: predicted termination, or None.
+            map_location: where to load the weights (e.g. ``"cpu"``).
+            **kwargs: further :class:`MPCAgent` arguments (horizon, context_size, propagation, ...).
+        """
+        # Imported here, not at the top: the training layer sits above control, and only this entry point needs it.
+        from mbmeta.training.module import MetaDynamicsModule
+
+        module = MetaDynamicsModule.load_from_checkpoint(path, map_location=map_location)
+        module.eval()
+        return cls(module.dynamics, planner, reward_fn, termination_fn, **kwargs)
+
+    # ----- episode bookkeeping -----------------------------------------------------------------------------------
+    @property
+    def action_dim(self) -> int:
+        """A, the action size."""
+        return self.low.numel()
+
+    def reset(self, batch_size: int = 1, *, seed: int | None = None) -> None:
+        """Forget everything: empty context windows and warm starts for ``batch_size`` environments.
+
+        Args:
+            batch_size: B, the number of environments acted for in each call.
+            seed: reseed the agent's generator (None keeps its stream going).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        self.batch_size = int(batch_size)
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        centre = (self.low + self.high) / 2
+        self._plan = centre.expand(self.batch_size, self.horizon, self.action_dim).clone()  # [B, H, A]
+        self._carry: Tensor | None = None
+        self._window: Transition | None = None
+        self._mask = torch.zeros(self.batch_size, self.context_size, dtype=torch.bool, device=self.device)
+        if self.obs_dim is not None:
+            self._allocate_window(self.obs_dim)
+
+    def reset_envs(self, mask: Any) -> None:
+        """Start new episodes in the environments where ``mask`` ``[B]`` is True (empty window, fresh warm start)."""
+        done = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device).reshape(-1)
+        if done.shape != (self.batch_size,):
+            raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(done.shape)}")
+        self._mask = self._mask & ~done[:, None]
+        centre = (self.low + self.high) / 2
+        self._plan = torch.where(done[:, None, None], centre, self._plan)
+        if self._carry is not None:
+            self._carry = torch.where(done[:, None, None, None], centre, self._carry)
+
+    def _allocate_window(self, obs_dim: int) -> None:
+        b, k = self.batch_size, self.context_size
+        zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
+        self._window = Transition(
+            obs=zeros(b, k, obs_dim),
+            action=zeros(b, k, self.action_dim),
+            next_obs=zeros(b, k, obs_dim),
+            reward=zeros(b, k),
+            terminated=torch.zeros(b, k, dtype=torch.bool, device=self.device),
+        )
+
+    def _as_batch(self, value: Any, name: str, size: int | None) -> tuple[Tensor, bool]:
+        """``value`` as float32 ``[B, size]`` on the device, and whether it came unbatched; ValueError otherwise."""
+        b = self.batch_size
+        expected = f"({b}, {size if size is not None else 'O'})" + (f" or ({size},)" if b == 1 else "")
+        try:
+            array = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a float array of shape {expected}; got {type(value).__name__}") from err
+        single = array.ndim == 1 and b == 1
+        if single:
+            array = array[None]
+        if array.ndim != 2 or array.shape[0] != b or (size is not None and array.shape[1] != size):
+            hint = "" if array.ndim != 2 or array.shape[0] == b else f"; call reset(batch_size={array.shape[0]}) first"
+            raise ValueError(f"{name} must have shape {expected}, got {tuple(np.shape(value))}{hint}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} contains NaN or inf (expected shape {expected}): {array}")
+        return torch.as_tensor(array, device=self.device), single
+
+    def _checked_obs(self, obs: Any, name: str = "obs") -> tuple[Tensor, bool]:
+        tensor, single = self._as_batch(obs, name, self.obs_dim)
+        if self.obs_dim is None:
+            self.obs_dim = tensor.shape[1]
+            self._allocate_window(self.obs_dim)
+        return tensor, single
+
+    # ----- acting ------------------------------------------------------------------------------------------------
+    def act(self, obs: Any, task: Any = None) -> np.ndarray:
+        """Plan and return the first action of each environment.
+
+        Args:
+            obs: ``[B, O]`` (or ``[O]`` when B = 1) current observations.
+            task: ``[B, T]`` true task parameters, only for an oracle model; None otherwise.
+
+        Returns:
+            float32 ``[B, A]`` (or ``[A]`` for unbatched obs) actions within the planner's bounds.
+        """
+        obs_t, single = self._checked_obs(obs)
+        task_t = None if task is None else torch.as_tensor(np.asarray(task, dtype=np.float32), device=self.device)
+        with torch.no_grad():
+            adapted = self.dynamics.adapt(self._window, self._mask, task_t)
+            objective = RolloutObjective(
+                adapted,
+                obs_t,
+                self.reward_fn,
+                self.termination_fn,
+                generator=self.generator,
+                **self.objective_settings,
+            )
+            result, carry = self.planner.plan_with_carry(
+                objective, self._plan, generator=self.generator, carry=self._carry
+            )
+            actions = result.actions
+            ok = torch.isfinite(result.returns) & torch.isfinite(actions).flatten(1).all(dim=1)
+            if not bool(ok.all()):  # one host sync per step, outside every hot loop
+                bad = (~ok).nonzero().flatten().tolist()
+                warnings.warn(
+                    f"MPCAgent: no finite plan for environment(s) {bad} (the model predicted NaN/inf); "
+                    "falling back to the previous plan shifted by one step",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                actions = torch.where(ok[:, None, None], actions, self._plan)
+                if carry is not None:
+                    carry = torch.where(ok[:, None, None, None], carry, self._plan[:, None])
+            self._plan = self._shift(actions)
+            self._carry = None if carry is None else self._shift(carry)
+        first = actions[:, 0].to(dtype=torch.float32).cpu().numpy()
+        return first[0] if single else first
+
+    def _shift(self, plans: Tensor) -> Tensor:
+        """Drop the executed first step and append the centre of the bounds: ``[..., H, A]``."""
+        centre = ((self.low + self.high) / 2).expand(*plans.shape[:-2], 1, self.action_dim)
+        return torch.cat([plans[..., 1:, :], centre], dim=-2)
+
+    def observe(
+        self,
+        obs: Any,
+        action: Any,
+        next_obs: Any,
+        reward: Any = None,
+        terminated: Any = None,
+        *,
+        valid: Any = None,
+    ) -> None:
+        """Append a transition to each environment's context window.
+
+        Args:
+            obs: ``[B, O]`` (or ``[O]``) observation before the step.
+            action: ``[B, A]`` (or ``[A]``) action taken.
+            next_obs: ``[B, O]`` (or ``[O]``) observation after the step.
+            reward: ``[B]`` rewards; None computes them with ``reward_fn`` if there is one, else zeros.
+            terminated: ``[B]`` bool; None means False.
+            valid: ``[B]`` bool, which environments' transitions are real (False e.g. for a vector env's autoreset
+                step); None means all.
+        """
+        obs_t, _ = self._checked_obs(obs, "obs")
+        next_t, _ = self._checked_obs(next_obs, "next_obs")
+        action_t, _ = self._as_batch(action, "action", self.action_dim)
+        b = self.batch_size
+        if reward is None:
+            reward_t = (
+                self.reward_fn(obs_t, action_t, next_t).to(torch.float32)
+                if self.reward_fn is not None
+                else torch.zeros(b, device=self.device)
+            )
+        else:
+            reward_t = torch.as_tensor(np.asarray(reward, dtype=np.float32), device=self.device).reshape(-1)
+        done_t = (
+            torch.zeros(b, dtype=torch.bool, device=self.device)
+            if terminated is None
+            else torch.as_tensor(np.asarray(terminated, dtype=bool), device=self.device).reshape(-1)
+        )
+        keep = (
+            torch.ones(b, dtype=torch.bool, device=self.device)
+            if valid is None
+            else torch.as_tensor(np.asarray(valid, dtype=bool), device=self.device).reshape(-1)
+        )
+        for name, tensor in (("reward", reward_t), ("terminated", done_t), ("valid", keep)):
+            if tensor.shape != (b,):
+                raise ValueError(f"{name} must have shape ({b},), got {tuple(tensor.shape)}")
+
+        def push(window: Tensor, new: Tensor) -> Tensor:
+            shifted = torch.cat([window[:, 1:], new[:, None]], dim=1)
+            return torch.where(keep.reshape(b, *([1] * (window.ndim - 1))), shifted, window)
+
+        new = Transition(obs_t, action_t, next_t, reward_t, done_t)
+        self._window = Transition(*(push(w, n) for w, n in zip(self._window, new, strict=True)))
+        self._mask = push(self._mask, torch.ones(b, dtype=torch.bool, device=self.device))
+
+    @property
+    def context(self) -> tuple[Transition, Tensor]:
+        """The current context windows (fields ``[B, K, ...]``, oldest first) and their mask ``[B, K]``."""
+        if self._window is None:
+            raise RuntimeError("no context yet: the observation size is known after the first act or observe")
+        return self._window, self._mask

@@ -1,0 +1,272 @@
+"""The rollout objective: scores candidate action sequences by rolling an adapted model forward.
+
+Every candidate × particle × ensemble member is stepped together: exactly one batched model call per time step.
+
+Propagation (how particles use the ensemble, after PETS):
+
+- ``"tsinf"``: each particle is tied to one member for the whole rollout. Rows are laid out ``[E, B, N, P/E, ...]``
+  so member ``e`` computes only its own particles (P must be divisible by E).
+- ``"ts1"``: each particle is handed to a random member at every step. Rows are shuffled into ``[E, B, R/E, ...]``
+  by a fresh random permutation each step (every member gets an equal share; R = N·P padded to a multiple of E).
+- ``"expectation"``: one particle per candidate; every member predicts it and the next state is the members'
+  average mean (no sampling). ``"tsinf"`` with ``particles = E`` and ``sample=False`` is the other common
+  "expectation": each member's own mean trajectory, returns averaged.
+
+Sampling (``sample=True``) draws the next state from each member's Gaussian ``N(mean, var)``; with ``sample=False``
+particles follow the means. Returns are averaged over particles; rewards after a predicted termination are masked.
+
+The disagreement penalty subtracts ``λ · mean_O(Var_E(mean))`` (how much the members disagree about the next
+state) from each step's reward. It needs every member's prediction of every row, so with ``"ts1"``/``"tsinf"`` a
+positive penalty makes each step cost E times the model rows (still one call); ``"expectation"`` gets it for free.
+
+Non-finite returns (a diverging model) are passed through as NaN/inf: the planners replace them by a very low
+value (see :data:`mbmeta.planners.base.INVALID_RETURN`), so such candidates are never elites.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn
+
+Propagation = Literal["ts1", "tsinf", "expectation"]
+PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
+
+
+def _randn_like(like: Tensor, generator: torch.Generator) -> Tensor:
+    if generator.device == like.device:
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.randn(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
+    if generator.device == like.device:
+        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+
+
+class RolloutObjective:
+    """An :data:`~mbmeta.types.Objective` over one adapted model, from fixed start observations.
+
+    Args:
+        dynamics: the adapted model (E members, adapted to B environments).
+        obs: ``[B, O]`` current observation of each environment (the rollouts' start).
+        reward_fn: exact reward ``(obs, action, next_obs) -> [*S]`` (e.g. a task family's ``reward``), or None to
+            use the model's learned ``Prediction.reward``.
+        termination_fn: ``(obs, action, next_obs) -> [*S]`` bool; rewards after a predicted termination are
+            masked (the terminating step's own reward counts). None: never terminates.
+        propagation: ``"tsinf"``, ``"ts1"`` or ``"expectation"`` (see the module docstring).
+        particles: P per candidate; divisible by E for ``"tsinf"``; must be 1 for ``"expectation"``.
+        discount: per-step discount in (0, 1].
+        disagreement_penalty: λ >= 0 on the ensemble's disagreement.
+        sample: draw next states from the predicted Gaussians (True) or follow the means (False).
+        generator: source of the sampling and member-shuffling noise (None: a fresh OS-seeded generator).
+
+    Call with ``actions [B, N, H, A]``; returns ``[B, N]`` (mean over particles of the discounted return).
+    """
+
+    def __init__(
+        self,
+        dynamics: AdaptedDynamics,
+        obs: Tensor,
+        reward_fn: RewardFn | None = None,
+        termination_fn: TerminationFn | None = None,
+        *,
+        propagation: Propagation = "tsinf",
+        particles: int = 20,
+        discount: float = 1.0,
+        disagreement_penalty: float = 0.0,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
+        if obs.ndim != 2:
+            raise ValueError(f"obs must have shape [B, O], got {list(obs.shape)}")
+        members = int(dynamics.ensemble_size)
+        if members < 1:
+            raise ValueError(f"dynamics.ensemble_size must be >= 1, got {members}")
+        if particles < 1:
+            raise ValueError(f"particles must be >= 1, got {particles}")
+        if propagation == "tsinf" and particles % members:
+            raise ValueError(
+                f"propagation 'tsinf' needs particles divisible by the ensemble size {members}, got {particles}"
+            )
+        if propagation == "expectation" and particles != 1:
+            raise ValueError(f"propagation 'expectation' uses one particle per candidate; got particles={particles}")
+        if not 0 < discount <= 1:
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        if disagreement_penalty < 0:
+            raise ValueError(f"disagreement_penalty must be >= 0, got {disagreement_penalty}")
+        self.dynamics = dynamics
+        self.obs = obs
+        self.reward_fn = reward_fn
+        self.termination_fn = termination_fn
+        self.propagation = propagation
+        self.particles = int(particles)
+        self.members = members
+        self.discount = float(discount)
+        self.penalty = float(disagreement_penalty)
+        self.sample = bool(sample)
+        if generator is None:
+            generator = torch.Generator(device=obs.device)
+            generator.seed()
+        self.generator = generator
+
+    # ----- the objective ----------------------------------------------------------------------------------------
+    def __call__(self, actions: Tensor) -> Tensor:
+        """Score ``actions [B, N, H, A]``; returns ``[B, N]``."""
+        batch, obs_dim = self.obs.shape
+        if actions.ndim != 4 or actions.shape[0] != batch:
+            raise ValueError(f"actions must have shape [B, N, H, A] with B={batch}, got {list(actions.shape)}")
+        if self.propagation == "expectation":
+            return self._expectation(actions)
+        if self.penalty > 0:
+            return self._all_members(actions)
+        if self.propagation == "tsinf":
+            return self._tsinf(actions)
+        return self._ts1(actions)
+
+    # ----- pieces -----------------------------------------------------------------------------------------------
+    def _next(self, prediction_mean: Tensor, prediction_var: Tensor) -> Tensor:
+        if not self.sample:
+            return prediction_mean
+        # clamp: a model may round a zero variance to a tiny negative; sqrt of that would be NaN.
+        return prediction_mean + prediction_var.clamp_min(0).sqrt() * _randn_like(prediction_mean, self.generator)
+
+    def _reward(self, obs: Tensor, action: Tensor, next_obs: Tensor, learned: Tensor | None) -> Tensor:
+        if self.reward_fn is not None:
+            return self.reward_fn(obs, action, next_obs)
+        if learned is None:
+            raise ValueError("no reward: pass reward_fn, or use a model that predicts rewards (Prediction.reward)")
+        return learned
+
+    def _accumulate(
+        self, total: Tensor, alive: Tensor | None, step: int, reward: Tensor, obs: Tensor, action: Tensor, nxt: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        weight = self.discount**step
+        if alive is None:
+            total = total + weight * reward
+        else:
+            # where, not multiply: a diverged row's NaN reward after termination must not leak into the return.
+            total = total + torch.where(alive, weight * reward, torch.zeros_like(reward))
+        if self.termination_fn is not None:
+            done = self.termination_fn(obs, action, nxt)
+            alive = ~done if alive is None else alive & ~done
+        return total, alive
+
+    @staticmethod
+    def _disagreement(means: Tensor) -> Tensor:
+        """``[E, *S, O]`` member means -> ``[*S]`` mean over O of the variance across members."""
+        return means.var(dim=0, correction=0).mean(dim=-1)
+
+    def _call(self, obs: Tensor, action: Tensor) -> Prediction:
+        prediction = self.dynamics(obs, action)
+        if prediction.mean.shape != obs.shape:
+            raise ValueError(
+                f"dynamics returned mean of shape {list(prediction.mean.shape)} for obs of shape {list(obs.shape)}"
+            )
+        return prediction
+
+    # ----- propagation modes ------------------------------------------------------------------------------------
+    def _expectation(self, actions: Tensor) -> Tensor:
+        batch, n, horizon, _ = actions.shape
+        members = self.members
+        state = self.obs[:, None, :].expand(batch, n, self.obs.shape[1])  # [B, N, O]
+        total = torch.zeros(batch, n, device=actions.device, dtype=actions.dtype)
+        alive = None
+        for t in range(horizon):
+            action = actions[:, :, t]
+            pred = self._call(state.expand(members, *state.shape), action.expand(members, *action.shape))
+            nxt = pred.mean.mean(dim=0)
+            learned = None if pred.reward is None else pred.reward.mean(dim=0)
+            reward = self._reward(state, action, nxt, learned)
+            if self.penalty > 0:
+                reward = reward - self.penalty * self._disagreement(pred.mean)
+            total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
+            state = nxt
+        return total
+
+    def _tsinf(self, actions: Tensor) -> Tensor:
+        batch, n, horizon, action_dim = actions.shape
+        members, share = self.members, self.particles // self.members
+        obs_dim = self.obs.shape[1]
+        # [E, B, N, P/E, O]: member e owns particles e·P/E ... (e+1)·P/E - 1 of every candidate.
+        state = self.obs[None, :, None, None, :].expand(members, batch, n, share, obs_dim)
+        total = torch.zeros(members, batch, n, share, device=actions.device, dtype=actions.dtype)
+        alive = None
+        for t in range(horizon):
+            action = actions[None, :, :, None, t].expand(members, batch, n, share, action_dim)
+            pred = self._call(state, action)
+            nxt = self._next(pred.mean, pred.var)
+            reward = self._reward(state, action, nxt, pred.reward)
+            total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
+            state = nxt
+        return total.mean(dim=(0, 3))
+
+    def _ts1(self, actions: Tensor) -> Tensor:
+        batch, n, horizon, action_dim = actions.shape
+        members, particles = self.members, self.particles
+        obs_dim = self.obs.shape[1]
+        rows = n * particles
+        padded = -(-rows // members) * members  # rows rounded up to a multiple of E; extra slots repeat rows
+        share = padded // members
+        state = self.obs[:, None, :].expand(batch, rows, obs_dim)  # [B, R, O], row = candidate·P + particle
+        total = torch.zeros(batch, rows, device=actions.device, dtype=actions.dtype)
+        alive = None
+        for t in range(horizon):
+            action = actions[:, :, None, t].expand(batch, n, particles, action_dim).reshape(batch, rows, action_dim)
+            # A random permutation per environment: slot j (member j // share) computes row perm[j] mod R.
+            perm = _rand((batch, padded), self.generator, actions).argsort(dim=1)
+            source = perm % rows
+            slot_of_row = perm.argsort(dim=1)[:, :rows]  # where each row's (first) copy was computed
+
+            def to_members(x: Tensor, source=source) -> Tensor:
+                picked = torch.take_along_dim(x, source[:, :, None], dim=1)  # [B, R', D]
+                return picked.reshape(batch, members, share, x.shape[-1]).transpose(0, 1)  # [E, B, R'/E, D]
+
+            def to_rows(y: Tensor, slot_of_row=slot_of_row) -> Tensor:
+                flat = y.transpose(0, 1).reshape(batch, padded, *y.shape[3:])  # [B, R', ...]
+                index = slot_of_row.reshape(batch, rows, *([1] * (flat.ndim - 2)))
+                return torch.take_along_dim(flat, index, dim=1)
+
+            pred = self._call(to_members(state), to_members(action))
+            nxt = self._next(to_rows(pred.mean), to_rows(pred.var))
+            learned = None if pred.reward is None else to_rows(pred.reward)
+            reward = self._reward(state, action, nxt, learned)
+            total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
+            state = nxt
+        return total.reshape(batch, n, particles).mean(dim=2)
+
+    def _all_members(self, actions: Tensor) -> Tensor:
+        """ts1/tsinf with a disagreement penalty: every member predicts every row, each particle keeps its own."""
+        batch, n, horizon, action_dim = actions.shape
+        members, particles = self.members, self.particles
+        obs_dim = self.obs.shape[1]
+        rows = n * particles
+        state = self.obs[:, None, :].expand(batch, rows, obs_dim)
+        # tsinf: particle p of every candidate belongs to member p // (P/E), as in the sharded layout.
+        fixed = (torch.arange(particles, device=actions.device) // (particles // members)).repeat(n).expand(batch, rows)
+        total = torch.zeros(batch, rows, device=actions.device, dtype=actions.dtype)
+        alive = None
+        for t in range(horizon):
+            action = actions[:, :, None, t].expand(batch, n, particles, action_dim).reshape(batch, rows, action_dim)
+            pred = self._call(state.expand(members, *state.shape), action.expand(members, *action.shape))
+            if self.propagation == "tsinf":
+                member = fixed
+            else:
+                member = (_rand((batch, rows), self.generator, actions) * members).long().clamp_max(members - 1)
+
+            def own(y: Tensor, member=member) -> Tensor:
+                index = member.reshape(1, batch, rows, *([1] * (y.ndim - 3)))
+                return torch.take_along_dim(y, index, dim=0)[0]
+
+            nxt = self._next(own(pred.mean), own(pred.var))
+            learned = None if pred.reward is None else own(pred.reward)
+            reward = self._reward(state, action, nxt, learned) - self.penalty * self._disagreement(pred.mean)
+            total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
+            state = nxt
+        return total.reshape(batch, n, particles).mean(dim=2)

@@ -1,0 +1,192 @@
+"""Speed of the meta-learned dynamics models on CPU.
+
+Prints three tables:
+
+1. Batched ensemble forward (one ``baddbmm`` per layer) vs a Python loop over E separate member MLPs, E=5, 4×200,
+   for several row counts per member; the issue asks for >= 3x. The ratio depends on the regime: with few rows the
+   loop pays E× the per-op overhead and batching wins; with many rows both are bound by the same matmul FLOPs.
+2. Training throughput (target transitions / s) of ``MetaDynamicsModule`` under a real ``pl.Trainer``, per method.
+3. Adaptation cost at planning time: encoder passes and gradient steps per ``adapt`` and the time of one adapted
+   call at planner size.
+
+Usage: ``python benchmarks/model_speed.py [--threads 1] [--steps 8] [--batch-size 256] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from mbmeta.models import EnsembleMLP, MetaDynamicsModel, transition_statistics
+from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.types import MetaBatch, Transition
+
+OBS, A, E, HIDDEN = 17, 6, 5, (200, 200, 200, 200)  # HalfCheetah-sized observation and action
+
+
+def timeit(fn, repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def loop_members(mlp: EnsembleMLP) -> list[nn.Sequential]:
+    """E separate nn.Sequential MLPs holding the same weights as the batched ensemble."""
+    members = []
+    for e in range(mlp.ensemble_size):
+        layers: list[nn.Module] = []
+        for i, layer in enumerate(mlp.layers):
+            linear = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                linear.weight.copy_(layer.weight[e].T)
+                linear.bias.copy_(layer.bias[e, 0])
+            layers.append(linear)
+            if i < len(mlp.layers) - 1:
+                layers.append(nn.SiLU())
+        members.append(nn.Sequential(*layers))
+    return members
+
+
+def forward_ratio(rows_list: list[int]) -> None:
+    print("\n1) batched vs loop forward, E=5, 4x200 (no_grad; and forward+backward)")
+    print(f"{'rows/member':>12} {'batched ms':>11} {'loop ms':>9} {'ratio':>6} {'fwd+bwd ratio':>14}")
+    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
+    members = loop_members(mlp)
+    for rows in rows_list:
+        x = torch.randn(E, rows, OBS + A, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(mlp(x)[0], members[0](x[0]), atol=1e-5, rtol=1e-5)
+        repeats = max(3, int(3000 / rows**0.7))
+        with torch.no_grad():
+            batched = timeit(lambda x=x: mlp(x), repeats)
+            loop = timeit(lambda x=x: torch.stack([m(x[e]) for e, m in enumerate(members)]), repeats)
+
+        def batched_train(x=x):
+            mlp(x).square().mean().backward()
+
+        def loop_train(x=x):
+            torch.stack([m(x[e]) for e, m in enumerate(members)]).square().mean().backward()
+
+        train_ratio = timeit(loop_train, repeats) / timeit(batched_train, repeats)
+        flag = "  (>= 3x)" if loop / batched >= 3 else ""
+        print(f"{rows:>12} {batched * 1e3:>11.3f} {loop * 1e3:>9.3f} {loop / batched:>6.2f} {train_ratio:>14.2f}{flag}")
+
+
+def random_batch(b: int, k: int, m: int, g: torch.Generator) -> MetaBatch:
+    def part(n: int) -> Transition:
+        obs = torch.randn(b, n, OBS, generator=g)
+        return Transition(
+            obs,
+            torch.rand(b, n, A, generator=g) * 2 - 1,
+            obs + 0.1 * torch.randn(b, n, OBS, generator=g),
+            torch.randn(b, n, generator=g),
+            torch.zeros(b, n, dtype=torch.bool),
+        )
+
+    return MetaBatch(part(k), part(m), torch.rand(b, 2, generator=g) + 0.5, torch.ones(b, k, dtype=torch.bool))
+
+
+class StepTimer(pl.Callback):
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.steps = warmup, None, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx >= self.warmup:
+            self.steps += 1
+            self.elapsed = time.perf_counter() - self.start
+
+
+def training_throughput(methods: list[str], batch_size: int, gradient_batch: int, steps: int, k: int, m: int) -> None:
+    print(f"\n2) training throughput, E=5, 4x200, K={k}, M={m} (pl.Trainer, {steps} timed steps after 2 warm-up)")
+    print(f"{'method':>10} {'batch':>6} {'s/step':>8} {'targets/s':>10} {'segment transitions/s':>22}")
+    g = torch.Generator().manual_seed(0)
+    for method in methods:
+        b = gradient_batch if method == "gradient" else batch_size
+        batches = [random_batch(b, k, m, g) for _ in range(4)]
+        module = MetaDynamicsModule(OBS, A, 2, adaptation=method, ensemble_size=E, hidden_sizes=HIDDEN)
+        module.fit_normaliser(transition_statistics(batches[0].target, batches[0].task))
+        loader = torch.utils.data.DataLoader(
+            [batches[i % 4] for i in range(steps + 2)], batch_size=None, collate_fn=lambda x: x
+        )
+        timer = StepTimer(warmup=2)
+        trainer = pl.Trainer(
+            max_steps=steps + 2,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=50,
+            callbacks=[timer],
+        )
+        trainer.fit(module, loader)
+        per_step = timer.elapsed / timer.steps
+        print(f"{method:>10} {b:>6} {per_step:>8.3f} {b * m / per_step:>10.0f} {b * (k + m) / per_step:>22.0f}")
+
+
+def adaptation_cost(rows: int, k: int) -> None:
+    print(f"\n3) planning-time cost: B=1 env, K={k} context, one adapted call with {rows} rows per member")
+    print(f"{'method':>10} {'adapt ms':>9} {'encoder passes':>15} {'grad steps':>11} {'call ms':>8}")
+    g = torch.Generator().manual_seed(0)
+    context = random_batch(1, k, 1, g)
+    obs = torch.randn(1, 1, rows, OBS, generator=g).expand(E, -1, -1, -1)
+    action = torch.rand(E, 1, rows, A, generator=g)
+    for method in ("none", "context", "recurrent", "gradient"):
+        model = MetaDynamicsModel(OBS, A, 2, adaptation=method, ensemble_size=E, hidden_sizes=HIDDEN)
+        model.normaliser.fit(transition_statistics(context.context, context.task))
+        passes, grad_steps = [0], [0]
+        encoder = getattr(model.adapter, "encoder", None) or getattr(model.adapter, "cell", None)
+        if encoder is not None:
+            encoder.register_forward_hook(lambda *args, passes=passes: passes.__setitem__(0, passes[0] + 1))
+        original_inner_loss = model.inner_loss
+
+        def counted_inner_loss(*args, original=original_inner_loss, grad_steps=grad_steps):
+            grad_steps[0] += 1
+            return original(*args)
+
+        model.inner_loss = counted_inner_loss
+        with torch.no_grad():
+            model.adapt(context.context)
+            passes[0] = grad_steps[0] = 0
+            adapted = model.adapt(context.context)
+            n_pass, n_grad = passes[0], grad_steps[0]
+            adapt_ms = timeit(lambda model=model: model.adapt(context.context), 20) * 1e3
+            call_ms = timeit(lambda adapted=adapted: adapted(obs, action), 3) * 1e3
+        if method == "context":
+            assert n_pass == 1 and n_grad == 0, "context adaptation must be one encoder pass and no gradient step"
+            assert adapted.adaptation.z.grad_fn is None
+        # recurrent: one GRU-cell pass per context step; gradient: inner-loss evaluations traced by torch.func
+        print(f"{method:>10} {adapt_ms:>9.2f} {n_pass:>15} {n_grad:>11} {call_ms:>8.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--gradient-batch", type=int, default=32, help="segments per batch for the gradient adapter")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows per member in the planning-call timing")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (smoke run)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    rows_list = [1, 32, 256, 2048] if args.quick else [1, 8, 32, 256, 2048, 16384]
+    forward_ratio(rows_list)
+    steps = 3 if args.quick else args.steps
+    training_throughput(
+        ["none", "context", "recurrent", "oracle", "gradient"], args.batch_size, args.gradient_batch, steps, 10, 10
+    )
+    adaptation_cost(args.rows, 10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""What every adapter shares: the normalised context it reads and the adaptation it returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from mbmeta.models.dynamics import MetaDynamicsModel
+
+
+class NormalisedSegment(NamedTuple):
+    """Transitions in normalised units (see :class:`mbmeta.models.normaliser.Normaliser`).
+
+    Attributes:
+        obs: ``[B, K, O]``.
+        action: ``[B, K, A]``.
+        delta: ``[B, K, O]`` normalised ``next_obs - obs``.
+        reward: ``[B, K]``.
+    """
+
+    obs: Tensor
+    action: Tensor
+    delta: Tensor
+    reward: Tensor
+
+
+class Adaptation(NamedTuple):
+    """The result of adapting to B environments.
+
+    Attributes:
+        z: ``[B, Z]`` conditioning vector for the dynamics and reward nets, or None (Z = 0).
+        params: per-environment weights ``{"dynamics": {name: [E, B, ...]}, "reward": {...}}`` replacing the
+            shared ones, or None to use the model's own weights.
+    """
+
+    z: Tensor | None
+    params: dict[str, dict[str, Tensor]] | None
+
+
+class Adapter(nn.Module, ABC):
+    """Turns a context into an :class:`Adaptation`. Subclasses set ``latent_dim`` (Z; 0 when they produce no z).
+
+    ``has_encoder`` tells fine-tuning whether the adapter owns an encoder that ``frozen_encoder`` should freeze.
+    """
+
+    latent_dim: int = 0
+    has_encoder: bool = False
+
+    def bind(self, params: dict[str, dict[str, Tensor]]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Called once by the model after its networks exist, with its adaptable weights (shared ``[E, ...]``)."""
+
+    @abstractmethod
+    def forward(
+        self, model: MetaDynamicsModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context.
+
+        Args:
+            model: the dynamics model being adapted (gives the normaliser and the functional forward).
+            context: normalised fields ``[B, K, ...]``, oldest first.
+            mask: ``[B, K]`` bool, True where the slot holds a real transition; None means all valid.
+            task: ``[B, T]`` true task parameters (only the oracle reads them).
+
+        Returns:
+            The adaptation for the B environments.
+        """
+
+
+def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over the K dimension counting only valid slots; rows with no valid slot give zeros.
+
+    Args:
+        values: ``[B, K, D]``.
+        mask: ``[B, K]`` bool or None (all valid).
+
+    Returns:
+        ``[B, D]``.
+    """
+    b, k, d = values.shape
+    if k == 0:
+        return values.new_zeros(b, d)
+    if mask is None:
+        return values.mean(1)
+    weights = mask.to(values.dtype).unsqueeze(-1)
+    # where() rather than multiply: a NaN/inf in a padded slot must not leak into the mean.
+    total = torch.where(weights > 0, values, torch.zeros_like(values)).sum(1)
+    return total / weights.sum(1).clamp(min=1.0)
+
+
+def segment_features(context: NormalisedSegment) -> Tensor:
+    """Per-transition encoder input ``(s, a, Δs)``: ``[B, K, 2O + A]``."""
+    return torch.cat([context.obs, context.action, context.delta], dim=-1)

@@ -151,30 +151,40 @@ def ball_lost(next_obs: Tensor) -> Tensor:
     return (ball_z < next_obs[..., I_PADDLE_Z] - LOST_BELOW_PADDLE) | (ball_z < LOST_FLOOR_HEIGHT)
 
 
+# The reward formulas below are written once for torch tensors (the planner) and numpy arrays (env.step, which
+# skips torch's per-call overhead): `_xp` picks the namespace, and only operations both share are used.
+def _xp(x: Tensor | np.ndarray):
+    return torch if isinstance(x, Tensor) else np
+
+
 def control_cost(action: Tensor) -> Tensor:
     """``CTRL_COST_WEIGHT · ‖clip(action, -1, 1)‖²``: ``[*S, A] -> [*S]`` (clipped as MuJoCo clips ctrl)."""
-    return CTRL_COST_WEIGHT * action.clamp(-1.0, 1.0).square().sum(-1)
+    return CTRL_COST_WEIGHT * (_xp(action).clip(action, -1.0, 1.0) ** 2).sum(-1)
 
 
 def balance_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
     """Terms of the balance reward, each ``[*S]``: ``target = 1 - tanh(5 d)`` with d the ball-target distance."""
-    target = next_obs.new_tensor(BALANCE_TARGET)
-    distance = (next_obs[..., I_BALL_X : I_BALL_Z + 1] - target).norm(dim=-1)
-    return {"target": 1.0 - torch.tanh(5.0 * distance), "ctrl_cost": control_cost(action)}
+    xp = _xp(next_obs)
+    ball = next_obs[..., I_BALL_X : I_BALL_Z + 1]
+    target = torch.as_tensor(BALANCE_TARGET, dtype=ball.dtype, device=ball.device) if xp is torch else BALANCE_TARGET
+    offset = ball - target
+    distance = xp.sqrt((offset**2).sum(-1))
+    return {"target": 1.0 - xp.tanh(5.0 * distance), "ctrl_cost": control_cost(action)}
 
 
 def predicted_apex(next_obs: Tensor) -> Tensor:
     """Height the ball centre would reach in free flight, ``z + max(vz, 0)² / 2g``: ``[*S, O] -> [*S]``."""
-    vz = next_obs[..., I_BALL_VZ].clamp(min=0.0)
-    return next_obs[..., I_BALL_Z] + vz.square() / (2.0 * GRAVITY)
+    vz = _xp(next_obs).clip(next_obs[..., I_BALL_VZ], 0.0, None)
+    return next_obs[..., I_BALL_Z] + vz**2 / (2.0 * GRAVITY)
 
 
 def bounce_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
     """Terms of the bounce reward, each ``[*S]``: ``apex = exp(-|apex - h*| / 0.25) · exp(-|x - x*| / 0.25)``."""
+    xp = _xp(next_obs)
     x_target, apex_target = BOUNCE_APEX
-    apex_error = (predicted_apex(next_obs) - apex_target).abs()
-    x_error = (next_obs[..., I_BALL_X] - x_target).abs()
-    return {"apex": torch.exp(-(apex_error + x_error) / 0.25), "ctrl_cost": control_cost(action)}
+    apex_error = abs(predicted_apex(next_obs) - apex_target)
+    x_error = abs(next_obs[..., I_BALL_X] - x_target)
+    return {"apex": xp.exp(-(apex_error + x_error) / 0.25), "ctrl_cost": control_cost(action)}
 
 
 # ----- families ---------------------------------------------------------------------------------------------
@@ -362,10 +372,10 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         self.do_simulation(action, self.frame_skip)
         next_obs = self._get_obs()
         self._obs = next_obs
-        t_obs, t_action, t_next = (torch.from_numpy(a) for a in (obs, action, next_obs))
-        reward = float(self.family.reward(t_obs, t_action, t_next))
-        terminated = bool(self.family.terminated(t_obs, t_action, t_next))
-        info = {name: float(v) for name, v in self._reward_terms(t_action, t_next).items()}
+        # The family's own formulas, evaluated on numpy arrays (see `_xp`); equal to the torch results (tested).
+        reward = float(self.family.reward(obs, action, next_obs))
+        terminated = bool(self.family.terminated(obs, action, next_obs))
+        info = {name: float(v) for name, v in self._reward_terms(action, next_obs).items()}
         if self.render_mode == "human":
             self.render()
         return next_obs, reward, terminated, False, self._with_task(info)

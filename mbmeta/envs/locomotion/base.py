@@ -12,7 +12,6 @@ reward and the observation layout are fixed, so the two cannot drift apart.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +22,7 @@ from gymnasium.spaces import Box
 from torch import Tensor
 
 from mbmeta.envs.family import Region, TaskFamily, TaskParams
-from mbmeta.envs.task_env import TaskEnvMixin, check_action
+from mbmeta.envs.task_env import TaskEnvMixin
 
 # Gymnasium constructor arguments a user may still set: they change neither the observation layout nor the reward,
 # so the family's torch reward stays exact. Every other argument of the Gymnasium class is fixed here.
@@ -123,7 +122,6 @@ class LocomotionEnvMixin(TaskEnvMixin):
         self.observation_structure["x_velocity"] = 1
         # Gymnasium's EzPickle recorded the parent's positional args; re-record ours so pickling rebuilds this class.
         utils.EzPickle.__init__(self, task=task, **init_kwargs)
-        self._action_shape = self.action_space.shape
         self._init_task(self.task_fields, task)
 
     def _get_obs(self) -> np.ndarray:
@@ -135,14 +133,6 @@ class LocomotionEnvMixin(TaskEnvMixin):
         out[:-1] = obs
         out[-1] = self.data.qvel[0]
         return out
-
-    def _checked_action(self, action: Any) -> np.ndarray:
-        # Fast path for the common valid action: ``a·a`` is finite iff every entry is (barring overflow of
-        # |a| > 1e154, which then takes the slow path and is accepted). Invalid actions get check_action's error.
-        arr = np.asarray(action, dtype=np.float64)
-        if arr.shape == self._action_shape and math.isfinite(arr.dot(arr)):
-            return arr
-        return check_action(action, self._action_shape, self.family.env_id)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Gymnasium's step (same reward and termination) with the task in ``info`` and the action checked.

@@ -5,14 +5,22 @@ saved buffer. The observation, action and task sizes are read from the buffer by
 the model at instantiation, so a config never states them. W&B logging is on by default and offline unless
 ``WANDB_MODE=online`` (see the README). Each run writes into its own directory (``runs/fit/<time>`` unless
 ``--trainer.default_root_dir`` says otherwise) because LightningCLI will not overwrite a saved ``config.yaml``.
+
+Fitting scales with Lightning's own strategies, e.g. ``--trainer.strategy ddp --trainer.devices 2`` (one process per
+device; processes Lightning relaunches inherit ``MBMETA_FIT_ROOT_DIR`` so that all write into one run directory),
+``--trainer.num_nodes N`` under torchrun or SLURM (see ``docs/long_jobs.md``). A
+:class:`~mbmeta.training.callbacks.DivergenceCallback` is always on: a NaN/inf loss stops fitting with a clear error
+before a broken checkpoint is saved.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from mbmeta.training.callbacks import DivergenceCallback
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
 
@@ -34,12 +42,17 @@ def trainer_defaults(root_dir: str) -> dict:
             "init_args": {"project": "mbmeta", "save_dir": root_dir},
         },
         "max_epochs": 50,
+        "callbacks": [DivergenceCallback()],  # persistent: LightningCLI appends it to any configured callbacks
     }
 
 
 def run(argv: list[str]) -> int:
     """Run LightningCLI's ``fit`` with ``argv``; returns the exit code."""
-    root_dir = f"runs/fit/{time.strftime('%Y%m%d-%H%M%S')}"
+    # Lightning's DDP relaunches this command once per extra device, possibly a second later: the environment
+    # variable (inherited by the relaunched processes) keeps every rank in the directory rank 0 chose.
+    root_dir = _given_root_dir(argv) or os.environ.setdefault(
+        "MBMETA_FIT_ROOT_DIR", f"runs/fit/{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     MetaCLI(
         MetaDynamicsModule,
         MetaDataModule,
@@ -48,3 +61,13 @@ def run(argv: list[str]) -> int:
         parser_kwargs={"fit": {"prog": "mbmeta fit"}},
     )
     return 0
+
+
+def _given_root_dir(argv: list[str]) -> str | None:
+    """The ``--trainer.default_root_dir`` of the command line, so logs and checkpoints go there too."""
+    for i, arg in enumerate(argv):
+        if arg == "--trainer.default_root_dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--trainer.default_root_dir="):
+            return arg.split("=", 1)[1]
+    return None

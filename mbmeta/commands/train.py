@@ -9,6 +9,8 @@ Running the same command again resumes the run in ``loop.run_dir``.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -18,6 +20,9 @@ from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.settings import AgentSettings, LoopSettings
 
 SIZES = {"obs_dim", "action_dim", "task_dim"}  # read from the data, never configured
+# loop.seed seeds everything (weights and batches too, per iteration); separate model/data seeds would silently
+# override it and make `--loop.seed` change only the data.
+SEEDS = {"seed"}
 
 
 def build_parser() -> ArgumentParser:
@@ -30,27 +35,63 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s); later ones override")
     parser.add_class_arguments(LoopSettings, "loop")
-    parser.add_class_arguments(MetaDynamicsModule, "model", skip=SIZES)
-    parser.add_class_arguments(MetaDataModule, "data", skip={"buffer_path"})
+    parser.add_class_arguments(MetaDynamicsModule, "model", skip=SIZES | SEEDS)
+    parser.add_class_arguments(MetaDataModule, "data", skip={"buffer_path"} | SEEDS)
     parser.add_class_arguments(AgentSettings, "agent")
     parser.add_argument(
-        "--trainer", type=dict[str, Any], default={}, help="extra pytorch_lightning.Trainer arguments (a mapping)"
+        "--trainer",
+        type=dict[str, Any],
+        default={},
+        help="extra pytorch_lightning.Trainer arguments (a mapping), e.g. "
+        '\'{"accelerator": "gpu", "devices": 2, "strategy": "ddp_spawn"}\'',
+    )
+    parser.add_argument(
+        "--env_kwargs",
+        type=dict[str, Any],
+        default={},
+        help="extra gymnasium.make arguments for the family's environments, e.g. '{\"max_episode_steps\": 100}'",
     )
     return parser
 
 
 def run(argv: list[str]) -> int:
-    """Parse ``argv`` and run the loop; returns the exit code."""
-    from mbmeta.training.loop import run_training
+    """Parse ``argv`` and run the loop; returns the exit code (1 with a one-line message for a known error)."""
+    from mbmeta.data.buffer import BufferFormatError
+    from mbmeta.training.callbacks import DivergenceError
+    from mbmeta.training.checkpoint import CheckpointError
+    from mbmeta.training.loop import RunInUseError, run_training
 
     parser = build_parser()
     cfg = parser.parse_args(argv)
-    ckpt = run_training(
-        LoopSettings(**vars(cfg.loop)),
-        model=dict(vars(cfg.model)),
-        data=dict(vars(cfg.data)),
-        agent=AgentSettings(**vars(cfg.agent)),
-        trainer=dict(cfg.trainer),
-    )
-    print(f"checkpoint: {ckpt}")
+    try:
+        ckpt = run_training(
+            LoopSettings(**vars(cfg.loop)),
+            model=dict(vars(cfg.model)),
+            data=dict(vars(cfg.data)),
+            agent=AgentSettings(**vars(cfg.agent)),
+            trainer=dict(cfg.trainer),
+            env_kwargs=dict(cfg.env_kwargs),
+            log=_log,
+        )
+    except (
+        ValueError,
+        KeyError,
+        FileNotFoundError,
+        BufferFormatError,
+        CheckpointError,
+        DivergenceError,
+        RunInUseError,
+    ) as err:
+        # Errors a user can fix (settings, damaged files, divergence): the message, not a traceback.
+        if os.environ.get("MBMETA_TRACEBACK"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"mbmeta train: error: {message}", file=sys.stderr, flush=True)
+        return 1
+    print(f"checkpoint: {ckpt}", flush=True)
     return 0
+
+
+def _log(line: str) -> None:
+    # Flushed at once: progress must reach a log file or pipe even if the job is killed a moment later.
+    print(line, flush=True)

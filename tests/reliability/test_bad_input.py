@@ -1,0 +1,129 @@
+"""Bad settings fail at once with an error naming the problem, before any data is collected."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mbmeta.commands.train import build_parser
+from mbmeta.commands.train import run as train_main
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.training.loop import check_trainer, fit_model, run_training
+from mbmeta.training.settings import AgentSettings
+
+from .conftest import AGENT, DATA, MODEL, tiny_settings
+
+
+def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
+    s = tiny_settings(tmp_path / "run", **(loop or {}))
+    s["agent"] = AgentSettings(**{**AGENT, **(agent or {})})
+    s["model"].update(model or {})
+    s["trainer"].update(trainer or {})
+    return s
+
+
+@pytest.mark.parametrize(
+    "group, change, error, message",
+    [
+        ("loop", {"family": "pendullum"}, KeyError, r"unknown task family 'pendullum'; valid families are .*pendulum"),
+        ("loop", {"iterations": -1}, ValueError, r"loop\.iterations must be an int >= 0, got -1"),
+        ("loop", {"initial_episodes": 0}, ValueError, r"loop\.initial_episodes must be an int >= 1, got 0"),
+        ("loop", {"episodes_per_iteration": 0}, ValueError, r"loop\.episodes_per_iteration must be an int >= 1"),
+        ("loop", {"num_envs": -2}, ValueError, r"loop\.num_envs must be an int >= 1, got -2"),
+        ("loop", {"epochs_per_iteration": 0}, ValueError, r"loop\.epochs_per_iteration must be an int >= 1"),
+        ("agent", {"horizon": 0}, ValueError, r"agent\.horizon must be an int >= 1, got 0"),
+        ("agent", {"context_size": -1}, ValueError, r"agent\.context_size must be an int >= 1"),
+        ("agent", {"discount": 0.0}, ValueError, r"agent\.discount must be in \(0, 1\]"),
+        ("agent", {"planner": "cme"}, ValueError, r"unknown planner 'cme'; valid names are \['cem', 'icem'"),
+        ("agent", {"planner_options": {"population": 0}}, ValueError, r"planner 'cem'.*population"),
+        ("agent", {"planner_options": {"popsize": 10}}, ValueError, r"planner 'cem'.*popsize"),
+        ("model", {"adaptation": "magic"}, ValueError, r"model settings.*magic"),
+        ("model", {"hidden_size": [8]}, ValueError, r"model settings.*hidden_size"),
+        ("model", {"ensemble_size": 0}, ValueError, r"model settings.*ensemble_size"),
+        ("trainer", {"max_epochs": 3}, ValueError, r"trainer options \['max_epochs'\] are set by the loop"),
+        ("trainer", {"strategy": "ddp", "devices": 2}, ValueError, r"strategy 'ddp'.*ddp_spawn"),
+        ("trainer", {"devices": 2}, ValueError, r"strategy 'auto' on devices=2.*repeat data collection"),
+    ],
+)
+def test_bad_settings_fail_before_collecting(tmp_path, group, change, error, message):
+    settings = _settings(tmp_path, **{group: change})
+    with pytest.raises(error, match=message):
+        run_training(**settings)
+    assert not (tmp_path / "run" / "buffer.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [{}, {"devices": 1}, {"strategy": "ddp_spawn", "devices": 2}, {"accelerator": "cpu", "devices": [0]}],
+)
+def test_single_process_and_spawning_trainers_are_accepted(trainer):
+    check_trainer(trainer)
+
+
+def test_loop_refuses_to_run_inside_a_multi_process_launcher(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="WORLD_SIZE > 1"):
+        check_trainer({})
+
+
+def test_fitting_an_empty_buffer_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="the buffer holds no episodes"):
+        fit_model(
+            None,
+            EpisodeBuffer(),
+            model=MODEL,
+            data=DATA,
+            trainer={},
+            max_epochs=1,
+            logger=False,
+            seed=0,
+            root_dir=tmp_path,
+        )
+
+
+def test_too_short_episodes_for_the_segments_is_a_clear_error(tmp_path):
+    buffer = EpisodeBuffer()
+    done = np.zeros(4, bool)
+    done[-1] = True
+    buffer.add_episode(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros(4), np.ones((4, 3)), done, ~done & done, {"m": 1})
+    with pytest.raises(ValueError, match="MetaDataModule"):
+        fit_model(
+            None, buffer, model=MODEL, data=DATA, trainer={}, max_epochs=1, logger=False, seed=0, root_dir=tmp_path
+        )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--loop.no_such_option", "1"], "no_such_option"),
+        (["--model.hidden_sizes", "wide"], "hidden_sizes"),
+        (["--agent.horizon", "1.5"], "horizon"),
+        (["--loop.vectorization", "threads"], "vectorization"),
+        (["--model.seed", "1"], "model.seed"),  # loop.seed seeds everything
+    ],
+)
+def test_cli_rejects_unknown_keys_and_wrong_types(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_bad_values_in_one_line_without_traceback(tmp_path, capsys):
+    code = train_main(["--loop.run_dir", str(tmp_path / "run"), "--agent.horizon", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip() == "mbmeta train: error: agent.horizon must be an int >= 1, got 0"
+
+
+def test_cli_unknown_family_lists_valid_names(tmp_path, capsys):
+    assert train_main(["--loop.run_dir", str(tmp_path / "run"), "--loop.family", "pendullum"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown task family 'pendullum'" in err and "cartpole" in err
+
+
+def test_settings_dataclasses_are_what_the_loop_checks():
+    # Guard: every positive-int budget of LoopSettings is validated by check_settings.
+    from mbmeta.training.settings import LoopSettings
+
+    ints = {f.name for f in dataclasses.fields(LoopSettings) if f.type in ("int", int)} - {"seed", "iterations"}
+    assert ints == {"initial_episodes", "episodes_per_iteration", "num_envs", "epochs_per_iteration"}

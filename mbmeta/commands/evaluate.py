@@ -80,6 +80,7 @@ def run(argv: list[str]) -> int:
     """Parse ``argv``, evaluate, write and print the results; returns the exit code."""
     from mbmeta.envs import get_family
     from mbmeta.training import evaluation as ev
+    from mbmeta.training.checkpoint import load_module
 
     cfg = build_parser().parse_args(argv)
     configure_threads()
@@ -95,7 +96,7 @@ def run(argv: list[str]) -> int:
     data = ev.test_data(family, tasks, seed=cfg.seed + 7919)
     records, curves = [], {}
     for i, ckpt in enumerate(cfg.ckpt):
-        module = ev.load_module(ckpt)
+        module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
         console.print(f"[bold]{label}[/bold] ({ckpt})")
         records += ev.evaluate_returns(

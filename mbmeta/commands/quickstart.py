@@ -20,9 +20,9 @@ from mbmeta.training.settings import AgentSettings, LoopSettings
 
 # The budget: chosen to finish in a few minutes on 2 CPU cores while leaving each method a working model.
 LOOP = {"iterations": 2, "initial_episodes": 16, "episodes_per_iteration": 8, "num_envs": 8, "epochs_per_iteration": 8}
-MODEL = {"ensemble_size": 3, "hidden_sizes": (128, 128, 128), "learn_reward": False, "latent_dim": 8}
+MODEL = {"ensemble_size": 3, "hidden_sizes": (64, 64, 64), "learn_reward": False, "latent_dim": 8}
 DATA = {"context_length": 10, "target_length": 5, "batch_size": 128, "samples_per_epoch": 8192, "pad_context": True}
-AGENT = {"planner": "cem", "planner_options": {"population": 200, "elites": 20, "iterations": 4}, "horizon": 20}
+AGENT = {"planner": "cem", "planner_options": {"population": 100, "elites": 10, "iterations": 3}, "horizon": 15}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def run(argv: list[str]) -> int:
     from mbmeta.commands.evaluate import print_summary
     from mbmeta.envs import get_family
     from mbmeta.training import evaluation as ev
+    from mbmeta.training.checkpoint import load_module
     from mbmeta.training.loop import run_training
 
     args = build_parser().parse_args(argv)
@@ -78,7 +79,7 @@ def run(argv: list[str]) -> int:
     records, curves = [], {}
     data = ev.test_data(family, tasks, seed=args.seed + 7919)
     for method, ckpt in checkpoints.items():
-        module = ev.load_module(ckpt)
+        module = load_module(ckpt)
         records += ev.evaluate_returns(module, family, tasks, method=method, agent=agent, num_envs=8, seed=args.seed)
         curves[method] = ev.prediction_error(module, data, context_length=agent.context_size, seed=args.seed)
     ev.write_results(records, out / "results", extra={"prediction_error": curves, "family": family.name})

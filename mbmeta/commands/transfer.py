@@ -48,7 +48,7 @@ def run(argv: list[str]) -> int:
     """Parse ``argv``, run the transfer comparison, print and write it; returns the exit code."""
     from mbmeta.commands.evaluate import family_of_checkpoint
     from mbmeta.envs import get_family
-    from mbmeta.training.evaluation import load_module
+    from mbmeta.training.checkpoint import load_module
     from mbmeta.training.transfer import transfer_study
 
     cfg = build_parser().parse_args(argv)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from mbmeta.control.objective import PROPAGATIONS, Propagation, RolloutObjective
+from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
 
@@ -127,12 +128,10 @@ class MPCAgent:
             map_location: where to load the weights (e.g. ``"cpu"``).
             **kwargs: further :class:`MPCAgent` arguments (horizon, context_size, propagation, ...).
         """
-        # Imported here, not at the top: the training layer sits above control, and only this entry point needs it.
-        from mbmeta.training.module import MetaDynamicsModule
-
-        module = MetaDynamicsModule.load_from_checkpoint(path, map_location=map_location)
-        module.eval()
-        return cls(module.dynamics, planner, reward_fn, termination_fn, **kwargs)
+        # The models layer rebuilds the dynamics from the checkpoint (weights_only: no pickled code runs); the
+        # control layer never needs Lightning or the training module.
+        dynamics = load_dynamics(path, map_location=map_location if map_location is not None else "cpu")
+        return cls(dynamics, planner, reward_fn, termination_fn, **kwargs)
 
     # ----- episode bookkeeping -----------------------------------------------------------------------------------
     @property

@@ -79,18 +79,6 @@ def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | Non
     return family.sample(np.random.default_rng(seed), 8 if count is None else count, split)
 
 
-def load_module(path: str | Path, map_location: str = "cpu") -> MetaDynamicsModule:
-    """Load a trained model without executing pickled code; raises a clear error naming a bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        module = MetaDynamicsModule.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch/Lightning raise many types for corrupt or unsafe files
-        raise ValueError(f"cannot load checkpoint {str(path)!r}: {err}") from err
-    return module.eval()
-
-
 def evaluate_returns(
     module: MetaDynamicsModule,
     family: TaskFamily,

@@ -1,0 +1,122 @@
+"""End to end on a tiny budget: `mbmeta train` → `evaluate` → `transfer`, and `mbmeta fit` (LightningCLI)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mbmeta.cli import main
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.training.checkpoint import load_module
+
+TINY = [
+    "--loop.family", "pendulum",
+    "--loop.iterations", "1",
+    "--loop.initial_episodes", "3",
+    "--loop.episodes_per_iteration", "2",
+    "--loop.num_envs", "2",
+    "--loop.epochs_per_iteration", "1",
+    "--model.adaptation", "context",
+    "--model.ensemble_size", "2",
+    "--model.hidden_sizes", "[32, 32]",
+    "--model.context_hidden", "[32]",
+    "--model.reward_hidden", "[32]",
+    "--data.samples_per_epoch", "512",
+    "--data.batch_size", "64",
+    "--data.val_fraction", "0.34",
+    "--data.pad_context", "true",
+]  # fmt: skip
+TINY_AGENT = ["--agent.planner_options", '{"population": 16, "elites": 4, "iterations": 2}', "--agent.horizon", "5"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_train_writes_buffer_checkpoint_state_and_wandb_run(trained_run):
+    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
+    assert buffer.num_episodes == 3 + 2  # random episodes + one MPC iteration
+    assert buffer.family == "pendulum"
+    state = json.loads((trained_run / "state.json").read_text())
+    assert state["iteration"] == 1 and state["episodes"] == 5
+    module = load_module(trained_run / "model.ckpt")
+    assert module.hparams.adaptation == "context"
+    assert bool(module.dynamics.normaliser.fitted)
+    # W&B ran offline and wrote its run files locally
+    assert list((trained_run / "wandb").glob("offline-run-*"))
+
+
+def test_rerunning_a_finished_run_adds_nothing(trained_run):
+    before = EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes
+    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(trained_run)]) == 0
+    assert EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes == before
+
+
+def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "2", "--episodes_per_task", "1"]
+    argv += ["--out", str(out), "--video_tasks", "1", "--error_horizon", "3", *TINY_AGENT]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["family"] == "pendulum" and results["split"] == "test"
+    episodes = results["episodes"]
+    assert len(episodes) == 2 and {e["method"] for e in episodes} == {"context"}
+    from mbmeta.envs import get_family
+
+    family = get_family("pendulum")
+    for e in episodes:
+        assert family.in_split(family.validate(e["task"]), "test")
+        assert e["length"] == 200 and np.isfinite(e["episode_return"])
+    assert len(results["prediction_error"]["context"]) == 3
+    assert (out / "results.csv").read_text().count("\n") == 3  # header + 2 episodes
+    assert (out / "prediction_error.png").stat().st_size > 1000
+    assert (out / "video_context_task0.gif").stat().st_size > 1000
+    assert "overall" in capsys.readouterr().out
+
+
+def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path):
+    out = tmp_path / "transfer"
+    argv = ["transfer", "--ckpt", str(trained_run / "model.ckpt"), "--task", '{"mass": 0.4, "length": 1.6}']
+    argv += ["--episodes", "1", "--epochs", "1", "--eval_episodes", "1", "--out", str(out), *TINY_AGENT]
+    assert main(argv) == 0
+    rows = json.loads((out / "transfer.json").read_text())["rows"]
+    assert [(r["method"], r["episodes"]) for r in rows] == [("zero-shot", 0), ("finetune", 1), ("scratch", 1)]
+    assert all(np.isfinite(r["returns"]).all() for r in rows)
+
+
+def test_finetune_changes_only_the_chosen_weights(trained_run):
+    import torch
+
+    from mbmeta.training.transfer import finetune
+
+    module = load_module(trained_run / "model.ckpt")
+    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    tuned = finetune(module, buffer, mode="frozen_encoder", epochs=1, data={"samples_per_epoch": 256})
+    after = tuned.state_dict()
+    assert all(torch.equal(before[k], module.state_dict()[k]) for k in before)  # original untouched
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and not any(k.startswith("model.adapter.") for k in changed)
+    assert not any(k.startswith("model.normaliser.") for k in changed)  # pretrained normaliser kept
+
+
+def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
+    cmd = [sys.executable, "-m", "mbmeta", "fit", "--config", "configs/fit_pendulum.yaml"]
+    cmd += ["--data.buffer_path", str(trained_run / "buffer.npz"), "--trainer.max_epochs", "1"]
+    cmd += ["--model.hidden_sizes", "[16]", "--model.ensemble_size", "2"]
+    cmd += ["--data.samples_per_epoch", "256", "--model.adaptation", "recurrent"]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MBMETA_FIT_ROOT_DIR": str(tmp_path)}  # the run directory (logger and checkpoints)
+    printed = subprocess.run([*cmd, "--print_config"], capture_output=True, text=True, cwd=repo, timeout=300, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert "adaptation: recurrent" in printed.stdout
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))

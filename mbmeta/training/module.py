@@ -151,6 +151,7 @@ class MetaDynamicsModule(pl.LightningModule):
             batch_size=batch.context.obs.shape[0],
             on_step=stage == "train",
             on_epoch=stage != "train",
+            sync_dist=stage != "train",  # epoch means over every DDP rank's share of the validation data
             prog_bar=False,
         )
 

@@ -25,6 +25,7 @@ from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
 from mbmeta.envs.family import Choice, Split, TaskFamily, TaskParams
 from mbmeta.training.loop import make_agent
 from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.training.progress import episode_progress
 from mbmeta.training.settings import AgentSettings
 
 
@@ -95,15 +96,17 @@ def evaluate_returns(
     method = method or module.hparams.adaptation
     mpc = make_agent(module.dynamics, family, agent, seed=seed)
     launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
-    collection = collect_episodes(
-        mpc,
-        len(launches),
-        family=family,
-        tasks=[tasks[task_id] for task_id, _ in launches],
-        num_envs=min(num_envs, len(launches)),
-        seed=seed,
-        pass_task=module.hparams.adaptation == "oracle",
-    )
+    with episode_progress(f"evaluating {method}", len(launches)) as on_episode:
+        collection = collect_episodes(
+            mpc,
+            len(launches),
+            family=family,
+            tasks=[tasks[task_id] for task_id, _ in launches],
+            num_envs=min(num_envs, len(launches)),
+            seed=seed,
+            pass_task=module.hparams.adaptation == "oracle",
+            on_episode=on_episode,
+        )
     records = []
     for stats in collection.episodes:
         task_id, rep = launches[stats.launch]

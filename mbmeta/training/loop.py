@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from mbmeta.control.agent import MPCAgent
@@ -45,6 +46,7 @@ from mbmeta.training.callbacks import DivergenceCallback, DivergenceError
 from mbmeta.training.checkpoint import fsync_directory, load_module, save_checkpoint
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.training.progress import episode_progress, log_episode_table
 from mbmeta.training.settings import AgentSettings, LoopSettings
 
 BUFFER_FILE = "buffer.npz"
@@ -202,6 +204,8 @@ def fit_model(
         **trainer,
     }
     callbacks = list(options.pop("callbacks", None) or [])
+    if options.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(RichProgressBar(leave=False))
     if not any(isinstance(c, DivergenceCallback) for c in callbacks):
         callbacks.append(DivergenceCallback())
     fitter = pl.Trainer(
@@ -322,17 +326,20 @@ def _run(
         random_policy = RandomPolicy(env.action_space, seed=loop.seed)
         env.close()
         log(f"iteration 0: {loop.initial_episodes} random episodes on train tasks of {family.name}")
-        collection = collect_episodes(
-            random_policy,
-            loop.initial_episodes,
-            family=family,
-            num_envs=loop.num_envs,
-            vectorization=loop.vectorization,
-            env_kwargs=env_kwargs,
-            seed=loop.seed,
-        )
+        with episode_progress("random episodes", loop.initial_episodes) as on_episode:
+            collection = collect_episodes(
+                random_policy,
+                loop.initial_episodes,
+                family=family,
+                num_envs=loop.num_envs,
+                vectorization=loop.vectorization,
+                env_kwargs=env_kwargs,
+                seed=loop.seed,
+                on_episode=on_episode,
+            )
         buffer = collection.buffer
         _log_metrics(logger, episode_metrics(collection.episodes, "collect"), step=0)
+        log_episode_table(logger, "collect/episodes", collection.episodes, step=0)
         buffer.save(buffer_path)
         state = LoopState(iteration=0, episodes=buffer.num_episodes)
         state.save(state_path)
@@ -367,20 +374,23 @@ def _run(
             module.to(device)
         mpc = make_agent(module.dynamics, family, agent, seed=seed)
         log(f"iteration {iteration + 1}/{loop.iterations}: collecting {loop.episodes_per_iteration} MPC episodes")
-        collection = collect_episodes(
-            mpc,
-            loop.episodes_per_iteration,
-            family=family,
-            num_envs=loop.num_envs,
-            vectorization=loop.vectorization,
-            env_kwargs=env_kwargs,
-            buffer=buffer,
-            seed=seed,
-            pass_task=oracle,
-        )
+        with episode_progress(f"MPC episodes, iteration {iteration + 1}", loop.episodes_per_iteration) as on_episode:
+            collection = collect_episodes(
+                mpc,
+                loop.episodes_per_iteration,
+                family=family,
+                num_envs=loop.num_envs,
+                vectorization=loop.vectorization,
+                env_kwargs=env_kwargs,
+                buffer=buffer,
+                seed=seed,
+                pass_task=oracle,
+                on_episode=on_episode,
+            )
         module.train()
         metrics = episode_metrics(collection.episodes, "collect")
         _log_metrics(logger, metrics, step=iteration + 1)
+        log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration + 1)
         log(f"  mean return {metrics['collect/return_mean']:.1f} over {len(collection.episodes)} episodes")
         buffer.save(buffer_path)
         state = LoopState(

@@ -79,6 +79,7 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert (out / "prediction_error.png").stat().st_size > 1000
     assert (out / "video_context_task0.gif").stat().st_size > 1000
     assert "overall" in capsys.readouterr().out
+    assert list((out / "wandb").glob("offline-run-*"))  # the evaluation was logged to W&B (offline)
 
 
 def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path):

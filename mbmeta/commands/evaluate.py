@@ -118,6 +118,7 @@ def run(argv: list[str]) -> int:
         records, out, extra={"prediction_error": curves, "family": family.name, "split": cfg.split, "ckpt": cfg.ckpt}
     )
     ev.plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
+    ev.log_to_wandb(out, records, config={"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt})
     print_summary(records, console)
-    console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos)")
+    console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos, wandb/)")
     return 0

@@ -264,3 +264,32 @@ def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def log_to_wandb(out_dir: str | Path, records: Sequence[EpisodeRecord], config: dict[str, Any]) -> Path:
+    """Log an evaluation (summary, per-episode table, prediction-error plot, videos) as a W&B run in ``out_dir``.
+
+    Offline unless ``WANDB_MODE=online``; returns the run directory (``wandb sync`` it to upload).
+    """
+    import wandb
+
+    out = Path(out_dir)
+    run = wandb.init(project="mbmeta", dir=str(out), job_type="evaluate", config=config)
+    try:
+        names = sorted({k for r in records for k in r.task})
+        table = wandb.Table(columns=["method", "task_id", *names, "seed", "return", "length", "terminated"])
+        for r in records:
+            table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
+                           r.terminated)  # fmt: skip
+        payload: dict[str, Any] = {"evaluate/episodes": table}
+        for method, by_task in summarise(records).items():
+            payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
+        plot = out / "prediction_error.png"
+        if plot.is_file():
+            payload["evaluate/prediction_error"] = wandb.Image(str(plot))
+        for video in sorted(out.glob("video_*.gif")):
+            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif")
+        run.log(payload)
+    finally:
+        run.finish()
+    return Path(run.dir).parent

@@ -14,11 +14,12 @@ What "bare" means, per family (the table's ``baseline`` column):
   env's reward and termination, and is an upper bound on the task layer's cost.
 
 Both sides are timed unwrapped (no ``TimeLimit``/``OrderEnforcing``/``PassiveEnvChecker``, which would add the
-same constant to both and hide the difference), with the same seeded random actions; the family env runs a
-(non-nominal) train task. Only ``step`` calls are timed (resets after terminations are excluded). Short blocks of
-steps alternate between family and baseline; ``family µs``/``bare µs`` are the fastest block of each (on a shared
-machine the minimum is the least disturbed estimate) and ``overhead`` compares them; ``paired`` is the median over
-adjacent block pairs of the time ratio, a second estimate that load drift cannot bias.
+same constant to both and hide the difference), with the same seeded random actions; the family env runs its
+nominal task (same physics as the bare env). Only ``step`` calls are timed (resets after terminations are
+excluded). Short blocks of steps alternate between family and baseline; ``family µs``/``bare µs`` are the
+fastest block of each (on a shared machine the minimum is the least disturbed estimate) and ``overhead`` compares
+them; ``paired`` is the median over adjacent block pairs of the time ratio, a second estimate that load drift
+cannot bias.
 
 Usage: ``python benchmarks/env_speed.py [--steps 20000] [--block 100] [--families pendulum cartpole]``.
 Prints a table; the exit code does not depend on the overhead.
@@ -100,7 +101,9 @@ def benchmark(family: TaskFamily, steps: int, block: int, seed: int = 0) -> dict
     """Seconds per step of the family env and its baseline: the best of alternating blocks of ``block`` steps."""
     rng = np.random.default_rng(seed)
     env = gym.make(family.env_id).unwrapped
-    env.task = family.sample(rng, 1, "train")[0]
+    # The nominal task: the same physics as the bare env (a crippled leg or heavier body would change the
+    # simulation's own cost, which is not the task layer's).
+    env.task = family.nominal()
     family_step = env_stepper(env, seed)
     baseline, bare_env, bare_step = make_baseline(family, seed)
     space = env.action_space

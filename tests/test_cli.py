@@ -50,3 +50,15 @@ def test_docs_table_of_families_is_current():
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "task_families.md").read_text()
     assert markdown_table() in docs
+
+
+def test_readme_python_example_runs():
+    # The README's first Python example, executed as written (it must stay true).
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    first_block = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
+    namespace: dict = {}
+    exec(compile(first_block, "README.md", "exec"), namespace)
+    assert namespace["info"]["task"] == namespace["task"].as_dict()

@@ -15,6 +15,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from mbmeta.commands import configure_threads
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.settings import AgentSettings, LoopSettings
@@ -63,6 +64,7 @@ def run(argv: list[str]) -> int:
 
     parser = build_parser()
     cfg = parser.parse_args(argv)
+    configure_threads()
     try:
         ckpt = run_training(
             LoopSettings(**vars(cfg.loop)),

@@ -1,15 +1,22 @@
 """Speed of the meta-learned dynamics models on CPU.
 
-Prints three tables:
+Prints four tables:
 
-1. Batched ensemble forward (one ``baddbmm`` per layer) vs a Python loop over E separate member MLPs, E=5, 4×200,
-   for several row counts per member; the issue asks for >= 3x. The ratio depends on the regime: with few rows the
-   loop pays E× the per-op overhead and batching wins; with many rows both are bound by the same matmul FLOPs.
-2. Training throughput (target transitions / s) of ``MetaDynamicsModule`` under a real ``pl.Trainer``, per method.
-3. Adaptation cost at planning time: encoder passes and gradient steps per ``adapt`` and the time of one adapted
+1. Batched ensemble forward (:class:`~mbmeta.models.ensemble.EnsembleMLP`: one ``baddbmm`` per layer, evaluated in
+   chunks of 512 rows per member) vs a Python loop over E separate member MLPs (``nn.Sequential`` of ``nn.Linear`` +
+   SiLU), E=5, 4×200, at several row counts per member: small (1-32, where the loop's per-op overhead dominates),
+   the planner's (200: CEM N=200 expectation for one environment; 2000: PETS N=500 × P/E=4, or N=200 × 10
+   environments), the training batch's (2560 = 256 segments × M=10) and a huge one (16384). The issue asks for >= 3x.
+   ``one pass`` is the same batched forward without chunking (``chunk_rows=None``), to show what chunking buys.
+2. ``--sweep-chunks``: forward throughput per chunk size, the measurement behind ``DEFAULT_CHUNK_ROWS``.
+3. Training throughput (target transitions / s) of ``MetaDynamicsModule`` under a real ``pl.Trainer``, per method.
+4. Adaptation cost at planning time: encoder passes and gradient steps per ``adapt`` and the time of one adapted
    call at planner size.
 
-Usage: ``python benchmarks/model_speed.py [--threads 1] [--steps 8] [--batch-size 256] [--quick]``
+Times in tables 1, 2 and 4 are CPU seconds of this process (``time.process_time``; the minimum over interleaved
+repeats), which on a shared machine excludes the time other processes hold the core; table 3 is wall-clock per step.
+
+Usage: ``python benchmarks/model_speed.py [--threads 1] [--steps 8] [--batch-size 256] [--sweep-chunks] [--quick]``
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 from torch import nn
 
 from mbmeta.models import EnsembleMLP, MetaDynamicsModel, transition_statistics
+from mbmeta.models.ensemble import DEFAULT_CHUNK_ROWS
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import MetaBatch, Transition
 
@@ -29,11 +37,22 @@ OBS, A, E, HIDDEN = 17, 6, 5, (200, 200, 200, 200)  # HalfCheetah-sized observat
 
 
 def timeit(fn, repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
+    """CPU seconds per call (one warm-up, then the best of 3 rounds of ``repeats`` calls)."""
+    return interleaved({"fn": fn}, repeats)["fn"]
+
+
+def interleaved(fns: dict, repeats: int, rounds: int = 3) -> dict[str, float]:
+    """CPU seconds per call of each function: rounds alternate between them; the best round counts."""
+    for fn in fns.values():
         fn()
-    return (time.perf_counter() - start) / repeats
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.process_time()
+            for _ in range(repeats):
+                fn()
+            best[name] = min(best[name], (time.process_time() - start) / repeats)
+    return best
 
 
 def loop_members(mlp: EnsembleMLP) -> list[nn.Sequential]:
@@ -54,17 +73,28 @@ def loop_members(mlp: EnsembleMLP) -> list[nn.Sequential]:
 
 
 def forward_ratio(rows_list: list[int]) -> None:
-    print("\n1) batched vs loop forward, E=5, 4x200 (no_grad; and forward+backward)")
-    print(f"{'rows/member':>12} {'batched ms':>11} {'loop ms':>9} {'ratio':>6} {'fwd+bwd ratio':>14}")
+    print("\n1) batched (chunked) vs Python loop over members, E=5, 4x200, CPU ms per forward")
+    print(
+        f"{'rows/member':>12} {'loop ms':>9} {'one pass ms':>12} {'batched ms':>11} {'loop/batched':>13} "
+        f"{'fwd+bwd loop/batched':>21}"
+    )
     mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
+    one_pass = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, chunk_rows=None)
+    one_pass.load_state_dict(mlp.state_dict())
     members = loop_members(mlp)
     for rows in rows_list:
         x = torch.randn(E, rows, OBS + A, generator=torch.Generator().manual_seed(1))
         torch.testing.assert_close(mlp(x)[0], members[0](x[0]), atol=1e-5, rtol=1e-5)
-        repeats = max(3, int(3000 / rows**0.7))
+        repeats = max(2, int(3000 / rows**0.8))
         with torch.no_grad():
-            batched = timeit(lambda x=x: mlp(x), repeats)
-            loop = timeit(lambda x=x: torch.stack([m(x[e]) for e, m in enumerate(members)]), repeats)
+            t = interleaved(
+                {
+                    "loop": lambda x=x: torch.stack([m(x[e]) for e, m in enumerate(members)]),
+                    "one pass": lambda x=x: one_pass(x),
+                    "batched": lambda x=x: mlp(x),
+                },
+                repeats,
+            )
 
         def batched_train(x=x):
             mlp(x).square().mean().backward()
@@ -72,9 +102,34 @@ def forward_ratio(rows_list: list[int]) -> None:
         def loop_train(x=x):
             torch.stack([m(x[e]) for e, m in enumerate(members)]).square().mean().backward()
 
-        train_ratio = timeit(loop_train, repeats) / timeit(batched_train, repeats)
-        flag = "  (>= 3x)" if loop / batched >= 3 else ""
-        print(f"{rows:>12} {batched * 1e3:>11.3f} {loop * 1e3:>9.3f} {loop / batched:>6.2f} {train_ratio:>14.2f}{flag}")
+        train = interleaved({"loop": loop_train, "batched": batched_train}, repeats)
+        ratio = t["loop"] / t["batched"]
+        flag = "  (>= 3x)" if ratio >= 3 else ""
+        print(
+            f"{rows:>12} {t['loop'] * 1e3:>9.3f} {t['one pass'] * 1e3:>12.3f} {t['batched'] * 1e3:>11.3f} "
+            f"{ratio:>13.2f} {train['loop'] / train['batched']:>21.2f}{flag}",
+            flush=True,
+        )
+
+
+def chunk_sweep(rows_list: list[int], chunks: list[int | None]) -> None:
+    print("\n2) forward throughput by chunk size (k rows per member per CPU second), E=5, 4x200, no_grad")
+    print(f"{'rows/member':>12} " + " ".join(f"{str(c):>7}" for c in chunks))
+    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
+    for rows in rows_list:
+        x = torch.randn(E, rows, OBS + A, generator=torch.Generator().manual_seed(1))
+
+        def at(chunk, x=x):
+            def run() -> None:
+                mlp.chunk_rows = chunk
+                mlp(x)
+
+            return run
+
+        with torch.no_grad():
+            t = interleaved({str(c): at(c) for c in chunks}, max(2, 8000 // rows), rounds=5)
+        print(f"{rows:>12} " + " ".join(f"{rows / t[str(c)] / 1e3:>7.0f}" for c in chunks), flush=True)
+    mlp.chunk_rows = DEFAULT_CHUNK_ROWS
 
 
 def random_batch(b: int, k: int, m: int, g: torch.Generator) -> MetaBatch:
@@ -106,7 +161,7 @@ class StepTimer(pl.Callback):
 
 
 def training_throughput(methods: list[str], batch_size: int, gradient_batch: int, steps: int, k: int, m: int) -> None:
-    print(f"\n2) training throughput, E=5, 4x200, K={k}, M={m} (pl.Trainer, {steps} timed steps after 2 warm-up)")
+    print(f"\n3) training throughput, E=5, 4x200, K={k}, M={m} (pl.Trainer, {steps} timed steps after 2 warm-up)")
     print(f"{'method':>10} {'batch':>6} {'s/step':>8} {'targets/s':>10} {'segment transitions/s':>22}")
     g = torch.Generator().manual_seed(0)
     for method in methods:
@@ -134,7 +189,7 @@ def training_throughput(methods: list[str], batch_size: int, gradient_batch: int
 
 
 def adaptation_cost(rows: int, k: int) -> None:
-    print(f"\n3) planning-time cost: B=1 env, K={k} context, one adapted call with {rows} rows per member")
+    print(f"\n4) planning-time cost: B=1 env, K={k} context, one adapted call with {rows} rows per member")
     print(f"{'method':>10} {'adapt ms':>9} {'encoder passes':>15} {'grad steps':>11} {'call ms':>8}")
     g = torch.Generator().manual_seed(0)
     context = random_batch(1, k, 1, g)
@@ -176,11 +231,14 @@ def main() -> None:
     parser.add_argument("--gradient-batch", type=int, default=32, help="segments per batch for the gradient adapter")
     parser.add_argument("--rows", type=int, default=10_000, help="rows per member in the planning-call timing")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (smoke run)")
+    parser.add_argument("--sweep-chunks", action="store_true", help="also time every chunk size (table 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    rows_list = [1, 32, 256, 2048] if args.quick else [1, 8, 32, 256, 2048, 16384]
+    rows_list = [1, 32, 200, 2000] if args.quick else [1, 8, 32, 200, 2000, 2560, 16384]
     forward_ratio(rows_list)
+    if args.sweep_chunks:
+        chunk_sweep([200, 2000, 16384], [None, 128, 256, 512, 1024, 2048, 4096])
     steps = 3 if args.quick else args.steps
     training_throughput(
         ["none", "context", "recurrent", "oracle", "gradient"], args.batch_size, args.gradient_batch, steps, 10, 10

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mbmeta.control.objective import PROPAGATIONS, Propagation, RolloutObjective
+from mbmeta.control.objective import PRECISIONS, PROPAGATIONS, Precision, Propagation, RolloutObjective
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
@@ -61,6 +61,9 @@ class MPCAgent:
         disagreement_penalty: λ on the ensemble disagreement (see :class:`RolloutObjective`).
         seed: seed of the agent's own torch generator (all planning randomness; reseed with ``reset(seed=...)``).
         device: where to plan; default: the model's device.
+        precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast while planning (several
+            times faster on CPUs with AVX512-BF16/AMX and on GPUs; states and returns stay float32; see
+            ``docs/performance.md`` for speed and closed-loop return).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class MPCAgent:
         disagreement_penalty: float = 0.0,
         seed: int = 0,
         device: torch.device | str | None = None,
+        precision: Precision = "fp32",
     ) -> None:
         if horizon < 1:
             raise ValueError(f"horizon must be > 0, got {horizon}")
@@ -85,6 +89,8 @@ class MPCAgent:
             raise ValueError(f"context_size must be > 0, got {context_size}")
         if propagation not in PROPAGATIONS:
             raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid values are {list(PRECISIONS)}")
         if not hasattr(dynamics, "adapt"):
             raise TypeError(f"dynamics must have an adapt(context, mask, task) method, got {type(dynamics).__name__}")
         self.dynamics = dynamics
@@ -98,6 +104,7 @@ class MPCAgent:
             particles=int(particles),
             discount=float(discount),
             disagreement_penalty=float(disagreement_penalty),
+            precision=precision,
         )
         self.device = torch.device(device) if device is not None else _model_device(dynamics)
         self.generator = torch.Generator(device=self.device)

@@ -21,11 +21,19 @@ positive penalty makes each step cost E times the model rows (still one call); `
 
 Non-finite returns (a diverging model) are passed through as NaN/inf: the planners replace them by a very low
 value (see :data:`mbmeta.planners.base.INVALID_RETURN`), so such candidates are never elites.
+
+Speed: with an exact ``reward_fn`` the model is asked not to evaluate its learned reward head (when its ``__call__``
+takes ``with_reward``, as :class:`~mbmeta.models.dynamics.AdaptedModel`'s does). ``precision="bf16"`` runs the model
+calls under ``torch.autocast(dtype=torch.bfloat16)`` (about 3-4x faster matmuls on CPUs with AVX512-BF16 / AMX,
+and on GPUs); the model's outputs are cast back to float32 and states, exact rewards, terminations and returns stay
+float32 (autocast is switched off around them), so only the network evaluations lose precision.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import contextlib
+import inspect
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -34,6 +42,16 @@ from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn
 
 Propagation = Literal["ts1", "tsinf", "expectation"]
 PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def _takes_with_reward(dynamics: Any) -> bool:
+    """Whether ``dynamics(obs, action, with_reward=False)`` is accepted (the protocol only promises two arguments)."""
+    try:
+        return "with_reward" in inspect.signature(dynamics).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no inspectable signature
+        return False
 
 
 def _randn_like(like: Tensor, generator: torch.Generator) -> Tensor:
@@ -64,6 +82,8 @@ class RolloutObjective:
         disagreement_penalty: λ >= 0 on the ensemble's disagreement.
         sample: draw next states from the predicted Gaussians (True) or follow the means (False).
         generator: source of the sampling and member-shuffling noise (None: a fresh OS-seeded generator).
+        precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast (see the module
+            docstring); returns are accumulated in float32 either way.
 
     Call with ``actions [B, N, H, A]``; returns ``[B, N]`` (mean over particles of the discounted return).
     """
@@ -81,7 +101,10 @@ class RolloutObjective:
         disagreement_penalty: float = 0.0,
         sample: bool = True,
         generator: torch.Generator | None = None,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid values are {list(PRECISIONS)}")
         if propagation not in PROPAGATIONS:
             raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
         if obs.ndim != 2:
@@ -115,6 +138,21 @@ class RolloutObjective:
             generator = torch.Generator(device=obs.device)
             generator.seed()
         self.generator = generator
+        self.precision = precision
+        # An exact reward makes the model's learned reward head wasted work: skip it when the model allows.
+        self._model_kwargs = {"with_reward": False} if reward_fn is not None and _takes_with_reward(dynamics) else {}
+
+    def _reduced(self) -> contextlib.AbstractContextManager:
+        """The autocast region of the model calls (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.obs.device.type, dtype=torch.bfloat16)
+
+    def _exact(self) -> contextlib.AbstractContextManager:
+        """Full precision inside the autocast region: rewards and terminations of float32 states."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.obs.device.type, enabled=False)
 
     # ----- the objective ----------------------------------------------------------------------------------------
     def __call__(self, actions: Tensor) -> Tensor:
@@ -122,24 +160,29 @@ class RolloutObjective:
         batch, obs_dim = self.obs.shape
         if actions.ndim != 4 or actions.shape[0] != batch:
             raise ValueError(f"actions must have shape [B, N, H, A] with B={batch}, got {list(actions.shape)}")
-        if self.propagation == "expectation":
-            return self._expectation(actions)
-        if self.penalty > 0:
-            return self._all_members(actions)
-        if self.propagation == "tsinf":
-            return self._tsinf(actions)
-        return self._ts1(actions)
+        # One autocast region per call (not per model call): autocast's weight-cast cache then lasts all H steps.
+        with self._reduced():
+            if self.propagation == "expectation":
+                return self._expectation(actions)
+            if self.penalty > 0:
+                return self._all_members(actions)
+            if self.propagation == "tsinf":
+                return self._tsinf(actions)
+            return self._ts1(actions)
 
     # ----- pieces -----------------------------------------------------------------------------------------------
     def _next(self, prediction_mean: Tensor, prediction_var: Tensor) -> Tensor:
         if not self.sample:
             return prediction_mean
-        # clamp: a model may round a zero variance to a tiny negative; sqrt of that would be NaN.
-        return prediction_mean + prediction_var.clamp_min(0).sqrt() * _randn_like(prediction_mean, self.generator)
+        # clamp: a model may round a zero variance to a tiny negative; sqrt of that would be NaN. In place on fresh
+        # tensors (noise · std + mean, the same value as mean + std · noise): fewer passes over [E, B, N, P/E, O].
+        std = prediction_var.clamp_min(0).sqrt_()
+        return _randn_like(prediction_mean, self.generator).mul_(std).add_(prediction_mean)
 
     def _reward(self, obs: Tensor, action: Tensor, next_obs: Tensor, learned: Tensor | None) -> Tensor:
         if self.reward_fn is not None:
-            return self.reward_fn(obs, action, next_obs)
+            with self._exact():
+                return self.reward_fn(obs, action, next_obs)
         if learned is None:
             raise ValueError("no reward: pass reward_fn, or use a model that predicts rewards (Prediction.reward)")
         return learned
@@ -154,7 +197,8 @@ class RolloutObjective:
             # where, not multiply: a diverged row's NaN reward after termination must not leak into the return.
             total = total + torch.where(alive, weight * reward, torch.zeros_like(reward))
         if self.termination_fn is not None:
-            done = self.termination_fn(obs, action, nxt)
+            with self._exact():
+                done = self.termination_fn(obs, action, nxt)
             alive = ~done if alive is None else alive & ~done
         return total, alive
 
@@ -164,10 +208,17 @@ class RolloutObjective:
         return means.var(dim=0, correction=0).mean(dim=-1)
 
     def _call(self, obs: Tensor, action: Tensor) -> Prediction:
-        prediction = self.dynamics(obs, action)
+        prediction = self.dynamics(obs, action, **self._model_kwargs)
         if prediction.mean.shape != obs.shape:
             raise ValueError(
                 f"dynamics returned mean of shape {list(prediction.mean.shape)} for obs of shape {list(obs.shape)}"
+            )
+        if self.precision != "fp32":  # states and returns stay in the start observation's dtype
+            dtype = self.obs.dtype
+            prediction = Prediction(
+                prediction.mean.to(dtype),
+                prediction.var.to(dtype),
+                None if prediction.reward is None else prediction.reward.to(dtype),
             )
         return prediction
 

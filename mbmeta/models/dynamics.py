@@ -40,13 +40,15 @@ class AdaptedModel:
         self.model, self.adaptation, self.batch_size = model, adaptation, batch_size
         self.ensemble_size = model.ensemble_size
 
-    def __call__(self, obs: Tensor, action: Tensor) -> Prediction:
+    def __call__(self, obs: Tensor, action: Tensor, with_reward: bool = True) -> Prediction:
         """Predict one step for every member.
 
         Args:
             obs: ``[E, B, *S, O]`` raw observations; row ``[e, b, ...]`` is predicted by member ``e`` under
                 environment ``b``'s adaptation (pass ``obs.expand(E, ...)`` to ask all members the same rows).
             action: ``[E, B, *S, A]`` raw actions.
+            with_reward: False skips the learned reward net (``reward`` is then None; mean and var are unchanged):
+                a planner that scores with an exact reward function need not pay for it.
 
         Returns:
             Prediction with ``mean [E, B, *S, O]`` (raw next observation), ``var [E, B, *S, O]`` (raw units; an
@@ -62,7 +64,7 @@ class AdaptedModel:
             )
         n = m.normaliser
         x = torch.cat([n.normalise_obs(obs), n.normalise_action(action)], dim=-1).reshape(e, b, -1, o + a)
-        delta, logvar, reward = m.predict_normalised(x, self.adaptation)
+        delta, logvar, reward = m.predict_normalised(x, self.adaptation, with_reward=with_reward)
         lead = obs.shape[:-1]
         mean = obs + n.denormalise_delta(delta).view(*lead, o)
         if logvar is None:

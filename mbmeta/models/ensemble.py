@@ -6,7 +6,14 @@ Two layouts are supported:
 - grouped: ``x [E, B, R, in]`` (B environments) with either the shared weights ``[E, in, out]`` or per-environment
   weights ``[E, B, in, out]`` (what the gradient adapter produces), plus an optional per-environment conditioning
   vector ``cond [B, Z]`` that is treated as extra input features. The conditioning enters as a per-environment bias of
-  the first layer (``cond @ W_z``, computed once per environment), so the ``R`` rows never carry a copy of it.
+  the first layer (``bias + cond @ W_z``, computed once per environment), so the ``R`` rows never carry a copy of it.
+
+Both layouts evaluate large inputs in chunks of about :data:`DEFAULT_CHUNK_ROWS` rows per member, running every layer
+on one chunk before the next: a chunk's activations (~2 MB) stay in cache between layers, whereas one huge batch
+writes and re-reads tens of megabytes per layer, and allocations that big are fresh ``mmap``s whose page faults cost
+as much as the matmuls (measured: one pass over 16k rows per member took 486 ms vs 260 ms in 512-row chunks; see
+``docs/performance.md``). Chunking never changes the result (with one torch thread): each output row is computed by
+exactly the same operations whatever its chunk (tested bit for bit; see :data:`ROW_QUANTUM`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,39 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
 }
 """Activation names accepted by :class:`EnsembleMLP` (``silu`` is the swish of PETS / CaDM)."""
+
+DEFAULT_CHUNK_ROWS = 512
+"""Rows per member per chunk. Chosen by measurement (``benchmarks/model_speed.py --sweep-chunks``: 256-1024 are equally
+fast with 1 thread on the development machine; one pass over 16k rows per member was up to 1.9x slower)."""
+
+ROW_QUANTUM = 64
+"""Chunks hold a multiple of this many rows (the last one absorbs the remainder). Why: elementwise kernels (the
+activation) run a vectorised body and a scalar tail whose last bits can differ; with every chunk but the last a
+multiple of 64 rows, each element falls in the body or tail exactly as in one pass, so results stay bit-identical.
+(MKL's matmul gives a row the same result whatever the batch size, for 4 rows or more and one thread.)"""
+
+
+def chunk_spans(total: int, chunk: int | None) -> list[slice] | None:
+    """Cut ``range(total)`` rows into chunks, or None when one pass is enough.
+
+    Args:
+        total: number of rows.
+        chunk: target rows per chunk (rounded down to a multiple of :data:`ROW_QUANTUM`, at least one quantum); None
+            or 0 means no chunking.
+
+    Returns:
+        Consecutive slices, each ``chunk`` rows except the last, which takes the remainder plus a full chunk when the
+        remainder alone would be shorter than :data:`ROW_QUANTUM` (tiny matmuls take other kernel paths).
+    """
+    if not chunk or total <= chunk:
+        return None
+    size = max(ROW_QUANTUM, chunk // ROW_QUANTUM * ROW_QUANTUM)
+    starts = list(range(0, total, size))
+    if len(starts) > 1 and total - starts[-1] < ROW_QUANTUM:
+        starts.pop()
+    if len(starts) == 1:
+        return None
+    return [slice(start, end) for start, end in zip(starts, [*starts[1:], total], strict=True)]
 
 
 def activation_fn(name: str) -> Callable[[Tensor], Tensor]:
@@ -90,12 +130,12 @@ class EnsembleLinear(nn.Module):
 
 
 def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """One ensemble layer over B groups of rows, with shared or per-group weights.
+    """One ensemble layer over B groups of rows, with shared or per-group weights and biases.
 
     Args:
         x: ``[E, B, R, in]``.
         weight: ``[E, in, out]`` (shared by the groups) or ``[E, B, in, out]`` (one per group).
-        bias: ``[E, 1, out]`` or ``[E, B, 1, out]`` matching ``weight``.
+        bias: ``[E, 1, out]`` (shared) or ``[E, B, 1, out]`` (one per group, e.g. with a conditioning term folded in).
 
     Returns:
         ``[E, B, R, out]``.
@@ -104,7 +144,11 @@ def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     out = weight.shape[-1]
     if weight.dim() == 3:
         # Groups share the member's weights: fold them into the row dimension for one [E]-batched matmul.
+        if bias.dim() == 4:  # per-group bias: one row of bias per row of x (baddbmm copies it into the result anyway)
+            bias = bias[:, 0] if b == 1 else bias.expand(e, b, r, out).reshape(e, b * r, out)
         return torch.baddbmm(bias, x.reshape(e, b * r, -1), weight).view(e, b, r, out)
+    if bias.dim() == 3:
+        bias = bias.unsqueeze(1).expand(e, b, 1, out)
     return torch.baddbmm(bias.reshape(e * b, 1, out), x.reshape(e * b, r, -1), weight.reshape(e * b, -1, out)).view(
         e, b, r, out
     )
@@ -120,6 +164,8 @@ class EnsembleMLP(nn.Module):
         ensemble_size: E.
         activation: one of :data:`ACTIVATIONS`.
         generator: source of the initial weights (None: torch's default generator).
+        chunk_rows: rows per member evaluated together (see the module docstring); None or 0 evaluates every input
+            in one pass. Only speed depends on it, never the result. A plain attribute: change it at any time.
     """
 
     def __init__(
@@ -130,8 +176,13 @@ class EnsembleMLP(nn.Module):
         ensemble_size: int = 5,
         activation: str = "silu",
         generator: torch.Generator | None = None,
+        *,
+        chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
     ) -> None:
         super().__init__()
+        if chunk_rows is not None and chunk_rows < 0:
+            raise ValueError(f"chunk_rows must be a positive number of rows (or None/0: no chunking), got {chunk_rows}")
+        self.chunk_rows = chunk_rows
         self.activation_name = activation
         self.activation = activation_fn(activation)
         sizes = [in_features, *hidden_sizes, out_features]
@@ -149,6 +200,12 @@ class EnsembleMLP(nn.Module):
         Returns:
             ``[E, R, out]``.
         """
+        spans = chunk_spans(x.shape[1], self.chunk_rows) if x.dim() == 3 else None
+        if spans is None:
+            return self._plain_layers(x)
+        return torch.cat([self._plain_layers(x[:, span]) for span in spans], dim=1)
+
+    def _plain_layers(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
@@ -174,23 +231,78 @@ class EnsembleMLP(nn.Module):
         Returns:
             ``[E, B, R, out]``.
         """
-        p = self.params() if params is None else {**self.params(), **params}
         z = 0 if cond is None else cond.shape[-1]
         if x.dim() != 4 or x.shape[-1] + z != self.in_features:
             raise ValueError(
                 f"EnsembleMLP.grouped_forward expects x [E, B, R, {self.in_features - z}] (in_features "
                 f"{self.in_features} minus cond size {z}), got {tuple(x.shape)}"
             )
-        n = len(self.layers)
-        for i in range(n):
-            weight, bias = p[f"layers.{i}.weight"], p[f"layers.{i}.bias"]
-            if i == 0 and cond is not None:
-                w_x, w_z = weight[..., : x.shape[-1], :], weight[..., x.shape[-1] :, :]
-                # cond @ W_z once per (member, group): [E, B, out], broadcast over the group's rows below.
-                extra = torch.einsum("bz,ezo->ebo" if weight.dim() == 3 else "bz,ebzo->ebo", cond, w_z)
-                x = grouped_linear(x, w_x, bias) + extra.unsqueeze(-2)
-            else:
-                x = grouped_linear(x, weight, bias)
-            if i < n - 1:
+        # Straight from the layers (a planner calls this thousands of times; named_parameters() walks the modules).
+        weights = [layer.weight for layer in self.layers]
+        biases = [layer.bias for layer in self.layers]
+        if params is not None:
+            weights = [params.get(f"layers.{i}.weight", w) for i, w in enumerate(weights)]
+            biases = [params.get(f"layers.{i}.bias", b) for i, b in enumerate(biases)]
+        per_group = any(t.dim() == 4 for t in (*weights, *biases))
+        if cond is not None:
+            k = x.shape[-1]
+            w_z = weights[0][..., k:, :]
+            weights[0] = weights[0][..., :k, :]
+            # cond @ W_z once per (member, group), folded into the first layer's bias: [E, B, 1, out]. The rows never
+            # carry cond, and no extra pass over the first layer's output adds it.
+            extra = (cond @ w_z).unsqueeze(-2) if w_z.dim() == 3 else cond[None, :, None, :] @ w_z
+            biases[0] = (biases[0] if biases[0].dim() == 4 else biases[0].unsqueeze(1)) + extra
+        e, groups, rows, _ = x.shape
+        if per_group:
+            # Per-group weights: chunk the rows of every group together (slicing groups would copy the weights).
+            spans = chunk_spans(rows, self.chunk_rows and max(self.chunk_rows // groups, ROW_QUANTUM))
+            if spans is None:
+                return self._grouped_layers(x, weights, biases)
+            return torch.cat([self._grouped_layers(x[:, :, span], weights, biases) for span in spans], dim=2)
+        # Shared weights: the groups' rows are one [E, B·R] batch, chunked regardless of group boundaries.
+        spans = chunk_spans(groups * rows, self.chunk_rows)
+        if spans is None:
+            return self._grouped_layers(x, weights, biases)
+        flat = x.reshape(e, groups * rows, x.shape[-1])
+        outs = []
+        for span in spans:
+            first_bias = _rows_of(biases[0], span, rows) if biases[0].dim() == 4 else biases[0]
+            outs.append(self._shared_layers(flat[:, span], weights, [first_bias, *biases[1:]]))
+        out = torch.cat(outs, dim=1)
+        return out.view(e, groups, rows, out.shape[-1])
+
+    def _shared_layers(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+        """Every layer on a chunk of rows ``x [E, R', in]``; biases ``[E, 1, out]`` or ``[E, R', out]``."""
+        for i in range(len(weights)):
+            x = torch.baddbmm(biases[i], x, weights[i])
+            if i < len(weights) - 1:
                 x = self.activation(x)
         return x
+
+    def _grouped_layers(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+        """Every layer on ``x [E, B, R', in]`` with shared or per-group weights and biases."""
+        for i in range(len(weights)):
+            x = grouped_linear(x, weights[i], biases[i])
+            if i < len(weights) - 1:
+                x = self.activation(x)
+        return x
+
+
+def _rows_of(extra: Tensor, span: slice, rows: int) -> Tensor:
+    """A per-group bias ``extra [E, B, 1, out]`` for flat rows ``span`` of ``[E, B·R]``: ``[E, len, out]``.
+
+    A broadcast view when the span lies in one group (e.g. a group's R rows span several chunks); otherwise only the
+    touched groups are expanded, so at most about a chunk's worth of values is materialised.
+    """
+    e, out = extra.shape[0], extra.shape[-1]
+    first, last = span.start // rows, (span.stop - 1) // rows  # first and last group the span touches
+    if first == last:
+        return extra[:, first].expand(e, span.stop - span.start, out)
+    if last == first + 1:  # long groups: the span crosses one boundary
+        cut = last * rows
+        head = extra[:, first].expand(e, cut - span.start, out)
+        return torch.cat([head, extra[:, last].expand(e, span.stop - cut, out)], dim=1)
+    # short groups: expand the touched ones (<= span + 2 R rows) and cut the span out
+    block = extra[:, first : last + 1].expand(e, last + 1 - first, rows, out).reshape(e, -1, out)
+    offset = span.start - first * rows
+    return block[:, offset : offset + span.stop - span.start]

@@ -162,6 +162,7 @@ def make_agent(
         propagation=settings.propagation,
         particles=settings.particles,
         discount=settings.discount,
+        precision=settings.precision,
         seed=seed,
         device=device,
     )

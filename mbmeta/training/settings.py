@@ -24,6 +24,7 @@ class AgentSettings:
         particles: P per candidate (1 for ``expectation``).
         exact_reward: plan with the family's exact reward function (True) or the model's learned reward (False).
         discount: per-step discount of planned rewards.
+        precision: ``fp32``, or ``bf16`` to evaluate the model under bfloat16 autocast while planning (faster).
     """
 
     planner: str = "cem"
@@ -36,6 +37,7 @@ class AgentSettings:
     particles: int = 1
     exact_reward: bool = True
     discount: float = 1.0
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mbmeta.data.atomic import atomic_write
 from mbmeta.envs.family import TaskParams
 
 FORMAT_NAME = "mbmeta.EpisodeBuffer"
@@ -420,26 +420,11 @@ class EpisodeBuffer:
         Returns:
             The path written.
         """
-        path = Path(path)
-        directory = path.parent if str(path.parent) else Path(".")
-        if not directory.is_dir():
-            raise FileNotFoundError(f"cannot save buffer to {path}: directory {directory} does not exist")
         arrays = {name: self.field(name) for name in _STEP_FIELDS}
         arrays["episode_starts"] = self.episode_starts
         arrays["tasks"] = self.tasks
         arrays["metadata"] = np.array(json.dumps(self.metadata()))  # 0-d unicode array: loads without pickle
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_directory(directory)
-        return path
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> EpisodeBuffer:
@@ -532,20 +517,6 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     view = arr.view()
     view.flags.writeable = False
     return view
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class EpisodeRecorder:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from mbmeta.control.agent import MPCAgent
     from mbmeta.planners.base import Planner
-    from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.data.atomic import fsync_directory
+from mbmeta.training.module import MetaDynamicsModule
 
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 
@@ -162,20 +163,6 @@ def save_checkpoint(trainer: pl.Trainer, path: str | os.PathLike[str]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def fsync_directory(directory: Path) -> None:
-    """Persist a rename in ``directory`` (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unpickling_reason(err: BaseException) -> str:

@@ -26,7 +26,6 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,12 +37,13 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from mbmeta.control.agent import MPCAgent
 from mbmeta.control.collection import EpisodeStats, RandomPolicy, collect_episodes
+from mbmeta.data.atomic import atomic_write, fsync_directory
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
 from mbmeta.envs.family import TaskFamily
 from mbmeta.planners import make_planner
 from mbmeta.training.callbacks import DivergenceCallback, DivergenceError
-from mbmeta.training.checkpoint import fsync_directory, load_module, save_checkpoint
+from mbmeta.training.checkpoint import load_module, save_checkpoint
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.progress import episode_progress, log_episode_table
@@ -100,24 +100,6 @@ class LoopState:
     def save(self, path: Path) -> None:
         """Write the state atomically."""
         atomic_write(path, lambda f: f.write(json.dumps(dataclasses.asdict(self)).encode()))
-
-
-def atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write a file through ``write(binary_file)`` into a temporary sibling, fsync it, then rename it over ``path``.
-
-    A failure (or a kill) at any point leaves the previous file untouched.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
 
 
 def publish(source: Path, target: Path) -> None:

@@ -11,9 +11,10 @@ import signal
 
 import pytest
 
+from mbmeta.data.atomic import atomic_write
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.training import loop as loop_module
-from mbmeta.training.loop import LoopState, atomic_write, run_training
+from mbmeta.training.loop import LoopState, run_training
 
 from .conftest import LOOP, tiny_settings, train_argv
 from .runs import Train, assert_same_run, check_run, line_seen

@@ -1,0 +1,46 @@
+"""Balance time of the scripted controller and of random actions on the tasks ``mbmeta evaluate --tasks 8`` uses.
+
+A reference for the learned agents in docs/results.md: what a working controller (which knows the nominal robot,
+not the task) and what uniformly random actions achieve on the same Juggler-balance test tasks and seeds.
+
+Usage: ``python docs/results/juggler_reference.py``
+"""
+
+import gymnasium as gym
+import numpy as np
+
+from mbmeta.envs import get_family
+from mbmeta.envs.juggler_controller import run_episode
+from mbmeta.training.evaluation import evaluation_tasks
+
+
+def random_episode(env_id: str, task, seed: int) -> tuple[int, float]:
+    """Steps and return of one episode of uniformly random actions (action noise seeded by ``seed``)."""
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    env.reset(seed=seed, options={"task": task})
+    steps, total, done = 0, 0.0, False
+    while not done:
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps, total, done = steps + 1, total + reward, terminated or truncated
+    env.close()
+    return steps, total
+
+
+def main() -> None:
+    """Print mean ± std balance time (steps, of 500) and return over 8 test tasks × seeds 0 and 1."""
+    family = get_family("juggler_balance")
+    tasks = evaluation_tasks(family, "test", 8, seed=0)
+    scripted, random = [], []
+    for task in tasks:
+        for seed in (0, 1):
+            ep = run_episode("balance", 500, seed=seed, task=task)
+            scripted.append((ep["steps"], float(np.sum(ep["rewards"]))))
+            random.append(random_episode(family.env_id, task, seed))
+    for name, rows in (("scripted controller", scripted), ("random actions", random)):
+        steps, returns = np.array(rows).T
+        print(f"{name}: balance time {steps.mean():.1f} ± {steps.std():.1f} steps, return {returns.mean():.2f}")
+
+
+if __name__ == "__main__":
+    main()

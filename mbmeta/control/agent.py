@@ -7,6 +7,7 @@ out at the boundary; float32 torch on the model's device inside.
 
 from __future__ import annotations
 
+import time
 import warnings
 from os import PathLike
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mbmeta.control.objective import PRECISIONS, PROPAGATIONS, Precision, Propagation, RolloutObjective
+from mbmeta.control.plan_stats import PlanStats
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
@@ -112,6 +114,7 @@ class MPCAgent:
         self.low = planner.low.to(self.device)
         self.high = planner.high.to(self.device)
         self.obs_dim: int | None = None
+        self.plan_stats = PlanStats()  # cost and planned return of every act() call; kept across reset()
         self.reset(1)
 
     @classmethod
@@ -224,6 +227,7 @@ class MPCAgent:
         Returns:
             float32 ``[B, A]`` (or ``[A]`` for unbatched obs) actions within the planner's bounds.
         """
+        start = time.perf_counter()
         obs_t, single = self._checked_obs(obs)
         task_t = None if task is None else torch.as_tensor(np.asarray(task, dtype=np.float32), device=self.device)
         with torch.no_grad():
@@ -241,6 +245,7 @@ class MPCAgent:
             )
             actions = result.actions
             ok = torch.isfinite(result.returns) & torch.isfinite(actions).flatten(1).all(dim=1)
+            bad: list[int] = []
             if not bool(ok.all()):  # one host sync per step, outside every hot loop
                 bad = (~ok).nonzero().flatten().tolist()
                 warnings.warn(
@@ -255,6 +260,15 @@ class MPCAgent:
             self._plan = self._shift(actions)
             self._carry = None if carry is None else self._shift(carry)
         first = actions[:, 0].to(dtype=torch.float32).cpu().numpy()
+        self.plan_stats.record(
+            batch=self.batch_size,
+            horizon=self.horizon,
+            rows=result.rows,
+            returns=result.returns,
+            finite=ok,
+            seconds=time.perf_counter() - start,
+            fallbacks=len(bad),
+        )
         return first[0] if single else first
 
     def _shift(self, plans: Tensor) -> Tensor:

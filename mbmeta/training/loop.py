@@ -371,10 +371,13 @@ def _run(
                 on_episode=on_episode,
             )
         module.train()
-        metrics = episode_metrics(collection.episodes, "collect")
+        metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
         _log_metrics(logger, metrics, step=iteration + 1)
         log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration + 1)
-        log(f"  mean return {metrics['collect/return_mean']:.1f} over {len(collection.episodes)} episodes")
+        log(
+            f"  mean return {metrics['collect/return_mean']:.1f} over {len(collection.episodes)} episodes; "
+            f"planning {metrics['plan/ms_per_call']:.0f} ms per step (all environments in one call)"
+        )
         buffer.save(buffer_path)
         state = LoopState(
             iteration=iteration + 1, episodes=buffer.num_episodes, checkpoint=str(fitted.relative_to(run_dir))
@@ -559,6 +562,7 @@ def _defaults(function: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, 
 def _log_metrics(logger: Logger | bool, metrics: dict[str, float], step: int) -> None:
     if isinstance(logger, Logger):
         logger.log_metrics({**metrics, "loop/iteration": step})
+        logger.save()  # buffered loggers (CSV, TensorBoard) would otherwise hold the last iteration's metrics back
 
 
 def _config(

@@ -12,6 +12,7 @@ import torch
 
 import mbmeta.envs  # noqa: F401  (registers mbmeta/Pendulum-v0)
 from mbmeta.control import MPCAgent
+from mbmeta.control.plan_stats import PlanStats
 from mbmeta.envs.pendulum import FAMILY, pendulum_dynamics
 from mbmeta.planners import CEMPlanner, ICEMPlanner, Planner
 from mbmeta.types import MetaDynamics, PlanResult, Prediction
@@ -269,3 +270,55 @@ def test_from_checkpoint_plans_with_the_trained_model(tmp_path, adaptation, prop
         action = agent.act(obs)
         assert action.shape == (2, 1) and np.isfinite(action).all() and (np.abs(action) <= 2).all()
         agent.observe(obs, action, obs * 0.9, reward=np.zeros(2))
+
+
+# ----- plan_stats: what the loop and `mbmeta evaluate` log as plan/* ------------------------------------------
+
+
+def test_counts_calls_sequences_and_planned_return_over_steps():
+    agent = pendulum_agent()  # CEM population 64 × 3 iterations, H = 15
+    agent.reset(batch_size=2)
+    obs = np.array([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    for _ in range(4):
+        agent.act(obs)
+    stats = agent.plan_stats.summary()
+    assert agent.plan_stats.calls == 4 and agent.plan_stats.env_steps == 8
+    assert stats["plan/sequences_per_env_step"] == 64 * 3
+    assert stats["plan/ms_per_call"] > 0 and stats["plan/ms_per_env_step"] == pytest.approx(
+        stats["plan/ms_per_call"] / 2
+    )
+    assert stats["plan/sequence_steps_per_s"] == pytest.approx(8 * 64 * 3 * 15 / agent.plan_stats.seconds)
+    # Pendulum rewards are costs in [-16.3, 0] per step: the planned return lies within H of them.
+    assert -16 * 15 < stats["plan/planned_return_mean"] < 0
+    assert stats["plan/fallback_fraction"] == 0.0
+
+
+def test_stats_survive_reset_and_clear_forgets_them():
+    agent = pendulum_agent()
+    agent.act(np.array([1.0, 0.0, 0.0]))
+    agent.reset(batch_size=1)
+    assert agent.plan_stats.calls == 1
+    agent.plan_stats.clear()
+    assert agent.plan_stats.summary() == {}
+
+
+def test_non_finite_plans_count_as_fallbacks_and_stay_out_of_the_planned_return():
+    agent = pendulum_agent(ExactPendulumModel(poison=torch.tensor([False, True])))
+    agent.reset(batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(2):
+            agent.act(np.array([[-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
+    stats = agent.plan_stats.summary()
+    assert stats["plan/fallback_fraction"] == 0.5
+    assert np.isfinite(stats["plan/planned_return_mean"])
+
+
+def test_all_plans_non_finite_gives_nan_planned_return():
+    stats = PlanStats()
+    stats.record(
+        batch=1, horizon=3, rows=10, returns=torch.tensor([float("nan")]), finite=torch.tensor([False]), seconds=0.1,
+        fallbacks=1,
+    )  # fmt: skip
+    summary = stats.summary()
+    assert np.isnan(summary["plan/planned_return_mean"]) and summary["plan/fallback_fraction"] == 1.0

@@ -1,0 +1,24 @@
+"""What the loop logs per iteration besides the fit's losses: collection returns and planner statistics."""
+
+import csv
+
+from pytorch_lightning.loggers import CSVLogger
+
+from mbmeta.training.loop import run_training
+
+from .conftest import AGENT, tiny_settings
+
+
+def test_loop_logs_collection_returns_and_planner_statistics(tmp_path):
+    logger = CSVLogger(tmp_path / "logs", name="run")
+    run_training(**{**tiny_settings(tmp_path / "run"), "logger": logger})
+    with open(logger.log_dir + "/metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("plan/ms_per_call")]
+    assert len(rows) == 1 and rows[0]["loop/iteration"] == "1"  # one row per MPC iteration
+    row = {k: float(v) for k, v in rows[0].items() if v}
+    options = AGENT["planner_options"]
+    assert row["plan/sequences_per_env_step"] == options["population"] * options["iterations"]
+    assert row["plan/ms_per_call"] > 0 and row["plan/sequence_steps_per_s"] > 0
+    assert row["plan/fallback_fraction"] == 0.0
+    assert row["plan/planned_return_mean"] < 0  # pendulum rewards are costs
+    assert "collect/return_mean" in row

@@ -62,10 +62,14 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
 def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "2", "--episodes_per_task", "1"]
-    argv += ["--out", str(out), "--video_tasks", "1", "--error_horizon", "3", *TINY_AGENT]
+    argv += ["--out", str(out), "--video_tasks", "1", "--error_horizon", "3"]  # no --agent.*: the run's settings
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["family"] == "pendulum" and results["split"] == "test"
+    assert results["agent"]["horizon"] == 5 and results["agent"]["planner_options"]["population"] == 16
+    stats = results["plan_stats"]["context"]
+    assert stats["plan/sequences_per_env_step"] == 16 * 2  # CEM population × iterations, as trained
+    assert stats["plan/ms_per_call"] > 0 and stats["plan/fallback_fraction"] == 0.0
     episodes = results["episodes"]
     assert len(episodes) == 2 and {e["method"] for e in episodes} == {"context"}
     from mbmeta.envs import get_family
@@ -121,3 +125,22 @@ def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))
+
+
+def test_prediction_error_units_are_the_evaluation_data_std(trained_run):
+    import torch
+
+    from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
+    from mbmeta.training.evaluation import prediction_error
+
+    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
+    module = load_module(trained_run / "model.ckpt")
+    index = SegmentSampler(buffer.episode_starts, 10, 3).sample_fixed(np.random.default_rng(0), 512)
+    batch = to_meta_batch(gather_segments(buffer, index))
+    data_std = torch.as_tensor(buffer.obs.std(axis=0), dtype=torch.float32)
+    with torch.no_grad():
+        expected = module.dynamics.multi_step_error(batch, scale=data_std).numpy()
+        own_units = module.dynamics.multi_step_error(batch).numpy()
+    measured = prediction_error(module, buffer, horizon=3, seed=0)
+    np.testing.assert_allclose(measured, expected, rtol=1e-4)
+    assert not np.allclose(measured, own_units, rtol=1e-3)  # the model's normaliser (fitted on other data) differs

@@ -9,6 +9,7 @@ method), a GIF per filmed task and method, and prints mean ± std per task and o
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mbmeta.commands import configure_threads
+from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults, run_config
 from mbmeta.training.settings import AgentSettings
 
 
@@ -40,20 +42,36 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--video_tasks", type=int, default=2, help="film one episode on each of the first N tasks")
     parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
     parser.add_class_arguments(AgentSettings, "agent")
+    add_train_config_groups(parser)
     return parser
 
 
 def family_of_checkpoint(ckpt: str) -> str:
-    """The family a checkpoint was trained on, read from the buffer beside it (a ``mbmeta train`` run)."""
+    """The family a checkpoint was trained on: from its run's ``config.json``, else from the buffer beside it."""
     from mbmeta.data.buffer import EpisodeBuffer
 
+    found = run_config(ckpt)
+    family = found[1].get("loop", {}).get("family") if found else None
+    if family:
+        return family
     buffer_path = Path(ckpt).with_name("buffer.npz")
     if not buffer_path.is_file():
-        raise ValueError(f"cannot tell the family of {ckpt!r} (no buffer.npz beside it): pass --family")
+        raise ValueError(
+            f"cannot tell the family of {ckpt!r} (no run config.json or buffer.npz beside it): pass --family"
+        )
     family = EpisodeBuffer.load(buffer_path).family
     if not family:
         raise ValueError(f"{buffer_path} records no family: pass --family")
     return family
+
+
+def describe_agent(agent: AgentSettings, source: Path | None) -> str:
+    """One line: the planner the agent uses and where its settings came from."""
+    origin = f"{source}, then --config / --agent.*" if source is not None else "defaults, --config and --agent.*"
+    return (
+        f"agent: {agent.planner} {agent.planner_options}, H={agent.horizon}, K={agent.context_size}, "
+        f"{agent.propagation} (P={agent.particles}), {agent.precision}; settings from {origin}"
+    )
 
 
 def print_summary(records, console: Console | None = None, title: str = "episode return (mean ± std)") -> None:
@@ -82,7 +100,7 @@ def run(argv: list[str]) -> int:
     from mbmeta.training import evaluation as ev
     from mbmeta.training.checkpoint import load_module
 
-    cfg = build_parser().parse_args(argv)
+    cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
     configure_threads()
     if cfg.labels is not None and len(cfg.labels) != len(cfg.ckpt):
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
@@ -93,13 +111,14 @@ def run(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
+    console.print(describe_agent(agent, agent_source))
     data = ev.test_data(family, tasks, seed=cfg.seed + 7919)
-    records, curves = [], {}
+    records, curves, plan_stats = [], {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
         console.print(f"[bold]{label}[/bold] ({ckpt})")
-        records += ev.evaluate_returns(
+        evaluation = ev.evaluate_agent(
             module,
             family,
             tasks,
@@ -109,16 +128,17 @@ def run(argv: list[str]) -> int:
             num_envs=cfg.num_envs,
             seed=cfg.seed,
         )
+        records += evaluation.records
+        plan_stats[label] = evaluation.plan_stats
         curves[label] = ev.prediction_error(
             module, data, context_length=agent.context_size, horizon=cfg.error_horizon, seed=cfg.seed
         )
         for task_id, task in enumerate(tasks[: cfg.video_tasks]):
             ev.record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
-    ev.write_results(
-        records, out, extra={"prediction_error": curves, "family": family.name, "split": cfg.split, "ckpt": cfg.ckpt}
-    )
+    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": asdict(agent)}
+    ev.write_results(records, out, extra={"prediction_error": curves, "plan_stats": plan_stats, **settings})
     ev.plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
-    ev.log_to_wandb(out, records, config={"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt})
+    ev.log_to_wandb(out, records, config=settings, plan_stats=plan_stats)
     print_summary(records, console)
     console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos, wandb/)")
     return 0

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mbmeta.commands import configure_threads
+from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults
 from mbmeta.training.settings import AgentSettings
 
 
@@ -41,23 +42,26 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seeds data, training and evaluation")
     parser.add_argument("--out", type=str, default="results/transfer", help="output directory")
     parser.add_class_arguments(AgentSettings, "agent")
+    add_train_config_groups(parser)
     return parser
 
 
 def run(argv: list[str]) -> int:
     """Parse ``argv``, run the transfer comparison, print and write it; returns the exit code."""
-    from mbmeta.commands.evaluate import family_of_checkpoint
+    from mbmeta.commands.evaluate import describe_agent, family_of_checkpoint
     from mbmeta.envs import get_family
     from mbmeta.training.checkpoint import load_module
     from mbmeta.training.transfer import transfer_study
 
-    cfg = build_parser().parse_args(argv)
+    cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
     configure_threads()
     if cfg.mode not in ("all", "frozen_encoder", "last_layer"):
         raise ValueError(f"--mode must be one of all, frozen_encoder, last_layer; got {cfg.mode!r}")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt))
     task = family.validate(cfg.task)
     console = Console()
+    agent = AgentSettings(**vars(cfg.agent))
+    console.print(describe_agent(agent, agent_source))
     rows = transfer_study(
         load_module(cfg.ckpt),
         family,
@@ -66,7 +70,7 @@ def run(argv: list[str]) -> int:
         mode=cfg.mode,
         epochs=cfg.epochs,
         eval_episodes=cfg.eval_episodes,
-        agent=AgentSettings(**vars(cfg.agent)),
+        agent=agent,
         seed=cfg.seed,
         log=console.print,
     )
@@ -79,7 +83,13 @@ def run(argv: list[str]) -> int:
     console.print(table)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"family": family.name, "task": task.as_dict(), "mode": cfg.mode, "rows": [asdict(r) for r in rows]}
+    payload = {
+        "family": family.name,
+        "task": task.as_dict(),
+        "mode": cfg.mode,
+        "agent": asdict(agent),
+        "rows": [asdict(r) for r in rows],
+    }
     (out / "transfer.json").write_text(json.dumps(payload, indent=2))
     console.print(f"written {out / 'transfer.json'}")
     return 0

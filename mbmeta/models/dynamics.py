@@ -388,7 +388,9 @@ class MetaDynamicsModel(nn.Module):
         return gaussian_nll(mean, logvar, target.delta).mean() + penalty
 
     @torch.no_grad()
-    def multi_step_error(self, batch: MetaBatch, adaptation: Adaptation | None = None) -> Tensor:
+    def multi_step_error(
+        self, batch: MetaBatch, adaptation: Adaptation | None = None, scale: Tensor | None = None
+    ) -> Tensor:
         """Open-loop prediction error at horizons 1..M.
 
         Adapts on the context (unless ``adaptation`` is given), then rolls out from ``target.obs[:, 0]`` with the
@@ -397,14 +399,17 @@ class MetaDynamicsModel(nn.Module):
         Args:
             batch: context ``[B, K, ...]``, target ``[B, M, ...]``, task ``[B, T]``.
             adaptation: a precomputed adaptation for this batch's context.
+            scale: ``[O]`` per-dimension units of the error; default: this model's normaliser ``obs_std``. Pass one
+                shared scale (e.g. the std of the evaluation data) to compare models with different normalisers.
 
         Returns:
-            ``[M]``: error at horizon h+1 = mean over B and O of ``((pred - next_obs[:, h]) / obs_std)^2``, i.e.
-            squared error in normalised observation units (each dimension divided by its data std).
+            ``[M]``: error at horizon h+1 = mean over B and O of ``((pred - next_obs[:, h]) / scale)^2``, i.e.
+            squared error in normalised observation units (each dimension divided by its std).
         """
         if adaptation is None:
             adaptation = self.adapt_normalised(self.normalise_segment(batch.context), batch.context_mask, batch.task)
         n, e = self.normaliser, self.ensemble_size
+        scale = n.obs_std if scale is None else scale
         target = batch.target
         obs = target.obs[:, 0]
         errors = []
@@ -412,7 +417,7 @@ class MetaDynamicsModel(nn.Module):
             x = torch.cat([n.normalise_obs(obs), n.normalise_action(target.action[:, h])], dim=-1)
             delta, _, _ = self.predict_normalised(x.expand(e, -1, -1).unsqueeze(2), adaptation, with_reward=False)
             obs = obs + n.denormalise_delta(delta.mean(0).squeeze(1))
-            errors.append(((obs - target.next_obs[:, h]) / n.obs_std).square().mean())
+            errors.append(((obs - target.next_obs[:, h]) / scale).square().mean())
         if not errors:
             return target.obs.new_zeros(0)
         return torch.stack(errors)

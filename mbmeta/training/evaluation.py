@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -80,7 +80,20 @@ def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | Non
     return family.sample(np.random.default_rng(seed), 8 if count is None else count, split)
 
 
-def evaluate_returns(
+class Evaluation(NamedTuple):
+    """What :func:`evaluate_agent` returns.
+
+    Attributes:
+        records: one :class:`EpisodeRecord` per episode, sorted by task and seed.
+        plan_stats: the agent's planning figures over all episodes (``plan/ms_per_call``, ... see
+            :meth:`mbmeta.control.plan_stats.PlanStats.summary`).
+    """
+
+    records: list[EpisodeRecord]
+    plan_stats: dict[str, float]
+
+
+def evaluate_agent(
     module: MetaDynamicsModule,
     family: TaskFamily,
     tasks: Sequence[TaskParams],
@@ -90,8 +103,12 @@ def evaluate_returns(
     agent: AgentSettings | None = None,
     num_envs: int = 4,
     seed: int = 0,
-) -> list[EpisodeRecord]:
-    """Closed-loop returns of the MPC agent with this model on each task (``episodes_per_task`` seeds each)."""
+) -> Evaluation:
+    """Closed-loop returns and planning statistics of the MPC agent with this model on each task.
+
+    Every task gets ``episodes_per_task`` episodes (environment seeds ``seed``, ``seed + 1``, ...); all episodes run
+    ``num_envs`` at a time through one agent, the planner batched over them.
+    """
     agent = agent or AgentSettings()
     method = method or module.hparams.adaptation
     mpc = make_agent(module.dynamics, family, agent, seed=seed)
@@ -121,7 +138,14 @@ def evaluate_returns(
                 terminated=bool(stats.terminated),
             )
         )
-    return sorted(records, key=lambda r: (r.task_id, r.seed))
+    return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), mpc.plan_stats.summary("plan/"))
+
+
+def evaluate_returns(
+    module: MetaDynamicsModule, family: TaskFamily, tasks: Sequence[TaskParams], **kwargs: Any
+) -> list[EpisodeRecord]:
+    """The episode records of :func:`evaluate_agent` (same arguments)."""
+    return evaluate_agent(module, family, tasks, **kwargs).records
 
 
 def test_data(family: TaskFamily, tasks: Sequence[TaskParams], episodes_per_task: int = 1, seed: int = 0):
@@ -143,13 +167,24 @@ def prediction_error(
     segments: int = 512,
     seed: int = 0,
 ) -> np.ndarray:
-    """``[H]`` open-loop multi-step prediction error (normalised units) at horizons 1..H on ``buffer``'s episodes."""
+    """``[H]`` open-loop multi-step prediction error at horizons 1..H on ``buffer``'s episodes.
+
+    The error is squared error in units of ``buffer``'s own per-dimension observation std (not the model's
+    normaliser), so every model measured on the same buffer is measured in the same units, whatever data it was
+    trained on.
+    """
     sampler = SegmentSampler(buffer.episode_starts, context_length, horizon)
     index = sampler.sample_fixed(np.random.default_rng(seed), segments)
     batch = to_meta_batch(gather_segments(buffer, index))
     device = next(module.parameters()).device
     batch = type(batch)(*(_to(x, device) for x in batch))
-    return module.dynamics.multi_step_error(batch).cpu().numpy()
+    return module.dynamics.multi_step_error(batch, scale=observation_scale(buffer).to(device)).cpu().numpy()
+
+
+def observation_scale(buffer: EpisodeBuffer, min_std: float = 1e-6) -> torch.Tensor:
+    """``[O]`` float32 std of each observation dimension over ``buffer`` (1 where constant, as normalisers do)."""
+    std = buffer.statistics(min_std=min_std)["obs_std"]  # clamped to min_std; the normaliser's rule (1) instead:
+    return torch.where(std <= min_std, torch.ones_like(std), std)
 
 
 def _to(value: Any, device: torch.device) -> Any:
@@ -255,7 +290,7 @@ def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title
     for method, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", label=method)
     ax.set_xlabel("prediction horizon (steps)")
-    ax.set_ylabel("MSE (normalised obs units)")
+    ax.set_ylabel("MSE (units of the test data's obs std)")
     ax.set_yscale("log")
     ax.set_title(title or "multi-step prediction error on test tasks")
     ax.legend()
@@ -266,8 +301,16 @@ def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title
     return path
 
 
-def log_to_wandb(out_dir: str | Path, records: Sequence[EpisodeRecord], config: dict[str, Any]) -> Path:
-    """Log an evaluation (summary, per-episode table, prediction-error plot, videos) as a W&B run in ``out_dir``.
+def log_to_wandb(
+    out_dir: str | Path,
+    records: Sequence[EpisodeRecord],
+    config: dict[str, Any],
+    plan_stats: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """Log an evaluation as a W&B run in ``out_dir``.
+
+    Logged: mean/std return per method, the per-episode table, each method's planner statistics (``plan_stats``:
+    method -> ``plan/*`` figures), the prediction-error plot and the videos.
 
     Offline unless ``WANDB_MODE=online``; returns the run directory (``wandb sync`` it to upload).
     """
@@ -284,6 +327,8 @@ def log_to_wandb(out_dir: str | Path, records: Sequence[EpisodeRecord], config: 
         payload: dict[str, Any] = {"evaluate/episodes": table}
         for method, by_task in summarise(records).items():
             payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
+        for method, stats in (plan_stats or {}).items():
+            payload.update({f"evaluate/{method}/{name}": value for name, value in stats.items()})
         plot = out / "prediction_error.png"
         if plot.is_file():
             payload["evaluate/prediction_error"] = wandb.Image(str(plot))

@@ -95,7 +95,8 @@ class TransferRow:
         method: ``zero-shot``, ``finetune`` or ``scratch``.
         episodes: new-task episodes used for training (0 for zero-shot).
         returns: closed-loop episode returns on the new task.
-        error_h1: one-step prediction error on held-out new-task data (normalised MSE).
+        error_h1: one-step prediction error on held-out new-task data (MSE in units of that data's obs std,
+            the same units for every row).
         error_hmax: prediction error at the longest horizon measured.
     """
 

@@ -114,6 +114,18 @@ def test_multi_step_error_matches_manual_rollout():
             obs = pred
 
 
+def test_multi_step_error_in_given_units_does_not_depend_on_the_normaliser_scale():
+    batch = make_batch(GAINS, 5, 6, 4, torch.Generator().manual_seed(8))
+    model = small_model("none")
+    scale = torch.linspace(0.5, 2.0, OBS_DIM)
+    torch.testing.assert_close(
+        model.multi_step_error(batch, scale=2 * scale), model.multi_step_error(batch, scale=scale) / 4
+    )
+    # The default units are the model's own obs std; shared units make two normalisers' errors comparable.
+    own = model.multi_step_error(batch)
+    torch.testing.assert_close(model.multi_step_error(batch, scale=model.normaliser.obs_std), own)
+
+
 def test_same_seed_same_model():
     a, b = small_model("context", seed=3), small_model("context", seed=3)
     c = small_model("context", seed=4)

@@ -1,0 +1,122 @@
+"""The settings a ``mbmeta train`` run saved beside its checkpoints, as defaults of the commands that use them.
+
+``mbmeta evaluate`` and ``mbmeta transfer`` plan with the agent settings a model was trained with (read from the
+run's ``config.json``) unless a ``--config`` file or ``--agent.*`` flag says otherwise, and they accept a
+``mbmeta train`` YAML config as it is (its ``agent`` group and ``loop.family`` are used; the other groups only
+describe training and are ignored).
+
+Precedence, lowest first: :class:`AgentSettings` defaults < the run's ``config.json`` < ``--config`` files <
+command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentParser, Namespace
+
+from mbmeta.training.settings import AgentSettings
+
+# Written by mbmeta.training.loop (CONFIG_FILE, CHECKPOINT_DIR); repeated here so that parsing a command's
+# arguments does not import Lightning.
+RUN_CONFIG_FILE = "config.json"
+RUN_CHECKPOINT_DIR = "checkpoints"
+TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
+AGENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentSettings))
+
+
+def add_train_config_groups(parser: ArgumentParser) -> None:
+    """Let ``--config`` take a ``mbmeta train`` YAML file: accept its training-only groups."""
+    for group in TRAIN_ONLY_GROUPS:
+        parser.add_argument(
+            f"--{group}",
+            type=dict[str, Any] | None,
+            default=None,
+            help=f"the '{group}' group of a `mbmeta train` config, accepted so that one can be passed with --config"
+            + ("; its 'family' is the default --family" if group == "loop" else " (not used here)"),
+        )
+
+
+def run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The ``config.json`` of the ``mbmeta train`` run a checkpoint belongs to, and its contents.
+
+    Looks beside the checkpoint (``RUN/model.ckpt``) and, for ``RUN/checkpoints/iteration_NNN.ckpt``, in ``RUN``.
+
+    Returns:
+        ``(path, config)``, or None when the checkpoint is not in a run directory (e.g. written by ``mbmeta fit``).
+
+    Raises:
+        ValueError: the config file exists but is not a JSON object (names the file).
+    """
+    ckpt = Path(ckpt)
+    directories = [ckpt.parent] + ([ckpt.parent.parent] if ckpt.parent.name == RUN_CHECKPOINT_DIR else [])
+    for directory in directories:
+        path = directory / RUN_CONFIG_FILE
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"run config {str(path)!r} is corrupt ({err})") from err
+            if not isinstance(config, dict):
+                raise ValueError(f"run config {str(path)!r} is corrupt: expected a JSON object")
+            return path, config
+    return None
+
+
+def run_agent_settings(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The ``agent`` group a checkpoint's run was trained with (known fields only), or None."""
+    found = run_config(ckpt)
+    if found is None or not isinstance(found[1].get("agent"), dict):
+        return None
+    path, config = found
+    return path, {k: v for k, v in config["agent"].items() if k in AGENT_FIELDS}
+
+
+def parse_with_run_defaults(
+    parser: ArgumentParser, argv: Sequence[str], ckpts: Sequence[str] | str | None = None
+) -> tuple[Namespace, Path | None]:
+    """Parse ``argv`` with the agent settings of the first checkpoint's run as the defaults of ``--agent.*``.
+
+    Args:
+        parser: the command's parser, with an ``agent`` group of :class:`AgentSettings` and a ``family`` argument.
+        argv: the command line.
+        ckpts: checkpoint path(s); default: the parsed ``ckpt`` argument.
+
+    Returns:
+        The parsed namespace (``family`` filled from a passed train config's ``loop.family`` when not given) and
+        the run config file the agent defaults came from (None if there was none). With several
+        checkpoints whose runs used different agent settings, warns that the first run's settings are used for all
+        (one planner for the whole comparison).
+    """
+    cfg = parser.parse_args(list(argv))
+    if ckpts is None:
+        ckpts = cfg.ckpt
+    ckpts = [ckpts] if isinstance(ckpts, str) else list(ckpts)
+    found = run_agent_settings(ckpts[0])
+    if found is None:
+        return _with_config_family(cfg), None
+    source, agent = found
+    for other in ckpts[1:]:
+        theirs = run_agent_settings(other)
+        if theirs is not None and theirs[1] != agent:
+            warnings.warn(
+                f"{theirs[0]} was trained with other agent settings than {source}; every checkpoint is evaluated "
+                "with the first run's (override with --agent.*)",
+                UserWarning,
+                stacklevel=2,
+            )
+    parser.set_defaults({f"agent.{k}": v for k, v in agent.items()})
+    return _with_config_family(parser.parse_args(list(argv))), source
+
+
+def _with_config_family(cfg: Namespace) -> Namespace:
+    """Use a passed train config's ``loop.family`` when ``--family`` was not given explicitly."""
+    loop = cfg.get("loop")
+    if isinstance(loop, dict) and loop.get("family") and cfg.get("family") is None:
+        cfg.family = loop["family"]
+    return cfg

@@ -80,6 +80,9 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
         assert e["length"] == 200 and np.isfinite(e["episode_return"])
     assert len(results["prediction_error"]["context"]) == 3
     assert (out / "results.csv").read_text().count("\n") == 3  # header + 2 episodes
+    assert (out / "results.csv").read_text().splitlines()[0].endswith(",terminated,success")
+    rate = results["success_rate"]["context"]["overall"]  # pendulum defines success (upright at the end)
+    assert rate == np.mean([e["success"] for e in episodes]) and all(isinstance(e["success"], bool) for e in episodes)
     assert (out / "prediction_error.png").stat().st_size > 1000
     assert (out / "video_context_task0.gif").stat().st_size > 1000
     assert "overall" in capsys.readouterr().out

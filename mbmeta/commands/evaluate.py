@@ -75,9 +75,13 @@ def describe_agent(agent: AgentSettings, source: Path | None) -> str:
 
 
 def print_summary(records, console: Console | None = None, title: str = "episode return (mean ± std)") -> None:
-    """Print mean ± std of the return per task (rows) and method (columns), and overall."""
-    from mbmeta.training.evaluation import summarise
+    """Print mean ± std of the return per task (rows) and method (columns), and overall.
 
+    Then the success rate, laid out the same way, where the family defines success.
+    """
+    from mbmeta.training.evaluation import success_rates, summarise
+
+    console = console or Console()
     summary = summarise(records)
     methods = list(summary)
     labels = [label for label in next(iter(summary.values())) if label != "overall"] + ["overall"]
@@ -91,7 +95,17 @@ def print_summary(records, console: Console | None = None, title: str = "episode
             mean, std, n = summary[method].get(label, (float("nan"), float("nan"), 0))
             cells.append(f"{mean:.1f} ± {std:.1f}")
         table.add_row(label, *cells, style="bold" if label == "overall" else None)
-    (console or Console()).print(table)
+    console.print(table)
+    rates = success_rates(records)
+    if rates:
+        table = Table(title="success rate")
+        table.add_column("task")
+        for method in rates:
+            table.add_column(method, justify="right")
+        for label in labels:
+            cells = [f"{100 * rates[m].get(label, float('nan')):.0f} %" for m in rates]
+            table.add_row(label, *cells, style="bold" if label == "overall" else None)
+        console.print(table)
 
 
 def run(argv: list[str]) -> int:

@@ -85,7 +85,7 @@ def run(argv: list[str]) -> int:
     ev.write_results(records, out / "results", extra={"prediction_error": curves, "family": family.name})
     ev.plot_prediction_error(curves, out / "results" / "prediction_error.png", title="pendulum: test tasks")
     print_summary(records, console, title="Pendulum, held-out test tasks: episode return (mean ± std)")
-    console.print("multi-step prediction error on test-task data (normalised MSE at horizons 1..10):")
+    console.print("multi-step prediction error on test-task data (MSE in its obs-std units, horizons 1..10):")
     for method, curve in curves.items():
         console.print(f"  {method:>8}: " + " ".join(f"{v:.3g}" for v in curve))
     console.print(f"results in {out / 'results'}; W&B runs (offline) in {out / 'wandb'}")

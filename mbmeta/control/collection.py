@@ -94,6 +94,8 @@ class EpisodeStats(NamedTuple):
         episode_return: sum of rewards.
         length: number of transitions.
         terminated: ended in a terminal state (False: truncated by the time limit).
+        success: whether the episode reached the family's goal (``TaskFamily.success``); None where the family
+            defines none or no family was given.
     """
 
     episode: int
@@ -103,6 +105,7 @@ class EpisodeStats(NamedTuple):
     episode_return: float
     length: int
     terminated: bool
+    success: bool | None = None
 
 
 class Collection(NamedTuple):
@@ -387,6 +390,7 @@ def _collect(
                     episode_return=float(returns[i]),
                     length=int(buffer.episode_lengths[episode]),
                     terminated=bool(terminated[i]),
+                    success=None if family is None else family.success(buffer.episode(episode)),
                 )
                 stats.append(s)
                 if on_episode is not None:

@@ -37,7 +37,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.spaces import Box
 from torch import Tensor
 
-from mbmeta.envs.family import Choice, Interval, Parameter, TaskFamily, TaskParams
+from mbmeta.envs.family import Choice, Interval, Parameter, TaskFamily, TaskParams, held_upright
 from mbmeta.envs.registry import register_family
 from mbmeta.envs.task_env import TaskEnvMixin
 
@@ -128,6 +128,12 @@ class CartPoleFamily(TaskFamily):
     def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """The cart left the rail: ``|x'| > 2.4``, ``[*S]`` bool."""
         return next_obs[..., 0].abs() > RAIL_LIMIT
+
+    success_text = "cart kept on the rail and pole upright (within 0.3 rad) over the last 10% of the episode"
+
+    def success(self, episode: Mapping[str, np.ndarray]) -> bool:
+        """Stayed on the rail, and the pole was within 0.3 rad of upright over the last 10% (``obs[1]`` is cos θ)."""
+        return bool(not episode["terminated"].any()) and held_upright(episode["next_obs"][:, 1])
 
 
 FAMILY = register_family(CartPoleFamily(), "mbmeta.envs.cartpole:CartPoleEnv")

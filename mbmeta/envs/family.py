@@ -233,6 +233,29 @@ class TaskFamily(ABC):
     def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """Exact termination: ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool, equal to ``env.step``'s."""
 
+    success_text: str = ""  # what success means, for the docs ("" where the family defines none)
+
+    def success(self, episode: Mapping[str, np.ndarray]) -> bool | None:
+        """Whether an episode reached the family's goal; None where the family defines no success.
+
+        Args:
+            episode: one episode's per-step arrays, as ``EpisodeBuffer.episode`` returns them: ``obs [L, O]``,
+                ``action [L, A]``, ``reward [L]``, ``next_obs [L, O]``, ``terminated [L]``, ``truncated [L]``.
+        """
+        return None
+
+
+def held_upright(cos_angle: np.ndarray, tolerance: float = 0.3, fraction: float = 0.1) -> bool:
+    """Whether a pole stayed within ``tolerance`` rad of upright over the last ``fraction`` of an episode.
+
+    Args:
+        cos_angle: ``[L]`` cosine of the pole angle after each step (1 upright).
+        tolerance: largest angle from upright, in radians.
+        fraction: the final part of the episode that must be upright (at least one step).
+    """
+    tail = max(1, int(round(len(cos_angle) * fraction)))
+    return bool(len(cos_angle) > 0 and (np.asarray(cos_angle[-tail:]) >= math.cos(tolerance)).all())
+
 
 def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> None:
     """Raise ValueError if sampled test tasks fall inside the train split (a family-definition bug)."""

@@ -243,6 +243,12 @@ class JugglerFamily(TaskFamily):
         """Ball lost (:func:`ball_lost` of ``next_obs``): ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool."""
         return ball_lost(next_obs)
 
+    success_text = "the ball was never lost (the episode ran to its time limit)"
+
+    def success(self, episode: Mapping[str, np.ndarray]) -> bool:
+        """The ball was kept for the whole episode (no termination); the episode's length is the balance time."""
+        return bool(not episode["terminated"].any())
+
 
 class JugglerBalanceFamily(JugglerFamily):
     """Keep the ball resting on the paddle near a target point."""

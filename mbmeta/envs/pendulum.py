@@ -36,7 +36,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.spaces import Box
 from torch import Tensor
 
-from mbmeta.envs.family import Choice, Parameter, TaskFamily, TaskParams
+from mbmeta.envs.family import Choice, Parameter, TaskFamily, TaskParams, held_upright
 from mbmeta.envs.registry import register_family
 from mbmeta.envs.task_env import TaskEnvMixin
 
@@ -160,6 +160,12 @@ class PendulumFamily(TaskFamily):
     def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """Never: ``[*S]`` all False."""
         return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
+
+    success_text = "upright (within 0.3 rad) over the last 10% of the episode"
+
+    def success(self, episode: Mapping[str, np.ndarray]) -> bool:
+        """Swung up and held: within 0.3 rad of upright over the last 10% of the episode (``obs[0]`` is cos θ)."""
+        return held_upright(episode["next_obs"][:, 0])
 
 
 FAMILY = register_family(PendulumFamily(), "mbmeta.envs.pendulum:PendulumEnv")

@@ -41,6 +41,7 @@ class EpisodeRecord:
         episode_return: sum of rewards.
         length: steps.
         terminated: ended in a terminal state (False: time limit).
+        success: reached the family's goal (``TaskFamily.success``); None where the family defines none.
     """
 
     method: str
@@ -50,6 +51,7 @@ class EpisodeRecord:
     episode_return: float
     length: int
     terminated: bool
+    success: bool | None = None
 
 
 def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | None = None, seed: int = 0) -> list:
@@ -136,6 +138,7 @@ def evaluate_agent(
                 episode_return=float(stats.episode_return),
                 length=int(stats.length),
                 terminated=bool(stats.terminated),
+                success=stats.success,
             )
         )
     return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), mpc.plan_stats.summary("plan/"))
@@ -244,6 +247,19 @@ def summarise(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, tuple[flo
     }
 
 
+def success_rates(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, float]]:
+    """``method -> {task label or "overall" -> fraction of successful episodes}``.
+
+    Only methods whose episodes define success appear (empty when the family defines none).
+    """
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.success is not None:
+            groups[r.method][task_label(r.task)].append(r.success)
+            groups[r.method]["overall"].append(r.success)
+    return {method: {label: float(np.mean(v)) for label, v in by_task.items()} for method, by_task in groups.items()}
+
+
 def task_label(task: dict[str, float]) -> str:
     """Short text for a task: ``mass=0.2 length=1.6``."""
     return " ".join(f"{k}={v:g}" for k, v in task.items())
@@ -259,16 +275,18 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
             m: {k: dict(zip(("mean", "std", "n"), v, strict=True)) for k, v in s.items()}
             for m, s in summarise(records).items()
         },
+        "success_rate": success_rates(records),
         **(extra or {}),
     }
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
     names = sorted({k for r in records for k in r.task})
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated"])
+        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated", "success"])
         for r in records:
             row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
-            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated)])
+            success = "" if r.success is None else int(r.success)  # empty: the family defines no success
+            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
 
 
 def _json_default(value: Any) -> Any:
@@ -320,13 +338,16 @@ def log_to_wandb(
     run = wandb.init(project="mbmeta", dir=str(out), job_type="evaluate", config=config)
     try:
         names = sorted({k for r in records for k in r.task})
-        table = wandb.Table(columns=["method", "task_id", *names, "seed", "return", "length", "terminated"])
+        columns = ["method", "task_id", *names, "seed", "return", "length", "terminated", "success"]
+        table = wandb.Table(columns=columns)
         for r in records:
             table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
-                           r.terminated)  # fmt: skip
+                           r.terminated, r.success)  # fmt: skip
         payload: dict[str, Any] = {"evaluate/episodes": table}
         for method, by_task in summarise(records).items():
             payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
+        for method, by_task in success_rates(records).items():
+            payload[f"evaluate/{method}/success_rate"] = by_task["overall"]
         for method, stats in (plan_stats or {}).items():
             payload.update({f"evaluate/{method}/{name}": value for name, value in stats.items()})
         plot = out / "prediction_error.png"

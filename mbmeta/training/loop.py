@@ -199,15 +199,19 @@ def fit_model(
 
 
 def episode_metrics(stats: list[EpisodeStats], prefix: str) -> dict[str, float]:
-    """Mean/min/max return and mean length of a batch of episodes, for logging."""
+    """Mean/min/max return, mean length and (where the family defines success) success rate of episodes."""
     returns = np.array([s.episode_return for s in stats], dtype=np.float64)
     lengths = np.array([s.length for s in stats], dtype=np.float64)
-    return {
+    metrics = {
         f"{prefix}/return_mean": float(returns.mean()),
         f"{prefix}/return_min": float(returns.min()),
         f"{prefix}/return_max": float(returns.max()),
         f"{prefix}/length_mean": float(lengths.mean()),
     }
+    successes = [s.success for s in stats if s.success is not None]
+    if successes:
+        metrics[f"{prefix}/success_rate"] = float(np.mean(successes))
+    return metrics
 
 
 def run_training(

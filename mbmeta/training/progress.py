@@ -30,9 +30,10 @@ def episode_progress(description: str, total: int) -> Iterator[Callable[[Episode
 
 
 def log_episode_table(logger: Logger | bool | None, key: str, episodes: Sequence[EpisodeStats], step: int) -> None:
-    """Log one row per episode (task parameters, return, length, terminated) as a W&B table, when W&B is the logger."""
+    """Log one row per episode (task, return, length, terminated, success) as a W&B table, if W&B is the logger."""
     if not isinstance(logger, WandbLogger) or not episodes:
         return
     names = list(episodes[0].task)
-    rows = [[step, *(e.task[n] for n in names), e.episode_return, e.length, e.terminated] for e in episodes]
-    logger.log_table(key=key, columns=["iteration", *names, "return", "length", "terminated"], data=rows)
+    rows = [[step, *(e.task[n] for n in names), e.episode_return, e.length, e.terminated, e.success] for e in episodes]
+    columns = ["iteration", *names, "return", "length", "terminated", "success"]
+    logger.log_table(key=key, columns=columns, data=rows)

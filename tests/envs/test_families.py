@@ -435,3 +435,43 @@ def test_vector_env_set_attr_gives_each_env_its_task(family):
         assert [t.as_dict() for t in venv.get_attr("task")] == [family.validate(t).as_dict() for t in tasks]
     finally:
         venv.close()
+
+
+# ----- success ---------------------------------------------------------------------------------------------------
+@family_param
+def test_success_of_a_random_episode_is_false_or_undefined(family):
+    from mbmeta.control.collection import RandomPolicy, collect_episodes
+
+    env = family.make_env()
+    policy = RandomPolicy(env.action_space, seed=0)
+    env.close()
+    collection = collect_episodes(policy, 1, family=family, num_envs=1, seed=0, env_kwargs={"max_episode_steps": 60})
+    success = collection.episodes[0].success
+    assert success is family.success(collection.buffer.episode(0))  # what collection reports is the family's
+    assert success is None if not family.success_text else success is False  # random actions reach no goal
+
+
+def test_held_upright_needs_the_whole_tail_within_tolerance():
+    from mbmeta.envs.family import held_upright
+
+    up, down = np.ones(100), -np.ones(100)
+    assert held_upright(up) and not held_upright(down) and not held_upright(np.ones(0))
+    late_fall = np.concatenate([up[:95], down[:5]])
+    assert not held_upright(late_fall)  # the last 10 steps must all be upright
+    assert held_upright(np.concatenate([down[:90], up[:10]]))
+    assert held_upright(np.full(20, math.cos(0.29))) and not held_upright(np.full(20, math.cos(0.31)))
+
+
+@pytest.mark.parametrize("name", ["pendulum", "cartpole"])
+def test_pole_families_succeed_on_an_upright_finish(name):
+    family = mbmeta.envs.get_family(name)
+    env = family.make_env()
+    obs_dim = env.observation_space.shape[0]
+    env.close()
+    cos_index = 0 if name == "pendulum" else 1
+    next_obs = np.zeros((50, obs_dim), dtype=np.float32)
+    next_obs[:, cos_index] = 1.0
+    episode = {"next_obs": next_obs, "terminated": np.zeros(50, dtype=bool)}
+    assert family.success(episode) is True
+    episode["next_obs"][-1, cos_index] = -1.0
+    assert family.success(episode) is False

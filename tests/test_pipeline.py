@@ -62,7 +62,7 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
 def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "2", "--episodes_per_task", "1"]
-    argv += ["--out", str(out), "--video_tasks", "1", "--error_horizon", "3"]  # no --agent.*: the run's settings
+    argv += ["--out", str(out), "--error_horizon", "3"]  # no --agent.*: the run's settings; a video per task
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["family"] == "pendulum" and results["split"] == "test"
@@ -85,6 +85,7 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert rate == np.mean([e["success"] for e in episodes]) and all(isinstance(e["success"], bool) for e in episodes)
     assert (out / "prediction_error.png").stat().st_size > 1000
     assert (out / "video_context_task0.gif").stat().st_size > 1000
+    assert (out / "video_context_task1.gif").stat().st_size > 1000
     assert "overall" in capsys.readouterr().out
     assert list((out / "wandb").glob("offline-run-*"))  # the evaluation was logged to W&B (offline)
 

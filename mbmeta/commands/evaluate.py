@@ -2,9 +2,12 @@
 
     mbmeta evaluate --ckpt runs/pendulum-none/model.ckpt runs/pendulum-context/model.ckpt --out results/pendulum
 
-writes ``results.json`` / ``results.csv`` (one row per episode: method, task parameters, seed, return, length),
-``prediction_error.png`` (multi-step error against horizon on shared random-action test-task data, one line per
-method), a GIF per filmed task and method, and prints mean ± std per task and overall.
+writes ``results.json`` / ``results.csv`` (one row per episode: method, task parameters, seed, return, length,
+terminated, success where the family defines it), ``prediction_error.png`` (multi-step error against horizon on
+shared random-action test-task data, one line per method), a GIF of one episode per task and method
+(``--video_tasks N``: the first N tasks only), and prints mean ± std (and success rate) per task and overall.
+The agent plans with the settings the first checkpoint's run was trained with, unless ``--config`` / ``--agent.*``
+override them.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--num_envs", type=int, default=4, help="environments stepped together")
     parser.add_argument("--seed", type=int, default=0, help="seeds environments, planning and test data")
     parser.add_argument("--out", type=str, default="results", help="output directory")
-    parser.add_argument("--video_tasks", type=int, default=2, help="film one episode on each of the first N tasks")
+    parser.add_argument(
+        "--video_tasks",
+        type=int | None,
+        default=None,
+        help="film one episode (GIF) on each of the first N tasks; default: every task; 0: no videos",
+    )
     parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
     parser.add_class_arguments(AgentSettings, "agent")
     add_train_config_groups(parser)
@@ -147,7 +155,7 @@ def run(argv: list[str]) -> int:
         curves[label] = ev.prediction_error(
             module, data, context_length=agent.context_size, horizon=cfg.error_horizon, seed=cfg.seed
         )
-        for task_id, task in enumerate(tasks[: cfg.video_tasks]):
+        for task_id, task in enumerate(tasks if cfg.video_tasks is None else tasks[: cfg.video_tasks]):
             ev.record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
     settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": asdict(agent)}
     ev.write_results(records, out, extra={"prediction_error": curves, "plan_stats": plan_stats, **settings})

@@ -57,6 +57,10 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
     before = EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes
     assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(trained_run)]) == 0
     assert EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes == before
+    # Both invocations logged into one W&B run: the id kept in the run directory.
+    run_id = (trained_run / "wandb_id").read_text()
+    offline_runs = sorted((trained_run / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in offline_runs)
 
 
 def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):

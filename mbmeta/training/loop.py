@@ -7,6 +7,7 @@ sampled train tasks (adapting online from its own recent transitions), and appen
 Crash safety. A run directory holds::
 
     config.json                     settings of the run (a resumed run must use the same ones)
+    wandb_id                        the W&B run id: a resumed run logs into the same W&B run
     buffer.npz                      every episode collected so far
     checkpoints/iteration_NNN.ckpt  the model fitted in the last completed iteration
     model.ckpt                      the same file under a stable name (a hard link or copy)
@@ -54,6 +55,7 @@ CHECKPOINT_FILE = "model.ckpt"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+WANDB_ID_FILE = "wandb_id"
 
 # Settings that may change when a run is resumed: they extend it or change where/how fast it runs, not its results.
 RESUMABLE_CHANGES = {("loop", "iterations"), ("loop", "run_dir"), ("loop", "vectorization")}
@@ -114,6 +116,18 @@ def publish(source: Path, target: Path) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, target)
     fsync_directory(target.parent)
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of a run directory: read from ``wandb_id``, or made (random, 16 hex digits) and saved."""
+    path = run_dir / WANDB_ID_FILE
+    if path.is_file():
+        run_id = path.read_text().strip()
+        if run_id.isalnum():
+            return run_id
+    run_id = os.urandom(8).hex()
+    atomic_write(path, lambda f: f.write(run_id.encode()))
+    return run_id
 
 
 def first_episodes(buffer: EpisodeBuffer, count: int) -> EpisodeBuffer:
@@ -280,7 +294,15 @@ def _run(
     else:
         atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(json.dumps(config, indent=2).encode()))
     if logger is None:
-        logger = WandbLogger(project="mbmeta", name=run_dir.name, save_dir=str(run_dir), config=config)
+        # One W&B run per run directory: a resumed run keeps logging into it (its id is kept beside the config).
+        logger = WandbLogger(
+            project="mbmeta",
+            name=run_dir.name,
+            save_dir=str(run_dir),
+            config=config,
+            id=wandb_run_id(run_dir),
+            resume="allow",
+        )
     oracle = model.get("adaptation") == "oracle"
 
     buffer: EpisodeBuffer | None = None

@@ -57,10 +57,18 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
     before = EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes
     assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(trained_run)]) == 0
     assert EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes == before
-    # Both invocations logged into one W&B run: the id kept in the run directory.
-    run_id = (trained_run / "wandb_id").read_text()
+    # Offline, each start is its own W&B run (syncing one id twice would replace the first), in the run's group.
     offline_runs = sorted((trained_run / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in offline_runs)
+    assert len(offline_runs) == 2 and offline_runs[0].name.split("-")[-1] != offline_runs[1].name.split("-")[-1]
+
+
+def test_wandb_options_resume_the_same_run_online_and_group_offline_starts(tmp_path):
+    from mbmeta.training.loop import wandb_resume_options
+
+    online, again = wandb_resume_options(tmp_path, "online"), wandb_resume_options(tmp_path, "online")
+    assert online == again and online["resume"] == "allow" and online["id"] == (tmp_path / "wandb_id").read_text()
+    offline = wandb_resume_options(tmp_path, "offline")
+    assert "id" not in offline and offline["group"] == online["group"]
 
 
 def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):

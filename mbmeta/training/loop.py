@@ -7,7 +7,7 @@ sampled train tasks (adapting online from its own recent transitions), and appen
 Crash safety. A run directory holds::
 
     config.json                     settings of the run (a resumed run must use the same ones)
-    wandb_id                        the W&B run id: a resumed run logs into the same W&B run
+    wandb_id                        the W&B run id (online: a resumed run logs into the same W&B run)
     buffer.npz                      every episode collected so far
     checkpoints/iteration_NNN.ckpt  the model fitted in the last completed iteration
     model.ckpt                      the same file under a stable name (a hard link or copy)
@@ -116,6 +116,24 @@ def publish(source: Path, target: Path) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, target)
     fsync_directory(target.parent)
+
+
+def wandb_resume_options(run_dir: Path, mode: str | None = None) -> dict[str, str]:
+    """``WandbLogger`` arguments that tie every (re)start of a run directory together in W&B.
+
+    Online, a resumed run logs into the same W&B run (a fixed id, ``resume="allow"``). Offline, W&B cannot resume:
+    syncing two offline folders with one id makes the second replace the first. So offline each start is its own
+    W&B run, and all of them share the run directory's ``group``.
+
+    Args:
+        run_dir: the run directory (its ``wandb_id`` file holds the id).
+        mode: ``WANDB_MODE``; default: the environment's (offline unless set).
+    """
+    mode = mode if mode is not None else os.environ.get("WANDB_MODE", "offline")
+    options = {"group": f"{run_dir.name}-{wandb_run_id(run_dir)}"}
+    if mode in ("online", "run"):
+        options.update(id=wandb_run_id(run_dir), resume="allow")
+    return options
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -294,14 +312,8 @@ def _run(
     else:
         atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(json.dumps(config, indent=2).encode()))
     if logger is None:
-        # One W&B run per run directory: a resumed run keeps logging into it (its id is kept beside the config).
         logger = WandbLogger(
-            project="mbmeta",
-            name=run_dir.name,
-            save_dir=str(run_dir),
-            config=config,
-            id=wandb_run_id(run_dir),
-            resume="allow",
+            project="mbmeta", name=run_dir.name, save_dir=str(run_dir), config=config, **wandb_resume_options(run_dir)
         )
     oracle = model.get("adaptation") == "oracle"
 

@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--particles", type=int, default=1)
     p.add_argument("--adaptation", default="context")
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--precision", default="fp32", help="fp32, or bf16 (model under bfloat16 autocast)")
     a = p.parse_args()
     torch.set_num_threads(1)
     family = get_family(a.family)
@@ -60,6 +61,7 @@ def main() -> None:
         horizon=a.horizon,
         propagation=a.propagation,
         particles=a.particles,
+        precision=a.precision,
     )
     agent = make_agent(module.dynamics, family, settings)
     agent.reset(a.envs)

@@ -176,6 +176,7 @@ def make_agent(
         propagation=settings.propagation,
         particles=settings.particles,
         discount=settings.discount,
+        disagreement_penalty=settings.disagreement_penalty,
         precision=settings.precision,
         seed=seed,
         device=device,
@@ -501,6 +502,8 @@ def check_settings(
             raise ValueError(f"agent.{name} must be an int >= 1, got {value!r}")
     if not 0.0 < agent.discount <= 1.0:
         raise ValueError(f"agent.discount must be in (0, 1], got {agent.discount!r}")
+    if not agent.disagreement_penalty >= 0.0:
+        raise ValueError(f"agent.disagreement_penalty must be >= 0, got {agent.disagreement_penalty!r}")
     env = family.make_env(**(env_kwargs or {}))
     try:
         obs_dim, action_dim = int(env.observation_space.shape[0]), int(env.action_space.shape[0])
@@ -564,11 +567,15 @@ def check_same_config(path: Path, config: dict[str, Any]) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"run config file {str(path)!r} is corrupt ({err})") from err
     new = json.loads(json.dumps(config))  # tuples -> lists, as recorded
+    # A setting added in a later mbmeta version is absent from older records; at its default it changes nothing.
+    defaults = json.loads(json.dumps(_config(LoopSettings(), {}, {}, AgentSettings())))
     changed = []
     for group in sorted(set(recorded) | set(new)):
         old_group, new_group = recorded.get(group) or {}, new.get(group) or {}
         for key in sorted(set(old_group) | set(new_group)):
             if (group, key) in RESUMABLE_CHANGES:
+                continue
+            if key not in old_group and key in defaults.get(group, {}) and new_group.get(key) == defaults[group][key]:
                 continue
             if old_group.get(key) != new_group.get(key):
                 changed.append(f"{group}.{key}: {old_group.get(key)!r} -> {new_group.get(key)!r}")

@@ -24,6 +24,9 @@ class AgentSettings:
         particles: P per candidate (1 for ``expectation``).
         exact_reward: plan with the family's exact reward function (True) or the model's learned reward (False).
         discount: per-step discount of planned rewards.
+        disagreement_penalty: λ >= 0: each planned reward minus λ × the ensemble's disagreement (mean over
+            observation dims of the members' variance of the predicted next state), which keeps plans where the model
+            is trustworthy; with ``ts1``/``tsinf`` it makes every member predict every particle (E× the model rows).
         precision: ``fp32``, or ``bf16`` to evaluate the model under bfloat16 autocast while planning (faster).
     """
 
@@ -37,6 +40,7 @@ class AgentSettings:
     particles: int = 1
     exact_reward: bool = True
     discount: float = 1.0
+    disagreement_penalty: float = 0.0
     precision: Literal["fp32", "bf16"] = "fp32"
 
 

@@ -34,6 +34,7 @@ def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
         ("agent", {"horizon": 0}, ValueError, r"agent\.horizon must be an int >= 1, got 0"),
         ("agent", {"context_size": -1}, ValueError, r"agent\.context_size must be an int >= 1"),
         ("agent", {"discount": 0.0}, ValueError, r"agent\.discount must be in \(0, 1\]"),
+        ("agent", {"disagreement_penalty": -1.0}, ValueError, r"agent\.disagreement_penalty must be >= 0, got -1"),
         ("agent", {"planner": "cme"}, ValueError, r"unknown planner 'cme'; valid names are \['cem', 'icem'"),
         ("agent", {"planner_options": {"population": 0}}, ValueError, r"planner 'cem'.*population"),
         ("agent", {"planner_options": {"popsize": 10}}, ValueError, r"planner 'cem'.*popsize"),

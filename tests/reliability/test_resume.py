@@ -118,6 +118,23 @@ def test_resume_with_different_settings_is_refused(tmp_path, tiny_run):
         run_training(**settings)
 
 
+def test_settings_added_later_at_their_default_do_not_block_a_resume(tmp_path, tiny_run):
+    import json
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["agent"]["disagreement_penalty"]  # as written by a version before the setting existed
+    config_path.write_text(json.dumps(config))
+    run_training(**tiny_settings(tmp_path / "run", iterations=2))  # resumes at the default
+    check_run(tmp_path / "run", iterations=2)
+    config_path.write_text(json.dumps(config))
+    settings = tiny_settings(tmp_path / "run", iterations=2)
+    settings["agent"].disagreement_penalty = 0.5  # not the default: a real change
+    with pytest.raises(ValueError, match=r"agent\.disagreement_penalty: None -> 0\.5"):
+        run_training(**settings)
+
+
 def test_resume_with_a_corrupt_buffer_names_the_file_and_keeps_it(tmp_path, tiny_run):
     shutil.copytree(tiny_run, tmp_path / "run")
     buffer = tmp_path / "run" / "buffer.npz"

@@ -91,6 +91,8 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
         assert family.in_split(family.validate(e["task"]), "test")
         assert e["length"] == 200 and np.isfinite(e["episode_return"])
     assert len(results["prediction_error"]["context"]) == 3
+    by_task = results["prediction_error_by_task"]["context"]  # one curve per test task, in the same units
+    assert len(by_task) == 2 and all(len(curve) == 3 and min(curve) >= 0 for curve in by_task.values())
     assert (out / "results.csv").read_text().count("\n") == 3  # header + 2 episodes
     assert (out / "results.csv").read_text().splitlines()[0].endswith(",terminated,success")
     rate = results["success_rate"]["context"]["overall"]  # pendulum defines success (upright at the end)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from jsonargparse import ActionConfigFile, ArgumentParser
 from rich.console import Console
 from rich.table import Table
@@ -135,7 +136,7 @@ def run(argv: list[str]) -> int:
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
     console.print(describe_agent(agent, agent_source))
     data = ev.test_data(family, tasks, seed=cfg.seed + 7919)
-    records, curves, plan_stats = [], {}, {}
+    records, curves, task_curves, plan_stats = [], {}, {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
@@ -155,12 +156,22 @@ def run(argv: list[str]) -> int:
         curves[label] = ev.prediction_error(
             module, data, context_length=agent.context_size, horizon=cfg.error_horizon, seed=cfg.seed
         )
+        task_curves[label] = ev.prediction_error_by_task(
+            module, data, context_length=agent.context_size, horizon=cfg.error_horizon, seed=cfg.seed
+        )
         for task_id, task in enumerate(tasks if cfg.video_tasks is None else tasks[: cfg.video_tasks]):
             ev.record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
     settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": asdict(agent)}
-    ev.write_results(records, out, extra={"prediction_error": curves, "plan_stats": plan_stats, **settings})
+    extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
+    ev.write_results(records, out, extra={**extra, **settings})
     ev.plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
     ev.log_to_wandb(out, records, config=settings, plan_stats=plan_stats)
     print_summary(records, console)
+    console.print(f"prediction error on test-task data (MSE in its obs-std units) at h=1 / h={cfg.error_horizon}:")
+    for label, curve in curves.items():
+        per_task = np.stack(list(task_curves[label].values()))
+        median = np.median(per_task, axis=0)
+        mean_text, median_text = f"{curve[0]:.3g} / {curve[-1]:.3g}", f"{median[0]:.3g} / {median[-1]:.3g}"
+        console.print(f"  {label:>10}: mean {mean_text}; median over tasks {median_text}")
     console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos, wandb/)")
     return 0

@@ -176,12 +176,53 @@ def prediction_error(
     normaliser), so every model measured on the same buffer is measured in the same units, whatever data it was
     trained on.
     """
-    sampler = SegmentSampler(buffer.episode_starts, context_length, horizon)
+    return _segment_error(module, buffer, None, context_length, horizon, segments, seed, observation_scale(buffer))
+
+
+def prediction_error_by_task(
+    module: MetaDynamicsModule,
+    buffer: EpisodeBuffer,
+    *,
+    context_length: int = 10,
+    horizon: int = 10,
+    segments_per_task: int = 128,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """``{task label: [H] error}``: :func:`prediction_error` on each task's episodes of ``buffer`` separately.
+
+    The units are still the whole buffer's observation std, so tasks compare with each other and with the overall
+    curve. Squared errors are heavy-tailed (one hard task can dominate a mean over tasks); the per-task curves and
+    their median show how the error is spread.
+    """
+    scale = observation_scale(buffer)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for episode in range(buffer.num_episodes):
+        groups[task_label(buffer.task(episode).as_dict())].append(episode)
+    return {
+        label: _segment_error(
+            module, buffer, np.array(episodes), context_length, horizon, segments_per_task, seed, scale
+        )
+        for label, episodes in groups.items()
+    }
+
+
+@torch.no_grad()
+def _segment_error(
+    module: MetaDynamicsModule,
+    buffer: EpisodeBuffer,
+    episodes: np.ndarray | None,
+    context_length: int,
+    horizon: int,
+    segments: int,
+    seed: int,
+    scale: torch.Tensor,
+) -> np.ndarray:
+    sampler = SegmentSampler(buffer.episode_starts, context_length, horizon, episodes=episodes)
     index = sampler.sample_fixed(np.random.default_rng(seed), segments)
     batch = to_meta_batch(gather_segments(buffer, index))
     device = next(module.parameters()).device
     batch = type(batch)(*(_to(x, device) for x in batch))
-    return module.dynamics.multi_step_error(batch, scale=observation_scale(buffer).to(device)).cpu().numpy()
+    return module.dynamics.multi_step_error(batch, scale=scale.to(device)).cpu().numpy()
 
 
 def observation_scale(buffer: EpisodeBuffer, min_std: float = 1e-6) -> torch.Tensor:

@@ -20,12 +20,8 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
 
-from mbmeta.training.settings import AgentSettings
+from mbmeta.training.settings import CHECKPOINT_DIR, CONFIG_FILE, AgentSettings
 
-# Written by mbmeta.training.loop (CONFIG_FILE, CHECKPOINT_DIR); repeated here so that parsing a command's
-# arguments does not import Lightning.
-RUN_CONFIG_FILE = "config.json"
-RUN_CHECKPOINT_DIR = "checkpoints"
 TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
 AGENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentSettings))
 
@@ -54,9 +50,9 @@ def run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
         ValueError: the config file exists but is not a JSON object (names the file).
     """
     ckpt = Path(ckpt)
-    directories = [ckpt.parent] + ([ckpt.parent.parent] if ckpt.parent.name == RUN_CHECKPOINT_DIR else [])
+    directories = [ckpt.parent] + ([ckpt.parent.parent] if ckpt.parent.name == CHECKPOINT_DIR else [])
     for directory in directories:
-        path = directory / RUN_CONFIG_FILE
+        path = directory / CONFIG_FILE
         if path.is_file():
             try:
                 config = json.loads(path.read_text())

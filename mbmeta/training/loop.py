@@ -48,13 +48,11 @@ from mbmeta.training.checkpoint import load_module, save_checkpoint
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.progress import episode_progress, log_episode_table
-from mbmeta.training.settings import AgentSettings, LoopSettings
+from mbmeta.training.settings import CHECKPOINT_DIR, CONFIG_FILE, AgentSettings, LoopSettings
 
 BUFFER_FILE = "buffer.npz"
 CHECKPOINT_FILE = "model.ckpt"
-CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
-CONFIG_FILE = "config.json"
 WANDB_ID_FILE = "wandb_id"
 
 # Settings that may change when a run is resumed: they extend it or change where/how fast it runs, not its results.

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Names in a run directory (see mbmeta.training.loop), here so that commands can read a run without importing
+# Lightning.
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
 
 @dataclass
 class AgentSettings:

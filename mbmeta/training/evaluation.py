@@ -160,7 +160,6 @@ def test_data(family: TaskFamily, tasks: Sequence[TaskParams], episodes_per_task
     return collect_episodes(policy, len(tasks), family=family, tasks=tasks, num_envs=4, seed=seed).buffer
 
 
-@torch.no_grad()
 def prediction_error(
     module: MetaDynamicsModule,
     buffer: EpisodeBuffer,

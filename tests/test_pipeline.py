@@ -112,6 +112,18 @@ def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path
     rows = json.loads((out / "transfer.json").read_text())["rows"]
     assert [(r["method"], r["episodes"]) for r in rows] == [("zero-shot", 0), ("finetune", 1), ("scratch", 1)]
     assert all(np.isfinite(r["returns"]).all() for r in rows)
+    # fine-tuning cut the segments the run trained on (its config.json's data group)
+    run_data = json.loads((trained_run / "config.json").read_text())["data"]
+    used = json.loads((out / "transfer.json").read_text())["data"]
+    assert used == {k: run_data[k] for k in ("context_length", "target_length", "pad_context", "min_context")}
+
+
+def test_transfer_fits_where_the_trainer_flags_say(trained_run, tmp_path):
+    argv = ["transfer", "--ckpt", str(trained_run / "model.ckpt"), "--task", '{"mass": 0.4, "length": 1.6}']
+    argv += ["--episodes", "1", "--epochs", "1", "--out", str(tmp_path / "t"), *TINY_AGENT]
+    # the accelerator reaches Lightning's Trainer (which names the bad value) instead of being replaced by "cpu"
+    with pytest.raises(Exception, match="no_such_accelerator"):
+        main([*argv, "--trainer", '{"accelerator": "no_such_accelerator"}'])
 
 
 def test_finetune_changes_only_the_chosen_weights(trained_run):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mbmeta.commands import evaluate, transfer
-from mbmeta.commands.run_config import parse_with_run_defaults, run_config
+from mbmeta.commands.run_config import parse_with_run_defaults, run_config, run_segment_settings
 
 RUN_AGENT = {"planner": "icem", "planner_options": {"population": 33, "elites": 3}, "horizon": 7, "context_size": 4}
 
@@ -61,3 +61,14 @@ def test_corrupt_run_config_names_the_file(run_dir):
     (run_dir / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"run config .*config\.json.* is corrupt"):
         run_config(run_dir / "model.ckpt")
+
+
+def test_segment_settings_come_from_the_run_config(run_dir, tmp_path):
+    data = {"context_length": 6, "target_length": 3, "pad_context": True, "samples_per_epoch": 999}
+    (run_dir / "config.json").write_text(json.dumps({"data": data}))
+    assert run_segment_settings(run_dir / "checkpoints" / "iteration_001.ckpt") == {
+        "context_length": 6,
+        "target_length": 3,
+        "pad_context": True,
+    }  # sampling sizes are not segment settings
+    assert run_segment_settings(tmp_path / "fit.ckpt") == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,21 @@ TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
 AGENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentSettings))
 
 
-def add_train_config_groups(parser: ArgumentParser) -> None:
-    """Let ``--config`` take a ``mbmeta train`` YAML file: accept its training-only groups."""
+def add_train_config_groups(parser: ArgumentParser, uses: Mapping[str, str] | None = None) -> None:
+    """Let ``--config`` take a ``mbmeta train`` YAML file: accept its training-only groups.
+
+    Args:
+        parser: the command's parser.
+        uses: group -> what the command reads from it (for the help text); other groups are accepted and ignored.
+    """
+    uses = {"loop": "its 'family' is the default --family", **(uses or {})}
     for group in TRAIN_ONLY_GROUPS:
         parser.add_argument(
             f"--{group}",
             type=dict[str, Any] | None,
             default=None,
             help=f"the '{group}' group of a `mbmeta train` config, accepted so that one can be passed with --config"
-            + ("; its 'family' is the default --family" if group == "loop" else " (not used here)"),
+            + (f"; {uses[group]}" if group in uses else " (not used here)"),
         )
 
 
@@ -62,6 +68,19 @@ def run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
                 raise ValueError(f"run config {str(path)!r} is corrupt: expected a JSON object")
             return path, config
     return None
+
+
+# The data settings that define what a model was trained on (segment shapes); fine-tuning must cut the same segments.
+SEGMENT_FIELDS = ("context_length", "target_length", "pad_context", "min_context")
+
+
+def run_segment_settings(ckpt: str | Path) -> dict[str, Any]:
+    """The segment settings (:data:`SEGMENT_FIELDS`) of the ``data`` group a checkpoint's run used, or ``{}``."""
+    found = run_config(ckpt)
+    data = found[1].get("data") if found is not None else None
+    if not isinstance(data, dict):
+        return {}
+    return {k: data[k] for k in SEGMENT_FIELDS if k in data}
 
 
 def run_agent_settings(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:

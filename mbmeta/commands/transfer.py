@@ -17,8 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from mbmeta.commands import configure_threads
-from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults
+from mbmeta.commands.run_config import (
+    SEGMENT_FIELDS,
+    add_train_config_groups,
+    parse_with_run_defaults,
+    run_segment_settings,
+)
 from mbmeta.training.settings import AgentSettings
+
+# The `--trainer` keys transfer honours: where fine-tuning and from-scratch training run.
+DEVICE_FIELDS = ("accelerator", "devices", "precision")
 
 
 def build_parser() -> ArgumentParser:
@@ -42,7 +50,13 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seeds data, training and evaluation")
     parser.add_argument("--out", type=str, default="results/transfer", help="output directory")
     parser.add_class_arguments(AgentSettings, "agent")
-    add_train_config_groups(parser)
+    add_train_config_groups(
+        parser,
+        {
+            "data": f"its {', '.join(SEGMENT_FIELDS)} override the run's (default: the run's config.json)",
+            "trainer": f"its {', '.join(DEVICE_FIELDS)} say where fine-tuning runs (default: CPU)",
+        },
+    )
     return parser
 
 
@@ -62,6 +76,13 @@ def run(argv: list[str]) -> int:
     console = Console()
     agent = AgentSettings(**vars(cfg.agent))
     console.print(describe_agent(agent, agent_source))
+    # Fine-tune on the segments the model was trained on: the run's context/target lengths and padding, unless a
+    # `mbmeta train` config given with --config says otherwise. Sampling sizes stay transfer's own (few data).
+    given = {k: v for k, v in (cfg.data or {}).items() if k in SEGMENT_FIELDS}
+    data = {**run_segment_settings(cfg.ckpt), **given}
+    # Where to fit (e.g. --trainer '{"accelerator": "gpu"}'); the rest of the trainer is transfer's own.
+    trainer = {k: v for k, v in (cfg.trainer or {}).items() if k in DEVICE_FIELDS}
+    console.print(f"fine-tuning segments: {data or 'the data module defaults'}")
     rows = transfer_study(
         load_module(cfg.ckpt),
         family,
@@ -71,6 +92,8 @@ def run(argv: list[str]) -> int:
         epochs=cfg.epochs,
         eval_episodes=cfg.eval_episodes,
         agent=agent,
+        data=data,
+        trainer=trainer,
         seed=cfg.seed,
         log=console.print,
     )
@@ -88,6 +111,7 @@ def run(argv: list[str]) -> int:
         "task": task.as_dict(),
         "mode": cfg.mode,
         "agent": asdict(agent),
+        "data": data,
         "rows": [asdict(r) for r in rows],
     }
     (out / "transfer.json").write_text(json.dumps(payload, indent=2))

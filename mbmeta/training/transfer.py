@@ -36,6 +36,7 @@ def finetune(
     epochs: int = 20,
     lr: float | None = None,
     data: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> MetaDynamicsModule:
     """Fine-tune a copy of ``module`` on ``buffer`` (episodes of the new task); the original is left untouched.
@@ -47,6 +48,7 @@ def finetune(
         epochs: passes of ``samples_per_epoch`` segments.
         lr: learning rate (default: the module's, divided by 3, a common choice for fine-tuning).
         data: ``MetaDataModule`` arguments (``context_length`` etc.); validation is off (the data are few).
+        trainer: extra ``pl.Trainer`` arguments, e.g. ``{"accelerator": "gpu"}`` (default: one CPU device).
         seed: seeds segment sampling.
 
     Returns:
@@ -56,35 +58,51 @@ def finetune(
     tuned = copy.deepcopy(module)
     tuned.configure_finetune(mode)
     tuned.hparams.lr = lr if lr is not None else module.hparams.lr / 3
-    _fit(tuned, buffer, epochs, data, seed)
+    _fit(tuned, buffer, epochs, data, trainer, seed)
     return tuned
 
 
 def train_from_scratch(
-    like: MetaDynamicsModule, buffer: EpisodeBuffer, *, epochs: int, data: dict[str, Any] | None = None, seed: int = 0
+    like: MetaDynamicsModule,
+    buffer: EpisodeBuffer,
+    *,
+    epochs: int,
+    data: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> MetaDynamicsModule:
     """A new model with ``like``'s hyperparameters, trained only on ``buffer`` (its normaliser fitted on it)."""
     scratch = MetaDynamicsModule(**{**like.hparams, "seed": seed})
-    _fit(scratch, buffer, epochs, data, seed)
+    _fit(scratch, buffer, epochs, data, trainer, seed)
     return scratch
 
 
-def _fit(module: MetaDynamicsModule, buffer: EpisodeBuffer, epochs: int, data: dict[str, Any] | None, seed: int):
+def _fit(
+    module: MetaDynamicsModule,
+    buffer: EpisodeBuffer,
+    epochs: int,
+    data: dict[str, Any] | None,
+    trainer: dict[str, Any] | None,
+    seed: int,
+) -> None:
     settings = {"samples_per_epoch": 4096, "batch_size": 128, **(data or {}), "val_fraction": 0.0, "seed": seed}
     datamodule = MetaDataModule.from_buffer(buffer, **settings)
-    trainer = pl.Trainer(
+    fitter = pl.Trainer(
+        **{"accelerator": "cpu", "devices": 1, **(trainer or {})},
         max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
     )
+    device = fitter.strategy.root_device
     module.train()
-    trainer.fit(module, datamodule)
+    fitter.fit(module, datamodule)
     module.eval()
+    # Lightning moves the model back to the CPU after fitting on an accelerator; evaluate where it was fitted.
+    if device.type != "cpu":
+        module.to(device)
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,7 @@ def transfer_study(
     eval_episodes: int = 3,
     agent: AgentSettings | None = None,
     data: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
     seed: int = 0,
     log=print,
 ) -> list[TransferRow]:
@@ -169,6 +188,7 @@ def transfer_study(
     rows = [row("zero-shot", module.eval(), 0)]
     for count in counts:
         subset = first_episodes(new_data, count)
-        rows.append(row("finetune", finetune(module, subset, mode=mode, epochs=epochs, data=data, seed=seed), count))
-        rows.append(row("scratch", train_from_scratch(module, subset, epochs=epochs, data=data, seed=seed), count))
+        fitting = {"epochs": epochs, "data": data, "trainer": trainer, "seed": seed}
+        rows.append(row("finetune", finetune(module, subset, mode=mode, **fitting), count))
+        rows.append(row("scratch", train_from_scratch(module, subset, **fitting), count))
     return rows

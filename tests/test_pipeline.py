@@ -174,3 +174,20 @@ def test_prediction_error_units_are_the_evaluation_data_std(trained_run):
     measured = prediction_error(module, buffer, horizon=3, seed=0)
     np.testing.assert_allclose(measured, expected, rtol=1e-4)
     assert not np.allclose(measured, own_units, rtol=1e-3)  # the model's normaliser (fitted on other data) differs
+
+
+def test_per_task_prediction_error_leaves_out_tasks_too_short_to_measure(trained_run):
+    from mbmeta.training.evaluation import prediction_error, prediction_error_by_task, task_label
+
+    module = load_module(trained_run / "model.ckpt")
+    full = EpisodeBuffer.load(trained_run / "buffer.npz")
+    cut = EpisodeBuffer(family=full.family)
+    for episode in range(3):  # episodes 0-1 in full, episode 2 cut to 15 steps (< K + H = 20)
+        steps = {k: v[: (15 if episode == 2 else None)] for k, v in full.episode(episode).items()}
+        cut.add_episode(**steps, task=full.task(episode))
+    labels = {task_label(full.task(e).as_dict()) for e in range(3)}
+    by_task = prediction_error_by_task(module, cut, context_length=10, horizon=10)
+    assert set(by_task) == labels - {task_label(full.task(2).as_dict())}
+    assert all(curve.shape == (10,) and np.isfinite(curve).all() for curve in by_task.values())
+    with pytest.raises(ValueError, match="no episode is long enough"):  # nothing measurable: a clear error
+        prediction_error(module, cut, context_length=10, horizon=200)

@@ -191,12 +191,16 @@ def prediction_error_by_task(
 
     The units are still the whole buffer's observation std, so tasks compare with each other and with the overall
     curve. Squared errors are heavy-tailed (one hard task can dominate a mean over tasks); the per-task curves and
-    their median show how the error is spread.
+    their median show how the error is spread. Tasks none of whose episodes is long enough for a segment
+    (``context_length + horizon`` steps; e.g. a juggler task whose random-action episodes all drop the ball early)
+    are left out of the dict rather than failing the whole measurement.
     """
     scale = observation_scale(buffer)
     groups: dict[str, list[int]] = defaultdict(list)
+    lengths = buffer.episode_lengths
     for episode in range(buffer.num_episodes):
-        groups[task_label(buffer.task(episode).as_dict())].append(episode)
+        if lengths[episode] >= context_length + horizon:
+            groups[task_label(buffer.task(episode).as_dict())].append(episode)
     return {
         label: _segment_error(
             module, buffer, np.array(episodes), context_length, horizon, segments_per_task, seed, scale

@@ -1,0 +1,66 @@
+"""Where a `context` model's latent z lies on test tasks, relative to what its encoder produced in training.
+
+For every window of K consecutive transitions (stride K) of the run's training buffer and of random-action
+episodes on each test task, encodes z ``[Z]`` and prints per task: the mean of z in units of the training windows'
+per-dimension std (centred on their mean), the RMS of that, and the fraction of z components outside the
+training windows' [min, max]. A task whose z leaves the training range asks the dynamics network to extrapolate in z.
+
+Usage: ``python docs/results/context_latent_range.py RUN_DIR`` (a ``mbmeta train`` run of a ``context`` model).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.envs import get_family
+from mbmeta.models.checkpoint import load_dynamics
+from mbmeta.training.evaluation import evaluation_tasks, task_label, test_data
+from mbmeta.types import Transition
+
+FIELDS = ("obs", "action", "next_obs", "reward", "terminated")
+
+
+def episode_latents(model, buffer: EpisodeBuffer, episode: int, k: int) -> torch.Tensor:
+    """``[W, Z]`` z of the episode's non-overlapping K-transition windows."""
+    start, end = buffer.episode_starts[episode], buffer.episode_starts[episode + 1]
+    fields = {name: torch.as_tensor(np.asarray(buffer.field(name)[start:end])) for name in FIELDS}
+    windows = torch.arange((end - start) // k)[:, None] * k + torch.arange(k)
+    with torch.no_grad():
+        return model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z
+
+
+def main() -> None:
+    """Print the per-task latent statistics of the run in ``sys.argv[1]``."""
+    torch.set_num_threads(1)
+    run = Path(sys.argv[1])
+    config = json.loads((run / "config.json").read_text())
+    k = int(config["data"]["context_length"])
+    model = load_dynamics(run / "model.ckpt").eval()
+    family = get_family(config["loop"]["family"])
+    train = EpisodeBuffer.load(run / "buffer.npz")
+    test = test_data(family, evaluation_tasks(family, "test", None, seed=0), 1, seed=0)
+    groups: dict[str, list[torch.Tensor]] = {}
+    for split, buffer in (("train", train), ("test", test)):
+        for episode in range(buffer.num_episodes):
+            label = f"{split} {task_label(buffer.task(episode).as_dict())}"
+            groups.setdefault(label, []).append(episode_latents(model, buffer, episode, k))
+    reference = torch.cat([torch.cat(zs) for label, zs in groups.items() if label.startswith("train")])
+    mean, std = reference.mean(0), reference.std(0)
+    low, high = reference.min(0).values, reference.max(0).values
+    print(f"training windows: {len(reference)}; z dims: {reference.shape[1]}")
+    for label in sorted(groups):
+        z = torch.cat(groups[label])
+        units = (z - mean) / std
+        outside = ((z < low) | (z > high)).float().mean()
+        print(
+            f"{label:>28}: windows {len(z):4d}, mean z (train-std units) {np.round(units.mean(0).numpy(), 1)}, "
+            f"RMS {units.pow(2).mean().sqrt():.2f}, outside the training range {outside:.0%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

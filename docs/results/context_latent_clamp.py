@@ -1,0 +1,69 @@
+"""Ablation: a `context` agent whose latent z is clamped, per dimension, to the range its encoder produced in training.
+
+Tests whether out-of-range z on test tasks (see ``context_latent_range.py``) is why the agent fails there: z is
+encoded for every K-window (stride 1) of the run's training buffer, and at test time each adapted z is clamped to
+those windows' [min, max]. Everything else is ``mbmeta evaluate``'s: every test task, one episode each (env seed 0),
+8 environments in one batch, the planner from the run's ``config.json``.
+
+Usage: ``python docs/results/context_latent_clamp.py RUN_DIR OUT.json``
+"""
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.envs import get_family
+from mbmeta.models.adapters.base import Adaptation
+from mbmeta.training.checkpoint import load_module
+from mbmeta.training.evaluation import evaluate_agent, evaluation_tasks
+from mbmeta.training.settings import AgentSettings
+from mbmeta.types import Transition
+
+FIELDS = ("obs", "action", "next_obs", "reward", "terminated")
+
+
+def training_latent_range(model, buffer: EpisodeBuffer, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension min and max ``[Z]`` of z over every K-window of ``buffer``."""
+    latents = []
+    with torch.no_grad():
+        for episode in range(buffer.num_episodes):
+            start, end = buffer.episode_starts[episode], buffer.episode_starts[episode + 1]
+            fields = {name: torch.as_tensor(np.asarray(buffer.field(name)[start:end])) for name in FIELDS}
+            windows = torch.arange(end - start - k + 1)[:, None] + torch.arange(k)
+            latents.append(model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z)
+    z = torch.cat(latents)
+    return z.min(0).values, z.max(0).values
+
+
+def main() -> None:
+    """Evaluate the clamped agent of ``sys.argv[1]``; print and write the returns to ``sys.argv[2]``."""
+    torch.set_num_threads(1)
+    run, out = Path(sys.argv[1]), Path(sys.argv[2])
+    config = json.loads((run / "config.json").read_text())
+    module = load_module(run / "model.ckpt").eval()
+    model = module.dynamics
+    low, high = training_latent_range(model, EpisodeBuffer.load(run / "buffer.npz"), config["data"]["context_length"])
+    adapt = model.adapter.forward
+
+    def clamped(dynamics, context, mask, task) -> Adaptation:
+        adaptation = adapt(dynamics, context, mask, task)
+        return Adaptation(torch.clamp(adaptation.z, low.to(adaptation.z), high.to(adaptation.z)), adaptation.params)
+
+    model.adapter.forward = clamped  # the agent's adapter calls go through nn.Module.__call__ -> this
+    family = get_family(config["loop"]["family"])
+    tasks = evaluation_tasks(family, "test", None, seed=0)
+    agent = AgentSettings(**config["agent"])
+    evaluation = evaluate_agent(module, family, tasks, method="context, z clamped", agent=agent, num_envs=8, seed=0)
+    returns = [r.episode_return for r in evaluation.records]
+    print("returns per test task:", np.round(returns, 1).tolist(), f"mean {np.mean(returns):.1f}")
+    payload = {"records": [asdict(r) for r in evaluation.records], "plan_stats": evaluation.plan_stats}
+    out.write_text(json.dumps({**payload, "z_low": low.tolist(), "z_high": high.tolist()}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

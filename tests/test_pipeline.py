@@ -191,3 +191,18 @@ def test_per_task_prediction_error_leaves_out_tasks_too_short_to_measure(trained
     assert all(curve.shape == (10,) and np.isfinite(curve).all() for curve in by_task.values())
     with pytest.raises(ValueError, match="no episode is long enough"):  # nothing measurable: a clear error
         prediction_error(module, cut, context_length=10, horizon=200)
+
+
+def test_test_data_adds_episodes_until_every_task_has_a_measurable_one():
+    from mbmeta.envs import get_family
+    from mbmeta.training.evaluation import evaluation_tasks, task_label, test_data
+
+    family = get_family("juggler_balance")  # random actions drop the ball after ~15-45 steps
+    tasks = evaluation_tasks(family, "test", 8, seed=0)
+    plain = test_data(family, tasks, seed=7919)
+    assert plain.num_episodes == 8 and (plain.episode_lengths < 20).any()  # some task has no 20-step episode
+
+    data = test_data(family, tasks, seed=7919, min_length=20)  # K + H = 10 + 10, as evaluate asks
+    long_enough = {task_label(data.task(int(e)).as_dict()) for e in np.flatnonzero(data.episode_lengths >= 20)}
+    assert long_enough == {task_label(t.as_dict()) for t in tasks}
+    assert np.array_equal(data.episode_lengths[:8], plain.episode_lengths)  # the first round is the plain data

@@ -135,7 +135,9 @@ def run(argv: list[str]) -> int:
     console = Console()
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
     console.print(describe_agent(agent, agent_source))
-    data = ev.test_data(family, tasks, seed=cfg.seed + 7919)
+    # every task needs one episode long enough for a K + H error segment (episodes can end early: juggler)
+    min_length = agent.context_size + cfg.error_horizon
+    data = ev.test_data(family, tasks, seed=cfg.seed + 7919, min_length=min_length)
     records, curves, task_curves, plan_stats = [], {}, {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)

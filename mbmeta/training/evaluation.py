@@ -151,13 +151,53 @@ def evaluate_returns(
     return evaluate_agent(module, family, tasks, **kwargs).records
 
 
-def test_data(family: TaskFamily, tasks: Sequence[TaskParams], episodes_per_task: int = 1, seed: int = 0):
-    """Random-action episodes on the given tasks: shared data on which every model's prediction error is measured."""
+def test_data(
+    family: TaskFamily,
+    tasks: Sequence[TaskParams],
+    episodes_per_task: int = 1,
+    seed: int = 0,
+    *,
+    min_length: int = 0,
+    max_extra_rounds: int = 4,
+) -> EpisodeBuffer:
+    """Random-action episodes on the given tasks: shared data on which every model's prediction error is measured.
+
+    Args:
+        family: the task family.
+        tasks: the tasks; each gets ``episodes_per_task`` episodes.
+        episodes_per_task: episodes per task.
+        seed: seeds the actions and environments.
+        min_length: episodes that terminate early (a juggler dropping its ball) may all be too short for an error
+            segment of K + H steps; while some task has no episode of at least ``min_length`` steps, one more
+            episode is collected for each such task, for at most ``max_extra_rounds`` rounds (the extra episodes
+            stay in the buffer: every episode counts, long or short).
+        max_extra_rounds: bound on those rounds.
+    """
     env = family.make_env()
-    policy = RandomPolicy(env.action_space, seed=seed)
+    space = env.action_space
     env.close()
-    tasks = [t for t in tasks for _ in range(episodes_per_task)]
-    return collect_episodes(policy, len(tasks), family=family, tasks=tasks, num_envs=4, seed=seed).buffer
+    launches = [t for t in tasks for _ in range(episodes_per_task)]
+    buffer = collect_episodes(
+        RandomPolicy(space, seed=seed), len(launches), family=family, tasks=launches, num_envs=4, seed=seed
+    ).buffer
+    for extra in range(1, max_extra_rounds + 1):
+        long_episodes = np.flatnonzero(buffer.episode_lengths >= min_length)
+        measurable = {task_label(buffer.task(int(e)).as_dict()) for e in long_episodes}
+        short = [t for t in tasks if task_label(t.as_dict()) not in measurable]
+        if not short:
+            break
+        round_seed = seed + 100_003 * extra  # fresh actions and env seeds for each round
+        buffer.extend(
+            collect_episodes(
+                RandomPolicy(space, seed=round_seed),
+                len(short),
+                family=family,
+                tasks=short,
+                num_envs=4,
+                seed=round_seed,
+            ).buffer
+        )
+    return buffer
 
 
 def prediction_error(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from context_latent_range import episode_latents  # the sibling script (its directory is on sys.path)
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
@@ -22,21 +23,11 @@ from mbmeta.models.adapters.base import Adaptation
 from mbmeta.training.checkpoint import load_module
 from mbmeta.training.evaluation import evaluate_agent, evaluation_tasks
 from mbmeta.training.settings import AgentSettings
-from mbmeta.types import Transition
-
-FIELDS = ("obs", "action", "next_obs", "reward", "terminated")
 
 
 def training_latent_range(model, buffer: EpisodeBuffer, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension min and max ``[Z]`` of z over every K-window of ``buffer``."""
-    latents = []
-    with torch.no_grad():
-        for episode in range(buffer.num_episodes):
-            start, end = buffer.episode_starts[episode], buffer.episode_starts[episode + 1]
-            fields = {name: torch.as_tensor(np.asarray(buffer.field(name)[start:end])) for name in FIELDS}
-            windows = torch.arange(end - start - k + 1)[:, None] + torch.arange(k)
-            latents.append(model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z)
-    z = torch.cat(latents)
+    """Per-dimension min and max ``[Z]`` of z over every K-window (stride 1) of ``buffer``."""
+    z = torch.cat([episode_latents(model, buffer, episode, k, stride=1) for episode in range(buffer.num_episodes)])
     return z.min(0).values, z.max(0).values
 
 

@@ -24,11 +24,13 @@ from mbmeta.types import Transition
 FIELDS = ("obs", "action", "next_obs", "reward", "terminated")
 
 
-def episode_latents(model, buffer: EpisodeBuffer, episode: int, k: int) -> torch.Tensor:
-    """``[W, Z]`` z of the episode's non-overlapping K-transition windows."""
+def episode_latents(model, buffer: EpisodeBuffer, episode: int, k: int, stride: int | None = None) -> torch.Tensor:
+    """``[W, Z]`` z of the episode's K-transition windows, one every ``stride`` steps (default K: non-overlapping)."""
     start, end = buffer.episode_starts[episode], buffer.episode_starts[episode + 1]
-    fields = {name: torch.as_tensor(np.asarray(buffer.field(name)[start:end])) for name in FIELDS}
-    windows = torch.arange((end - start) // k)[:, None] * k + torch.arange(k)
+    stride = k if stride is None else stride
+    # copies: the buffer's fields are read-only views, which torch.as_tensor would warn about
+    fields = {name: torch.from_numpy(np.array(buffer.field(name)[start:end])) for name in FIELDS}
+    windows = torch.arange((end - start - k) // stride + 1)[:, None] * stride + torch.arange(k)
     with torch.no_grad():
         return model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z
 

@@ -219,7 +219,7 @@ def adaptation_cost(rows: int, k: int) -> None:
         if method == "context":
             assert n_pass == 1 and n_grad == 0, "context adaptation must be one encoder pass and no gradient step"
             assert adapted.adaptation.z.grad_fn is None
-        # recurrent: one GRU-cell pass per context step; gradient: inner-loss evaluations traced by torch.func
+        # recurrent: one GRU-cell pass per context step; gradient: one batched inner-loss pass per SGD step
         print(f"{method:>10} {adapt_ms:>9.2f} {n_pass:>15} {n_grad:>11} {call_ms:>8.1f}")
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegment, build_adapter
-from mbmeta.models.ensemble import EnsembleMLP
+from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
 from mbmeta.models.gaussian import GaussianHead, gaussian_nll
 from mbmeta.models.normaliser import Normaliser
 from mbmeta.models.reward import RewardNet
@@ -33,11 +33,13 @@ class AdaptedModel:
     Attributes:
         ensemble_size: E.
         batch_size: B, the number of environments adapted to.
-        adaptation: the underlying :class:`~mbmeta.models.adapters.Adaptation`.
+        adaptation: the underlying :class:`~mbmeta.models.adapters.Adaptation`, with any low-rank weight update
+            built into full per-environment weights (:meth:`Adaptation.materialise`: done once here, since a planner
+            then evaluates thousands of rows per environment through them).
     """
 
     def __init__(self, model: MetaDynamicsModel, adaptation: Adaptation, batch_size: int) -> None:
-        self.model, self.adaptation, self.batch_size = model, adaptation, batch_size
+        self.model, self.adaptation, self.batch_size = model, adaptation.materialise(), batch_size
         self.ensemble_size = model.ensemble_size
 
     def __call__(self, obs: Tensor, action: Tensor, with_reward: bool = True) -> Prediction:
@@ -271,8 +273,9 @@ class MetaDynamicsModel(nn.Module):
         obs_action: Tensor,
         adaptation: Adaptation,
         delta_for_reward: Tensor | None = None,
-        params: dict[str, dict[str, Tensor]] | None = None,
+        params: dict[str, dict[str, Weight]] | None = None,
         with_reward: bool = True,
+        traces: dict[str, LayerTrace] | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """One batched pass in normalised units.
 
@@ -283,47 +286,68 @@ class MetaDynamicsModel(nn.Module):
                 one); None uses the predicted mean.
             params: weights overriding ``adaptation.params`` (the gradient adapter's inner loop).
             with_reward: skip the reward net when False.
+            traces: ``{"dynamics": LayerTrace, "reward": LayerTrace}`` (either optional) to record the layers the
+                gradient adapter steps (see :class:`~mbmeta.models.ensemble.LayerTrace`).
 
         Returns:
             ``(delta_mean [E, B, R, O], logvar [E, B, R, O] or None, reward [E, B, R] or None)``.
         """
         params = adaptation.params if params is None else params
+        traces = traces or {}
         z = adaptation.z
-        out = self.dynamics_net.grouped_forward(obs_action, None if params is None else params["dynamics"], z)
+        out = self.dynamics_net.grouped_forward(
+            obs_action, None if params is None else params["dynamics"], z, traces.get("dynamics")
+        )
         o = self.obs_dim
         mean = out[..., :o]
         logvar = self.head(out[..., o:]) if self.head is not None else None
         reward = None
         if with_reward and self.reward_net is not None:
             delta = mean if delta_for_reward is None else delta_for_reward
-            reward = self.reward_net.predict(obs_action, delta, None if params is None else params["reward"], z)
+            reward = self.reward_net.predict(
+                obs_action, delta, None if params is None else params["reward"], z, traces.get("reward")
+            )
         return mean, logvar, reward
 
-    def inner_loss(self, params: dict[str, dict[str, Tensor]], context: NormalisedSegment, mask: Tensor) -> Tensor:
-        """The gradient adapter's context loss for one environment.
+    def inner_loss(
+        self,
+        params: dict[str, dict[str, Weight]] | None,
+        context: NormalisedSegment,
+        mask: Tensor,
+        traces: dict[str, LayerTrace] | None = None,
+    ) -> Tensor:
+        """The gradient adapter's context loss: the sum over the B environments of each one's own loss.
 
-        Mean-squared error (normalised units) of the predicted state-change mean and of the reward over the valid
-        slots, summed over members (so each member's gradient is its own loss's). MSE rather than NLL because the
-        NLL's ``1/var`` weighting would make the effective inner step size swing with the predicted variance.
+        An environment's loss is the mean-squared error (normalised units) of the predicted state-change mean and
+        of the reward over its valid slots, summed over members (so each member's gradient is its own loss's). MSE
+        rather than NLL because the NLL's ``1/var`` weighting would make the effective inner step size swing with
+        the predicted variance. Environment b's rows only reach its own term, so the gradient of the sum with
+        respect to b's rows (or b's own weights) is the gradient of b's loss.
 
         Args:
-            params: shared-layout weights ``{"dynamics": {name: [E, ...]}, ...}``.
-            context: fields ``[1, K, ...]``.
-            mask: ``[1, K]`` bool.
+            params: weights ``{"dynamics": {name: ...}, ...}`` (shared ``[E, ...]``, per environment, or low-rank),
+                or None for the model's own.
+            context: fields ``[B, K, ...]``.
+            mask: ``[B, K]`` bool.
+            traces: passed to :meth:`predict_normalised`.
 
         Returns:
-            ``[]`` the loss (0 when no slot is valid).
+            ``[]`` the summed loss (an environment with no valid slot contributes 0).
         """
         e = self.ensemble_size
         x = torch.cat([context.obs, context.action], dim=-1).expand(e, -1, -1, -1)
         mean, _, reward = self.predict_normalised(
-            x, Adaptation(None, None), delta_for_reward=context.delta.expand(e, -1, -1, -1), params=params
+            x,
+            Adaptation(None, None),
+            delta_for_reward=context.delta.expand(e, -1, -1, -1),
+            params=params,
+            traces=traces,
         )
-        per_slot = (mean - context.delta).square().mean(-1)
+        per_slot = (mean - context.delta).square().mean(-1)  # [E, B, K]
         if reward is not None:
             per_slot = per_slot + self.reward_loss_weight * (reward - context.reward).square()
         weights = mask.to(per_slot.dtype)
-        return (per_slot * weights).sum() / weights.sum().clamp(min=1.0)
+        return ((per_slot * weights).sum((0, 2)) / weights.sum(-1).clamp(min=1.0)).sum()
 
     # ------------------------------------------------------------------ losses
 
@@ -370,7 +394,7 @@ class MetaDynamicsModel(nn.Module):
         terms["loss"] = total
         terms = {k: v.detach() for k, v in terms.items()}
         if multi_step:
-            errors = self.multi_step_error(batch, adaptation=_detach(adaptation))
+            errors = self.multi_step_error(batch, adaptation=adaptation.detach())
             terms.update({f"mse_h{h + 1}": err for h, err in enumerate(errors)})
         return total, terms
 
@@ -451,11 +475,3 @@ class MetaDynamicsModel(nn.Module):
                 if head is not None:
                     for p in head.parameters():
                         p.requires_grad_(True)
-
-
-def _detach(adaptation: Adaptation) -> Adaptation:
-    z = None if adaptation.z is None else adaptation.z.detach()
-    params = None
-    if adaptation.params is not None:
-        params = {net: {k: v.detach() for k, v in p.items()} for net, p in adaptation.params.items()}
-    return Adaptation(z=z, params=params)

@@ -4,7 +4,8 @@ Two layouts are supported:
 
 - plain: ``x [E, R, in]`` with the module's own weights ``[E, in, out]``;
 - grouped: ``x [E, B, R, in]`` (B environments) with either the shared weights ``[E, in, out]`` or per-environment
-  weights ``[E, B, in, out]`` (what the gradient adapter produces), plus an optional per-environment conditioning
+  weights, given in full ``[E, B, in, out]`` or in the factored form :class:`LowRankUpdate` that the gradient adapter
+  produces (shared weights minus a per-environment low-rank term), plus an optional per-environment conditioning
   vector ``cond [B, Z]`` that is treated as extra input features. The conditioning enters as a per-environment bias of
   the first layer (``bias + cond @ W_z``, computed once per environment), so the ``R`` rows never carry a copy of it.
 
@@ -19,7 +20,8 @@ exactly the same operations whatever its chunk (tested bit for bit; see :data:`R
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -154,6 +156,74 @@ def grouped_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     )
 
 
+class LowRankUpdate(NamedTuple):
+    """Per-group weights ``base - inputs^T @ grads`` kept in factored form.
+
+    What SGD on a group's S context rows does to a linear layer: the weight gradient is a sum of one outer product
+    (layer input x gradient of the loss w.r.t. the pre-activation) per row, so after the steps the group's weights
+    differ from the shared ones by a matrix of rank <= S. Applying the factors costs ``S (in + out)`` per row instead
+    of building ``[E, B, in, out]`` copies (``in x out`` per group), which is what makes meta-training the gradient
+    adapter on hundreds of segments per batch affordable.
+
+    Attributes:
+        base: ``[E, in, out]`` the shared weights.
+        inputs: ``[E, B, S, in]`` the layer's inputs on the context rows (S = inner steps x K).
+        grads: ``[E, B, S, out]`` step size x d loss / d pre-activation on those rows.
+    """
+
+    base: Tensor
+    inputs: Tensor
+    grads: Tensor
+
+    def materialise(self) -> Tensor:
+        """The per-group weights in full: ``[E, B, in, out]``."""
+        return self.base.unsqueeze(1) - self.inputs.transpose(-1, -2) @ self.grads
+
+    def detach(self) -> LowRankUpdate:
+        """The same weights cut from the autograd graph."""
+        return LowRankUpdate(self.base.detach(), self.inputs.detach(), self.grads.detach())
+
+    def apply(self, x: Tensor, bias: Tensor) -> Tensor:
+        """``x @ W_b + bias`` for every group b without building ``W_b``.
+
+        Args:
+            x: ``[E, B, R, in]``.
+            bias: ``[E, 1, out]`` or ``[E, B, 1, out]``.
+
+        Returns:
+            ``[E, B, R, out]``.
+        """
+        e, b, r, _ = x.shape
+        out = grouped_linear(x, self.base, bias)
+        s = self.inputs.shape[2]
+        overlap = x.reshape(e * b, r, -1) @ self.inputs.reshape(e * b, s, -1).transpose(-1, -2)  # [E·B, R, S]
+        flat = torch.baddbmm(out.reshape(e * b, r, -1), overlap, self.grads.reshape(e * b, s, -1), alpha=-1)
+        return flat.view(e, b, r, -1)
+
+
+Weight = Tensor | LowRankUpdate
+"""A layer's weight in :meth:`EnsembleMLP.grouped_forward`: shared ``[E, in, out]``, per group ``[E, B, in, out]``, or
+:class:`LowRankUpdate`."""
+
+
+class LayerTrace:
+    """Asks :meth:`EnsembleMLP.grouped_forward` to record what a gradient step on chosen layers needs.
+
+    For each chosen layer i it stores the layer's input (``inputs[i]``, ``[E, B, R, in]``) and adds a zero "probe"
+    tensor to its pre-activation (``probes[i]``, ``[E, B, R, out]``, requires grad): ``torch.autograd.grad(loss,
+    probes[i])`` is then d loss / d pre-activation row by row, which with the input gives every group's weight
+    gradient in factored form (see :class:`LowRankUpdate`), without per-group weight copies or ``vmap``.
+
+    Args:
+        layers: indices of the layers to trace.
+    """
+
+    def __init__(self, layers: Iterable[int]) -> None:
+        self.layers = frozenset(layers)
+        self.inputs: dict[int, Tensor] = {}
+        self.probes: dict[int, Tensor] = {}
+
+
 class EnsembleMLP(nn.Module):
     """An ensemble of E MLPs with stacked weights.
 
@@ -217,16 +287,22 @@ class EnsembleMLP(nn.Module):
         return dict(self.named_parameters())
 
     def grouped_forward(
-        self, x: Tensor, params: Mapping[str, Tensor] | None = None, cond: Tensor | None = None
+        self,
+        x: Tensor,
+        params: Mapping[str, Weight] | None = None,
+        cond: Tensor | None = None,
+        trace: LayerTrace | None = None,
     ) -> Tensor:
         """Evaluate on B groups of rows, optionally with per-group weights and a per-group conditioning vector.
 
         Args:
             x: ``[E, B, R, in - Z]``.
             params: None (own weights) or a dict with some or all of the keys of :meth:`params` holding shared
-                ``[E, ...]`` or per-group ``[E, B, ...]`` tensors (decided layer by layer); missing keys use the
-                module's own weights.
+                ``[E, ...]`` or per-group ``[E, B, ...]`` tensors or (weights only) :class:`LowRankUpdate` factors,
+                decided layer by layer; missing keys use the module's own weights.
             cond: ``[B, Z]`` extra input features common to all rows of a group, or None (Z = 0).
+            trace: record layer inputs and pre-activation probes (see :class:`LayerTrace`); the rows are then
+                evaluated in one pass (no chunking), so that each probe is one tensor.
 
         Returns:
             ``[E, B, R, out]``.
@@ -243,8 +319,10 @@ class EnsembleMLP(nn.Module):
         if params is not None:
             weights = [params.get(f"layers.{i}.weight", w) for i, w in enumerate(weights)]
             biases = [params.get(f"layers.{i}.bias", b) for i, b in enumerate(biases)]
-        per_group = any(t.dim() == 4 for t in (*weights, *biases))
+        per_group = any(isinstance(t, LowRankUpdate) or t.dim() == 4 for t in (*weights, *biases))
         if cond is not None:
+            if isinstance(weights[0], LowRankUpdate):
+                raise ValueError("EnsembleMLP.grouped_forward: a LowRankUpdate first layer cannot take cond")
             k = x.shape[-1]
             w_z = weights[0][..., k:, :]
             weights[0] = weights[0][..., :k, :]
@@ -253,6 +331,8 @@ class EnsembleMLP(nn.Module):
             extra = (cond @ w_z).unsqueeze(-2) if w_z.dim() == 3 else cond[None, :, None, :] @ w_z
             biases[0] = (biases[0] if biases[0].dim() == 4 else biases[0].unsqueeze(1)) + extra
         e, groups, rows, _ = x.shape
+        if trace is not None:
+            return self._grouped_layers(x, weights, biases, trace)
         if per_group:
             # Per-group weights: chunk the rows of every group together (slicing groups would copy the weights).
             spans = chunk_spans(rows, self.chunk_rows and max(self.chunk_rows // groups, ROW_QUANTUM))
@@ -279,10 +359,19 @@ class EnsembleMLP(nn.Module):
                 x = self.activation(x)
         return x
 
-    def _grouped_layers(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
-        """Every layer on ``x [E, B, R', in]`` with shared or per-group weights and biases."""
+    def _grouped_layers(
+        self, x: Tensor, weights: Sequence[Weight], biases: Sequence[Tensor], trace: LayerTrace | None = None
+    ) -> Tensor:
+        """Every layer on ``x [E, B, R', in]`` with shared, per-group or low-rank weights and biases."""
         for i in range(len(weights)):
-            x = grouped_linear(x, weights[i], biases[i])
+            traced = trace is not None and i in trace.layers
+            if traced:
+                trace.inputs[i] = x
+            w = weights[i]
+            x = w.apply(x, biases[i]) if isinstance(w, LowRankUpdate) else grouped_linear(x, w, biases[i])
+            if traced:
+                trace.probes[i] = x.new_zeros(x.shape).requires_grad_()
+                x = x + trace.probes[i]
             if i < len(weights) - 1:
                 x = self.activation(x)
         return x

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from mbmeta.models.ensemble import EnsembleMLP
+from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
 
 
 class RewardNet(EnsembleMLP):
@@ -45,17 +45,24 @@ class RewardNet(EnsembleMLP):
         super().__init__(2 * obs_dim + action_dim + latent_dim, 1, hidden_sizes, ensemble_size, activation, generator)
 
     def predict(
-        self, obs_action: Tensor, delta: Tensor, params: Mapping[str, Tensor] | None = None, cond: Tensor | None = None
+        self,
+        obs_action: Tensor,
+        delta: Tensor,
+        params: Mapping[str, Weight] | None = None,
+        cond: Tensor | None = None,
+        trace: LayerTrace | None = None,
     ) -> Tensor:
         """Predict the normalised reward.
 
         Args:
             obs_action: ``[E, B, R, O + A]`` normalised state and action.
             delta: ``[E, B, R, O]`` normalised state change.
-            params: optional weights (shared ``[E, ...]`` or per environment ``[E, B, ...]``).
+            params: optional weights (shared ``[E, ...]``, per environment ``[E, B, ...]`` or low-rank; see
+                :meth:`EnsembleMLP.grouped_forward`).
             cond: ``[B, Z]`` or None.
+            trace: see :class:`~mbmeta.models.ensemble.LayerTrace`.
 
         Returns:
             ``[E, B, R]`` normalised reward.
         """
-        return self.grouped_forward(torch.cat([obs_action, delta], dim=-1), params, cond).squeeze(-1)
+        return self.grouped_forward(torch.cat([obs_action, delta], dim=-1), params, cond, trace).squeeze(-1)

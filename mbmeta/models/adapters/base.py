@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from mbmeta.models.ensemble import LowRankUpdate, Weight
+
 if TYPE_CHECKING:
     from mbmeta.models.dynamics import MetaDynamicsModel
 
@@ -33,12 +35,32 @@ class Adaptation(NamedTuple):
 
     Attributes:
         z: ``[B, Z]`` conditioning vector for the dynamics and reward nets, or None (Z = 0).
-        params: per-environment weights ``{"dynamics": {name: [E, B, ...]}, "reward": {...}}`` replacing the
-            shared ones, or None to use the model's own weights.
+        params: per-environment weights ``{"dynamics": {name: [E, B, ...] or LowRankUpdate}, "reward": {...}}``
+            replacing the shared ones, or None to use the model's own weights.
     """
 
     z: Tensor | None
-    params: dict[str, dict[str, Tensor]] | None
+    params: dict[str, dict[str, Weight]] | None
+
+    def detach(self) -> Adaptation:
+        """The same adaptation cut from the autograd graph."""
+        z = None if self.z is None else self.z.detach()
+        return Adaptation(z=z, params=self._map_params(lambda w: w.detach()))
+
+    def materialise(self) -> Adaptation:
+        """The same adaptation with every :class:`LowRankUpdate` built into full ``[E, B, in, out]`` weights.
+
+        Worth it when the adapted model will evaluate many rows per environment (planning: thousands of candidate
+        rows per call, B = the few environments), where each row then costs one plain matmul.
+        """
+        return Adaptation(
+            z=self.z, params=self._map_params(lambda w: w.materialise() if isinstance(w, LowRankUpdate) else w)
+        )
+
+    def _map_params(self, fn) -> dict[str, dict[str, Weight]] | None:
+        if self.params is None:
+            return None
+        return {net: {name: fn(w) for name, w in named.items()} for net, named in self.params.items()}
 
 
 class Adapter(nn.Module, ABC):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.func import grad, vmap
 
 from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment
+from mbmeta.models.ensemble import LayerTrace, LowRankUpdate, Weight
 
 Params = dict[str, dict[str, Tensor]]
 
@@ -19,26 +18,30 @@ def _key(net: str, name: str) -> str:
     return f"{net}__{name.replace('.', '_')}"
 
 
-def _map_params(fn: Callable[..., Tensor], *trees: Params) -> Params:
-    """Apply ``fn`` leafwise to nested ``{net: {name: tensor}}`` dicts of identical structure."""
-    return {net: {name: fn(*(t[net][name] for t in trees)) for name in trees[0][net]} for net in trees[0]}
+def _layer_names(i: int) -> tuple[str, str]:
+    return f"layers.{i}.weight", f"layers.{i}.bias"
 
 
 class GradientAdapter(Adapter):
     """Takes ``inner_steps`` SGD steps per environment on the context loss, starting from the shared weights.
 
-    The per-environment gradients come from ``torch.func``: ``vmap`` over the B environments of ``grad`` of the
-    model's inner loss (:meth:`MetaDynamicsModel.inner_loss`: mean-squared error of the normalised state change
-    and reward over the valid context slots, summed over members). The result is a full set of weights per member
-    and environment, ``[E, B, ...]``, used by one grouped batched matmul per layer when predicting.
+    Each environment b minimises its own context loss (:meth:`MetaDynamicsModel.inner_loss`: mean-squared error of
+    the normalised state change and reward over its valid context slots, summed over members). The per-environment
+    gradients come from one batched pass over all B contexts and one ``torch.autograd.grad``: for a linear layer,
+    environment b's weight gradient is ``H_b^T G_b`` with ``H_b [K, in]`` the layer's inputs on b's context rows and
+    ``G_b [K, out]`` the loss gradient w.r.t. its pre-activations there (:class:`~mbmeta.models.ensemble.LayerTrace`
+    records both). So the adapted weights are kept as ``W - lr H^T G`` in factored form
+    (:class:`~mbmeta.models.ensemble.LowRankUpdate`; rank <= steps x K) and the biases as ``[E, B, 1, out]``: no
+    ``[E, B, in, out]`` copies while training, where B is hundreds of segments. :class:`AdaptedModel` builds the full
+    per-environment weights once for planning, where B is a few environments and the rows are many.
 
     Training backpropagates through the inner steps (second-order MAML) unless ``first_order`` is set, in which
     case the inner gradients are treated as constants (FOMAML). An environment with no valid context slot gets a
     zero inner gradient and so keeps the unadapted weights.
 
-    ``torch.func.grad`` ignores an outer ``torch.no_grad()`` and inference-mode inputs are copied out, so ``adapt``
-    works under ``torch.no_grad()`` (planning) and inside Lightning's ``inference_mode`` validation loop, and the
-    returned weights carry no outer graph there.
+    ``adapt`` also works under ``torch.no_grad()`` (planning; the inner gradients are taken in an ``enable_grad``
+    block and the result carries no graph) and inside Lightning's ``inference_mode`` validation loop (inference
+    tensors are copied out first).
 
     Args:
         inner_steps: number of SGD steps (0: no adaptation).
@@ -84,26 +87,52 @@ class GradientAdapter(Adapter):
             mask = torch.ones(b, k, dtype=torch.bool, device=context.obs.device)
         # inference_mode(False) also switches grad mode on; restore the caller's (off under no_grad / inference).
         grad_enabled = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        # Second-order: the inner gradients stay in the outer graph. Otherwise they are constants.
+        keep_graph = grad_enabled and not self.first_order
         with torch.inference_mode(False), torch.set_grad_enabled(grad_enabled):
             # Inference-mode tensors (e.g. Lightning's validation loop) cannot enter autograd: copy them out.
             context = NormalisedSegment(*(t.clone() if t.is_inference() else t for t in context))
             mask = mask.clone() if mask.is_inference() else mask
-
-            def env_loss(params: Params, obs: Tensor, action: Tensor, delta: Tensor, reward: Tensor, m: Tensor):
-                one = NormalisedSegment(obs[None], action[None], delta[None], reward[None])
-                return model.inner_loss(params, one, m[None])
-
-            params = model.adaptable_params()
-            lrs = self.step_sizes(params)
-            per_env = False
+            shared = model.adaptable_params()
+            lrs = self.step_sizes(shared)
+            layers = {net: sorted({int(name.split(".")[1]) for name in named}) for net, named in shared.items()}
+            # Per net and layer: the traced inputs H and the lr-scaled pre-activation gradients of every step.
+            inputs: dict[str, dict[int, list[Tensor]]] = {net: {i: [] for i in idx} for net, idx in layers.items()}
+            grads: dict[str, dict[int, list[Tensor]]] = {net: {i: [] for i in idx} for net, idx in layers.items()}
+            params: dict[str, dict[str, Weight]] = shared
             for _ in range(self.inner_steps):
-                in_dims = (1 if per_env else None, 0, 0, 0, 0, 0)
-                grads = vmap(grad(env_loss), in_dims=in_dims, out_dims=1)(params, *context, mask)
-                if self.first_order:
-                    grads = _map_params(Tensor.detach, grads)
-                if per_env:
-                    params = _map_params(lambda p, g, lr: p - lr * g, params, grads, lrs)
-                else:
-                    params = _map_params(lambda p, g, lr: p.unsqueeze(1) - lr * g, params, grads, lrs)
-                per_env = True
+                traces = {net: LayerTrace(idx) for net, idx in layers.items()}
+                with torch.enable_grad():  # the inner gradient is needed even when the caller plans under no_grad
+                    loss = model.inner_loss(params, context, mask, traces)
+                    probes = [traces[net].probes[i] for net, idx in layers.items() for i in idx]
+                    step = iter(torch.autograd.grad(loss, probes, create_graph=keep_graph))
+                for net, idx in layers.items():
+                    for i in idx:
+                        h, g = traces[net].inputs[i], next(step)
+                        inputs[net][i].append(h if keep_graph else h.detach())
+                        grads[net][i].append(g)
+                params = self._updated(shared, lrs, layers, inputs, grads)
         return Adaptation(z=None, params=params)
+
+    @staticmethod
+    def _updated(
+        shared: Params,
+        lrs: dict[str, dict[str, Tensor]],
+        layers: dict[str, list[int]],
+        inputs: dict[str, dict[int, list[Tensor]]],
+        grads: dict[str, dict[int, list[Tensor]]],
+    ) -> dict[str, dict[str, Weight]]:
+        """The weights after the steps so far: ``W - lr_W sum_s H_s^T G_s`` and ``bias - lr_b sum_s,k G_s``."""
+        params: dict[str, dict[str, Weight]] = {}
+        for net, idx in layers.items():
+            params[net] = {}
+            for i in idx:
+                w_name, b_name = _layer_names(i)
+                g = torch.cat(grads[net][i], dim=2)  # [E, B, S, out]
+                if w_name in shared[net]:
+                    h = torch.cat(inputs[net][i], dim=2)  # [E, B, S, in]
+                    params[net][w_name] = LowRankUpdate(shared[net][w_name], h, lrs[net][w_name] * g)
+                if b_name in shared[net]:
+                    bias = shared[net][b_name].unsqueeze(1)  # [E, 1, 1, out]
+                    params[net][b_name] = bias - lrs[net][b_name] * g.sum(2, keepdim=True)
+        return params

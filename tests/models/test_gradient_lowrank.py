@@ -1,0 +1,103 @@
+"""The gradient adapter's factored update equals plain per-environment MAML, computed the obvious way.
+
+The reference below takes each environment on its own: its context loss as a function of a full copy of the
+adaptable weights, ``torch.autograd.grad`` of it (``create_graph`` for second order), and SGD steps that produce
+``[E, in, out]`` weights per environment. The adapter must give the same predictions, and the same outer gradients
+through them, from its low-rank form (see :class:`mbmeta.models.ensemble.LowRankUpdate`).
+"""
+
+import pytest
+import torch
+from synthetic_family import make_batch
+from test_adapters import GAINS, small_model
+
+from mbmeta.models.adapters import Adaptation
+from mbmeta.models.ensemble import LowRankUpdate
+
+
+def reference_adaptation(model, context, mask, create_graph: bool) -> Adaptation:
+    """Per-environment SGD on full weight copies (a Python loop over environments; slow but plainly right)."""
+    shared = model.adaptable_params()
+    lrs = model.adapter.step_sizes(shared)
+    per_env = []
+    for b in range(context.obs.shape[0]):
+        one = type(context)(*(f[b : b + 1] for f in context))
+        params = shared
+        for _ in range(model.adapter.inner_steps):
+            flat = [p for named in params.values() for p in named.values()]
+            loss = model.inner_loss(params, one, mask[b : b + 1])
+            g = iter(torch.autograd.grad(loss, flat, create_graph=create_graph))
+            params = {net: {n: p - lrs[net][n] * next(g) for n, p in named.items()} for net, named in params.items()}
+        per_env.append(params)
+    stacked = {
+        net: {n: torch.stack([env[net][n] for env in per_env], dim=1) for n in named} for net, named in shared.items()
+    }
+    return Adaptation(z=None, params=stacked)
+
+
+def predict(model, adaptation, target):
+    e = model.ensemble_size
+    x = torch.cat([target.obs, target.action], dim=-1).unsqueeze(0).expand(e, -1, -1, -1)
+    delta = target.delta.unsqueeze(0).expand(e, -1, -1, -1)
+    mean, logvar, reward = model.predict_normalised(x, adaptation, delta_for_reward=delta)
+    return mean, logvar, reward
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(inner_steps=1),
+        dict(inner_steps=2, learn_inner_lr=True),
+        dict(inner_steps=2, adapt_last_layers=1),
+        dict(inner_steps=1, first_order=True, learn_inner_lr=True),
+    ],
+    ids=["one-step", "two-steps-learned-lr", "last-layer", "first-order"],
+)
+def test_factored_update_matches_per_environment_maml(options):
+    torch.manual_seed(0)
+    model = small_model("gradient", inner_lr=0.05, learn_reward=True, **options).double()
+    batch = make_batch(GAINS, 5, 6, 3, torch.Generator().manual_seed(11))
+    batch = type(batch)(*(f.double() if torch.is_tensor(f) and f.is_floating_point() else f for f in batch))
+    mask = torch.ones(5, 6, dtype=torch.bool)
+    mask[1, :4] = False  # a partly padded context
+    mask[3] = False  # an environment with no valid slot keeps the shared weights
+    context = model.normalise_segment(batch.context)
+    context = type(context)(*(torch.where(mask.view(5, 6, *([1] * (f.dim() - 2))), f, 0) for f in context))
+    target = model.normalise_segment(batch.target)
+
+    fast = model.adapt_normalised(context, mask, None)
+    assert any(isinstance(w, LowRankUpdate) for w in fast.params["dynamics"].values())
+    slow = reference_adaptation(model, context, mask, create_graph=not model.adapter.first_order)
+    for net, named in slow.params.items():
+        for name, weights in named.items():
+            torch.testing.assert_close(fast.materialise().params[net][name], weights, rtol=1e-9, atol=1e-11)
+
+    # Predictions through the factored weights equal those through the full copies, and so do the outer gradients.
+    outs = {}
+    for label, adaptation in (("fast", fast), ("slow", slow)):
+        model.zero_grad()
+        mean, logvar, reward = predict(model, adaptation, target)
+        (mean.square().sum() + logvar.sum() + reward.square().sum()).backward()
+        outs[label] = (mean.detach(), reward.detach(), [p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(outs["fast"][0], outs["slow"][0], rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(outs["fast"][1], outs["slow"][1], rtol=1e-9, atol=1e-11)
+    for g_fast, g_slow in zip(outs["fast"][2], outs["slow"][2], strict=True):
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-8, atol=1e-10)
+    # the environment without context kept the shared weights
+    w = model.dynamics_net.layers[-1].weight
+    torch.testing.assert_close(
+        fast.materialise().params["dynamics"][f"layers.{len(model.dynamics_net.layers) - 1}.weight"][:, 3], w
+    )
+
+
+def test_low_rank_apply_equals_the_materialised_weights():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(3, 7, 5, generator=g, dtype=torch.float64)
+    update = LowRankUpdate(
+        base,
+        torch.randn(3, 4, 6, 7, generator=g, dtype=torch.float64),
+        torch.randn(3, 4, 6, 5, generator=g, dtype=torch.float64),
+    )
+    x = torch.randn(3, 4, 9, 7, generator=g, dtype=torch.float64)
+    bias = torch.randn(3, 4, 1, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(update.apply(x, bias), x @ update.materialise() + bias)

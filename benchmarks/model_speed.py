@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--gradient-batch", type=int, default=32, help="segments per batch for the gradient adapter")
+    parser.add_argument("--gradient-batch", type=int, default=256, help="segments per batch for the gradient adapter")
     parser.add_argument("--rows", type=int, default=10_000, help="rows per member in the planning-call timing")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (smoke run)")
     parser.add_argument("--sweep-chunks", action="store_true", help="also time every chunk size (table 2)")

@@ -101,3 +101,24 @@ def test_low_rank_apply_equals_the_materialised_weights():
     x = torch.randn(3, 4, 9, 7, generator=g, dtype=torch.float64)
     bias = torch.randn(3, 4, 1, 5, generator=g, dtype=torch.float64)
     torch.testing.assert_close(update.apply(x, bias), x @ update.materialise() + bias)
+
+
+def test_chunked_forward_with_low_rank_weights_equals_one_pass():
+    from mbmeta.models.ensemble import EnsembleMLP
+
+    g = torch.Generator().manual_seed(1)
+    mlp = EnsembleMLP(6, 4, (16, 16), ensemble_size=3, generator=g, chunk_rows=None).double()
+    params = {
+        f"layers.{i}.weight": LowRankUpdate(
+            layer.weight,
+            torch.randn(3, 2, 5, layer.in_features, generator=g, dtype=torch.float64),
+            torch.randn(3, 2, 5, layer.out_features, generator=g, dtype=torch.float64) * 0.01,
+        )
+        for i, layer in enumerate(mlp.layers)
+    }
+    x = torch.randn(3, 2, 300, 6, generator=g, dtype=torch.float64)
+    one_pass = mlp.grouped_forward(x, params)
+    mlp.chunk_rows = 128  # 64 rows per group per chunk
+    torch.testing.assert_close(mlp.grouped_forward(x, params), one_pass, rtol=1e-12, atol=1e-12)
+    full = {name: update.materialise() for name, update in params.items()}
+    torch.testing.assert_close(mlp.grouped_forward(x, full), one_pass, rtol=1e-10, atol=1e-10)

@@ -235,6 +235,13 @@ class TaskFamily(ABC):
 
     success_text: str = ""  # what success means, for the docs ("" where the family defines none)
 
+    def make_controller(self) -> Any | None:
+        """A scripted controller for one environment (``act(obs [O]) -> [A]``, ``reset()``), or None if none exists.
+
+        Used for initial data (``loop.initial_policy: scripted``); the controller must not read the task.
+        """
+        return None
+
     def success(self, episode: Mapping[str, np.ndarray]) -> bool | None:
         """Whether an episode reached the family's goal; None where the family defines no success.
 

@@ -243,6 +243,12 @@ class JugglerFamily(TaskFamily):
         """Ball lost (:func:`ball_lost` of ``next_obs``): ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool."""
         return ball_lost(next_obs)
 
+    def make_controller(self):
+        """The scripted balance / bounce controller (:class:`mbmeta.envs.juggler_controller.JugglerController`)."""
+        from mbmeta.envs.juggler_controller import JugglerController  # imports this module
+
+        return JugglerController(self.name)
+
     success_text = "the ball was never lost (the episode ran to its time limit)"
 
     def success(self, episode: Mapping[str, np.ndarray]) -> bool:

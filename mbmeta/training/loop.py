@@ -38,6 +38,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from mbmeta.control.agent import MPCAgent
 from mbmeta.control.collection import EpisodeStats, RandomPolicy, collect_episodes
+from mbmeta.control.exploration import NoisyControllerPolicy
 from mbmeta.data.atomic import atomic_write, fsync_directory
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
@@ -342,13 +343,11 @@ def _run(
         log(f"resuming {run_dir}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
 
     if buffer is None:
-        env = family.make_env(**env_kwargs)
-        random_policy = RandomPolicy(env.action_space, seed=loop.seed)
-        env.close()
-        log(f"iteration 0: {loop.initial_episodes} random episodes on train tasks of {family.name}")
-        with episode_progress("random episodes", loop.initial_episodes) as on_episode:
+        initial_policy = _initial_policy(loop, family, env_kwargs)
+        log(f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of {family.name}")
+        with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
             collection = collect_episodes(
-                random_policy,
+                initial_policy,
                 loop.initial_episodes,
                 family=family,
                 num_envs=loop.num_envs,
@@ -466,6 +465,16 @@ class RunLock:
             self._file = None
 
 
+def _initial_policy(loop: LoopSettings, family: TaskFamily, env_kwargs: dict[str, Any]):
+    """The iteration-0 policy: uniformly random actions, or the family's scripted controller with noise."""
+    env = family.make_env(**env_kwargs)
+    action_space = env.action_space
+    env.close()
+    if loop.initial_policy == "scripted":
+        return NoisyControllerPolicy(family.make_controller, action_space, noise=loop.initial_noise, seed=loop.seed)
+    return RandomPolicy(action_space, seed=loop.seed)
+
+
 def _remove_stale_temporaries(run_dir: Path) -> None:
     """Delete temporary files that a killed writer left behind (the run holds the lock, so none is in use)."""
     for directory in (run_dir, run_dir / CHECKPOINT_DIR):
@@ -494,6 +503,15 @@ def check_settings(
         raise ValueError(f"loop.iterations must be an int >= 0, got {loop.iterations!r}")
     if loop.vectorization not in ("sync", "async"):
         raise ValueError(f"loop.vectorization must be 'sync' or 'async', got {loop.vectorization!r}")
+    if loop.initial_policy not in ("random", "scripted"):
+        raise ValueError(f"loop.initial_policy must be 'random' or 'scripted', got {loop.initial_policy!r}")
+    if loop.initial_policy == "scripted" and family.make_controller() is None:
+        raise ValueError(
+            f"loop.initial_policy is 'scripted' but family {family.name!r} has no scripted controller "
+            "(TaskFamily.make_controller); use 'random'"
+        )
+    if not (isinstance(loop.initial_noise, int | float) and loop.initial_noise >= 0):
+        raise ValueError(f"loop.initial_noise must be a number >= 0, got {loop.initial_noise!r}")
     for name in ("horizon", "context_size", "particles"):
         value = getattr(agent, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

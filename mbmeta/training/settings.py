@@ -59,7 +59,12 @@ class LoopSettings:
             resumes from the last completed iteration.
         seed: seeds task sampling, environments, weights, batches and planning.
         iterations: model-fitting + MPC-collection iterations after the initial random collection.
-        initial_episodes: episodes of uniformly random actions collected first (iteration 0).
+        initial_episodes: episodes collected first (iteration 0), with ``initial_policy``.
+        initial_policy: ``random`` (uniformly random actions) or ``scripted``: the family's scripted controller
+            (``TaskFamily.make_controller``; the juggler families have one) with Gaussian action noise, for
+            families where random actions never reach the states good control visits.
+        initial_noise: with ``scripted``: each episode's noise std is drawn uniformly from ``[0, initial_noise]``
+            (fraction of each action's half-range), so the data span clean control to losing the ball.
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
@@ -72,6 +77,8 @@ class LoopSettings:
     seed: int = 0
     iterations: int = 3
     initial_episodes: int = 20
+    initial_policy: Literal["random", "scripted"] = "random"
+    initial_noise: float = 0.5
     episodes_per_iteration: int = 8
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"

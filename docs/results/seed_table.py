@@ -5,7 +5,9 @@
 Each file may hold one or several methods. Prints a Markdown table: the mean return per seed, the mean and sd over
 seeds, the per-task gain over `none` (mean over seeds of method - none on each task, then mean ± standard error
 over tasks), the tasks on which the method beats `none`, the gap to `oracle` as a fraction of oracle's mean, and
-the success rate where the results record it.
+the success rate where the results record it. The per-seed gain is the paired difference of seed means
+(method - none on the same training seed), mean ± standard error over the seeds both have: the column to read when
+seeds, not tasks, are the main source of variance.
 """
 
 import json
@@ -42,8 +44,8 @@ def main(arguments: list[str]) -> None:
         return {t: np.mean([np.mean(returns[method][s][t]) for s in shared]) for t in tasks}, shared
 
     oracle = np.nanmean([seed_mean("oracle", s) for s in seeds]) if "oracle" in returns else float("nan")
-    header = ["method", *[f"seed {s}" for s in seeds], "mean (sd over seeds)", "Δ vs `none` per task",
-              "tasks better than `none`", "gap to `oracle`", "success"]  # fmt: skip
+    header = ["method", *[f"seed {s}" for s in seeds], "mean (sd over seeds)", "Δ vs `none` per seed",
+              "Δ vs `none` per task", "tasks better than `none`", "gap to `oracle`", "success"]  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     none_tasks = task_means("none")[0] if "none" in returns else {}
@@ -57,10 +59,13 @@ def main(arguments: list[str]) -> None:
             # none's task means over the same seeds
             base = {t: np.mean([np.mean(returns["none"][s][t]) for s in shared]) for t in mine}
             gains = np.array([mine[t] - base[t] for t in mine])
+            paired = np.array([seed_mean(method, s) - seed_mean("none", s) for s in shared])
+            spread = f" ± {paired.std(ddof=1) / np.sqrt(len(paired)):.1f}" if len(paired) > 1 else ""
+            cells.append(f"{paired.mean():+.1f}{spread} (n = {len(paired)})")
             cells.append(f"{gains.mean():+.1f} ± {gains.std(ddof=1) / np.sqrt(len(gains)):.1f}")
             cells.append(f"{int((gains > 0).sum())} / {len(gains)}")
         else:
-            cells += ["—", "—"]
+            cells += ["—", "—", "—"]
         gap = (oracle - np.mean(valid)) / abs(oracle) if method != "oracle" and not np.isnan(oracle) else None
         cells.append("—" if gap is None else f"{100 * gap:.1f} %")
         cells.append(f"{100 * np.mean(success[method]):.0f} % of {len(success[method])}" if success[method] else "—")

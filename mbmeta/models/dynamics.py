@@ -107,6 +107,8 @@ class MetaDynamicsModel(nn.Module):
         inner_lr: SGD step size of ``gradient``.
         learn_inner_lr: learn the step size of ``gradient``.
         first_order: first-order MAML for ``gradient``.
+        inner_grad_clip: per-environment, per-member L2 bound on ``gradient``'s inner gradient (None: unclipped;
+            see :class:`~mbmeta.models.adapters.GradientAdapter`).
         gru_hidden: GRU size of ``recurrent``.
         max_logvar: initial upper log-variance bound.
         min_logvar: initial lower log-variance bound.
@@ -135,6 +137,7 @@ class MetaDynamicsModel(nn.Module):
         inner_lr: float = 0.01,
         learn_inner_lr: bool = False,
         first_order: bool = False,
+        inner_grad_clip: float | None = None,
         gru_hidden: int = 128,
         max_logvar: float = 0.5,
         min_logvar: float = -10.0,
@@ -175,6 +178,7 @@ class MetaDynamicsModel(nn.Module):
             inner_lr=inner_lr,
             learn_inner_lr=learn_inner_lr,
             first_order=first_order,
+            inner_grad_clip=inner_grad_clip,
             activation=activation,
             generator=generator,
         )

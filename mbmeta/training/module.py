@@ -51,6 +51,7 @@ class MetaDynamicsModule(pl.LightningModule):
         inner_lr: inner SGD step size of ``gradient`` (normalised units).
         learn_inner_lr: learn the inner step size.
         first_order: first-order MAML for ``gradient``.
+        inner_grad_clip: L2 bound on ``gradient``'s inner gradient per environment and member (None: unclipped).
         gru_hidden: GRU state size of ``recurrent``.
         max_logvar: initial upper log-variance bound.
         min_logvar: initial lower log-variance bound.
@@ -82,6 +83,7 @@ class MetaDynamicsModule(pl.LightningModule):
         inner_lr: float = 0.01,
         learn_inner_lr: bool = False,
         first_order: bool = False,
+        inner_grad_clip: float | None = None,
         gru_hidden: int = 128,
         max_logvar: float = 0.5,
         min_logvar: float = -10.0,
@@ -112,6 +114,7 @@ class MetaDynamicsModule(pl.LightningModule):
             inner_lr=inner_lr,
             learn_inner_lr=learn_inner_lr,
             first_order=first_order,
+            inner_grad_clip=inner_grad_clip,
             gru_hidden=gru_hidden,
             max_logvar=max_logvar,
             min_logvar=min_logvar,

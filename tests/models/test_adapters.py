@@ -164,6 +164,8 @@ def test_build_adapter_rejects_unknown_name_and_bad_sizes():
         build_adapter("oracle", 2, 1, task_dim=0)
     with pytest.raises(ValueError, match="inner_lr > 0"):
         build_adapter("gradient", 2, 1, inner_lr=0.0)
+    with pytest.raises(ValueError, match="inner_grad_clip > 0 or None, got -1"):
+        build_adapter("gradient", 2, 1, inner_grad_clip=-1.0)
 
 
 def test_no_adapter_returns_empty_adaptation():

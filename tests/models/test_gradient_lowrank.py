@@ -26,13 +26,32 @@ def reference_adaptation(model, context, mask, create_graph: bool) -> Adaptation
         for _ in range(model.adapter.inner_steps):
             flat = [p for named in params.values() for p in named.values()]
             loss = model.inner_loss(params, one, mask[b : b + 1])
-            g = iter(torch.autograd.grad(loss, flat, create_graph=create_graph))
+            grads = torch.autograd.grad(loss, flat, create_graph=create_graph)
+            clip = model.adapter.inner_grad_clip
+            if clip is not None:  # every tensor's leading dim is the member: one norm per member
+                squared = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0)  # [E]
+                scale = (clip / squared.clamp_min(1e-24).sqrt()).clamp(max=1.0)  # finite gradient at 0
+                grads = [g * scale.view(-1, *([1] * (g.dim() - 1))) for g in grads]
+            g = iter(grads)
             params = {net: {n: p - lrs[net][n] * next(g) for n, p in named.items()} for net, named in params.items()}
         per_env.append(params)
     stacked = {
         net: {n: torch.stack([env[net][n] for env in per_env], dim=1) for n in named} for net, named in shared.items()
     }
     return Adaptation(z=None, params=stacked)
+
+
+def first_step_norms(model, context, mask) -> torch.Tensor:
+    """``[E, B]`` L2 norm of each environment's unclipped first inner gradient, per member."""
+    shared = model.adaptable_params()
+    flat = [p for named in shared.values() for p in named.values()]
+    norms = []
+    for b in range(context.obs.shape[0]):
+        one = type(context)(*(f[b : b + 1] for f in context))
+        loss = model.inner_loss(shared, one, mask[b : b + 1])
+        grads = torch.autograd.grad(loss, flat, allow_unused=True, retain_graph=True)
+        norms.append(torch.stack([g.flatten(1).square().sum(1) for g in grads if g is not None]).sum(0).sqrt())
+    return torch.stack(norms, dim=1)
 
 
 def predict(model, adaptation, target):
@@ -50,8 +69,10 @@ def predict(model, adaptation, target):
         dict(inner_steps=2, learn_inner_lr=True),
         dict(inner_steps=2, adapt_last_layers=1),
         dict(inner_steps=1, first_order=True, learn_inner_lr=True),
+        dict(inner_steps=2, inner_grad_clip=1.7),
+        dict(inner_steps=1, inner_grad_clip=1.7, adapt_last_layers=2, first_order=True),
     ],
-    ids=["one-step", "two-steps-learned-lr", "last-layer", "first-order"],
+    ids=["one-step", "two-steps-learned-lr", "last-layer", "first-order", "clipped", "clipped-first-order"],
 )
 def test_factored_update_matches_per_environment_maml(options):
     torch.manual_seed(0)
@@ -64,6 +85,13 @@ def test_factored_update_matches_per_environment_maml(options):
     context = model.normalise_segment(batch.context)
     context = type(context)(*(torch.where(mask.view(5, 6, *([1] * (f.dim() - 2))), f, 0) for f in context))
     target = model.normalise_segment(batch.target)
+
+    if model.adapter.inner_grad_clip is not None:
+        # the bound must bind for some (member, environment) pairs and not for others, or the test shows little
+        clip, model.adapter.inner_grad_clip = model.adapter.inner_grad_clip, None
+        norms = first_step_norms(model, context, mask)
+        model.adapter.inner_grad_clip = clip
+        assert (norms > clip).any() and (norms[:, [0, 1, 2, 4]] < clip).any(), norms
 
     fast = model.adapt_normalised(context, mask, None)
     assert any(isinstance(w, LowRankUpdate) for w in fast.params["dynamics"].values())
@@ -122,3 +150,32 @@ def test_chunked_forward_with_low_rank_weights_equals_one_pass():
     torch.testing.assert_close(mlp.grouped_forward(x, params), one_pass, rtol=1e-12, atol=1e-12)
     full = {name: update.materialise() for name, update in params.items()}
     torch.testing.assert_close(mlp.grouped_forward(x, full), one_pass, rtol=1e-10, atol=1e-10)
+
+
+def test_clipping_bounds_the_step_on_a_context_far_outside_the_data():
+    """One clipped step moves each (member, environment)'s weights by at most inner_lr x clip in L2 norm."""
+    torch.manual_seed(0)
+    model = small_model("gradient", inner_lr=0.05, learn_reward=True, inner_steps=1).double()
+    batch = make_batch(GAINS, 4, 6, 3, torch.Generator().manual_seed(5))
+    batch = type(batch)(*(f.double() if torch.is_tensor(f) and f.is_floating_point() else f for f in batch))
+    context = model.normalise_segment(batch.context)
+    context = type(context)(*(f * 30 for f in context))  # states and changes 30x anything in the (toy) data
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    shared = model.adaptable_params()
+
+    def step_norms() -> torch.Tensor:
+        """``[E, B]`` L2 norm of adapted minus shared weights over every adapted tensor."""
+        adapted = model.adapt_normalised(context, mask, None).materialise().params
+        squared = 0.0
+        for net, named in shared.items():
+            for name, w in named.items():
+                diff = adapted[net][name] - w.unsqueeze(1)  # [E, B, ...]
+                squared = squared + diff.flatten(2).square().sum(2)
+        return squared.sqrt()
+
+    unclipped = step_norms()
+    model.adapter.inner_grad_clip = 1.0
+    clipped = step_norms()
+    assert (unclipped > 10 * 0.05).all()  # the raw step is long on this context ...
+    assert (clipped <= 0.05 * 1.0 * (1 + 1e-9)).all()  # ... and the clipped one is at most lr x clip
+    torch.testing.assert_close(clipped, torch.full_like(clipped, 0.05))  # here every pair is clipped

@@ -30,6 +30,7 @@ def build_adapter(
     inner_lr: float = 0.01,
     learn_inner_lr: bool = False,
     first_order: bool = False,
+    inner_grad_clip: float | None = None,
     activation: str = "silu",
     generator: torch.Generator | None = None,
 ) -> Adapter:
@@ -47,6 +48,7 @@ def build_adapter(
         inner_lr: SGD step size for ``gradient``.
         learn_inner_lr: learn the step size for ``gradient``.
         first_order: first-order MAML for ``gradient``.
+        inner_grad_clip: per-environment L2 bound on ``gradient``'s inner gradient (None: unclipped).
         activation: encoder activation for ``context``.
         generator: source of initial weights.
 
@@ -58,7 +60,7 @@ def build_adapter(
     if name == "context":
         return ContextAdapter(obs_dim, action_dim, latent_dim, context_hidden, activation, generator)
     if name == "gradient":
-        return GradientAdapter(inner_steps, inner_lr, learn_inner_lr, first_order)
+        return GradientAdapter(inner_steps, inner_lr, learn_inner_lr, first_order, inner_grad_clip)
     if name == "recurrent":
         return RecurrentAdapter(obs_dim, action_dim, latent_dim, gru_hidden, generator)
     if name == "oracle":

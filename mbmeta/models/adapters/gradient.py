@@ -50,17 +50,29 @@ class GradientAdapter(Adapter):
             granularity), each initialised to ``inner_lr``.
         first_order: drop second-order terms (cheaper, and usable when the outer loss should not see the inner
             steps' curvature).
+        inner_grad_clip: rescale each inner gradient so that its L2 norm over all adapted tensors, per environment
+            and member, is at most this (None: no clipping). A context far outside the training data can give a
+            huge inner gradient whose step takes the weights where they were never meta-trained; clipping bounds
+            the step. It is part of the adapted function, so it applies in training and planning alike.
     """
 
     def __init__(
-        self, inner_steps: int = 1, inner_lr: float = 0.01, learn_inner_lr: bool = False, first_order: bool = False
+        self,
+        inner_steps: int = 1,
+        inner_lr: float = 0.01,
+        learn_inner_lr: bool = False,
+        first_order: bool = False,
+        inner_grad_clip: float | None = None,
     ) -> None:
         super().__init__()
         if inner_steps < 0:
             raise ValueError(f"GradientAdapter needs inner_steps >= 0, got {inner_steps}")
         if not inner_lr > 0:
             raise ValueError(f"GradientAdapter needs inner_lr > 0, got {inner_lr}")
+        if inner_grad_clip is not None and not inner_grad_clip > 0:
+            raise ValueError(f"GradientAdapter needs inner_grad_clip > 0 or None, got {inner_grad_clip}")
         self.inner_steps, self.first_order, self.learn_inner_lr = inner_steps, first_order, learn_inner_lr
+        self.inner_grad_clip = inner_grad_clip
         self.register_buffer("log_inner_lr", torch.tensor(math.log(inner_lr)))
         self.log_lrs = nn.ParameterDict()
 
@@ -106,13 +118,47 @@ class GradientAdapter(Adapter):
                     loss = model.inner_loss(params, context, mask, traces)
                     probes = [traces[net].probes[i] for net, idx in layers.items() for i in idx]
                     step = iter(torch.autograd.grad(loss, probes, create_graph=keep_graph))
+                step_grads = {net: {i: next(step) for i in idx} for net, idx in layers.items()}
+                if self.inner_grad_clip is not None:
+                    step_grads = self._clipped(shared, traces, step_grads, self.inner_grad_clip, keep_graph)
                 for net, idx in layers.items():
                     for i in idx:
-                        h, g = traces[net].inputs[i], next(step)
+                        h, g = traces[net].inputs[i], step_grads[net][i]
                         inputs[net][i].append(h if keep_graph else h.detach())
                         grads[net][i].append(g)
                 params = self._updated(shared, lrs, layers, inputs, grads)
         return Adaptation(z=None, params=params)
+
+    @staticmethod
+    def _clipped(
+        shared: Params,
+        traces: dict[str, LayerTrace],
+        grads: dict[str, dict[int, Tensor]],
+        max_norm: float,
+        keep_graph: bool,
+    ) -> dict[str, dict[int, Tensor]]:
+        """Scale the pre-activation gradients ``G [E, B, K, out]``: each (member, environment) update norm <= max.
+
+        The weight gradient ``H^T G`` has squared Frobenius norm ``sum((H H^T) * (G G^T))`` (``[K, K]`` Gram
+        matrices, no ``[in, out]`` product built) and the bias gradient is ``sum_k G_k``; both are linear in G, so
+        scaling G scales the whole update. Under second order the scale stays in the graph (the outer gradient
+        sees the clipping).
+        """
+        squared = 0.0
+        for net, by_layer in grads.items():
+            for i, g in by_layer.items():
+                w_name, b_name = _layer_names(i)
+                if w_name in shared[net]:
+                    h = traces[net].inputs[i]
+                    squared = squared + ((h @ h.transpose(-1, -2)) * (g @ g.transpose(-1, -2))).sum((-1, -2))
+                if b_name in shared[net]:
+                    squared = squared + g.sum(-2).square().sum(-1)
+        # clamp_min keeps the square root's gradient finite where the gradient is exactly zero (no valid context).
+        norm = squared.clamp_min(1e-24).sqrt()  # [E, B]
+        scale = (max_norm / norm).clamp(max=1.0)[..., None, None]
+        if not keep_graph:  # first order: the clipped gradient is a constant, like the gradient itself
+            scale = scale.detach()
+        return {net: {i: g * scale for i, g in by_layer.items()} for net, by_layer in grads.items()}
 
     @staticmethod
     def _updated(

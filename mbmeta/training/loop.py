@@ -230,6 +230,18 @@ def fit_model(
     return module, fitter
 
 
+def to_fitted_device(module: MetaDynamicsModule, fitter: pl.Trainer) -> MetaDynamicsModule:
+    """Put a just-fitted module in eval mode on the device it was fitted on, for planning or evaluation.
+
+    Lightning moves the model back to the CPU after fitting on an accelerator.
+    """
+    module.eval()
+    device = fitter.strategy.root_device
+    if device.type != "cpu":
+        module.to(device)
+    return module
+
+
 def episode_metrics(stats: list[EpisodeStats], prefix: str) -> dict[str, float]:
     """Mean/min/max return, mean length and (where the family defines success) success rate of episodes."""
     returns = np.array([s.episode_return for s in stats], dtype=np.float64)
@@ -386,11 +398,7 @@ def _run(
             ) from err
         fitted = run_dir / CHECKPOINT_DIR / f"iteration_{iteration + 1:03d}.ckpt"
         save_checkpoint(fitter, fitted)
-        module.eval()
-        # Lightning moves the model back to the CPU after fitting on an accelerator; plan where it was fitted.
-        device = fitter.strategy.root_device
-        if device.type != "cpu":
-            module.to(device)
+        to_fitted_device(module, fitter)
         mpc = make_agent(module.dynamics, family, agent, seed=seed)
         log(f"iteration {iteration + 1}/{loop.iterations}: collecting {loop.episodes_per_iteration} MPC episodes")
         with episode_progress(f"MPC episodes, iteration {iteration + 1}", loop.episodes_per_iteration) as on_episode:

@@ -21,7 +21,7 @@ from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs.family import TaskFamily, TaskParams
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.evaluation import EpisodeRecord, evaluate_returns, prediction_error
-from mbmeta.training.loop import first_episodes
+from mbmeta.training.loop import first_episodes, to_fitted_device
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.settings import AgentSettings
 
@@ -96,13 +96,9 @@ def _fit(
         enable_model_summary=False,
         limit_val_batches=0,
     )
-    device = fitter.strategy.root_device
     module.train()
     fitter.fit(module, datamodule)
-    module.eval()
-    # Lightning moves the model back to the CPU after fitting on an accelerator; evaluate where it was fitted.
-    if device.type != "cpu":
-        module.to(device)
+    to_fitted_device(module, fitter)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Usage::
 
     python docs/results/plots.py returns RESULTS_JSON OUT_PNG TITLE [episode_return|length]
     python docs/results/plots.py transfer TRANSFER_JSON OUT_PNG
+    python docs/results/plots.py seeds OUT_PNG TITLE SEED=RESULTS_JSON [SEED=RESULTS_JSON ...]
 """
 
 import json
@@ -55,7 +56,29 @@ def transfer(source: str, out: str) -> None:
     fig.savefig(out)
 
 
+def seeds(out: str, title: str, *sources: str) -> None:
+    """Mean test return per training seed (one dot per seed) and over seeds (bar), per method."""
+    per_seed: dict[str, dict[str, list[float]]] = {}  # method -> seed -> episode returns
+    for source in sources:
+        seed, path = source.split("=", 1)
+        with open(path) as f:
+            for e in json.load(f)["episodes"]:
+                per_seed.setdefault(e["method"], {}).setdefault(seed, []).append(e["episode_return"])
+    order = ("none", "context", "gradient", "recurrent", "oracle")
+    methods = [m for m in order if m in per_seed] + [m for m in per_seed if m not in order]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    for i, method in enumerate(methods):
+        means = [float(np.mean(v)) for v in per_seed[method].values()]
+        ax.bar(i, np.mean(means), alpha=0.5, color="tab:blue")
+        ax.scatter([i] * len(means), means, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("test return: seed means (dots), their mean (bar)", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 4 or sys.argv[1] not in ("returns", "transfer"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("returns", "transfer", "seeds"):
         raise SystemExit(__doc__)
-    {"returns": returns, "transfer": transfer}[sys.argv[1]](*sys.argv[2:])
+    {"returns": returns, "transfer": transfer, "seeds": seeds}[sys.argv[1]](*sys.argv[2:])

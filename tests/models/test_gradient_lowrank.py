@@ -15,6 +15,12 @@ from mbmeta.models.adapters import Adaptation
 from mbmeta.models.ensemble import LowRankUpdate
 
 
+def member_norms(grads) -> torch.Tensor:
+    """``[E]`` L2 norm over all tensors of each member's gradient (every tensor's leading dim is the member)."""
+    squared = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0)
+    return squared.clamp_min(1e-24).sqrt()  # clamp: a finite gradient where the gradient is exactly zero
+
+
 def reference_adaptation(model, context, mask, create_graph: bool) -> Adaptation:
     """Per-environment SGD on full weight copies (a Python loop over environments; slow but plainly right)."""
     shared = model.adaptable_params()
@@ -28,9 +34,8 @@ def reference_adaptation(model, context, mask, create_graph: bool) -> Adaptation
             loss = model.inner_loss(params, one, mask[b : b + 1])
             grads = torch.autograd.grad(loss, flat, create_graph=create_graph)
             clip = model.adapter.inner_grad_clip
-            if clip is not None:  # every tensor's leading dim is the member: one norm per member
-                squared = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0)  # [E]
-                scale = (clip / squared.clamp_min(1e-24).sqrt()).clamp(max=1.0)  # finite gradient at 0
+            if clip is not None:
+                scale = (clip / member_norms(grads)).clamp(max=1.0)
                 grads = [g * scale.view(-1, *([1] * (g.dim() - 1))) for g in grads]
             g = iter(grads)
             params = {net: {n: p - lrs[net][n] * next(g) for n, p in named.items()} for net, named in params.items()}
@@ -50,7 +55,7 @@ def first_step_norms(model, context, mask) -> torch.Tensor:
         one = type(context)(*(f[b : b + 1] for f in context))
         loss = model.inner_loss(shared, one, mask[b : b + 1])
         grads = torch.autograd.grad(loss, flat, allow_unused=True, retain_graph=True)
-        norms.append(torch.stack([g.flatten(1).square().sum(1) for g in grads if g is not None]).sum(0).sqrt())
+        norms.append(member_norms([g for g in grads if g is not None]))
     return torch.stack(norms, dim=1)
 
 

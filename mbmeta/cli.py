@@ -7,6 +7,7 @@ hand its arguments to ``LightningCLI`` untouched). Only subcommands that are bui
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -53,6 +54,22 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 }
 
 
+# Lightning logs its informational messages through this logger (``rank_zero_info``).
+LIGHTNING_INFO_LOGGER = "pytorch_lightning.utilities.rank_zero"
+
+
+def _is_not_a_tip(record: logging.LogRecord) -> bool:
+    """False for Lightning's product tips (one per ``Trainer``, i.e. one per fitting iteration of ``mbmeta train``)."""
+    return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning_tips() -> None:
+    """Drop Lightning's product tips from the command's output; every other Lightning message is kept (idempotent)."""
+    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
+    if _is_not_a_tip not in logger.filters:
+        logger.addFilter(_is_not_a_tip)
+
+
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
     lines = [
@@ -80,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Offscreen rendering and offline W&B unless the user chose otherwise (no display, account or network needed).
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("WANDB_MODE", "offline")
+    quiet_lightning_tips()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())

@@ -1,5 +1,6 @@
 """The `mbmeta` command: help lists only working subcommands, each of which answers --help."""
 
+import logging
 import subprocess
 import sys
 
@@ -62,3 +63,30 @@ def test_readme_python_example_runs():
     namespace: dict = {}
     exec(compile(first_block, "README.md", "exec"), namespace)
     assert namespace["info"]["task"] == namespace["task"].as_dict()
+
+
+def test_lightning_tips_are_dropped_and_other_messages_kept(caplog):
+    import pytorch_lightning as pl
+
+    from mbmeta.cli import LIGHTNING_INFO_LOGGER, _is_not_a_tip, quiet_lightning_tips
+
+    lightning_logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
+    lightning_logger.removeFilter(_is_not_a_tip)  # other tests ran main(), which installs it
+
+    def lightning_messages() -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=LIGHTNING_INFO_LOGGER):
+            pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        return [r.getMessage() for r in caplog.records if r.name == LIGHTNING_INFO_LOGGER]
+
+    before = lightning_messages()
+    assert any(m.startswith("💡 Tip") for m in before), before  # Lightning prints one: the filter has work to do
+    quiet_lightning_tips()
+    quiet_lightning_tips()  # idempotent: one filter, not two
+    try:
+        after = lightning_messages()
+        assert not any(m.startswith("💡 Tip") for m in after), after
+        assert any("GPU available" in m for m in after), after  # the device report stays
+        assert lightning_logger.filters.count(_is_not_a_tip) == 1
+    finally:
+        lightning_logger.removeFilter(_is_not_a_tip)

@@ -64,11 +64,18 @@ def test_corrupt_run_config_names_the_file(run_dir):
 
 
 def test_segment_settings_come_from_the_run_config(run_dir, tmp_path):
-    data = {"context_length": 6, "target_length": 3, "pad_context": True, "samples_per_epoch": 999}
+    data = {
+        "context_length": 6,
+        "target_length": 3,
+        "pad_context": True,
+        "context_source": "episode",
+        "samples_per_epoch": 999,
+    }
     (run_dir / "config.json").write_text(json.dumps({"data": data}))
     assert run_segment_settings(run_dir / "checkpoints" / "iteration_001.ckpt") == {
         "context_length": 6,
         "target_length": 3,
         "pad_context": True,
+        "context_source": "episode",
     }  # sampling sizes are not segment settings
     assert run_segment_settings(tmp_path / "fit.ckpt") == {}

@@ -71,7 +71,7 @@ def run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
 
 
 # The data settings that define what a model was trained on (segment shapes); fine-tuning must cut the same segments.
-SEGMENT_FIELDS = ("context_length", "target_length", "pad_context", "min_context")
+SEGMENT_FIELDS = ("context_length", "target_length", "pad_context", "min_context", "context_source")
 
 
 def run_segment_settings(ckpt: str | Path) -> dict[str, Any]:

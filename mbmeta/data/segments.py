@@ -5,6 +5,14 @@ steps ``t0 .. t0+M-1`` and the context is the K steps before, ``t0-K .. t0-1``. 
 boundary. With ``pad_context`` a window may start early in an episode, where fewer than K steps precede ``t0``;
 its context is then left-padded and a mask marks the real slots (what an agent sees early in an episode).
 
+Where the context comes from (``context_source``):
+
+- ``"preceding"`` (default, CaDM): the K steps just before the targets, as an agent adapting online sees them.
+- ``"episode"``: K consecutive steps drawn at random from elsewhere in the same episode (same task), never
+  overlapping the targets. The latent can then carry only what holds for the whole episode (the task), not the
+  recent state (e.g. a gait's phase or speed), which would go stale during a planned rollout. The mask keeps the
+  ``"preceding"`` pattern (only ``min(t0, K)`` real slots), so short contexts are as frequent as an agent sees them.
+
 Everything here works on row indices into an :class:`~mbmeta.data.buffer.EpisodeBuffer`'s flat arrays and is
 vectorised (no Python loop per window); randomness comes only from an explicit ``np.random.Generator``.
 Train/validation splits are by episode, or by task (all episodes of held-out task-parameter vectors validate).
@@ -21,6 +29,8 @@ from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.types import MetaBatch, Transition
 
 SplitBy = Literal["episode", "task"]
+ContextSource = Literal["preceding", "episode"]
+CONTEXT_SOURCES = ("preceding", "episode")
 
 
 class SegmentIndex(NamedTuple):
@@ -30,7 +40,8 @@ class SegmentIndex(NamedTuple):
         context: ``[B, K]`` int64 rows of the context transitions, oldest first (padded slots hold the episode's
             first row; they are masked, never data).
         context_mask: ``[B, K]`` bool, True where the slot is a real transition (all True without padding).
-        target: ``[B, M]`` int64 rows of the targets, which follow the context's last row immediately.
+        target: ``[B, M]`` int64 rows of the targets (with ``context_source="preceding"`` they follow the
+            context's last row immediately).
         episode: ``[B]`` int64 episode of each segment.
     """
 
@@ -52,10 +63,12 @@ class SegmentSampler:
         episodes: indices of the episodes to draw from (e.g. a training split); all when None.
         pad_context: allow windows whose context runs past the episode start (left-padded, masked).
         min_context: with ``pad_context``, the fewest real context transitions a window may have (0..K).
+        context_source: ``"preceding"`` or ``"episode"`` (see the module docstring). ``"episode"`` needs episodes
+            of at least 2K + M - 1 steps (shorter ones are skipped) and a generator in :meth:`windows`.
 
     Raises:
-        ValueError: K or M < 1, bad ``min_context``, or no episode is long enough (naming K, M and the longest
-            episode).
+        ValueError: K or M < 1, bad ``min_context`` or ``context_source``, or no episode is long enough (naming K,
+            M and the longest episode).
     """
 
     def __init__(
@@ -66,7 +79,10 @@ class SegmentSampler:
         episodes: np.ndarray | None = None,
         pad_context: bool = False,
         min_context: int = 1,
+        context_source: ContextSource = "preceding",
     ) -> None:
+        if context_source not in CONTEXT_SOURCES:
+            raise ValueError(f"context_source must be one of {CONTEXT_SOURCES}, got {context_source!r}")
         if int(context_length) < 1:
             raise ValueError(f"context_length (K) must be >= 1, got {context_length}")
         if int(target_length) < 1:
@@ -76,6 +92,7 @@ class SegmentSampler:
         self.context_length = k = int(context_length)
         self.target_length = m = int(target_length)
         self.pad_context = bool(pad_context)
+        self.context_source = context_source
         starts_all = np.asarray(episode_starts, dtype=np.int64)
         n_eps = starts_all.shape[0] - 1
         if episodes is None:
@@ -88,16 +105,23 @@ class SegmentSampler:
         self._first_t0 = min_context if pad_context else k
         counts = lengths - m - self._first_t0 + 1
         keep = counts > 0
+        if context_source == "episode":
+            # A K-window clear of the targets must exist for every t0: at most K + M - 1 of the L - K + 1 window
+            # starts overlap them.
+            keep &= lengths >= 2 * k + m - 1
         if not keep.any():
             need = m + self._first_t0
-            longest = int(lengths.max()) if lengths.size else 0
             what = f"min_context={min_context} + M" if pad_context else "K + M"
+            if context_source == "episode":
+                need, what = max(need, 2 * k + m - 1), f"max({what}, 2K + M - 1) with context_source='episode'"
+            longest = int(lengths.max()) if lengths.size else 0
             raise ValueError(
                 f"no episode is long enough for segments of K={k} context and M={m} target transitions: "
                 f"need length >= {what} = {need}, the longest of {episodes.size} episodes has {longest} steps"
             )
         self.episodes = episodes[keep]  # [E'] eligible episodes
         self._starts = starts_all[self.episodes]
+        self._lengths = lengths[keep]
         self._counts = counts[keep]
         self._cum = np.cumsum(self._counts)  # window w belongs to the first episode whose cum > w
         self.num_skipped = int((~keep).sum())
@@ -107,8 +131,13 @@ class SegmentSampler:
         """Total number of distinct windows."""
         return int(self._cum[-1])
 
-    def windows(self, ids: np.ndarray) -> SegmentIndex:
-        """The windows with the given ids (``0 <= id < num_windows``), in order."""
+    def windows(self, ids: np.ndarray, rng: np.random.Generator | None = None) -> SegmentIndex:
+        """The windows with the given ids (``0 <= id < num_windows``), in order.
+
+        ``rng`` draws the context positions with ``context_source="episode"`` (required there, unused otherwise).
+        """
+        if self.context_source == "episode" and rng is None:
+            raise ValueError("SegmentSampler.windows: context_source='episode' draws context positions and needs rng")
         ids = np.asarray(ids, dtype=np.int64)
         which = np.searchsorted(self._cum, ids, side="right")
         offset = ids - (self._cum[which] - self._counts[which])
@@ -116,15 +145,32 @@ class SegmentSampler:
         start = self._starts[which]
         steps = t0[:, None] + np.arange(-self.context_length, 0, dtype=np.int64)  # [B, K] context step numbers
         mask = steps >= 0
-        context = start[:, None] + np.maximum(steps, 0)
+        if self.context_source == "episode":
+            first = start + self._clear_of_targets(t0, self._lengths[which], rng)  # [B] row of the oldest context step
+            context = first[:, None] + np.arange(self.context_length, dtype=np.int64)
+        else:
+            context = start[:, None] + np.maximum(steps, 0)
         target = (start + t0)[:, None] + np.arange(self.target_length, dtype=np.int64)
         return SegmentIndex(context, mask, target, self.episodes[which])
+
+    def _clear_of_targets(self, t0: np.ndarray, length: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``[B]`` context start steps, uniform over the K-windows of each episode that miss its targets.
+
+        Window starts ``c`` in ``[0, L - K]`` overlap targets ``t0 .. t0+M-1`` for ``c`` in ``[lo, hi]``; draw from
+        the others by drawing among the free count and skipping the overlapping block.
+        """
+        k, m = self.context_length, self.target_length
+        lo = np.maximum(t0 - k + 1, 0)
+        hi = np.minimum(t0 + m - 1, length - k)
+        blocked = hi - lo + 1
+        u = rng.integers(0, length - k + 1 - blocked)  # >= 1 free start: episodes have L >= 2K + M - 1
+        return np.where(u < lo, u, u + blocked)
 
     def sample(self, rng: np.random.Generator, n: int) -> SegmentIndex:
         """Draw ``n`` windows uniformly (with replacement) using ``rng``."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        return self.windows(rng.integers(0, self.num_windows, size=n))
+        return self.windows(rng.integers(0, self.num_windows, size=n), rng)
 
     def sample_fixed(self, rng: np.random.Generator, n: int) -> SegmentIndex:
         """``n`` distinct windows drawn without replacement (all of them, in order, when ``n >= num_windows``).
@@ -132,8 +178,8 @@ class SegmentSampler:
         Used for a validation set that stays the same across epochs.
         """
         if n >= self.num_windows:
-            return self.windows(np.arange(self.num_windows))
-        return self.windows(np.sort(rng.choice(self.num_windows, size=n, replace=False)))
+            return self.windows(np.arange(self.num_windows), rng)
+        return self.windows(np.sort(rng.choice(self.num_windows, size=n, replace=False)), rng)
 
 
 # ----- train / validation splits -------------------------------------------------------------------------------

@@ -12,7 +12,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.data.segments import SegmentIndex, SegmentSampler, gather_segments, to_meta_batch, train_val_split
+from mbmeta.data.segments import (
+    ContextSource,
+    SegmentIndex,
+    SegmentSampler,
+    gather_segments,
+    to_meta_batch,
+    train_val_split,
+)
 from mbmeta.types import MetaBatch
 
 # Independent random streams derived from the one seed (numpy SeedSequence entropy lists).
@@ -105,6 +112,9 @@ class MetaDataModule(pl.LightningDataModule):
         pad_context: also train on windows near the episode start whose context is shorter than K
             (left-padded, with ``context_mask`` marking real transitions), as an agent sees early in an episode.
         min_context: with ``pad_context``, the fewest real context transitions a window may have (0..K).
+        context_source: ``"preceding"``: the context is the K transitions just before the targets (what an agent
+            adapting online has); ``"episode"``: K consecutive transitions from elsewhere in the same episode, so
+            the latent can only carry what holds for the whole episode (see :mod:`mbmeta.data.segments`).
     """
 
     def __init__(
@@ -121,6 +131,7 @@ class MetaDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pad_context: bool = False,
         min_context: int = 1,
+        context_source: ContextSource = "preceding",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +151,7 @@ class MetaDataModule(pl.LightningDataModule):
             num_workers=num_workers,
             pad_context=pad_context,
             min_context=min_context,
+            context_source=context_source,
         )
 
     @classmethod
@@ -159,6 +171,7 @@ class MetaDataModule(pl.LightningDataModule):
             "num_workers": 0,
             "pad_context": False,
             "min_context": 1,
+            "context_source": "preceding",
         }
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
@@ -181,6 +194,7 @@ class MetaDataModule(pl.LightningDataModule):
         num_workers: int,
         pad_context: bool,
         min_context: int,
+        context_source: str,
     ) -> None:
         for name, value in (
             ("context_length", context_length),
@@ -211,7 +225,7 @@ class MetaDataModule(pl.LightningDataModule):
         except ValueError as err:
             raise ValueError(f"MetaDataModule: {err} (buffer has {buffer.num_episodes} episodes)") from None
         self.train_episodes, self.val_episodes = train, val
-        window = {"pad_context": pad_context, "min_context": min_context}
+        window = {"pad_context": pad_context, "min_context": min_context, "context_source": context_source}
         try:
             self.train_sampler = SegmentSampler(buffer.episode_starts, context_length, target_length, train, **window)
         except ValueError as err:

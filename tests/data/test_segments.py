@@ -210,3 +210,87 @@ def test_segment_invariants_hold_for_random_buffers(lengths, k, m, pad, seed):
     assert sampler.num_windows == sum(max(0, n - need + 1) for n in lengths)
     index = sampler.sample(np.random.default_rng(seed), 50)
     check_segments(buf, index, k, m, pad)
+
+
+# ----- context_source="episode" ----------------------------------------------------------------------------------
+def check_episode_contexts(buf, index, k, m):
+    """Contexts are K consecutive steps of the targets' episode, clear of the targets; the mask is "preceding"'s."""
+    arrays = gather_segments(buf, index)
+    ctx, tgt, mask = arrays["context_obs"], arrays["target_obs"], arrays["context_mask"]
+    lengths = buf.episode_lengths
+    for b, episode in enumerate(index.episode):
+        assert np.all(tgt[b, :, 0] == episode)
+        t0 = tgt[b, 0, 1]
+        assert np.array_equal(tgt[b, :, 1], t0 + np.arange(m))
+        assert np.array_equal(mask[b], t0 - k + np.arange(k) >= 0)
+        rows = index.context[b]
+        assert np.array_equal(rows, rows[0] + np.arange(k))  # consecutive
+        steps = rows - buf.episode_starts[episode]
+        assert steps[0] >= 0 and steps[-1] < lengths[episode]  # inside the same episode
+        assert steps[-1] < t0 or steps[0] >= t0 + m  # never overlapping the targets
+        assert np.all(ctx[b, mask[b], 0] == episode) and np.all(ctx[b, ~mask[b]] == 0)
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_episode_contexts_come_from_the_same_episode_and_miss_the_targets(pad):
+    buf = encoded_buffer([3, 25, 12, 7, 40])
+    sampler = SegmentSampler(buf.episode_starts, 4, 3, pad_context=pad, context_source="episode")
+    assert 0 not in sampler.episodes and 3 not in sampler.episodes  # shorter than 2K + M - 1 = 10 steps
+    index = sampler.sample(np.random.default_rng(0), 2000)
+    check_episode_contexts(buf, index, 4, 3)
+    # both sides of the targets occur, and the preceding window is not favoured
+    t0 = index.target[:, 0]
+    after = index.context[:, 0] > index.target[:, -1]
+    assert 0.2 < after.mean() < 0.8
+    assert (index.context[:, -1] == t0 - 1).mean() < 0.2
+
+
+def test_episode_contexts_are_uniform_over_the_free_windows():
+    buf = encoded_buffer([30])
+    k, m = 4, 3
+    sampler = SegmentSampler(buf.episode_starts, k, m, context_source="episode")
+    target = sampler.windows(np.full(30_000, 10), np.random.default_rng(1))  # t0 = 14
+    starts = target.context[:, 0]
+    free = [c for c in range(30 - k + 1) if c + k <= 14 or c >= 14 + m]
+    assert sorted(np.unique(starts)) == free
+    counts = np.bincount(starts, minlength=30)[free]
+    expected = 30_000 / len(free)
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))  # multinomial: ±5 sd
+
+
+def test_episode_contexts_are_seeded_and_need_a_generator():
+    buf = encoded_buffer([25, 40])
+    sampler = SegmentSampler(buf.episode_starts, 3, 2, context_source="episode")
+    a, b = (sampler.sample(np.random.default_rng(5), 64) for _ in range(2))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="needs rng"):
+        sampler.windows(np.arange(4))
+    with pytest.raises(ValueError, match="context_source must be one of"):
+        SegmentSampler(buf.episode_starts, 3, 2, context_source="elsewhere")
+
+
+def test_episode_contexts_name_the_length_they_need():
+    buf = encoded_buffer([9, 8])  # long enough for K=4, M=3 preceding (7), not for 2K + M - 1 = 10
+    SegmentSampler(buf.episode_starts, 4, 3)
+    with pytest.raises(ValueError, match=r"2K \+ M - 1\) with context_source='episode' = 10, .* has 9 steps"):
+        SegmentSampler(buf.episode_starts, 4, 3, context_source="episode")
+
+
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    k=st.integers(1, 8),
+    m=st.integers(1, 8),
+    pad=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_episode_context_invariants_hold_for_random_buffers(lengths, k, m, pad, seed):
+    buf = encoded_buffer(lengths)
+    need = max(m + (1 if pad else k), 2 * k + m - 1)
+    if max(lengths) < need:
+        with pytest.raises(ValueError, match=f"K={k} .*M={m} "):
+            SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source="episode")
+        return
+    sampler = SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source="episode")
+    first_t0 = 1 if pad else k
+    assert sampler.num_windows == sum(n - m - first_t0 + 1 for n in lengths if n >= need)
+    check_episode_contexts(buf, sampler.sample(np.random.default_rng(seed), 50), k, m)

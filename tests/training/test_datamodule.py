@@ -73,6 +73,8 @@ def test_missing_buffer_file_names_the_path(tmp_path):
         ({"val_fraction": 1.5}, "val_fraction must lie in"),
         ({"split_by": "tsk"}, "unknown split_by"),
         ({"context_length": 30, "target_length": 20}, r"training split: .*K=30.*M=20.*has 40 steps"),
+        ({"context_source": "other"}, "context_source must be one of"),
+        ({"context_length": 16, "target_length": 10, "context_source": "episode"}, r"2K \+ M - 1.*= 41"),
     ],
 )
 def test_bad_arguments_raise_clearly(kwargs, message):
@@ -152,6 +154,23 @@ def test_pad_context_needs_a_mask_field_or_provides_it():
         dm = MetaDataModule.from_buffer(buf, pad_context=True, context_length=6, target_length=2, batch_size=64)
         batch = next(iter(dm.train_dataloader()))
         assert batch.context_mask.shape == (64, 6) and batch.context_mask.dtype == torch.bool
+
+
+def test_episode_contexts_reach_the_batches_and_keep_their_task():
+    dm = MetaDataModule.from_buffer(
+        make_buffer(), context_length=5, target_length=3, batch_size=128, pad_context=True, context_source="episode"
+    )
+    batch = next(iter(dm.train_dataloader()))
+    real = batch.context_mask
+    episode = batch.target.obs[:, :1, 0]  # obs[..., 0] is the episode number
+    assert torch.equal(batch.context.obs[..., 0][real], episode.expand_as(real)[real])  # same episode as the targets
+    # the newest slot is always real (min_context = 1); the window spans K steps up to it (padded slots are zeros)
+    last, t0 = batch.context.obs[:, -1, 1], batch.target.obs[:, 0, 1]
+    after = last - 4 >= t0 + 3
+    assert ((last < t0) | after).all()  # clear of the targets
+    assert after.float().mean() > 0.2  # not only windows before the targets
+    # real slots as an agent has them at step t0: min(t0, K), the oldest ones padded
+    assert torch.equal(real, t0[:, None] - 5 + torch.arange(5) >= 0)
 
 
 class _MeanModel(pl.LightningModule):

@@ -29,6 +29,7 @@ TINY = [
     "--data.batch_size", "64",
     "--data.val_fraction", "0.34",
     "--data.pad_context", "true",
+    "--data.context_source", "episode",  # the default, "preceding", is what quickstart's test runs
 ]  # fmt: skip
 TINY_AGENT = ["--agent.planner_options", '{"population": 16, "elites": 4, "iterations": 2}', "--agent.horizon", "5"]
 
@@ -115,7 +116,8 @@ def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path
     # fine-tuning cut the segments the run trained on (its config.json's data group)
     run_data = json.loads((trained_run / "config.json").read_text())["data"]
     used = json.loads((out / "transfer.json").read_text())["data"]
-    assert used == {k: run_data[k] for k in ("context_length", "target_length", "pad_context", "min_context")}
+    segment_fields = ("context_length", "target_length", "pad_context", "min_context", "context_source")
+    assert used == {k: run_data[k] for k in segment_fields} and used["context_source"] == "episode"
 
 
 def test_transfer_fits_where_the_trainer_flags_say(trained_run, tmp_path):
@@ -146,12 +148,12 @@ def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
     cmd = [sys.executable, "-m", "mbmeta", "fit", "--config", "configs/fit_pendulum.yaml"]
     cmd += ["--data.buffer_path", str(trained_run / "buffer.npz"), "--trainer.max_epochs", "1"]
     cmd += ["--model.hidden_sizes", "[16]", "--model.ensemble_size", "2"]
-    cmd += ["--data.samples_per_epoch", "256", "--model.adaptation", "recurrent"]
+    cmd += ["--data.samples_per_epoch", "256", "--model.adaptation", "recurrent", "--data.context_source", "episode"]
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "MBMETA_FIT_ROOT_DIR": str(tmp_path)}  # the run directory (logger and checkpoints)
     printed = subprocess.run([*cmd, "--print_config"], capture_output=True, text=True, cwd=repo, timeout=300, env=env)
     assert printed.returncode == 0, printed.stderr
-    assert "adaptation: recurrent" in printed.stdout
+    assert "adaptation: recurrent" in printed.stdout and "context_source: episode" in printed.stdout
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))

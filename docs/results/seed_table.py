@@ -1,6 +1,8 @@
 """Mean test return per method and training seed, from `mbmeta evaluate` results files (docs/results.md).
 
-    python docs/results/seed_table.py SEED=results.json [SEED=results.json ...]
+    python docs/results/seed_table.py SEED=results.json [SEED=results.json@LABEL ...]
+
+``@LABEL`` files every episode of that file under the method name LABEL (e.g. a variant evaluated as `context`).
 
 Each file may hold one or several methods. Prints a Markdown table: the mean return per seed, the mean and sd over
 seeds, the per-task gain over `none` (mean over seeds of method - none on each task, then mean ± standard error
@@ -24,11 +26,13 @@ def main(arguments: list[str]) -> None:
     success: dict = defaultdict(list)
     for argument in arguments:
         seed, path = argument.split("=", 1)
+        path, _, label = path.partition("@")
         for e in json.load(open(path))["episodes"]:
             task = tuple(sorted(e["task"].items()))
-            returns[e["method"]][seed][task].append(e["episode_return"])
+            method = label or e["method"]
+            returns[method][seed][task].append(e["episode_return"])
             if e.get("success") is not None:
-                success[e["method"]].append(e["success"])
+                success[method].append(e["success"])
     order = [m for m in ("none", "context", "gradient", "recurrent", "oracle") if m in returns]
     order += [m for m in returns if m not in order]
     seeds = sorted({s for m in returns.values() for s in m}, key=int)

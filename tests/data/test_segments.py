@@ -191,25 +191,30 @@ def test_to_meta_batch_shapes_and_dtypes():
 
 
 # ----- property test ------------------------------------------------------------------------------------------
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=6),
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
     k=st.integers(1, 8),
     m=st.integers(1, 8),
     pad=st.booleans(),
     seed=st.integers(0, 1000),
+    source=st.sampled_from(["preceding", "episode"]),
 )
-def test_segment_invariants_hold_for_random_buffers(lengths, k, m, pad, seed):
+def test_segment_invariants_hold_for_random_buffers(lengths, k, m, pad, seed, source):
     buf = encoded_buffer(lengths)
-    need = m + (1 if pad else k)
+    first_t0 = 1 if pad else k
+    need = m + first_t0 if source == "preceding" else max(m + first_t0, 2 * k + m - 1)
     if max(lengths) < need:
         with pytest.raises(ValueError, match=f"K={k} .*M={m} "):
-            SegmentSampler(buf.episode_starts, k, m, pad_context=pad)
+            SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source=source)
         return
-    sampler = SegmentSampler(buf.episode_starts, k, m, pad_context=pad)
-    assert sampler.num_windows == sum(max(0, n - need + 1) for n in lengths)
+    sampler = SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source=source)
+    assert sampler.num_windows == sum(n - m - first_t0 + 1 for n in lengths if n >= need)
     index = sampler.sample(np.random.default_rng(seed), 50)
-    check_segments(buf, index, k, m, pad)
+    if source == "preceding":
+        check_segments(buf, index, k, m, pad)
+    else:
+        check_episode_contexts(buf, index, k, m)
 
 
 # ----- context_source="episode" ----------------------------------------------------------------------------------
@@ -274,23 +279,3 @@ def test_episode_contexts_name_the_length_they_need():
     SegmentSampler(buf.episode_starts, 4, 3)
     with pytest.raises(ValueError, match=r"2K \+ M - 1\) with context_source='episode' = 10, .* has 9 steps"):
         SegmentSampler(buf.episode_starts, 4, 3, context_source="episode")
-
-
-@given(
-    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
-    k=st.integers(1, 8),
-    m=st.integers(1, 8),
-    pad=st.booleans(),
-    seed=st.integers(0, 1000),
-)
-def test_episode_context_invariants_hold_for_random_buffers(lengths, k, m, pad, seed):
-    buf = encoded_buffer(lengths)
-    need = max(m + (1 if pad else k), 2 * k + m - 1)
-    if max(lengths) < need:
-        with pytest.raises(ValueError, match=f"K={k} .*M={m} "):
-            SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source="episode")
-        return
-    sampler = SegmentSampler(buf.episode_starts, k, m, pad_context=pad, context_source="episode")
-    first_t0 = 1 if pad else k
-    assert sampler.num_windows == sum(n - m - first_t0 + 1 for n in lengths if n >= need)
-    check_episode_contexts(buf, sampler.sample(np.random.default_rng(seed), 50), k, m)

@@ -99,6 +99,8 @@ class MetaDynamicsModel(nn.Module):
         reward_hidden: reward MLP widths.
         latent_dim: Z for ``context`` / ``recurrent`` (CaDM: 10).
         context_hidden: context-encoder widths (CaDM: 256-128-64).
+        context_per_member: ``context`` with one encoder per ensemble member (``z`` ``[E, B, Z]``) instead of one
+            shared encoder (CaDM): the members then also disagree about the task where their encoders do.
         backward_loss_weight: weight of the backward-dynamics loss (predict ``s`` from ``s', a, z``; CaDM: 0.5;
             0 disables it and builds no backward net). Not available with ``gradient``.
         inner_steps: SGD steps of ``gradient``.
@@ -131,6 +133,7 @@ class MetaDynamicsModel(nn.Module):
         reward_hidden: Sequence[int] = (200, 200),
         latent_dim: int = 10,
         context_hidden: Sequence[int] = (256, 128, 64),
+        context_per_member: bool = False,
         backward_loss_weight: float = 0.0,
         inner_steps: int = 1,
         adapt_last_layers: int = 0,
@@ -157,6 +160,8 @@ class MetaDynamicsModel(nn.Module):
             raise ValueError(f"backward_loss_weight must be >= 0, got {backward_loss_weight}")
         if adapt_last_layers < 0:
             raise ValueError(f"adapt_last_layers must be >= 0 (0 = all layers), got {adapt_last_layers}")
+        if context_per_member and adaptation != "context":
+            raise ValueError(f"context_per_member applies to adaptation='context' only, got adaptation={adaptation!r}")
         if backward_loss_weight > 0 and adaptation == "gradient":
             raise ValueError("backward_loss_weight > 0 is not supported with adaptation='gradient'")
         self.obs_dim, self.action_dim, self.task_dim = obs_dim, action_dim, task_dim
@@ -181,6 +186,8 @@ class MetaDynamicsModel(nn.Module):
             inner_grad_clip=inner_grad_clip,
             activation=activation,
             generator=generator,
+            ensemble_size=ensemble_size,
+            context_per_member=context_per_member,
         )
         z = self.adapter.latent_dim
         out = 2 * obs_dim if probabilistic else obs_dim

@@ -300,7 +300,8 @@ class EnsembleMLP(nn.Module):
             params: None (own weights) or a dict with some or all of the keys of :meth:`params` holding shared
                 ``[E, ...]`` or per-group ``[E, B, ...]`` tensors or (weights only) :class:`LowRankUpdate` factors,
                 decided layer by layer; missing keys use the module's own weights.
-            cond: ``[B, Z]`` extra input features common to all rows of a group, or None (Z = 0).
+            cond: ``[B, Z]`` extra input features common to all rows of a group (``[E, B, Z]``: per member too), or
+                None (Z = 0).
             trace: record layer inputs and pre-activation probes (see :class:`LayerTrace`); the rows are then
                 evaluated in one pass (no chunking), so that each probe is one tensor.
 
@@ -321,6 +322,11 @@ class EnsembleMLP(nn.Module):
             biases = [params.get(f"layers.{i}.bias", b) for i, b in enumerate(biases)]
         per_group = any(isinstance(t, LowRankUpdate) or t.dim() == 4 for t in (*weights, *biases))
         if cond is not None:
+            if cond.shape[:-1] not in ((x.shape[1],), tuple(x.shape[:2])):
+                raise ValueError(
+                    f"EnsembleMLP.grouped_forward expects cond [B={x.shape[1]}, Z] or [E={x.shape[0]}, B={x.shape[1]}, "
+                    f"Z], got {tuple(cond.shape)}"
+                )
             if isinstance(weights[0], LowRankUpdate):
                 raise ValueError("EnsembleMLP.grouped_forward: a LowRankUpdate first layer cannot take cond")
             k = x.shape[-1]
@@ -328,7 +334,11 @@ class EnsembleMLP(nn.Module):
             weights[0] = weights[0][..., :k, :]
             # cond @ W_z once per (member, group), folded into the first layer's bias: [E, B, 1, out]. The rows never
             # carry cond, and no extra pass over the first layer's output adds it.
-            extra = (cond @ w_z).unsqueeze(-2) if w_z.dim() == 3 else cond[None, :, None, :] @ w_z
+            # cond [B, Z] (shared by the members) or [E, B, Z] (one per member); w_z [E, Z, out] or [E, B, Z, out].
+            if w_z.dim() == 3:
+                extra = (cond @ w_z).unsqueeze(-2)
+            else:
+                extra = (cond if cond.dim() == 3 else cond[None]).unsqueeze(-2) @ w_z
             biases[0] = (biases[0] if biases[0].dim() == 4 else biases[0].unsqueeze(1)) + extra
         e, groups, rows, _ = x.shape
         if trace is not None:

@@ -59,7 +59,7 @@ class RewardNet(EnsembleMLP):
             delta: ``[E, B, R, O]`` normalised state change.
             params: optional weights (shared ``[E, ...]``, per environment ``[E, B, ...]`` or low-rank; see
                 :meth:`EnsembleMLP.grouped_forward`).
-            cond: ``[B, Z]`` or None.
+            cond: ``[B, Z]``, ``[E, B, Z]`` or None.
             trace: see :class:`~mbmeta.models.ensemble.LayerTrace`.
 
         Returns:

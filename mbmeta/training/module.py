@@ -44,6 +44,8 @@ class MetaDynamicsModule(pl.LightningModule):
         reward_hidden: reward MLP widths.
         latent_dim: context size Z of ``context`` / ``recurrent``.
         context_hidden: context-encoder widths of ``context``.
+        context_per_member: ``context`` with one encoder per ensemble member (``z`` per member, so the members also
+            disagree about the task where their encoders do) instead of CaDM's one shared encoder.
         backward_loss_weight: CaDM backward-dynamics loss weight (0 = off; CaDM uses 0.5).
         inner_steps: inner SGD steps of ``gradient``.
         adapt_last_layers: ``gradient`` adapts only the last this-many layers of each net (0: all; e.g. 1 is
@@ -77,6 +79,7 @@ class MetaDynamicsModule(pl.LightningModule):
         reward_hidden: tuple[int, ...] = (200, 200),
         latent_dim: int = 10,
         context_hidden: tuple[int, ...] = (256, 128, 64),
+        context_per_member: bool = False,
         backward_loss_weight: float = 0.0,
         inner_steps: int = 1,
         adapt_last_layers: int = 0,
@@ -108,6 +111,7 @@ class MetaDynamicsModule(pl.LightningModule):
             reward_hidden=tuple(reward_hidden),
             latent_dim=latent_dim,
             context_hidden=tuple(context_hidden),
+            context_per_member=context_per_member,
             backward_loss_weight=backward_loss_weight,
             inner_steps=inner_steps,
             adapt_last_layers=adapt_last_layers,

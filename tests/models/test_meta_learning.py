@@ -25,12 +25,15 @@ K, M = 16, 8
 QUICK_STEPS, FULL_STEPS = 400, 1000
 TRAIN_GAINS = torch.tensor([0.5, 0.8, 1.1, 1.4, 1.7, 2.0])
 TEST_GAINS = torch.tensor([0.3, 0.65, 0.95, 1.25, 1.55, 1.85, 2.2])
-METHODS = ("none", "oracle", "context", "recurrent", "gradient")
+METHODS = ("none", "oracle", "context", "recurrent", "gradient", "context-per-member")
+VARIANTS = {"context-per-member": ("context", {"context_per_member": True})}
+"""Methods that are an adaptation with other settings: name -> (adaptation, extra module arguments)."""
 ORACLE_TOLERANCE = 0.05
 """The oracle may trail the best adapter by at most 5% of the unadapted model's error (an absolute tie band)."""
 
 
-def train(adaptation: str, train_batch, stats, steps: int) -> MetaDynamicsModule:
+def train(method: str, train_batch, stats, steps: int) -> MetaDynamicsModule:
+    adaptation, extra = VARIANTS.get(method, (method, {}))
     module = MetaDynamicsModule(
         OBS_DIM,
         ACTION_DIM,
@@ -46,6 +49,7 @@ def train(adaptation: str, train_batch, stats, steps: int) -> MetaDynamicsModule
         learn_inner_lr=True,
         lr=1e-2,
         seed=0,
+        **extra,
     )
     module.fit_normaliser(stats)
     loader = DataLoader(
@@ -107,7 +111,7 @@ def test_unadapted_error_is_substantial():
     check_unadapted_error_is_substantial(evaluate(QUICK_STEPS)["all"])
 
 
-@pytest.mark.parametrize("method", ["context", "recurrent", "gradient"])
+@pytest.mark.parametrize("method", ["context", "recurrent", "gradient", "context-per-member"])
 def test_adaptation_halves_held_out_error(method):
     check_adaptation_halves_error(evaluate(QUICK_STEPS)["all"], method)
 
@@ -121,6 +125,6 @@ def test_oracle_is_best_or_tied():
 def test_full_budget(split):
     errors = evaluate(FULL_STEPS)[split]
     check_unadapted_error_is_substantial(errors)
-    for method in ("context", "recurrent", "gradient"):
+    for method in ("context", "recurrent", "gradient", "context-per-member"):
         check_adaptation_halves_error(errors, method)
     check_oracle_is_best_or_tied(errors)

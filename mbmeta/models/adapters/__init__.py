@@ -33,6 +33,8 @@ def build_adapter(
     inner_grad_clip: float | None = None,
     activation: str = "silu",
     generator: torch.Generator | None = None,
+    ensemble_size: int = 1,
+    context_per_member: bool = False,
 ) -> Adapter:
     """Build the adapter of a method by name.
 
@@ -51,6 +53,8 @@ def build_adapter(
         inner_grad_clip: per-environment L2 bound on ``gradient``'s inner gradient (None: unclipped).
         activation: encoder activation for ``context``.
         generator: source of initial weights.
+        ensemble_size: E (the number of encoders of ``context`` when ``context_per_member``).
+        context_per_member: ``context`` with one encoder per ensemble member (``z`` ``[E, B, Z]``).
 
     Raises:
         ValueError: unknown name.
@@ -58,7 +62,9 @@ def build_adapter(
     if name == "none":
         return NoAdapter()
     if name == "context":
-        return ContextAdapter(obs_dim, action_dim, latent_dim, context_hidden, activation, generator)
+        return ContextAdapter(
+            obs_dim, action_dim, latent_dim, context_hidden, activation, generator, ensemble_size, context_per_member
+        )
     if name == "gradient":
         return GradientAdapter(inner_steps, inner_lr, learn_inner_lr, first_order, inner_grad_clip)
     if name == "recurrent":

@@ -34,7 +34,8 @@ class Adaptation(NamedTuple):
     """The result of adapting to B environments.
 
     Attributes:
-        z: ``[B, Z]`` conditioning vector for the dynamics and reward nets, or None (Z = 0).
+        z: ``[B, Z]`` conditioning vector for the dynamics and reward nets (``[E, B, Z]`` when each member has its
+            own), or None (Z = 0).
         params: per-environment weights ``{"dynamics": {name: [E, B, ...] or LowRankUpdate}, "reward": {...}}``
             replacing the shared ones, or None to use the model's own weights.
     """

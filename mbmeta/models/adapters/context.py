@@ -1,4 +1,9 @@
-"""CaDM-style context encoder: a per-transition MLP over ``(s, a, Δs)``, averaged over the valid context slots."""
+"""CaDM-style context encoder: a per-transition MLP over ``(s, a, Δs)``, averaged over the valid context slots.
+
+One encoder shared by the ensemble (CaDM), or one per member (``per_member``): then each member is a whole
+context-conditioned model with its own ``z``, and the members disagree where their encoders do, which is where the
+context is unlike the training data (the planner's particles then see that uncertainty).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ class ContextAdapter(Adapter):
         hidden_sizes: encoder widths (CaDM: 256-128-64).
         activation: activation name.
         generator: source of the initial weights.
+        ensemble_size: E, the number of encoders when ``per_member`` (ignored otherwise).
+        per_member: one encoder per ensemble member, so ``z`` is ``[E, B, Z]``; otherwise one shared encoder and
+            ``z`` is ``[B, Z]``.
     """
 
     has_encoder = True
@@ -37,16 +45,26 @@ class ContextAdapter(Adapter):
         hidden_sizes: Sequence[int] = (256, 128, 64),
         activation: str = "silu",
         generator: torch.Generator | None = None,
+        ensemble_size: int = 1,
+        per_member: bool = False,
     ) -> None:
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"ContextAdapter needs latent_dim >= 1, got {latent_dim}")
-        self.latent_dim = latent_dim
-        # A one-member ensemble: same layer code and seeded init as the dynamics nets.
-        self.encoder = EnsembleMLP(2 * obs_dim + action_dim, latent_dim, hidden_sizes, 1, activation, generator)
+        if per_member and ensemble_size < 1:
+            raise ValueError(f"ContextAdapter(per_member=True) needs ensemble_size >= 1, got {ensemble_size}")
+        self.latent_dim, self.per_member = latent_dim, per_member
+        # Same layer code and seeded init as the dynamics nets; one member unless there is one encoder per member.
+        encoders = ensemble_size if per_member else 1
+        self.encoder = EnsembleMLP(2 * obs_dim + action_dim, latent_dim, hidden_sizes, encoders, activation, generator)
 
     def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
         x = segment_features(context)
         b, k, d = x.shape
-        h = self.encoder(x.reshape(1, b * k, d)).view(b, k, self.latent_dim)
-        return Adaptation(z=masked_mean(h, mask), params=None)
+        e = self.encoder.ensemble_size
+        h = self.encoder(x.reshape(1, b * k, d).expand(e, -1, -1))  # [E, B·K, Z]: every encoder sees every slot
+        if not self.per_member:
+            return Adaptation(z=masked_mean(h.view(b, k, self.latent_dim), mask), params=None)
+        members_mask = None if mask is None else mask.repeat(e, 1)  # [E·B, K], member-major like h
+        z = masked_mean(h.reshape(e * b, k, self.latent_dim), members_mask).view(e, b, self.latent_dim)
+        return Adaptation(z=z, params=None)

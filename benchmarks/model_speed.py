@@ -160,6 +160,13 @@ class StepTimer(pl.Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
+def method_arguments(method: str) -> dict:
+    """Model arguments of a benchmarked method: an adaptation name, or ``context-pm`` (one encoder per member)."""
+    if method == "context-pm":
+        return {"adaptation": "context", "context_per_member": True}
+    return {"adaptation": method}
+
+
 def training_throughput(methods: list[str], batch_size: int, gradient_batch: int, steps: int, k: int, m: int) -> None:
     print(f"\n3) training throughput, E=5, 4x200, K={k}, M={m} (pl.Trainer, {steps} timed steps after 2 warm-up)")
     print(f"{'method':>10} {'batch':>6} {'s/step':>8} {'targets/s':>10} {'segment transitions/s':>22}")
@@ -167,7 +174,7 @@ def training_throughput(methods: list[str], batch_size: int, gradient_batch: int
     for method in methods:
         b = gradient_batch if method == "gradient" else batch_size
         batches = [random_batch(b, k, m, g) for _ in range(4)]
-        module = MetaDynamicsModule(OBS, A, 2, adaptation=method, ensemble_size=E, hidden_sizes=HIDDEN)
+        module = MetaDynamicsModule(OBS, A, 2, **method_arguments(method), ensemble_size=E, hidden_sizes=HIDDEN)
         module.fit_normaliser(transition_statistics(batches[0].target, batches[0].task))
         loader = torch.utils.data.DataLoader(
             [batches[i % 4] for i in range(steps + 2)], batch_size=None, collate_fn=lambda x: x
@@ -195,8 +202,8 @@ def adaptation_cost(rows: int, k: int) -> None:
     context = random_batch(1, k, 1, g)
     obs = torch.randn(1, 1, rows, OBS, generator=g).expand(E, -1, -1, -1)
     action = torch.rand(E, 1, rows, A, generator=g)
-    for method in ("none", "context", "recurrent", "gradient"):
-        model = MetaDynamicsModel(OBS, A, 2, adaptation=method, ensemble_size=E, hidden_sizes=HIDDEN)
+    for method in ("none", "context", "context-pm", "recurrent", "gradient"):
+        model = MetaDynamicsModel(OBS, A, 2, **method_arguments(method), ensemble_size=E, hidden_sizes=HIDDEN)
         model.normaliser.fit(transition_statistics(context.context, context.task))
         passes, grad_steps = [0], [0]
         encoder = getattr(model.adapter, "encoder", None) or getattr(model.adapter, "cell", None)
@@ -216,7 +223,7 @@ def adaptation_cost(rows: int, k: int) -> None:
             n_pass, n_grad = passes[0], grad_steps[0]
             adapt_ms = timeit(lambda model=model: model.adapt(context.context), 20) * 1e3
             call_ms = timeit(lambda adapted=adapted: adapted(obs, action), 3) * 1e3
-        if method == "context":
+        if method.startswith("context"):
             assert n_pass == 1 and n_grad == 0, "context adaptation must be one encoder pass and no gradient step"
             assert adapted.adaptation.z.grad_fn is None
         # recurrent: one GRU-cell pass per context step; gradient: one batched inner-loss pass per SGD step
@@ -240,9 +247,8 @@ def main() -> None:
     if args.sweep_chunks:
         chunk_sweep([200, 2000, 16384], [None, 128, 256, 512, 1024, 2048, 4096])
     steps = 3 if args.quick else args.steps
-    training_throughput(
-        ["none", "context", "recurrent", "oracle", "gradient"], args.batch_size, args.gradient_batch, steps, 10, 10
-    )
+    methods = ["none", "context", "context-pm", "recurrent", "oracle", "gradient"]
+    training_throughput(methods, args.batch_size, args.gradient_batch, steps, 10, 10)
     adaptation_cost(args.rows, 10)
 
 

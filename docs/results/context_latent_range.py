@@ -25,14 +25,19 @@ FIELDS = ("obs", "action", "next_obs", "reward", "terminated")
 
 
 def episode_latents(model, buffer: EpisodeBuffer, episode: int, k: int, stride: int | None = None) -> torch.Tensor:
-    """``[W, Z]`` z of the episode's K-transition windows, one every ``stride`` steps (default K: non-overlapping)."""
+    """``[W, Z]`` z of the episode's K-transition windows, one every ``stride`` steps (default K: non-overlapping).
+
+    A model with one encoder per member (``context_per_member``) gives ``[W, E·Z]``: each member's z as further
+    dimensions.
+    """
     start, end = buffer.episode_starts[episode], buffer.episode_starts[episode + 1]
     stride = k if stride is None else stride
     # copies: the buffer's fields are read-only views, which torch.as_tensor would warn about
     fields = {name: torch.from_numpy(np.array(buffer.field(name)[start:end])) for name in FIELDS}
     windows = torch.arange((end - start - k) // stride + 1)[:, None] * stride + torch.arange(k)
     with torch.no_grad():
-        return model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z
+        z = model.adapt(Transition(*(fields[name][windows] for name in FIELDS))).adaptation.z
+    return z.transpose(0, 1).flatten(1) if z.dim() == 3 else z
 
 
 def main() -> None:

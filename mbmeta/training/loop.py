@@ -251,6 +251,7 @@ def episode_metrics(stats: list[EpisodeStats], prefix: str) -> dict[str, float]:
         f"{prefix}/return_min": float(returns.min()),
         f"{prefix}/return_max": float(returns.max()),
         f"{prefix}/length_mean": float(lengths.mean()),
+        f"{prefix}/reward_per_step": float(returns.sum() / max(lengths.sum(), 1.0)),
     }
     successes = [s.success for s in stats if s.success is not None]
     if successes:
@@ -416,11 +417,17 @@ def _run(
             )
         module.train()
         metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
+        # What a plan promised against what the episodes delivered over as many steps (a steady reward rate,
+        # discounted as the planner discounts): far apart when the planner exploits the model's errors.
+        horizon_weight = sum(agent.discount**t for t in range(agent.horizon))
+        metrics["plan/realised_return_mean"] = metrics["collect/reward_per_step"] * horizon_weight
         _log_metrics(logger, metrics, step=iteration + 1)
         log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration + 1)
         log(
             f"  mean return {metrics['collect/return_mean']:.1f} over {len(collection.episodes)} episodes; "
-            f"planning {metrics['plan/ms_per_call']:.0f} ms per step (all environments in one call)"
+            f"planning {metrics['plan/ms_per_call']:.0f} ms per step (all environments in one call); "
+            f"{agent.horizon}-step return planned {metrics['plan/planned_return_mean']:.1f}, "
+            f"realised {metrics['plan/realised_return_mean']:.1f}"
         )
         buffer.save(buffer_path)
         state = LoopState(

@@ -84,6 +84,8 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert stats["plan/sequences_per_env_step"] == 16 * 2  # CEM population × iterations, as trained
     assert stats["plan/ms_per_call"] > 0 and stats["plan/fallback_fraction"] == 0.0
     episodes = results["episodes"]
+    per_step = sum(e["episode_return"] for e in episodes) / sum(e["length"] for e in episodes)
+    assert stats["plan/realised_return_mean"] == pytest.approx(5 * per_step)  # over the horizon, beside the planned
     assert len(episodes) == 2 and {e["method"] for e in episodes} == {"context"}
     from mbmeta.envs import get_family
 

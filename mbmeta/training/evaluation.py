@@ -23,7 +23,7 @@ from mbmeta.control.collection import RandomPolicy, collect_episodes
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
 from mbmeta.envs.family import Choice, Split, TaskFamily, TaskParams
-from mbmeta.training.loop import make_agent
+from mbmeta.training.loop import make_agent, realised_horizon_return
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.training.progress import episode_progress
 from mbmeta.training.settings import AgentSettings
@@ -141,7 +141,11 @@ def evaluate_agent(
                 success=stats.success,
             )
         )
-    return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), mpc.plan_stats.summary("plan/"))
+    plan_stats = {
+        **mpc.plan_stats.summary("plan/"),
+        "plan/realised_return_mean": realised_horizon_return(collection.episodes, agent),
+    }
+    return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), plan_stats)
 
 
 def evaluate_returns(

@@ -242,6 +242,17 @@ def to_fitted_device(module: MetaDynamicsModule, fitter: pl.Trainer) -> MetaDyna
     return module
 
 
+def realised_horizon_return(episodes: list[EpisodeStats], agent: AgentSettings) -> float:
+    """What the episodes delivered per planning horizon: their reward per step summed over H steps.
+
+    Discounted as the planner discounts, so it compares with the planner's ``plan/planned_return_mean``; the planned
+    return lies far above it when the planner exploits the model's errors.
+    """
+    steps = sum(s.length for s in episodes)
+    per_step = sum(s.episode_return for s in episodes) / max(steps, 1)
+    return float(per_step * sum(agent.discount**t for t in range(agent.horizon)))
+
+
 def episode_metrics(stats: list[EpisodeStats], prefix: str) -> dict[str, float]:
     """Mean/min/max return, mean length and (where the family defines success) success rate of episodes."""
     returns = np.array([s.episode_return for s in stats], dtype=np.float64)
@@ -251,7 +262,6 @@ def episode_metrics(stats: list[EpisodeStats], prefix: str) -> dict[str, float]:
         f"{prefix}/return_min": float(returns.min()),
         f"{prefix}/return_max": float(returns.max()),
         f"{prefix}/length_mean": float(lengths.mean()),
-        f"{prefix}/reward_per_step": float(returns.sum() / max(lengths.sum(), 1.0)),
     }
     successes = [s.success for s in stats if s.success is not None]
     if successes:
@@ -417,10 +427,7 @@ def _run(
             )
         module.train()
         metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
-        # What a plan promised against what the episodes delivered over as many steps (a steady reward rate,
-        # discounted as the planner discounts): far apart when the planner exploits the model's errors.
-        horizon_weight = sum(agent.discount**t for t in range(agent.horizon))
-        metrics["plan/realised_return_mean"] = metrics["collect/reward_per_step"] * horizon_weight
+        metrics["plan/realised_return_mean"] = realised_horizon_return(collection.episodes, agent)
         _log_metrics(logger, metrics, step=iteration + 1)
         log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration + 1)
         log(

@@ -18,10 +18,45 @@ is bool) and live on the device of whatever produced them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 from torch import Tensor
+
+Split = Literal["train", "test"]
+"""Which part of a task family: ``train`` tasks (meta-training) or the disjoint ``test`` tasks."""
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """The physical parameters of one task, as scale factors (or indices) keyed by parameter name.
+
+    Attributes:
+        values: parameter name -> value, in the family's parameter order.
+    """
+
+    values: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float]) -> TaskParams:
+        """Build from a mapping; values are converted to float."""
+        return cls(tuple((str(k), float(v)) for k, v in values.items()))
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters as a plain dict (what ``info["task"]`` carries)."""
+        return dict(self.values)
+
+    def as_array(self) -> np.ndarray:
+        """``[T]`` float32 vector in parameter order (the oracle's context)."""
+        return np.array([v for _, v in self.values], dtype=np.float32)
+
+    def __getitem__(self, name: str) -> float:
+        for key, value in self.values:
+            if key == name:
+                return value
+        raise KeyError(f"task has no parameter {name!r}; it has {[k for k, _ in self.values]}")
 
 
 class Transition(NamedTuple):

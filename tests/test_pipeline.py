@@ -64,7 +64,7 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
 
 
 def test_wandb_options_resume_the_same_run_online_and_group_offline_starts(tmp_path):
-    from mbmeta.training.loop import wandb_resume_options
+    from mbmeta.runs.run_dir import wandb_resume_options
 
     online, again = wandb_resume_options(tmp_path, "online"), wandb_resume_options(tmp_path, "online")
     assert online == again and online["resume"] == "allow" and online["id"] == (tmp_path / "wandb_id").read_text()
@@ -133,7 +133,7 @@ def test_transfer_fits_where_the_trainer_flags_say(trained_run, tmp_path):
 def test_finetune_changes_only_the_chosen_weights(trained_run):
     import torch
 
-    from mbmeta.training.transfer import finetune
+    from mbmeta.training.finetune import finetune
 
     module = load_module(trained_run / "model.ckpt")
     buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
@@ -165,7 +165,7 @@ def test_prediction_error_units_are_the_evaluation_data_std(trained_run):
     import torch
 
     from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
-    from mbmeta.training.evaluation import prediction_error
+    from mbmeta.evaluation.prediction import prediction_error
 
     buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
     module = load_module(trained_run / "model.ckpt")
@@ -181,7 +181,8 @@ def test_prediction_error_units_are_the_evaluation_data_std(trained_run):
 
 
 def test_per_task_prediction_error_leaves_out_tasks_too_short_to_measure(trained_run):
-    from mbmeta.training.evaluation import prediction_error, prediction_error_by_task, task_label
+    from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task
+    from mbmeta.evaluation.reports import task_label
 
     module = load_module(trained_run / "model.ckpt")
     full = EpisodeBuffer.load(trained_run / "buffer.npz")
@@ -199,7 +200,9 @@ def test_per_task_prediction_error_leaves_out_tasks_too_short_to_measure(trained
 
 def test_test_data_adds_episodes_until_every_task_has_a_measurable_one():
     from mbmeta.envs import get_family
-    from mbmeta.training.evaluation import evaluation_tasks, task_label, test_data
+    from mbmeta.evaluation.episodes import evaluation_tasks
+    from mbmeta.evaluation.prediction import test_data
+    from mbmeta.evaluation.reports import task_label
 
     family = get_family("juggler_balance")  # random actions drop the ball after ~15-45 steps
     tasks = evaluation_tasks(family, "test", 8, seed=0)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from context_latent_range import episode_latents  # the sibling script (its directory is on sys.path)
 
+from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
+from mbmeta.evaluation.episodes import evaluate_agent, evaluation_tasks
 from mbmeta.models.adapters.base import Adaptation
 from mbmeta.training.checkpoint import load_module
-from mbmeta.training.evaluation import evaluate_agent, evaluation_tasks
-from mbmeta.training.settings import AgentSettings
 
 
 def training_latent_range(model, buffer: EpisodeBuffer, k: int) -> tuple[torch.Tensor, torch.Tensor]:

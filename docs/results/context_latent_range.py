@@ -17,8 +17,10 @@ import torch
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
+from mbmeta.evaluation.episodes import evaluation_tasks
+from mbmeta.evaluation.prediction import test_data
+from mbmeta.evaluation.reports import task_label
 from mbmeta.models.checkpoint import load_dynamics
-from mbmeta.training.evaluation import evaluation_tasks, task_label, test_data
 from mbmeta.types import Transition
 
 FIELDS = ("obs", "action", "next_obs", "reward", "terminated")

@@ -17,8 +17,8 @@ import torch
 from mbmeta.control.collection import RandomPolicy, collect_episodes
 from mbmeta.control.exploration import NoisyControllerPolicy
 from mbmeta.envs import get_family
+from mbmeta.evaluation.prediction import prediction_error
 from mbmeta.training.checkpoint import load_module
-from mbmeta.training.evaluation import prediction_error
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mbmeta.envs import get_family
 from mbmeta.envs.juggler_controller import run_episode
-from mbmeta.training.evaluation import evaluation_tasks
+from mbmeta.evaluation.episodes import evaluation_tasks
 
 
 def random_episode(env_id: str, task, seed: int) -> tuple[int, float]:

@@ -23,8 +23,8 @@ import torch
 from mbmeta.control.objective import RolloutObjective
 from mbmeta.envs import get_family
 from mbmeta.envs.juggler import paddle_pose
+from mbmeta.evaluation.episodes import evaluation_tasks
 from mbmeta.planners.icem import ICEMPlanner
-from mbmeta.training.evaluation import evaluation_tasks
 from mbmeta.types import Prediction
 
 

@@ -12,8 +12,9 @@ from dataclasses import asdict
 
 import numpy as np
 
-from mbmeta.training.evaluation import EpisodeRecord, plot_prediction_error, write_results
-from mbmeta.training.settings import AgentSettings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.evaluation.episodes import EpisodeRecord
+from mbmeta.evaluation.reports import plot_prediction_error, write_results
 
 
 def main(out: str, title: str, sources: list[str]) -> None:

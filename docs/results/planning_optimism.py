@@ -21,11 +21,11 @@ import sys
 import numpy as np
 import torch
 
+from mbmeta.control.factory import make_agent
 from mbmeta.control.plan_stats import PlanStats
+from mbmeta.control.settings import AgentSettings
 from mbmeta.envs import get_family
 from mbmeta.models.checkpoint import load_dynamics
-from mbmeta.training.loop import make_agent
-from mbmeta.training.settings import AgentSettings
 from mbmeta.types import Transition
 
 

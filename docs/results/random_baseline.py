@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 
 from mbmeta.envs import get_family
-from mbmeta.training.evaluation import evaluation_tasks
+from mbmeta.evaluation.episodes import evaluation_tasks
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Time one MPC planning step and one environment step at given model and planner sizes (used by docs/results.md).
 
-The agent is built exactly as ``mbmeta train`` builds it (:func:`mbmeta.training.loop.make_agent`), around an
+The agent is built exactly as ``mbmeta train`` builds it (:func:`mbmeta.control.factory.make_agent`), around an
 untrained model of the given size: planning speed does not depend on the weights. One torch thread.
 
 Usage::
@@ -15,10 +15,10 @@ import time
 import numpy as np
 import torch
 
+from mbmeta.control.factory import make_agent
+from mbmeta.control.settings import AgentSettings
 from mbmeta.envs import get_family
-from mbmeta.training.loop import make_agent
 from mbmeta.training.module import MetaDynamicsModule
-from mbmeta.training.settings import AgentSettings
 
 
 def main() -> None:

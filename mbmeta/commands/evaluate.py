@@ -22,7 +22,7 @@ from rich.table import Table
 
 from mbmeta.commands import configure_threads
 from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults, run_config
-from mbmeta.training.settings import AgentSettings
+from mbmeta.control.settings import AgentSettings
 
 
 def build_parser() -> ArgumentParser:
@@ -88,7 +88,7 @@ def print_summary(records, console: Console | None = None, title: str = "episode
 
     Then the success rate, laid out the same way, where the family defines success.
     """
-    from mbmeta.training.evaluation import success_rates, summarise
+    from mbmeta.evaluation.reports import success_rates, summarise
 
     console = console or Console()
     summary = summarise(records)
@@ -120,7 +120,10 @@ def print_summary(records, console: Console | None = None, title: str = "episode
 def run(argv: list[str]) -> int:
     """Parse ``argv``, evaluate, write and print the results; returns the exit code."""
     from mbmeta.envs import get_family
-    from mbmeta.training import evaluation as ev
+    from mbmeta.evaluation.episodes import evaluate_agent, evaluation_tasks
+    from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task, test_data
+    from mbmeta.evaluation.reports import log_to_wandb, plot_prediction_error, write_results
+    from mbmeta.evaluation.video import record_video
     from mbmeta.training.checkpoint import load_module
 
     cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
@@ -129,7 +132,7 @@ def run(argv: list[str]) -> int:
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt[0]))
     agent = AgentSettings(**vars(cfg.agent))
-    tasks = ev.evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
+    tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
@@ -137,13 +140,13 @@ def run(argv: list[str]) -> int:
     console.print(describe_agent(agent, agent_source))
     # every task needs one episode long enough for a K + H error segment (episodes can end early: juggler)
     min_length = agent.context_size + cfg.error_horizon
-    data = ev.test_data(family, tasks, seed=cfg.seed + 7919, min_length=min_length)
+    data = test_data(family, tasks, seed=cfg.seed + 7919, min_length=min_length)
     records, curves, task_curves, plan_stats = [], {}, {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
         console.print(f"[bold]{label}[/bold] ({ckpt})")
-        evaluation = ev.evaluate_agent(
+        evaluation = evaluate_agent(
             module,
             family,
             tasks,
@@ -157,18 +160,18 @@ def run(argv: list[str]) -> int:
         plan_stats[label] = evaluation.plan_stats
         segment = {"context_length": agent.context_size, "horizon": cfg.error_horizon, "seed": cfg.seed}
         try:
-            curves[label] = ev.prediction_error(module, data, **segment)
+            curves[label] = prediction_error(module, data, **segment)
         except ValueError as err:  # episodes too short for K + H steps: report returns without the error curves
             console.print(f"[yellow]prediction error of {label!r} not measured: {err}[/yellow]")
         else:
-            task_curves[label] = ev.prediction_error_by_task(module, data, **segment)
+            task_curves[label] = prediction_error_by_task(module, data, **segment)
         for task_id, task in enumerate(tasks if cfg.video_tasks is None else tasks[: cfg.video_tasks]):
-            ev.record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
+            record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
     settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": asdict(agent)}
     extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
-    ev.write_results(records, out, extra={**extra, **settings})
-    ev.plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
-    ev.log_to_wandb(out, records, config=settings, plan_stats=plan_stats)
+    write_results(records, out, extra={**extra, **settings})
+    plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
+    log_to_wandb(out, records, config=settings, plan_stats=plan_stats)
     print_summary(records, console)
     console.print(f"prediction error on test-task data (MSE in its obs-std units) at h=1 / h={cfg.error_horizon}:")
     for label, curve in curves.items():

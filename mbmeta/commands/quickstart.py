@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.console import Console
 
 from mbmeta.commands import configure_threads
-from mbmeta.training.settings import AgentSettings, LoopSettings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.runs.settings import LoopSettings
 
 # The budget: chosen to finish in a few minutes on 2 CPU cores while leaving each method a working model.
 LOOP = {"iterations": 2, "initial_episodes": 16, "episodes_per_iteration": 8, "num_envs": 8, "epochs_per_iteration": 8}
@@ -47,9 +48,11 @@ def run(argv: list[str]) -> int:
 
     from mbmeta.commands.evaluate import print_summary
     from mbmeta.envs import get_family
-    from mbmeta.training import evaluation as ev
+    from mbmeta.evaluation.episodes import evaluate_returns, evaluation_tasks
+    from mbmeta.evaluation.prediction import prediction_error, test_data
+    from mbmeta.evaluation.reports import plot_prediction_error, write_results
+    from mbmeta.runs.loop import run_training
     from mbmeta.training.checkpoint import load_module
-    from mbmeta.training.loop import run_training
 
     args = build_parser().parse_args(argv)
     configure_threads()
@@ -75,15 +78,15 @@ def run(argv: list[str]) -> int:
         )
         logger.experiment.finish()
     console.rule("[bold]evaluation on held-out test tasks")
-    tasks = ev.evaluation_tasks(family, "test", args.tasks)
+    tasks = evaluation_tasks(family, "test", args.tasks)
     records, curves = [], {}
-    data = ev.test_data(family, tasks, seed=args.seed + 7919)
+    data = test_data(family, tasks, seed=args.seed + 7919)
     for method, ckpt in checkpoints.items():
         module = load_module(ckpt)
-        records += ev.evaluate_returns(module, family, tasks, method=method, agent=agent, num_envs=8, seed=args.seed)
-        curves[method] = ev.prediction_error(module, data, context_length=agent.context_size, seed=args.seed)
-    ev.write_results(records, out / "results", extra={"prediction_error": curves, "family": family.name})
-    ev.plot_prediction_error(curves, out / "results" / "prediction_error.png", title="pendulum: test tasks")
+        records += evaluate_returns(module, family, tasks, method=method, agent=agent, num_envs=8, seed=args.seed)
+        curves[method] = prediction_error(module, data, context_length=agent.context_size, seed=args.seed)
+    write_results(records, out / "results", extra={"prediction_error": curves, "family": family.name})
+    plot_prediction_error(curves, out / "results" / "prediction_error.png", title="pendulum: test tasks")
     print_summary(records, console, title="Pendulum, held-out test tasks: episode return (mean ± std)")
     console.print("multi-step prediction error on test-task data (MSE in its obs-std units, horizons 1..10):")
     for method, curve in curves.items():

@@ -20,7 +20,8 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
 
-from mbmeta.training.settings import CHECKPOINT_DIR, CONFIG_FILE, AgentSettings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.runs.run_dir import CHECKPOINT_DIR, CONFIG_FILE
 
 TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
 AGENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentSettings))

@@ -1,4 +1,4 @@
-"""``mbmeta train``: the model-based meta-RL loop across a family's training tasks (see :mod:`mbmeta.training.loop`).
+"""``mbmeta train``: the model-based meta-RL loop across a family's training tasks (see :mod:`mbmeta.runs.loop`).
 
 Configured by YAML files and command-line overrides (jsonargparse), e.g.::
 
@@ -16,9 +16,10 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from mbmeta.commands import configure_threads
+from mbmeta.control.settings import AgentSettings
+from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
-from mbmeta.training.settings import AgentSettings, LoopSettings
 
 SIZES = {"obs_dim", "action_dim", "task_dim"}  # read from the data, never configured
 # loop.seed seeds everything (weights and batches too, per iteration); separate model/data seeds would silently
@@ -58,9 +59,10 @@ def build_parser() -> ArgumentParser:
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the loop; returns the exit code (1 with a one-line message for a known error)."""
     from mbmeta.data.buffer import BufferFormatError
+    from mbmeta.runs.loop import run_training
+    from mbmeta.runs.run_dir import RunInUseError
     from mbmeta.training.callbacks import DivergenceError
     from mbmeta.training.checkpoint import CheckpointError
-    from mbmeta.training.loop import RunInUseError, run_training
 
     parser = build_parser()
     cfg = parser.parse_args(argv)

@@ -23,7 +23,8 @@ from mbmeta.commands.run_config import (
     parse_with_run_defaults,
     run_segment_settings,
 )
-from mbmeta.training.settings import AgentSettings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.models.dynamics import FinetuneMode
 
 # The `--trainer` keys transfer honours: where fine-tuning and from-scratch training run.
 DEVICE_FIELDS = ("accelerator", "devices", "precision")
@@ -43,7 +44,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--family", type=str | None, default=None, help="task family (default: from the run)")
     parser.add_argument("--episodes", type=int, nargs="+", default=[1, 5, 20], help="new-task episode counts")
     parser.add_argument(
-        "--mode", type=str, default="all", help="what fine-tuning trains: all, frozen_encoder or last_layer"
+        "--mode", type=FinetuneMode, default="all", help="what fine-tuning trains: all, frozen_encoder or last_layer"
     )
     parser.add_argument("--epochs", type=int, default=20, help="fine-tuning / from-scratch epochs")
     parser.add_argument("--eval_episodes", type=int, default=3, help="evaluation episodes per model")
@@ -64,13 +65,11 @@ def run(argv: list[str]) -> int:
     """Parse ``argv``, run the transfer comparison, print and write it; returns the exit code."""
     from mbmeta.commands.evaluate import describe_agent, family_of_checkpoint
     from mbmeta.envs import get_family
+    from mbmeta.evaluation.transfer import transfer_study
     from mbmeta.training.checkpoint import load_module
-    from mbmeta.training.transfer import transfer_study
 
     cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
     configure_threads()
-    if cfg.mode not in ("all", "frozen_encoder", "last_layer"):
-        raise ValueError(f"--mode must be one of all, frozen_encoder, last_layer; got {cfg.mode!r}")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt))
     task = family.validate(cfg.task)
     console = Console()

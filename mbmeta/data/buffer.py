@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from mbmeta.data.atomic import atomic_write
-from mbmeta.envs.family import TaskParams
+from mbmeta.types import TaskParams
 
 FORMAT_NAME = "mbmeta.EpisodeBuffer"
 FORMAT_VERSION = 1
@@ -343,6 +343,19 @@ class EpisodeBuffer:
             self.family = other.family
         if self.env_id is None:
             self.env_id = other.env_id
+
+    def first(self, count: int) -> EpisodeBuffer:
+        """A copy of the first ``count`` episodes (e.g. to drop what an interrupted step appended).
+
+        Raises:
+            ValueError: ``count`` is negative or more than the buffer holds.
+        """
+        if not 0 <= count <= self.num_episodes:
+            raise ValueError(f"first({count}): the buffer holds {self.num_episodes} episodes")
+        kept = EpisodeBuffer(self.obs_dim, self.action_dim, self.task_names, family=self.family, env_id=self.env_id)
+        for i in range(count):
+            kept.add_episode(**self.episode(i), task=self.task(i))
+        return kept
 
     # ----- statistics ----------------------------------------------------------------------------------------
     def transition_indices(self, episodes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:

@@ -17,13 +17,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from torch import Tensor
 
-Split = Literal["train", "test"]
+from mbmeta.types import Split, TaskParams
 
 
 @dataclass(frozen=True)
@@ -76,36 +76,6 @@ class Interval:
 
 ValueSet = Choice | Interval
 Region = Mapping[str, ValueSet]
-
-
-@dataclass(frozen=True)
-class TaskParams:
-    """The physical parameters of one task, as scale factors (or indices) keyed by parameter name.
-
-    Attributes:
-        values: parameter name -> value, in the family's parameter order.
-    """
-
-    values: tuple[tuple[str, float], ...]
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, float]) -> TaskParams:
-        """Build from a mapping; values are converted to float."""
-        return cls(tuple((str(k), float(v)) for k, v in values.items()))
-
-    def as_dict(self) -> dict[str, float]:
-        """The parameters as a plain dict (what ``info["task"]`` carries)."""
-        return dict(self.values)
-
-    def as_array(self) -> np.ndarray:
-        """``[T]`` float32 vector in parameter order (the oracle's context)."""
-        return np.array([v for _, v in self.values], dtype=np.float32)
-
-    def __getitem__(self, name: str) -> float:
-        for key, value in self.values:
-            if key == name:
-                return value
-        raise KeyError(f"task has no parameter {name!r}; it has {[k for k, _ in self.values]}")
 
 
 @dataclass(frozen=True)
@@ -224,6 +194,37 @@ class TaskFamily(ABC):
     @abstractmethod
     def make_env(self, **kwargs: Any) -> gym.Env:
         """Build one environment of this family (``gymnasium.make(self.env_id, **kwargs)``)."""
+
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        """The environment's action space (read once from a built environment, then cached)."""
+        return self._spaces()[1]
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        """The environment's observation space (read once from a built environment, then cached)."""
+        return self._spaces()[0]
+
+    @property
+    def obs_dim(self) -> int:
+        """O, the observation size."""
+        return int(self.observation_space.shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        """A, the action size."""
+        return int(self.action_space.shape[0])
+
+    def _spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+        cached = self.__dict__.get("_cached_spaces")
+        if cached is None:
+            env = self.make_env()
+            try:
+                cached = (env.observation_space, env.action_space)
+            finally:
+                env.close()
+            self.__dict__["_cached_spaces"] = cached
+        return cached
 
     @abstractmethod
     def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from mbmeta.control import MPCAgent, RolloutObjective
+from mbmeta.control.factory import make_agent
+from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.pendulum import FAMILY as PENDULUM
 from mbmeta.models import MetaDynamicsModel, transition_statistics
 from mbmeta.planners import CEMPlanner
-from mbmeta.training.loop import make_agent
-from mbmeta.training.settings import AgentSettings
 from mbmeta.types import Prediction, Transition
 
 A = torch.tensor([[1.0, 0.1], [-0.1, 0.95]])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mbmeta.training.settings import AgentSettings, LoopSettings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.runs.settings import LoopSettings
 
 EPISODE_STEPS = 40
 LOOP = {
@@ -80,7 +81,7 @@ def _no_wandb(monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A completed tiny run (buffer, checkpoint, state); copy it before changing anything in it."""
-    from mbmeta.training.loop import run_training
+    from mbmeta.runs.loop import run_training
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     previous = os.environ.get("WANDB_MODE")

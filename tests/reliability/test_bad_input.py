@@ -7,9 +7,11 @@ import pytest
 
 from mbmeta.commands.train import build_parser
 from mbmeta.commands.train import run as train_main
+from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.training.loop import check_trainer, fit_model, run_training
-from mbmeta.training.settings import AgentSettings
+from mbmeta.runs.checks import check_trainer
+from mbmeta.runs.loop import run_training
+from mbmeta.training.fitting import fit_model
 
 from .conftest import AGENT, DATA, MODEL, tiny_settings
 
@@ -127,7 +129,7 @@ def test_cli_unknown_family_lists_valid_names(tmp_path, capsys):
 
 def test_settings_dataclasses_are_what_the_loop_checks():
     # Guard: every positive-int budget of LoopSettings is validated by check_settings.
-    from mbmeta.training.settings import LoopSettings
+    from mbmeta.runs.settings import LoopSettings
 
     ints = {f.name for f in dataclasses.fields(LoopSettings) if f.type in ("int", int)} - {"seed", "iterations"}
     assert ints == {"initial_episodes", "episodes_per_iteration", "num_envs", "epochs_per_iteration"}

@@ -119,11 +119,13 @@ def test_failed_save_leaves_the_good_checkpoint_untouched(tiny_run, tmp_path):
     load_module(path)
 
 
-def test_load_agent_plans_with_the_checkpointed_model(tiny_run, malicious_checkpoint):
+def test_agent_from_checkpoint_plans_with_the_checkpointed_model(tiny_run, malicious_checkpoint):
     import numpy as np
 
+    from mbmeta.control.agent import MPCAgent
     from mbmeta.planners import make_planner
-    from mbmeta.training.checkpoint import load_agent
+
+    load_agent = MPCAgent.from_checkpoint
 
     planner = make_planner("cem", low=[-2.0], high=[2.0], population=8, elites=2, iterations=1)
     agent = load_agent(tiny_run / "model.ckpt", planner, horizon=3, context_size=4)

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.runs.loop import run_training
 from mbmeta.training.checkpoint import load_checkpoint
-from mbmeta.training.loop import run_training
 
 from .conftest import tiny_settings
 from .runs import assert_same_run

@@ -7,9 +7,10 @@ import pytorch_lightning as pl
 import torch
 
 from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.runs.loop import run_training
 from mbmeta.training.callbacks import DivergenceCallback, DivergenceError
 from mbmeta.training.checkpoint import load_module
-from mbmeta.training.loop import fit_model, run_training
+from mbmeta.training.fitting import fit_model
 
 from .conftest import DATA, LOOP, MODEL, tiny_settings
 

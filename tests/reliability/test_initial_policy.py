@@ -1,7 +1,7 @@
 """The loop's iteration 0 with ``loop.initial_policy: scripted``."""
 
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.training.loop import run_training
+from mbmeta.runs.loop import run_training
 
 from .conftest import tiny_settings
 

@@ -4,7 +4,7 @@ import csv
 
 from pytorch_lightning.loggers import CSVLogger
 
-from mbmeta.training.loop import run_training
+from mbmeta.runs.loop import run_training
 
 from .conftest import AGENT, tiny_settings
 

@@ -13,8 +13,9 @@ import pytest
 
 from mbmeta.data.atomic import atomic_write
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.training import loop as loop_module
-from mbmeta.training.loop import LoopState, run_training
+from mbmeta.runs import run_dir as run_dir_module
+from mbmeta.runs.loop import run_training
+from mbmeta.runs.run_dir import LoopState
 
 from .conftest import LOOP, tiny_settings, train_argv
 from .runs import Train, assert_same_run, check_run, line_seen
@@ -90,7 +91,7 @@ def test_interrupted_commit_drops_the_extra_episodes(tmp_path, tiny_run, monkeyp
 
 def test_kill_between_commit_and_publish_is_repaired(tmp_path, tiny_run, monkeypatch):
     # model.ckpt is refreshed from the committed iteration checkpoint on resume.
-    monkeypatch.setattr(loop_module, "publish", lambda source, target: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(run_dir_module, "publish", lambda source, target: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         run_training(**tiny_settings(tmp_path))
     assert not (tmp_path / "model.ckpt").exists()
@@ -179,7 +180,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def test_second_process_on_the_same_run_dir_is_refused(tmp_path):
-    from mbmeta.training.loop import RunInUseError, RunLock
+    from mbmeta.runs.run_dir import RunInUseError, RunLock
 
     (tmp_path / "run").mkdir()
     with RunLock(tmp_path / "run"):

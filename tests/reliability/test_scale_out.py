@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mbmeta.commands.fit import MetaCLI, trainer_defaults
+from mbmeta.runs.loop import run_training
 from mbmeta.training.callbacks import DivergenceCallback
 from mbmeta.training.checkpoint import load_checkpoint, load_module
 from mbmeta.training.datamodule import MetaDataModule
-from mbmeta.training.loop import run_training
 from mbmeta.training.module import MetaDynamicsModule
 
 from .conftest import DATA, MODEL, subprocess_env, tiny_settings

@@ -1,0 +1,74 @@
+"""Building the policies that the model-based loop and evaluation run.
+
+The MPC agent of :class:`~mbmeta.control.settings.AgentSettings` (planner within the family's action bounds, the
+family's exact reward), and the iteration-0 policy (random actions or a family's scripted controller with noise).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mbmeta.control.agent import MPCAgent
+from mbmeta.control.collection import RandomPolicy
+from mbmeta.control.exploration import NoisyControllerPolicy
+from mbmeta.control.settings import AgentSettings
+from mbmeta.envs.family import TaskFamily
+from mbmeta.planners import Planner, make_planner
+from mbmeta.types import MetaDynamics
+
+
+def make_family_planner(family: TaskFamily, settings: AgentSettings) -> Planner:
+    """The planner of ``settings`` within the family's action bounds.
+
+    Raises:
+        ValueError: unknown planner or bad planner options (names the setting).
+    """
+    space = family.action_space
+    try:
+        return make_planner(settings.planner, low=space.low, high=space.high, **settings.planner_options)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"agent.planner {settings.planner!r} with options {settings.planner_options}: {err}") from err
+
+
+def make_agent(
+    dynamics: MetaDynamics,
+    family: TaskFamily,
+    settings: AgentSettings,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+) -> MPCAgent:
+    """Build the MPC agent of ``settings`` around a model, with the family's action bounds and reward."""
+    return MPCAgent(
+        dynamics,
+        make_family_planner(family, settings),
+        reward_fn=family.reward if settings.exact_reward else None,
+        termination_fn=family.terminated,
+        horizon=settings.horizon,
+        context_size=settings.context_size,
+        propagation=settings.propagation,
+        particles=settings.particles,
+        discount=settings.discount,
+        disagreement_penalty=settings.disagreement_penalty,
+        precision=settings.precision,
+        seed=seed,
+        device=device,
+    )
+
+
+def make_initial_policy(
+    family: TaskFamily, kind: Literal["random", "scripted"] = "random", *, noise: float = 0.5, seed: int = 0
+) -> RandomPolicy | NoisyControllerPolicy:
+    """The iteration-0 policy: uniformly random actions, or the family's scripted controller with action noise.
+
+    Raises:
+        ValueError: ``scripted`` for a family without a scripted controller.
+    """
+    if kind == "scripted":
+        if family.make_controller() is None:
+            raise ValueError(
+                f"loop.initial_policy is 'scripted' but family {family.name!r} has no scripted controller "
+                "(TaskFamily.make_controller); use 'random'"
+            )
+        return NoisyControllerPolicy(family.make_controller, family.action_space, noise=noise, seed=seed)
+    return RandomPolicy(family.action_space, seed=seed)

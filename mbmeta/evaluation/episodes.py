@@ -1,0 +1,148 @@
+"""Closed-loop evaluation: the MPC agent with a trained model on a list of tasks, every method alike.
+
+Every method is evaluated with the same tasks, environment seeds and planner settings, so that the numbers compare.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mbmeta.control.collection import collect_episodes
+from mbmeta.control.factory import make_agent
+from mbmeta.control.settings import AgentSettings
+from mbmeta.envs.family import Choice, TaskFamily
+from mbmeta.evaluation.metrics import realised_horizon_return
+from mbmeta.evaluation.progress import episode_progress
+from mbmeta.training.module import MetaDynamicsModule
+from mbmeta.types import Split, TaskParams
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One evaluation episode.
+
+    Attributes:
+        method: the model's name (its adaptation method, or a label given by the caller).
+        task_id: index of the task in the evaluated task list.
+        task: the task parameters.
+        seed: the environment seed of the episode.
+        episode_return: sum of rewards.
+        length: steps.
+        terminated: ended in a terminal state (False: time limit).
+        success: reached the family's goal (``TaskFamily.success``); None where the family defines none.
+    """
+
+    method: str
+    task_id: int
+    task: dict[str, float]
+    seed: int
+    episode_return: float
+    length: int
+    terminated: bool
+    success: bool | None = None
+
+
+def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | None = None, seed: int = 0) -> list:
+    """The tasks to evaluate on: every value combination of a discrete split, else ``count`` sampled tasks.
+
+    Args:
+        family: the task family.
+        split: ``"test"`` (out of distribution) or ``"train"``.
+        count: number of tasks to sample when the split has intervals (or to subsample a grid, evenly);
+            None keeps the whole grid (and samples 8 tasks from a continuous split).
+        seed: seeds sampling.
+
+    Returns:
+        A list of :class:`TaskParams`, in a fixed order.
+    """
+    regions = family.regions(split)
+    if all(isinstance(region[name], Choice) for region in regions for name in family.parameter_names):
+        grid: dict[tuple, TaskParams] = {}
+        for region in regions:
+            values = [region[name].values for name in family.parameter_names]
+            for combo in itertools.product(*values):
+                grid.setdefault(combo, TaskParams(tuple(zip(family.parameter_names, combo, strict=True))))
+        tasks = list(grid.values())
+        if count is not None and count < len(tasks):
+            picks = np.linspace(0, len(tasks) - 1, count).round().astype(int)
+            tasks = [tasks[i] for i in picks]
+        return tasks
+    return family.sample(np.random.default_rng(seed), 8 if count is None else count, split)
+
+
+class Evaluation(NamedTuple):
+    """What :func:`evaluate_agent` returns.
+
+    Attributes:
+        records: one :class:`EpisodeRecord` per episode, sorted by task and seed.
+        plan_stats: the agent's planning figures over all episodes (``plan/ms_per_call``, ... see
+            :meth:`mbmeta.control.plan_stats.PlanStats.summary`).
+    """
+
+    records: list[EpisodeRecord]
+    plan_stats: dict[str, float]
+
+
+def evaluate_agent(
+    module: MetaDynamicsModule,
+    family: TaskFamily,
+    tasks: Sequence[TaskParams],
+    *,
+    method: str | None = None,
+    episodes_per_task: int = 1,
+    agent: AgentSettings | None = None,
+    num_envs: int = 4,
+    seed: int = 0,
+) -> Evaluation:
+    """Closed-loop returns and planning statistics of the MPC agent with this model on each task.
+
+    Every task gets ``episodes_per_task`` episodes (environment seeds ``seed``, ``seed + 1``, ...); all episodes run
+    ``num_envs`` at a time through one agent, the planner batched over them.
+    """
+    agent = agent or AgentSettings()
+    method = method or module.hparams.adaptation
+    mpc = make_agent(module.dynamics, family, agent, seed=seed)
+    launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
+    with episode_progress(f"evaluating {method}", len(launches)) as on_episode:
+        collection = collect_episodes(
+            mpc,
+            len(launches),
+            family=family,
+            tasks=[tasks[task_id] for task_id, _ in launches],
+            num_envs=min(num_envs, len(launches)),
+            seed=seed,
+            pass_task=module.hparams.adaptation == "oracle",
+            on_episode=on_episode,
+        )
+    records = []
+    for stats in collection.episodes:
+        task_id, rep = launches[stats.launch]
+        records.append(
+            EpisodeRecord(
+                method=method,
+                task_id=task_id,
+                task=dict(stats.task),
+                seed=seed + rep,
+                episode_return=float(stats.episode_return),
+                length=int(stats.length),
+                terminated=bool(stats.terminated),
+                success=stats.success,
+            )
+        )
+    plan_stats = {
+        **mpc.plan_stats.summary("plan/"),
+        "plan/realised_return_mean": realised_horizon_return(collection.episodes, agent),
+    }
+    return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), plan_stats)
+
+
+def evaluate_returns(
+    module: MetaDynamicsModule, family: TaskFamily, tasks: Sequence[TaskParams], **kwargs: Any
+) -> list[EpisodeRecord]:
+    """The episode records of :func:`evaluate_agent` (same arguments)."""
+    return evaluate_agent(module, family, tasks, **kwargs).records

@@ -1,0 +1,142 @@
+"""Reports of an evaluation: summaries per method and task, JSON/CSV files, the prediction-error plot, W&B."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mbmeta.evaluation.episodes import EpisodeRecord
+
+
+def summarise(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """``method -> {task label or "overall" -> (mean return, std, episodes)}``."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        groups[r.method][task_label(r.task)].append(r.episode_return)
+        groups[r.method]["overall"].append(r.episode_return)
+    return {
+        method: {label: (float(np.mean(v)), float(np.std(v)), len(v)) for label, v in by_task.items()}
+        for method, by_task in groups.items()
+    }
+
+
+def success_rates(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, float]]:
+    """``method -> {task label or "overall" -> fraction of successful episodes}``.
+
+    Only methods whose episodes define success appear (empty when the family defines none).
+    """
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.success is not None:
+            groups[r.method][task_label(r.task)].append(r.success)
+            groups[r.method]["overall"].append(r.success)
+    return {method: {label: float(np.mean(v)) for label, v in by_task.items()} for method, by_task in groups.items()}
+
+
+def task_label(task: dict[str, float]) -> str:
+    """Short text for a task: ``mass=0.2 length=1.6``."""
+    return " ".join(f"{k}={v:g}" for k, v in task.items())
+
+
+def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "episodes": [asdict(r) for r in records],
+        "summary": {
+            m: {k: dict(zip(("mean", "std", "n"), v, strict=True)) for k, v in s.items()}
+            for m, s in summarise(records).items()
+        },
+        "success_rate": success_rates(records),
+        **(extra or {}),
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+    names = sorted({k for r in records for k in r.task})
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated", "success"])
+        for r in records:
+            row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
+            success = "" if r.success is None else int(r.success)  # empty: the family defines no success
+            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """Line plot of prediction error against horizon, one line per method (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for method, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", label=method)
+    ax.set_xlabel("prediction horizon (steps)")
+    ax.set_ylabel("MSE (units of the test data's obs std)")
+    ax.set_yscale("log")
+    ax.set_title(title or "multi-step prediction error on test tasks")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def log_to_wandb(
+    out_dir: str | Path,
+    records: Sequence[EpisodeRecord],
+    config: dict[str, Any],
+    plan_stats: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """Log an evaluation as a W&B run in ``out_dir``.
+
+    Logged: mean/std return per method, the per-episode table, each method's planner statistics (``plan_stats``:
+    method -> ``plan/*`` figures), the prediction-error plot and the videos.
+
+    Offline unless ``WANDB_MODE=online``; returns the run directory (``wandb sync`` it to upload).
+    """
+    import wandb
+
+    out = Path(out_dir)
+    run = wandb.init(project="mbmeta", dir=str(out), job_type="evaluate", config=config)
+    try:
+        names = sorted({k for r in records for k in r.task})
+        columns = ["method", "task_id", *names, "seed", "return", "length", "terminated", "success"]
+        table = wandb.Table(columns=columns)
+        for r in records:
+            table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
+                           r.terminated, r.success)  # fmt: skip
+        payload: dict[str, Any] = {"evaluate/episodes": table}
+        for method, by_task in summarise(records).items():
+            payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
+        for method, by_task in success_rates(records).items():
+            payload[f"evaluate/{method}/success_rate"] = by_task["overall"]
+        for method, stats in (plan_stats or {}).items():
+            payload.update({f"evaluate/{method}/{name}": value for name, value in stats.items()})
+        plot = out / "prediction_error.png"
+        if plot.is_file():
+            payload["evaluate/prediction_error"] = wandb.Image(str(plot))
+        for video in sorted(out.glob("video_*.gif")):
+            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif")
+        run.log(payload)
+    finally:
+        run.finish()
+    return Path(run.dir).parent

@@ -1,0 +1,156 @@
+"""The model-based meta-RL loop: collect across training tasks, fit, collect with the adapting MPC agent, repeat.
+
+Iteration 0 collects episodes with the initial policy (random actions, or a scripted controller with noise) on tasks
+from the family's train split. Each iteration then fits the model (Lightning, warm-started from the previous
+iteration), lets the MPC agent collect new episodes on newly sampled train tasks (adapting online from its own
+recent transitions), and appends them to the buffer.
+
+Crash safety lives in :class:`~mbmeta.runs.run_dir.RunDirectory`: every step is committed atomically, and a run
+killed at any moment and started again with the same command redoes the step that did not complete with the same
+seeds, so it ends with the same buffer and weights as an uninterrupted run. Settings are checked
+(:mod:`mbmeta.runs.checks`) before any data is collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from mbmeta.control.collection import collect_episodes
+from mbmeta.control.factory import make_agent, make_initial_policy
+from mbmeta.control.settings import AgentSettings
+from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.envs import get_family
+from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
+from mbmeta.evaluation.progress import episode_progress, log_episode_table
+from mbmeta.runs.checks import check_same_config, check_settings, run_settings
+from mbmeta.runs.run_dir import RunDirectory
+from mbmeta.runs.settings import LoopSettings
+from mbmeta.training.callbacks import DivergenceError
+from mbmeta.training.checkpoint import load_module, save_checkpoint
+from mbmeta.training.fitting import fit_model, to_fitted_device
+from mbmeta.training.module import MetaDynamicsModule
+
+
+def run_training(
+    loop: LoopSettings,
+    model: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    agent: AgentSettings | None = None,
+    trainer: dict[str, Any] | None = None,
+    *,
+    logger: Logger | bool | None = None,
+    log: Callable[[str], None] = print,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Run (or resume) the model-based loop; returns the path of the final checkpoint.
+
+    Args:
+        loop: the loop's settings (family, run directory, budget).
+        model: ``MetaDynamicsModule`` arguments other than the sizes (e.g. ``{"adaptation": "context"}``).
+        data: ``MetaDataModule`` arguments other than the buffer (e.g. ``{"context_length": 10}``).
+        agent: how the agent plans.
+        trainer: extra ``pl.Trainer`` arguments (e.g. ``{"accelerator": "gpu"}``; several devices need a
+            spawning strategy such as ``"ddp_spawn"``, see ``docs/long_jobs.md``).
+        logger: a Lightning logger; None creates a ``WandbLogger`` in the run directory (offline unless
+            ``WANDB_MODE=online``); False disables logging.
+        log: where progress lines go.
+        env_kwargs: extra ``gymnasium.make`` arguments for the family's environments (e.g.
+            ``{"max_episode_steps": 100}``).
+
+    Raises:
+        ValueError: bad settings (naming the setting and the valid values), a run directory holding a run with
+            different settings, or a corrupt state file.
+        KeyError: unknown family (the message lists the valid ones).
+        mbmeta.training.callbacks.DivergenceError: fitting diverged; the last committed checkpoint and buffer are
+            kept, so the run can be resumed after fixing the cause.
+    """
+    # ----- settings: checked before anything is collected -------------------------------------------------------
+    model, data, trainer = dict(model or {}), dict(data or {}), dict(trainer or {})
+    env_kwargs = dict(env_kwargs or {})
+    agent = agent or AgentSettings()
+    family = get_family(loop.family)
+    check_settings(loop, model, agent, trainer, family, env_kwargs)
+    config = run_settings(loop, model, data, agent, env_kwargs)
+    collect = dict(family=family, num_envs=loop.num_envs, vectorization=loop.vectorization, env_kwargs=env_kwargs)
+
+    with RunDirectory(loop.run_dir) as run:
+        # ----- resume what was committed, or record the settings of a new run -----------------------------------
+        state = run.load_state()
+        buffer: EpisodeBuffer | None = None
+        module: MetaDynamicsModule | None = None
+        if state.episodes > 0:
+            check_same_config(run.config_path, config)
+            buffer, committed = run.resume(state, log)
+            module = load_module(committed, eval_mode=False) if committed is not None else None
+            log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
+        else:
+            run.write_config(config)
+        if logger is None:
+            logger = WandbLogger(
+                project="mbmeta", name=run.name, save_dir=str(run.path), config=config, **run.wandb_options()
+            )
+
+        # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
+        if buffer is None:
+            policy = make_initial_policy(family, loop.initial_policy, noise=loop.initial_noise, seed=loop.seed)
+            log(f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of {family.name}")
+            with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
+                collection = collect_episodes(
+                    policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
+                )
+            buffer = collection.buffer
+            _log_metrics(logger, episode_metrics(collection.episodes, "collect"), step=0)
+            log_episode_table(logger, "collect/episodes", collection.episodes, step=0)
+            state = run.commit(buffer, iteration=0)
+
+        # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------
+        for iteration in range(state.iteration + 1, loop.iterations + 1):
+            seed = loop.seed + 1000 * iteration
+            log(f"iteration {iteration}/{loop.iterations}: fitting on {buffer.num_transitions} transitions")
+            try:
+                module, fitter = fit_model(
+                    module, buffer, model=model, data=data, trainer=trainer, max_epochs=loop.epochs_per_iteration,
+                    logger=logger, seed=seed, root_dir=run.path,
+                )  # fmt: skip
+            except DivergenceError as err:
+                kept = f"the checkpoint of iteration {state.iteration} ({run.checkpoint_path})"
+                raise DivergenceError(
+                    f"iteration {iteration} of {run.path}: {err} Kept: {kept if state.iteration else 'no model'} "
+                    f"and the buffer ({state.episodes} episodes); fix the cause and run the same command to resume."
+                ) from err
+            fitted = save_checkpoint(fitter, run.iteration_checkpoint(iteration))
+            mpc = make_agent(to_fitted_device(module, fitter).dynamics, family, agent, seed=seed)
+            log(f"iteration {iteration}/{loop.iterations}: collecting {loop.episodes_per_iteration} MPC episodes")
+            with episode_progress(f"MPC episodes, iteration {iteration}", loop.episodes_per_iteration) as on_episode:
+                collection = collect_episodes(
+                    mpc, loop.episodes_per_iteration, **collect, buffer=buffer, seed=seed,
+                    pass_task=model.get("adaptation") == "oracle", on_episode=on_episode,
+                )  # fmt: skip
+            metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
+            metrics["plan/realised_return_mean"] = realised_horizon_return(collection.episodes, agent)
+            _log_metrics(logger, metrics, step=iteration)
+            log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration)
+            log(
+                f"  mean return {metrics['collect/return_mean']:.1f} over {len(collection.episodes)} episodes; "
+                f"planning {metrics['plan/ms_per_call']:.0f} ms per step (all environments in one call); "
+                f"{agent.horizon}-step return planned {metrics['plan/planned_return_mean']:.1f}, "
+                f"realised {metrics['plan/realised_return_mean']:.1f}"
+            )
+            state = run.commit(buffer, iteration=iteration, checkpoint=fitted)  # the commit point of this iteration
+
+        # ----- done ---------------------------------------------------------------------------------------------
+        if not run.checkpoint_path.is_file():
+            raise ValueError(f"no checkpoint in {run.path}: set iterations >= 1 to fit a model")
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+        return run.checkpoint_path
+
+
+def _log_metrics(logger: Logger | bool, metrics: dict[str, float], step: int) -> None:
+    if isinstance(logger, Logger):
+        logger.log_metrics({**metrics, "loop/iteration": step})
+        logger.save()  # buffered loggers (CSV, TensorBoard) would otherwise hold the last iteration's metrics back

@@ -1,0 +1,42 @@
+"""Typed settings of the model-based loop (the ``loop`` group of ``mbmeta train`` configs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class LoopSettings:
+    """The model-based loop across training tasks.
+
+    Args:
+        family: task-family name (``mbmeta envs`` lists them).
+        run_dir: directory of this run: buffer, checkpoint, loop state, W&B files. Re-running the same command
+            resumes from the last completed iteration.
+        seed: seeds task sampling, environments, weights, batches and planning.
+        iterations: model-fitting + MPC-collection iterations after the initial random collection.
+        initial_episodes: episodes collected first (iteration 0), with ``initial_policy``.
+        initial_policy: ``random`` (uniformly random actions) or ``scripted``: the family's scripted controller
+            (``TaskFamily.make_controller``; the juggler families have one) with Gaussian action noise, for
+            families where random actions never reach the states good control visits.
+        initial_noise: with ``scripted``: each episode's noise std is drawn uniformly from ``[0, initial_noise]``
+            (fraction of each action's half-range), so the data span clean control to losing the ball.
+        episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
+        num_envs: environments (each with its own task) stepped together during collection; the planner is
+            batched over them.
+        vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).
+        epochs_per_iteration: Lightning epochs of fitting per iteration (warm-started from the previous iteration).
+    """
+
+    family: str = "pendulum"
+    run_dir: str = "runs/pendulum"
+    seed: int = 0
+    iterations: int = 3
+    initial_episodes: int = 20
+    initial_policy: Literal["random", "scripted"] = "random"
+    initial_noise: float = 0.5
+    episodes_per_iteration: int = 8
+    num_envs: int = 4
+    vectorization: Literal["sync", "async"] = "sync"
+    epochs_per_iteration: int = 10

@@ -38,6 +38,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor
 
+from mbmeta.planners.sampling import gaussian, uniform
 from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn
 
 Propagation = Literal["ts1", "tsinf", "expectation"]
@@ -52,18 +53,6 @@ def _takes_with_reward(dynamics: Any) -> bool:
         return "with_reward" in inspect.signature(dynamics).parameters
     except (TypeError, ValueError):  # builtins and some C callables have no inspectable signature
         return False
-
-
-def _randn_like(like: Tensor, generator: torch.Generator) -> Tensor:
-    if generator.device == like.device:
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-    return torch.randn(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
-
-
-def _rand(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
-    if generator.device == like.device:
-        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
 class RolloutObjective:
@@ -177,7 +166,7 @@ class RolloutObjective:
         # clamp: a model may round a zero variance to a tiny negative; sqrt of that would be NaN. In place on fresh
         # tensors (noise · std + mean, the same value as mean + std · noise): fewer passes over [E, B, N, P/E, O].
         std = prediction_var.clamp_min(0).sqrt_()
-        return _randn_like(prediction_mean, self.generator).mul_(std).add_(prediction_mean)
+        return gaussian(prediction_mean.shape, self.generator, prediction_mean).mul_(std).add_(prediction_mean)
 
     def _reward(self, obs: Tensor, action: Tensor, next_obs: Tensor, learned: Tensor | None) -> Tensor:
         if self.reward_fn is not None:
@@ -271,7 +260,7 @@ class RolloutObjective:
         for t in range(horizon):
             action = actions[:, :, None, t].expand(batch, n, particles, action_dim).reshape(batch, rows, action_dim)
             # A random permutation per environment: slot j (member j // share) computes row perm[j] mod R.
-            perm = _rand((batch, padded), self.generator, actions).argsort(dim=1)
+            perm = uniform((batch, padded), self.generator, actions).argsort(dim=1)
             source = perm % rows
             slot_of_row = perm.argsort(dim=1)[:, :rows]  # where each row's (first) copy was computed
 
@@ -309,7 +298,7 @@ class RolloutObjective:
             if self.propagation == "tsinf":
                 member = fixed
             else:
-                member = (_rand((batch, rows), self.generator, actions) * members).long().clamp_max(members - 1)
+                member = (uniform((batch, rows), self.generator, actions) * members).long().clamp_max(members - 1)
 
             def own(y: Tensor, member=member) -> Tensor:
                 index = member.reshape(1, batch, rows, *([1] * (y.ndim - 3)))

@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from mbmeta.planners.sampling import fresh_generator
 from mbmeta.types import Objective, PlanResult
 
 INVALID_RETURN = -1e30
@@ -47,31 +48,6 @@ def check_fraction(name: str, value: float, *, closed_high: bool = False) -> Non
     ok = 0.0 <= value <= 1.0 if closed_high else 0.0 <= value < 1.0
     if not ok:
         raise ValueError(f"{name} must be in [0, 1{']' if closed_high else ')'}, got {value}")
-
-
-def fresh_generator(device: torch.device) -> torch.Generator:
-    """A generator seeded from OS entropy: used when the caller passes none (results are then not reproducible)."""
-    generator = torch.Generator(device=device)
-    generator.seed()
-    return generator
-
-
-def gaussian(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
-    """Standard normal samples of ``shape`` on ``like``'s device and dtype, drawn from ``generator``.
-
-    A generator on another device than ``like`` (e.g. a CPU generator for CUDA planning) still works: samples are
-    drawn where the generator lives and moved, so results depend only on the generator's seed.
-    """
-    if generator.device == like.device:
-        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
-
-
-def uniform(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
-    """Uniform ``[0, 1)`` samples of ``shape`` on ``like``'s device and dtype, drawn from ``generator``."""
-    if generator.device == like.device:
-        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
 def gather_candidates(candidates: Tensor, index: Tensor) -> Tensor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mbmeta.planners.base import Bounds, Planner, check_fraction, check_positive, gaussian
+from mbmeta.planners.base import Bounds, Planner, check_fraction, check_positive
+from mbmeta.planners.sampling import gaussian
 from mbmeta.types import Objective, PlanResult
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mbmeta.planners.base import gaussian
+from mbmeta.planners.sampling import gaussian
 
 
 def coloured_noise(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mbmeta.planners.base import Bounds, Planner, check_positive, uniform
+from mbmeta.planners.base import Bounds, Planner, check_positive
+from mbmeta.planners.sampling import uniform
 from mbmeta.types import Objective, PlanResult
 
 

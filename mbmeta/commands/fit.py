@@ -22,6 +22,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from mbmeta.training.callbacks import DivergenceCallback
 from mbmeta.training.datamodule import MetaDataModule
+from mbmeta.training.fitting import TRAINER_DEFAULTS
 from mbmeta.training.module import MetaDynamicsModule
 
 
@@ -34,8 +35,14 @@ class MetaCLI(LightningCLI):
 
 
 def trainer_defaults(root_dir: str) -> dict:
-    """Trainer settings mbmeta applies unless the config overrides them: offline-by-default W&B, a run directory."""
+    """Trainer settings mbmeta applies unless the config overrides them: offline-by-default W&B, a run directory.
+
+    They start from :data:`mbmeta.training.fitting.TRAINER_DEFAULTS` (what every other mbmeta fit uses), except that
+    Lightning's own checkpointing and model summary stay on: here the checkpoint is the command's output.
+    """
+    shared = {k: v for k, v in TRAINER_DEFAULTS.items() if k not in ("enable_checkpointing", "enable_model_summary")}
     return {
+        **shared,
         "default_root_dir": root_dir,
         "logger": {
             "class_path": "pytorch_lightning.loggers.WandbLogger",

@@ -25,6 +25,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        apply_umask(tmp)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -35,6 +36,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         raise
     fsync_directory(directory)
     return path
+
+
+def apply_umask(path: str | os.PathLike[str]) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (always 0600) the mode any other tool would: 0666 minus the umask.
+
+    Shared run directories must stay readable by others (an evaluation by another user), as a file written with
+    ``open`` would be.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

@@ -11,6 +11,7 @@ executes code. :class:`EpisodeRecorder` builds episodes step by step from a vect
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -357,6 +358,25 @@ class EpisodeBuffer:
             kept.add_episode(**self.episode(i), task=self.task(i))
         return kept
 
+    def digest(self, episodes: int | None = None) -> str:
+        """SHA-256 (hex) of the first ``episodes`` episodes' content (all when None): steps, tasks and dimensions.
+
+        Equal for equal content whatever the file's bytes (zip timestamps), so a run can record the digest of what it
+        committed and check it on resume even when an interrupted step appended more episodes since.
+        """
+        count = self.num_episodes if episodes is None else int(episodes)
+        if not 0 <= count <= self.num_episodes:
+            raise ValueError(f"digest({count}): the buffer holds {self.num_episodes} episodes")
+        rows = int(self._starts[count])
+        sha = hashlib.sha256()
+        sha.update(json.dumps([self._obs_dim, self._action_dim, list(self._task_names or ()), count, rows]).encode())
+        if count:
+            for name in _STEP_FIELDS:
+                sha.update(np.ascontiguousarray(self.field(name)[:rows]).tobytes())
+            sha.update(np.ascontiguousarray(self._starts[: count + 1]).tobytes())
+            sha.update(np.ascontiguousarray(self._tasks[:count]).tobytes())
+        return sha.hexdigest()
+
     # ----- statistics ----------------------------------------------------------------------------------------
     def transition_indices(self, episodes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """``[N']`` int64 row indices of every transition of the given episodes (all when None)."""
@@ -454,7 +474,9 @@ class EpisodeBuffer:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 contents = {key: npz[key] for key in npz.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        except PermissionError:
+            raise  # names the file; a permission problem, not a damaged file
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, IndexError, RuntimeError) as err:
             raise BufferFormatError(
                 f"buffer file {str(path)!r} is corrupt, truncated or not an .npz file: {type(err).__name__}: {err}"
             ) from err
@@ -515,6 +537,9 @@ class EpisodeBuffer:
                 problems.append(f"{name} has shape {arr.shape} {arr.dtype}, expected {shape} {np.dtype(dtype)}")
         if problems:
             raise BufferFormatError("inconsistent arrays: " + "; ".join(problems))
+        not_finite = [n for n in ("obs", "action", "reward", "next_obs") if not np.isfinite(contents[n]).all()]
+        if not_finite or not np.isfinite(tasks).all():
+            raise BufferFormatError(f"non-finite values (NaN/inf) in {not_finite or ['tasks']}")
         buf._obs_dim, buf._action_dim = int(meta["obs_dim"]), int(meta["action_dim"])
         buf._task_names = tuple(task_names)
         buf._data = {name: np.array(contents[name]) for name in _STEP_FIELDS}

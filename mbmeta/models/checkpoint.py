@@ -54,8 +54,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    check_zip_integrity(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise  # names the file; a permission problem, not a damaged file
     except pickle.UnpicklingError as err:
         # torch raises UnpicklingError both for refused globals ("Weights only load failed") and for garbage.
         raise CheckpointError(
@@ -63,7 +66,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"values, which could run code when loaded (only load checkpoints from sources you trust). "
             f"Details: {_unpickling_reason(err)}"
         ) from err
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError) as err:
+    except Exception as err:  # a damaged file can fail anywhere inside torch's reader (IndexError, OverflowError, ...)
         raise CheckpointError(
             f"checkpoint {str(path)!r} is truncated or corrupt: {type(err).__name__}: {_first_line(err)}"
         ) from err
@@ -72,7 +75,28 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} is not an mbmeta model checkpoint: missing {missing}")
+    if not isinstance(checkpoint["state_dict"], dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: state_dict is a {type(checkpoint['state_dict']).__name__}")
     return checkpoint
+
+
+def check_zip_integrity(path: Path) -> None:
+    """Verify every member's CRC-32 (torch's own reader skips it, so a flipped byte in the weights would load).
+
+    Raises:
+        CheckpointError: a member fails its check, or the file is not a readable zip (names the file).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except PermissionError:
+        raise
+    except Exception as err:  # not a zip at all, truncated directory, ...
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt: {type(err).__name__}: {_first_line(err)}"
+        ) from err
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its member {bad!r} fails its CRC check")
 
 
 def model_hparams(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -113,9 +137,10 @@ def load_dynamics(path: str | os.PathLike[str], map_location: str | torch.device
         CheckpointError: see :func:`load_checkpoint` and :func:`model_hparams`; also when the weights do not fit.
     """
     checkpoint = load_checkpoint(path, map_location)
+    hparams = model_hparams(checkpoint, path)
     try:
-        model = MetaDynamicsModel(**model_hparams(checkpoint, path))
-    except (TypeError, ValueError) as err:
+        model = MetaDynamicsModel(**hparams)
+    except Exception as err:  # a damaged value can fail in any layer's constructor
         raise CheckpointError(f"checkpoint {str(path)!r}: its hyperparameters do not build a model: {err}") from err
     state = {k[len(PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)}
     load_weights(model, state, path)
@@ -126,7 +151,7 @@ def load_weights(module: torch.nn.Module, state: dict[str, Any], path: str | os.
     """``module.load_state_dict(state, strict=True)``; :class:`CheckpointError` naming ``path`` if they do not fit."""
     try:
         module.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, KeyError) as err:
+    except Exception as err:  # shapes, dtypes or keys that do not fit
         raise CheckpointError(
             f"checkpoint {str(path)!r}: its weights do not fit the model: {_first_line(err)}"
         ) from err

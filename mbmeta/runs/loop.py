@@ -88,7 +88,7 @@ def run_training(
             module = load_module(committed, eval_mode=False) if committed is not None else None
             log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
         else:
-            run.write_config(config)
+            state = run.start(config)
         if logger is None:
             logger = WandbLogger(
                 project="mbmeta", name=run.name, save_dir=str(run.path), config=config, **run.wandb_options()

@@ -7,17 +7,21 @@ A run directory holds::
     buffer.npz                      every episode collected so far
     checkpoints/iteration_NNN.ckpt  the model fitted in the last completed iteration
     model.ckpt                      the same file under a stable name (a hard link or copy)
-    state.json                      the commit record: iterations completed, episodes in the buffer, checkpoint
+    state.json                      the commit record: iterations completed, episodes in the buffer, checkpoint,
+                                    the digest of the committed episodes and the SHA-256 of the checkpoint
 
-Every file is written atomically (temporary sibling, flush, fsync, rename), and a step is committed only when
-``state.json`` is rewritten after its buffer and checkpoint are on disk. On resume, :meth:`RunDirectory.resume`
-drops buffer episodes beyond the committed count (written by a step that did not complete) and repairs a
-``model.ckpt`` that a kill left unpublished. Nothing here imports Lightning.
+Every file is written atomically (temporary sibling, flush, fsync, rename; mode from the umask), and a step is
+committed only when ``state.json`` is rewritten after its buffer and checkpoint are on disk. A directory is either
+absent (no run) or committed (``state.json`` written before any data): anything else is refused, never
+overwritten. On resume, :meth:`RunDirectory.resume` verifies the digests, drops buffer episodes beyond the committed
+count (written by a step that did not complete) and repairs a ``model.ckpt`` that a kill left unpublished. Nothing
+here imports Lightning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -51,26 +55,37 @@ class LoopState:
     iteration: int = 0
     episodes: int = 0
     checkpoint: str | None = None
+    buffer_digest: str | None = None
+    checkpoint_sha256: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> LoopState:
-        """Read the state file, or a fresh state if there is none.
+        """Read the state file.
 
         Raises:
-            ValueError: the file is corrupt (names the file).
+            FileNotFoundError: there is no state file.
+            ValueError: the path is not a file, or the file is unreadable or corrupt (names the file).
         """
+        ways_out = "restore it from a backup, or move the run directory aside and start a new run"
+        if not path.exists():
+            raise FileNotFoundError(f"loop state file {str(path)!r} does not exist")
         if not path.is_file():
-            return cls()
+            raise ValueError(f"loop state file {str(path)!r} is not a file; {ways_out}")
         try:
-            state = cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
-            raise ValueError(f"loop state file {str(path)!r} is corrupt ({err}); delete it to restart the run") from err
+            record = json.loads(path.read_text())
+            state = cls(**record)
+        except PermissionError:
+            raise
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError, OSError) as err:
+            raise ValueError(f"loop state file {str(path)!r} is corrupt ({err}); {ways_out}") from err
         for name in ("iteration", "episodes"):
             value = getattr(state, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"loop state file {str(path)!r} is corrupt: {name} is {value!r}, not an int >= 0")
-        if state.checkpoint is not None and not isinstance(state.checkpoint, str):
-            raise ValueError(f"loop state file {str(path)!r} is corrupt: checkpoint is {state.checkpoint!r}")
+        for name in ("checkpoint", "buffer_digest", "checkpoint_sha256"):
+            value = getattr(state, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"loop state file {str(path)!r} is corrupt: {name} is {value!r}")
         return state
 
     def save(self, path: Path) -> None:
@@ -115,8 +130,19 @@ class RunLock:
             self._file = None
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 def publish(source: Path, target: Path) -> None:
-    """Make ``target`` an atomic hard link to ``source`` (a copy where hard links are not supported)."""
+    """Make ``target`` an atomic hard link to ``source`` (a copy where hard links are not supported); idempotent."""
+    if target.exists() and os.path.samefile(source, target):
+        return  # already published (renaming a hard link onto itself would leave the temporary link behind)
     tmp = target.with_name(f".{target.name}.publish.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -195,9 +221,68 @@ class RunDirectory:
         """The directory's name (the W&B run name)."""
         return self.path.name
 
+    def data_files(self) -> list[Path]:
+        """The files only a committed run may hold: the buffer and the checkpoints."""
+        found = [p for p in (self.buffer_path, self.checkpoint_path) if p.exists()]
+        return found + sorted(self.checkpoint_dir.glob("iteration_*.ckpt"))
+
     def load_state(self) -> LoopState:
-        """The committed state (fresh if nothing was committed); ValueError names a corrupt file."""
-        return LoopState.load(self.state_path)
+        """The committed state: a fresh one if the directory holds no run, else the validated ``state.json``.
+
+        A run directory is either absent (no state file and no data files) or committed (a valid state file; beside
+        a state with collected episodes, a valid ``config.json``). Anything in between is refused, never overwritten.
+
+        Raises:
+            ValueError: names the file that is missing, not a file, unreadable or corrupt, and the ways out.
+        """
+        ways_out = "restore it from a backup, or move the run directory aside and start a new run"
+        if not self.state_path.exists():
+            data = self.data_files()
+            if data:
+                names = ", ".join(str(p.relative_to(self.path)) for p in data)
+                raise ValueError(
+                    f"{self.path} holds {names} but no {STATE_FILE}, so what was committed is unknown and mbmeta "
+                    f"will not overwrite it: {ways_out}"
+                )
+            return LoopState()
+        state = LoopState.load(self.state_path)
+        if state.checkpoint is not None:
+            committed = (self.path / state.checkpoint).resolve()
+            if not committed.is_relative_to(self.path.resolve()):
+                raise ValueError(
+                    f"loop state file {str(self.state_path)!r} is corrupt: checkpoint {state.checkpoint!r} lies "
+                    "outside the run directory"
+                )
+        if state.episodes > 0:
+            self.read_config()
+        return state
+
+    def read_config(self) -> dict[str, Any]:
+        """The recorded settings; ValueError if ``config.json`` is missing, not a file or not a JSON object."""
+        where = f"run config file {str(self.config_path)!r}"
+        ways_out = "restore it, or move the run directory aside and start a new run"
+        if not self.config_path.is_file():
+            raise ValueError(f"{where} is missing beside a committed run, so its settings are unknown: {ways_out}")
+        try:
+            config = json.loads(self.config_path.read_text())
+        except PermissionError:
+            raise
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+            raise ValueError(f"{where} is corrupt ({err}): {ways_out}") from err
+        if not isinstance(config, dict):
+            raise ValueError(f"{where} is corrupt: it holds a {type(config).__name__}, not a JSON object: {ways_out}")
+        return config
+
+    def start(self, config: dict[str, Any]) -> LoopState:
+        """Begin a run (or restart one that committed no episodes): record the settings, then an empty state.
+
+        From here on the directory is a committed run, so data written by the first step can never be mistaken
+        for data without a state.
+        """
+        self.write_config(config)
+        state = LoopState()
+        state.save(self.state_path)
+        return state
 
     def iteration_checkpoint(self, iteration: int) -> Path:
         """Where the checkpoint fitted in ``iteration`` (1-based) is written."""
@@ -220,11 +305,17 @@ class RunDirectory:
             ValueError: the buffer holds fewer episodes than committed, or the committed checkpoint is missing.
             BufferFormatError: the buffer file is damaged (names it).
         """
+        ways_out = "restore it from a backup, or move the run directory aside and start a new run"
         buffer = EpisodeBuffer.load(self.buffer_path)
         if buffer.num_episodes < state.episodes:
             raise ValueError(
                 f"{self.buffer_path} holds {buffer.num_episodes} episodes but the loop state {self.state_path} "
-                f"records {state.episodes}: the buffer was replaced or truncated outside mbmeta"
+                f"records {state.episodes}: the buffer was replaced or truncated outside mbmeta; {ways_out}"
+            )
+        if state.buffer_digest is not None and buffer.digest(state.episodes) != state.buffer_digest:
+            raise ValueError(
+                f"{self.buffer_path}: its first {state.episodes} episodes differ from what was committed (digest "
+                f"mismatch): the file was modified or damaged after it was written; {ways_out}"
             )
         if buffer.num_episodes > state.episodes:  # appended by a step that did not complete: redo that step
             log(f"dropping {buffer.num_episodes - state.episodes} episodes of an interrupted iteration")
@@ -235,7 +326,12 @@ class RunDirectory:
         if not committed.is_file():
             raise ValueError(
                 f"the loop state {self.state_path} records {state.iteration} completed iterations but their "
-                f"checkpoint {committed} is missing"
+                f"checkpoint {committed} is missing; {ways_out}"
+            )
+        if state.checkpoint_sha256 is not None and file_sha256(committed) != state.checkpoint_sha256:
+            raise ValueError(
+                f"checkpoint {str(committed)!r} differs from the one committed (SHA-256 mismatch): it was modified "
+                f"or damaged after it was written; {ways_out}"
             )
         if committed != self.checkpoint_path:
             publish(committed, self.checkpoint_path)  # repairs a kill between the commit and the publish
@@ -245,8 +341,10 @@ class RunDirectory:
     def commit(self, buffer: EpisodeBuffer, iteration: int, checkpoint: Path | None = None) -> LoopState:
         """Save the buffer, then the state (the commit point), then publish the checkpoint as ``model.ckpt``."""
         buffer.save(self.buffer_path)
-        relative = None if checkpoint is None else str(checkpoint.relative_to(self.path))
-        state = LoopState(iteration=iteration, episodes=buffer.num_episodes, checkpoint=relative)
+        state = LoopState(iteration=iteration, episodes=buffer.num_episodes, buffer_digest=buffer.digest())
+        if checkpoint is not None:
+            state.checkpoint = str(checkpoint.relative_to(self.path))
+            state.checkpoint_sha256 = file_sha256(checkpoint)
         state.save(self.state_path)
         if checkpoint is not None:
             publish(checkpoint, self.checkpoint_path)

@@ -15,13 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mbmeta.data.atomic import fsync_directory
+from mbmeta.data.atomic import apply_umask, fsync_directory
 from mbmeta.models.checkpoint import (
-    OPTIMISER_HPARAMS,
     CheckpointError,
     load_checkpoint,
-    load_weights,
-    model_hparams,
 )
 from mbmeta.training.module import MetaDynamicsModule
 
@@ -50,18 +47,7 @@ def load_module(
         CheckpointError: the file is unreadable or unsafe, or its hyperparameters or weights do not fit the current
             model code.
     """
-    checkpoint = load_checkpoint(path, map_location)
-    hparams = model_hparams(checkpoint, path)
-    hparams.update(
-        {k: checkpoint["hyper_parameters"][k] for k in OPTIMISER_HPARAMS if k in checkpoint["hyper_parameters"]}
-    )
-    try:
-        module = MetaDynamicsModule(**hparams)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its hyperparameters do not build a model: {err}") from err
-    load_weights(module, checkpoint["state_dict"], path)
-    if map_location is not None:
-        module.to(map_location)
+    module = MetaDynamicsModule.load_from_checkpoint(path, map_location)
     return module.eval() if eval_mode else module
 
 
@@ -74,6 +60,7 @@ def save_checkpoint(trainer: pl.Trainer, path: str | os.PathLike[str]) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    apply_umask(tmp)
     try:
         trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:

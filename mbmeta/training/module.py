@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from mbmeta.models.checkpoint import OPTIMISER_HPARAMS, CheckpointError, load_checkpoint, load_weights, model_hparams
 from mbmeta.models.dynamics import FinetuneMode, MetaDynamicsModel
 from mbmeta.types import MetaBatch
 
@@ -135,6 +137,45 @@ class MetaDynamicsModule(pl.LightningModule):
     def fit_normaliser(self, statistics: Mapping[str, Tensor]) -> None:
         """Fit the normaliser from data statistics (keys as :meth:`mbmeta.models.normaliser.Normaliser.fit`)."""
         self.model.normaliser.fit({k: torch.as_tensor(v).to(self.device) for k, v in statistics.items()})
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | os.PathLike[str],
+        map_location: str | torch.device | None = "cpu",
+        hparams_file: Any = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> MetaDynamicsModule:
+        """Rebuild a module from a checkpoint without executing pickled code (replaces Lightning's loader).
+
+        Lightning's inherited loader unpickles arbitrary objects when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` is set;
+        this one always reads with ``weights_only=True`` (:func:`mbmeta.models.checkpoint.load_checkpoint`),
+        builds the module from the saved hyperparameters (``kwargs`` override them, as in Lightning) and loads the
+        weights strictly. The module is returned in training mode, as Lightning's loader returns it.
+
+        Raises:
+            FileNotFoundError: no file at ``checkpoint_path``.
+            CheckpointError: the file is unreadable, unsafe or does not fit this model code (names the file).
+            ValueError: ``hparams_file`` or ``strict=False`` (not supported: mbmeta checkpoints carry their
+                hyperparameters and must fit exactly).
+        """
+        if hparams_file is not None or strict is False:
+            raise ValueError("MetaDynamicsModule.load_from_checkpoint: hparams_file and strict=False are not supported")
+        checkpoint = load_checkpoint(checkpoint_path, map_location)
+        saved = checkpoint["hyper_parameters"]
+        hparams = {
+            **model_hparams(checkpoint, checkpoint_path),
+            **{k: saved[k] for k in OPTIMISER_HPARAMS if k in saved},
+        }
+        try:
+            module = cls(**{**hparams, **kwargs})
+        except Exception as err:  # a damaged value can fail in any layer's constructor
+            raise CheckpointError(
+                f"checkpoint {str(checkpoint_path)!r}: its hyperparameters do not build a model: {err}"
+            ) from err
+        load_weights(module, checkpoint["state_dict"], checkpoint_path)
+        return module.to(map_location) if map_location is not None else module
 
     def configure_finetune(self, mode: FinetuneMode) -> None:
         """Set which weights train: ``all``, ``frozen_encoder`` or ``last_layer`` (call before ``Trainer.fit``)."""

@@ -1,5 +1,6 @@
 """Helpers to inspect run directories and to kill `mbmeta train` subprocesses at chosen moments."""
 
+import hashlib
 import json
 import os
 import queue
@@ -28,6 +29,8 @@ def check_run(run_dir: Path, iterations: int) -> EpisodeBuffer:
         "iteration": iterations,
         "episodes": expected,
         "checkpoint": f"checkpoints/iteration_{iterations:03d}.ckpt",
+        "buffer_digest": buffer.digest(),
+        "checkpoint_sha256": hashlib.sha256((run_dir / state["checkpoint"]).read_bytes()).hexdigest(),
     }
     fingerprints = set()
     for e in range(buffer.num_episodes):

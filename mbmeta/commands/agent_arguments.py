@@ -72,7 +72,7 @@ class CommandParser(ArgumentParser):
             if given is not None:
                 cfg[PLANNER_KEY] = self._without_leaked_defaults(given)
         if print_config:
-            print(self.dump(cfg, skip_none=False), end="")
+            print(self.dump(cfg), end="")
             self.exit(0)
         return cfg
 
@@ -117,10 +117,12 @@ def planner_listing(width: int = 100) -> str:
     """Every planner's options with their help text (from the settings classes' docstrings), for ``--help``."""
     from docstring_parser import parse  # jsonargparse's own docstring reader, only needed for help
 
-    lines = [
-        "planners: --agent.planner NAME chooses one, --agent.planner.OPTION VALUE sets an option (YAML: planner:",
-        "{class_path: NAME, init_args: {OPTION: VALUE}}); the action bounds come from the task family.",
-    ]
+    header = (
+        "planners: --agent.planner NAME chooses one, --agent.planner.OPTION VALUE sets an option (YAML: planner: "
+        "{class_path: NAME, init_args: {OPTION: VALUE}}); the action bounds come from the task family. The default "
+        f"planner is {AgentSettings().planner} (evaluate and transfer: the run's). Each planner and its defaults:"
+    )
+    lines = textwrap.wrap(header, width)
     for name, cls in PLANNER_SETTINGS.items():
         doc = parse(cls.__doc__ or "")
         lines += ["", *textwrap.wrap(f"{name}: {doc.short_description}", width, subsequent_indent="    ")]

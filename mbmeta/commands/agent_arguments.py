@@ -11,7 +11,8 @@ The planner is typed settings chosen by short name (:mod:`mbmeta.planners.settin
   ``--agent.planner.help NAME``);
 - switching planners never carries the previous planner's *defaults* over (jsonargparse keeps every init arg the
   new class accepts, defaults included: jsonargparse issue #460). Options given explicitly, in a config file or
-  on the command line, still carry over when the new planner has them, as jsonargparse documents;
+  on the command line, still carry over when the new planner has them, as jsonargparse documents
+  (``--print_config`` prints the result);
 - the keys renamed with typed planner settings (``agent.planner_options``, ``agent.context_size``) are refused
   with a one-line error that gives the new spelling.
 """

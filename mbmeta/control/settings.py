@@ -16,9 +16,6 @@ from typing import Any, Literal
 
 from mbmeta.planners.settings import PlannerSettings, cem, planner_settings
 
-LEGACY_FIELDS = {"planner_options": "planner", "context_size": "context_length"}
-"""Keys of the ``agent`` group before typed planner settings -> what replaced them."""
-
 
 def _default_planner() -> PlannerSettings:
     return cem(population=400, elites=40, iterations=5, alpha=0.1)

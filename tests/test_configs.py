@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from mbmeta.commands.agent_arguments import agent_settings
 from mbmeta.commands.train import build_parser
+from mbmeta.control.factory import make_family_planner
 from mbmeta.envs import get_family
-from mbmeta.planners import make_planner
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TRAIN_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("fit_"))
@@ -19,14 +20,15 @@ def test_train_config_composes_with_method(config, method):
     cfg = build_parser().parse_args(["--config", str(config), "--config", str(method)])
     assert cfg.model.adaptation == method.stem
     family = get_family(cfg.loop.family)
+    agent = agent_settings(cfg)
+    assert agent.context_length == cfg.data.context_length  # the one K, as mbmeta train requires
     env = family.make_env()
     try:
-        planner = make_planner(
-            cfg.agent.planner, low=env.action_space.low, high=env.action_space.high, **cfg.agent.planner_options
-        )
+        planner = make_family_planner(family, agent)
     finally:
         env.close()
     assert planner.action_dim == env.action_space.shape[0]
+    assert (planner.low.numpy() == env.action_space.low).all() and (planner.high.numpy() == env.action_space.high).all()
 
 
 def test_unknown_config_key_is_an_error(tmp_path, capsys):

@@ -31,7 +31,13 @@ TINY = [
     "--data.pad_context", "true",
     "--data.context_source", "episode",  # the default, "preceding", is what quickstart's test runs
 ]  # fmt: skip
-TINY_AGENT = ["--agent.planner_options", '{"population": 16, "elites": 4, "iterations": 2}', "--agent.horizon", "5"]
+TINY_AGENT = [
+    "--agent.planner", "cem",
+    "--agent.planner.population", "16",
+    "--agent.planner.elites", "4",
+    "--agent.planner.iterations", "2",
+    "--agent.horizon", "5",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,7 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["family"] == "pendulum" and results["split"] == "test"
-    assert results["agent"]["horizon"] == 5 and results["agent"]["planner_options"]["population"] == 16
+    assert results["agent"]["horizon"] == 5 and results["agent"]["planner"]["init_args"]["population"] == 16
     stats = results["plan_stats"]["context"]
     assert stats["plan/sequences_per_env_step"] == 16 * 2  # CEM population × iterations, as trained
     assert stats["plan/ms_per_call"] > 0 and stats["plan/fallback_fraction"] == 0.0

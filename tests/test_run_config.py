@@ -7,16 +7,22 @@ import json
 import pytest
 
 from mbmeta.commands import evaluate, transfer
+from mbmeta.commands.agent_arguments import agent_settings
 from mbmeta.commands.run_config import parse_with_run_defaults, run_config, run_segment_settings
+from mbmeta.control.settings import AgentSettings
+from mbmeta.planners.settings import cem, icem, mppi
 
-RUN_AGENT = {"planner": "icem", "planner_options": {"population": 33, "elites": 3}, "horizon": 7, "context_size": 4}
+# The agent group as a run recorded it before typed planner settings, and the same settings in today's form.
+OLD_AGENT = {"planner": "icem", "planner_options": {"population": 33, "elites": 3}, "horizon": 7, "context_size": 4}
+RUN_AGENT = AgentSettings(planner=icem(population=33, elites=3), horizon=7, context_length=4)
 
 
-@pytest.fixture
-def run_dir(tmp_path):
+@pytest.fixture(params=["old_record", "new_record"])
+def run_dir(tmp_path, request):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    config = {"loop": {"family": "cartpole"}, "agent": {**RUN_AGENT, "retired_setting": 1}}
+    agent = OLD_AGENT if request.param == "old_record" else RUN_AGENT.as_config()
+    config = {"loop": {"family": "cartpole"}, "agent": {**agent, "retired_setting": 1}}
     (run / "config.json").write_text(json.dumps(config))
     return run
 
@@ -25,36 +31,60 @@ def run_dir(tmp_path):
 def test_agent_defaults_come_from_the_run_config(run_dir, ckpt):
     cfg, source = parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(run_dir / ckpt)])
     assert source == run_dir / "config.json"
-    assert {k: getattr(cfg.agent, k) for k in RUN_AGENT} == RUN_AGENT  # unknown saved keys are dropped
+    assert agent_settings(cfg) == RUN_AGENT  # an old record in today's form; unknown saved keys are dropped
     assert evaluate.family_of_checkpoint(str(run_dir / ckpt)) == "cartpole"
 
 
 def test_flags_override_the_run_config(run_dir):
     argv = ["--ckpt", str(run_dir / "model.ckpt"), "--agent.horizon", "12", "--agent.planner", "mppi"]
     cfg, _ = parse_with_run_defaults(transfer.build_parser(), [*argv, "--task", '{"force": 10.0}'])
-    assert (cfg.agent.horizon, cfg.agent.planner, cfg.agent.context_size) == (12, "mppi", 4)
+    agent = agent_settings(cfg)
+    assert (agent.horizon, agent.context_length) == (12, 4)
+    assert agent.planner == mppi()  # another planner than the run's: its own defaults, not the run's population
+
+
+def test_a_planner_option_overrides_the_run_config_and_keeps_its_other_options(run_dir):
+    cfg, _ = parse_with_run_defaults(
+        evaluate.build_parser(), ["--ckpt", str(run_dir / "model.ckpt"), "--agent.planner.elites", "5"]
+    )
+    assert agent_settings(cfg).planner == icem(population=33, elites=5)
 
 
 def test_a_train_config_is_accepted_and_overrides_the_run_config(run_dir):
     argv = ["--ckpt", str(run_dir / "model.ckpt"), "--config", "configs/pendulum.yaml"]
     cfg, _ = parse_with_run_defaults(evaluate.build_parser(), argv)
     assert cfg.family == "pendulum"  # from the config's loop.family
-    assert cfg.agent.planner == "cem" and cfg.agent.horizon == 20  # configs/pendulum.yaml's agent group
+    agent = agent_settings(cfg)  # configs/pendulum.yaml's agent group
+    assert agent.planner == cem(population=100, elites=10, iterations=3, alpha=0.1) and agent.horizon == 20
 
 
 def test_without_a_run_config_the_defaults_stand(tmp_path):
     cfg, source = parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(tmp_path / "fit.ckpt")])
-    assert source is None and cfg.agent.planner == "cem" and cfg.family is None
+    assert source is None and agent_settings(cfg) == AgentSettings() and cfg.family is None
 
 
 def test_checkpoints_of_runs_with_other_settings_warn(run_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"agent": {**RUN_AGENT, "horizon": 30}}))
+    (other / "config.json").write_text(json.dumps({"agent": {**OLD_AGENT, "horizon": 30}}))
     argv = ["--ckpt", str(run_dir / "model.ckpt"), str(other / "model.ckpt")]
     with pytest.warns(UserWarning, match="other agent settings"):
         cfg, _ = parse_with_run_defaults(evaluate.build_parser(), argv)
     assert cfg.agent.horizon == 7  # the first run's settings, for every checkpoint
+
+
+def test_old_and_new_records_of_the_same_settings_do_not_warn(run_dir, tmp_path, recwarn):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"agent": OLD_AGENT}))
+    parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(run_dir / "model.ckpt"), str(other / "model.ckpt")])
+    assert not [w for w in recwarn if "other agent settings" in str(w.message)]
+
+
+def test_unreadable_recorded_agent_settings_name_the_file(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"agent": {"planner": "cem", "planner_options": {"popsize": 3}}}))
+    with pytest.raises(ValueError, match=r"config\.json.*agent settings cannot be read.*popsize"):
+        parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(tmp_path / "model.ckpt")])
 
 
 def test_corrupt_run_config_names_the_file(run_dir):

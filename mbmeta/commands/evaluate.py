@@ -12,22 +12,22 @@ override them.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 
 from mbmeta.commands import configure_threads
+from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults, run_config
 from mbmeta.control.settings import AgentSettings
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> CommandParser:
     """Arguments of ``mbmeta evaluate``."""
-    parser = ArgumentParser(
+    parser = CommandParser(
         prog="mbmeta evaluate",
         description="Evaluate trained models with the MPC agent on held-out (test-split) tasks: closed-loop returns, "
         "multi-step prediction error and videos, written as JSON, CSV, PNG and GIF.",
@@ -50,7 +50,7 @@ def build_parser() -> ArgumentParser:
         help="film one episode (GIF) on each of the first N tasks; default: every task; 0: no videos",
     )
     parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
-    parser.add_class_arguments(AgentSettings, "agent")
+    parser.add_agent_arguments()
     add_train_config_groups(parser)
     return parser
 
@@ -78,7 +78,7 @@ def describe_agent(agent: AgentSettings, source: Path | None) -> str:
     """One line: the planner the agent uses and where its settings came from."""
     origin = f"{source}, then --config / --agent.*" if source is not None else "defaults, --config and --agent.*"
     return (
-        f"agent: {agent.planner} {agent.planner_options}, H={agent.horizon}, K={agent.context_size}, "
+        f"agent: {agent.planner}, H={agent.horizon}, K={agent.context_length}, "
         f"{agent.propagation} (P={agent.particles}), {agent.precision}; settings from {origin}"
     )
 
@@ -131,7 +131,7 @@ def run(argv: list[str]) -> int:
     if cfg.labels is not None and len(cfg.labels) != len(cfg.ckpt):
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt[0]))
-    agent = AgentSettings(**vars(cfg.agent))
+    agent = agent_settings(cfg)
     tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def run(argv: list[str]) -> int:
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
     console.print(describe_agent(agent, agent_source))
     # every task needs one episode long enough for a K + H error segment (episodes can end early: juggler)
-    min_length = agent.context_size + cfg.error_horizon
+    min_length = agent.context_length + cfg.error_horizon
     data = test_data(family, tasks, seed=cfg.seed + 7919, min_length=min_length)
     records, curves, task_curves, plan_stats = [], {}, {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
@@ -158,7 +158,7 @@ def run(argv: list[str]) -> int:
         )
         records += evaluation.records
         plan_stats[label] = evaluation.plan_stats
-        segment = {"context_length": agent.context_size, "horizon": cfg.error_horizon, "seed": cfg.seed}
+        segment = {"context_length": agent.context_length, "horizon": cfg.error_horizon, "seed": cfg.seed}
         try:
             curves[label] = prediction_error(module, data, **segment)
         except ValueError as err:  # episodes too short for K + H steps: report returns without the error curves
@@ -167,7 +167,7 @@ def run(argv: list[str]) -> int:
             task_curves[label] = prediction_error_by_task(module, data, **segment)
         for task_id, task in enumerate(tasks if cfg.video_tasks is None else tasks[: cfg.video_tasks]):
             record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
-    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": asdict(agent)}
+    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": agent.as_config()}
     extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
     write_results(records, out, extra={**extra, **settings})
     plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")

@@ -4,26 +4,32 @@ For each method (``none``: plain ensemble; ``context``: learned context encoder;
 parameters) it runs the model-based loop on the family's train split (random episodes, then fitting and MPC
 collection, see ``mbmeta train``), then evaluates all of them with the same planner, tasks and seeds on the
 held-out test split (masses and lengths outside the training range) and prints mean ± std returns. Everything runs
-on CPU, offline; W&B runs are written under the output directory.
+on CPU, offline; W&B runs are written under the output directory. The budget is a ``mbmeta train`` config shipped
+with the package (:data:`BUDGET`, ``mbmeta/configs/quickstart.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from importlib.resources import files
 from pathlib import Path
 
+from jsonargparse import Namespace
 from rich.console import Console
 
 from mbmeta.commands import configure_threads
-from mbmeta.control.settings import AgentSettings
 from mbmeta.runs.settings import LoopSettings
 
-# The budget: chosen to finish in a few minutes on 2 CPU cores while leaving each method a working model.
-LOOP = {"iterations": 2, "initial_episodes": 16, "episodes_per_iteration": 8, "num_envs": 8, "epochs_per_iteration": 8}
-MODEL = {"ensemble_size": 3, "hidden_sizes": (64, 64, 64), "learn_reward": False, "latent_dim": 8}
-DATA = {"context_length": 10, "target_length": 5, "batch_size": 128, "samples_per_epoch": 8192, "pad_context": True}
-AGENT = {"planner": "cem", "planner_options": {"population": 100, "elites": 10, "iterations": 3}, "horizon": 15}
+BUDGET = files("mbmeta") / "configs" / "quickstart.yaml"
+"""The budget: loop, model, data, agent and trainer groups of a ``mbmeta train`` config."""
+
+
+def load_budget(path: str | Path | None = None) -> Namespace:
+    """The budget config (default :data:`BUDGET`), parsed and checked as ``mbmeta train`` parses its configs."""
+    from mbmeta.commands.train import build_parser
+
+    return build_parser().parse_args(["--config", str(path if path is not None else BUDGET)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of everything")
     parser.add_argument("--tasks", type=int, default=8, help="test tasks to evaluate on (of the 16 in the grid)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="the budget: a `mbmeta train` config (its loop.family, loop.run_dir, loop.seed and model.adaptation "
+        "are quickstart's own); default: the one shipped with mbmeta (mbmeta/configs/quickstart.yaml)",
+    )
     return parser
 
 
@@ -46,6 +58,7 @@ def run(argv: list[str]) -> int:
     """Train, evaluate, print; returns the exit code."""
     from pytorch_lightning.loggers import WandbLogger
 
+    from mbmeta.commands.agent_arguments import agent_settings
     from mbmeta.commands.evaluate import print_summary
     from mbmeta.envs import get_family
     from mbmeta.evaluation.episodes import evaluate_returns, evaluation_tasks
@@ -55,24 +68,25 @@ def run(argv: list[str]) -> int:
     from mbmeta.training.checkpoint import load_module
 
     args = build_parser().parse_args(argv)
+    budget = load_budget(args.config)
     configure_threads()
     console = Console()
     out = Path(args.out)
     family = get_family("pendulum")
-    agent = AgentSettings(**AGENT)
+    agent = agent_settings(budget)
     start = time.perf_counter()
     checkpoints = {}
     for method in args.methods:
         console.rule(f"[bold]training: {method}")
         run_dir = out / method
         logger = WandbLogger(project="mbmeta-quickstart", name=method, save_dir=str(out), group=out.name)
-        loop = LoopSettings(family=family.name, run_dir=str(run_dir), seed=args.seed, **LOOP)
+        loop = LoopSettings(**{**vars(budget.loop), "family": family.name, "run_dir": str(run_dir), "seed": args.seed})
         checkpoints[method] = run_training(
             loop,
-            model={**MODEL, "adaptation": method},
-            data=DATA,
+            model={**vars(budget.model), "adaptation": method},
+            data=dict(vars(budget.data)),
             agent=agent,
-            trainer={"enable_progress_bar": False},
+            trainer=dict(budget.trainer),
             logger=logger,
             log=console.print,
         )
@@ -84,7 +98,7 @@ def run(argv: list[str]) -> int:
     for method, ckpt in checkpoints.items():
         module = load_module(ckpt)
         records += evaluate_returns(module, family, tasks, method=method, agent=agent, num_envs=8, seed=args.seed)
-        curves[method] = prediction_error(module, data, context_length=agent.context_size, seed=args.seed)
+        curves[method] = prediction_error(module, data, context_length=agent.context_length, seed=args.seed)
     write_results(records, out / "results", extra={"prediction_error": curves, "family": family.name})
     plot_prediction_error(curves, out / "results" / "prediction_error.png", title="pendulum: test tasks")
     print_summary(records, console, title="Pendulum, held-out test tasks: episode return (mean ± std)")

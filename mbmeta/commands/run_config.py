@@ -6,7 +6,8 @@ run's ``config.json``) unless a ``--config`` file or ``--agent.*`` flag says oth
 describe training and are ignored).
 
 Precedence, lowest first: :class:`AgentSettings` defaults < the run's ``config.json`` < ``--config`` files <
-command-line flags.
+command-line flags. A run recorded by an older mbmeta (``planner`` + ``planner_options``, ``context_size``) is read
+in today's form (:func:`~mbmeta.control.settings.upgrade_agent_config`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, Namespace
 
-from mbmeta.control.settings import AgentSettings
+from mbmeta.control.settings import AgentSettings, upgrade_agent_config
 from mbmeta.runs.run_dir import CHECKPOINT_DIR, CONFIG_FILE
 
 TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
@@ -85,12 +86,20 @@ def run_segment_settings(ckpt: str | Path) -> dict[str, Any]:
 
 
 def run_agent_settings(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """The ``agent`` group a checkpoint's run was trained with (known fields only), or None."""
+    """The ``agent`` group a checkpoint's run was trained with, in today's form (known fields only), or None.
+
+    Raises:
+        ValueError: the recorded agent settings name an unknown planner or planner option (names the file).
+    """
     found = run_config(ckpt)
     if found is None or not isinstance(found[1].get("agent"), dict):
         return None
     path, config = found
-    return path, {k: v for k, v in config["agent"].items() if k in AGENT_FIELDS}
+    try:
+        agent = upgrade_agent_config(config["agent"])
+    except ValueError as err:
+        raise ValueError(f"run config {str(path)!r}: its agent settings cannot be read ({err})") from err
+    return path, {k: v for k, v in agent.items() if k in AGENT_FIELDS}
 
 
 def parse_with_run_defaults(
@@ -99,7 +108,8 @@ def parse_with_run_defaults(
     """Parse ``argv`` with the agent settings of the first checkpoint's run as the defaults of ``--agent.*``.
 
     Args:
-        parser: the command's parser, with an ``agent`` group of :class:`AgentSettings` and a ``family`` argument.
+        parser: the command's parser (a :class:`~mbmeta.commands.agent_arguments.CommandParser`, so that a planner
+            other than the run's gets its own defaults), with an ``agent`` group and a ``family`` argument.
         argv: the command line.
         ckpts: checkpoint path(s); default: the parsed ``ckpt`` argument.
 
@@ -119,7 +129,7 @@ def parse_with_run_defaults(
     source, agent = found
     for other in ckpts[1:]:
         theirs = run_agent_settings(other)
-        if theirs is not None and theirs[1] != agent:
+        if theirs is not None and AgentSettings.from_config(theirs[1]) != AgentSettings.from_config(agent):
             warnings.warn(
                 f"{theirs[0]} was trained with other agent settings than {source}; every checkpoint is evaluated "
                 "with the first run's (override with --agent.*)",

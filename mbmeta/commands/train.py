@@ -2,9 +2,11 @@
 
 Configured by YAML files and command-line overrides (jsonargparse), e.g.::
 
-    mbmeta train --config configs/pendulum.yaml --loop.run_dir runs/pendulum-context --model.adaptation context
+    mbmeta train --config configs/pendulum.yaml --loop.run_dir runs/pendulum-context --model.adaptation context \
+        --agent.planner icem --agent.planner.population 300
 
-Running the same command again resumes the run in ``loop.run_dir``.
+Running the same command again resumes the run in ``loop.run_dir``. K is ``data.context_length`` (what the model
+is trained on) and ``agent.context_length`` (what the agent adapts on): they must be equal.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import os
 import sys
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 
 from mbmeta.commands import configure_threads
-from mbmeta.control.settings import AgentSettings
+from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
@@ -27,9 +29,9 @@ SIZES = {"obs_dim", "action_dim", "task_dim"}  # read from the data, never confi
 SEEDS = {"seed"}
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> CommandParser:
     """Arguments of ``mbmeta train``: loop, model, data, agent and trainer groups."""
-    parser = ArgumentParser(
+    parser = CommandParser(
         prog="mbmeta train",
         description="Collect across training tasks, meta-train the dynamics model, collect with the adapting MPC "
         "agent, repeat. Re-running the same command resumes the run.",
@@ -39,7 +41,7 @@ def build_parser() -> ArgumentParser:
     parser.add_class_arguments(LoopSettings, "loop")
     parser.add_class_arguments(MetaDynamicsModule, "model", skip=SIZES | SEEDS)
     parser.add_class_arguments(MetaDataModule, "data", skip={"buffer_path"} | SEEDS)
-    parser.add_class_arguments(AgentSettings, "agent")
+    parser.add_agent_arguments()
     parser.add_argument(
         "--trainer",
         type=dict[str, Any],
@@ -72,7 +74,7 @@ def run(argv: list[str]) -> int:
             LoopSettings(**vars(cfg.loop)),
             model=dict(vars(cfg.model)),
             data=dict(vars(cfg.data)),
-            agent=AgentSettings(**vars(cfg.agent)),
+            agent=agent_settings(cfg),
             trainer=dict(cfg.trainer),
             env_kwargs=dict(cfg.env_kwargs),
             log=_log,

@@ -12,27 +12,27 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 
 from mbmeta.commands import configure_threads
+from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.commands.run_config import (
     SEGMENT_FIELDS,
     add_train_config_groups,
     parse_with_run_defaults,
     run_segment_settings,
 )
-from mbmeta.control.settings import AgentSettings
 from mbmeta.models.dynamics import FinetuneMode
 
 # The `--trainer` keys transfer honours: where fine-tuning and from-scratch training run.
 DEVICE_FIELDS = ("accelerator", "devices", "precision")
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> CommandParser:
     """Arguments of ``mbmeta transfer``."""
-    parser = ArgumentParser(
+    parser = CommandParser(
         prog="mbmeta transfer",
         description="Fine-tune a meta-trained model on 1/5/20 episodes of a new task and compare zero-shot, "
         "fine-tuned and from-scratch models by closed-loop return on that task.",
@@ -50,7 +50,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--eval_episodes", type=int, default=3, help="evaluation episodes per model")
     parser.add_argument("--seed", type=int, default=0, help="seeds data, training and evaluation")
     parser.add_argument("--out", type=str, default="results/transfer", help="output directory")
-    parser.add_class_arguments(AgentSettings, "agent")
+    parser.add_agent_arguments()
     add_train_config_groups(
         parser,
         {
@@ -73,7 +73,7 @@ def run(argv: list[str]) -> int:
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt))
     task = family.validate(cfg.task)
     console = Console()
-    agent = AgentSettings(**vars(cfg.agent))
+    agent = agent_settings(cfg)
     console.print(describe_agent(agent, agent_source))
     # Fine-tune on the segments the model was trained on: the run's context/target lengths and padding, unless a
     # `mbmeta train` config given with --config says otherwise. Sampling sizes stay transfer's own (few data).
@@ -109,7 +109,7 @@ def run(argv: list[str]) -> int:
         "family": family.name,
         "task": task.as_dict(),
         "mode": cfg.mode,
-        "agent": asdict(agent),
+        "agent": agent.as_config(),
         "data": data,
         "rows": [asdict(r) for r in rows],
     }

@@ -56,7 +56,7 @@ class MPCAgent:
             None uses the model's learned reward.
         termination_fn: ``(obs, action, next_obs) -> [*S]`` bool, masks rewards after a predicted termination.
         horizon: H, the planning horizon.
-        context_size: K, the number of recent transitions per environment the model adapts on.
+        context_length: K, the number of recent transitions per environment the model adapts on.
         propagation: how particles use the ensemble: ``"expectation"``, ``"ts1"`` or ``"tsinf"``.
         particles: P per candidate (1 for ``"expectation"``; divisible by E for ``"tsinf"``).
         discount: per-step discount of planned rewards, in (0, 1].
@@ -66,6 +66,7 @@ class MPCAgent:
         precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast while planning (several
             times faster on CPUs with AVX512-BF16/AMX and on GPUs; states and returns stay float32; see
             ``docs/performance.md`` for speed and closed-loop return).
+        context_size: deprecated alias of ``context_length``.
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class MPCAgent:
         termination_fn: TerminationFn | None = None,
         *,
         horizon: int = 30,
-        context_size: int = 10,
+        context_length: int = 10,
         propagation: Propagation = "expectation",
         particles: int = 1,
         discount: float = 1.0,
@@ -84,11 +85,15 @@ class MPCAgent:
         seed: int = 0,
         device: torch.device | str | None = None,
         precision: Precision = "fp32",
+        context_size: int | None = None,
     ) -> None:
+        if context_size is not None:
+            warnings.warn("MPCAgent(context_size=...) is deprecated; use context_length", DeprecationWarning, 2)
+            context_length = context_size
         if horizon < 1:
             raise ValueError(f"horizon must be > 0, got {horizon}")
-        if context_size < 1:
-            raise ValueError(f"context_size must be > 0, got {context_size}")
+        if context_length < 1:
+            raise ValueError(f"context_length must be > 0, got {context_length}")
         if propagation not in PROPAGATIONS:
             raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
         if precision not in PRECISIONS:
@@ -100,7 +105,8 @@ class MPCAgent:
         self.reward_fn = reward_fn
         self.termination_fn = termination_fn
         self.horizon = int(horizon)
-        self.context_size = int(context_size)
+        self.context_length = int(context_length)
+        self.context_size = self.context_length  # the old name, still read by code written before the rename
         self.objective_settings = dict(
             propagation=propagation,
             particles=int(particles),

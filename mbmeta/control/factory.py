@@ -13,21 +13,21 @@ from mbmeta.control.collection import RandomPolicy
 from mbmeta.control.exploration import NoisyControllerPolicy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
-from mbmeta.planners import Planner, make_planner
+from mbmeta.planners import Planner
 from mbmeta.types import MetaDynamics
 
 
 def make_family_planner(family: TaskFamily, settings: AgentSettings) -> Planner:
-    """The planner of ``settings`` within the family's action bounds.
+    """The planner of ``settings`` within the family's action bounds (never bounds from the config).
 
     Raises:
-        ValueError: unknown planner or bad planner options (names the setting).
+        ValueError: the planner refuses its settings or the family's bounds (names the planner).
     """
     space = family.action_space
     try:
-        return make_planner(settings.planner, low=space.low, high=space.high, **settings.planner_options)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"agent.planner {settings.planner!r} with options {settings.planner_options}: {err}") from err
+        return settings.planner.build(low=space.low, high=space.high)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"agent.planner {settings.planner}: {err}") from err
 
 
 def make_agent(
@@ -45,7 +45,7 @@ def make_agent(
         reward_fn=family.reward if settings.exact_reward else None,
         termination_fn=family.terminated,
         horizon=settings.horizon,
-        context_size=settings.context_size,
+        context_length=settings.context_length,
         propagation=settings.propagation,
         particles=settings.particles,
         discount=settings.discount,

@@ -1,7 +1,8 @@
 """Batched sampling planners over action sequences: random shooting, CEM, iCEM and MPPI.
 
 Every planner optimises an objective ``actions [B, N, H, A] -> returns [B, N]`` inside box bounds, for B
-environments in one call; see :class:`~mbmeta.planners.base.Planner`.
+environments in one call; see :class:`~mbmeta.planners.base.Planner`. Their typed, bound-free settings (what a
+config names) are in :mod:`mbmeta.planners.settings`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from mbmeta.planners.icem import ICEMPlanner
 from mbmeta.planners.mppi import MPPIPlanner
 from mbmeta.planners.noise import coloured_noise
 from mbmeta.planners.random_shooting import RandomShootingPlanner
+from mbmeta.planners.settings import PLANNER_SETTINGS, PlannerSettings, planner_name, planner_settings
 
-PLANNERS: dict[str, type[Planner]] = {
-    "random_shooting": RandomShootingPlanner,
-    "cem": CEMPlanner,
-    "icem": ICEMPlanner,
-    "mppi": MPPIPlanner,
-}
+PLANNERS: dict[str, type[Planner]] = {name: cls.planner_class for name, cls in PLANNER_SETTINGS.items()}
 """Short name -> planner class."""
-
-_ALIASES = {"rs": "random_shooting", "randomshooting": "random_shooting"}
 
 
 def make_planner(name: str, **kwargs: Any) -> Planner:
@@ -36,23 +31,21 @@ def make_planner(name: str, **kwargs: Any) -> Planner:
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    by_class = {cls.__name__.lower(): short for short, cls in PLANNERS.items()}
-    key = by_class.get(key, key)
-    if key not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; valid names are {sorted(PLANNERS)} (or 'rs')")
-    return PLANNERS[key](**kwargs)
+    return PLANNERS[planner_name(name)](**kwargs)
 
 
 __all__ = [
     "INVALID_RETURN",
     "PLANNERS",
+    "PLANNER_SETTINGS",
     "CEMPlanner",
     "ICEMPlanner",
     "MPPIPlanner",
     "Planner",
+    "PlannerSettings",
     "RandomShootingPlanner",
     "coloured_noise",
     "make_planner",
+    "planner_name",
+    "planner_settings",
 ]

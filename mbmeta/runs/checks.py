@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.control.factory import make_family_planner
-from mbmeta.control.settings import AgentSettings
+from mbmeta.control.settings import AgentSettings, upgrade_agent_config
 from mbmeta.envs.family import TaskFamily
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule
@@ -55,7 +55,7 @@ def check_settings(
         )
     if not (isinstance(loop.initial_noise, int | float) and loop.initial_noise >= 0):
         raise ValueError(f"loop.initial_noise must be a number >= 0, got {loop.initial_noise!r}")
-    for name in ("horizon", "context_size", "particles"):
+    for name in ("horizon", "context_length", "particles"):
         _check_count("agent", name, getattr(agent, name), 1)
     if not 0.0 < agent.discount <= 1.0:
         raise ValueError(f"agent.discount must be in (0, 1], got {agent.discount!r}")
@@ -105,15 +105,36 @@ def check_trainer(trainer: dict[str, Any]) -> None:
         )
 
 
+def check_context_length(agent: AgentSettings, data: dict[str, Any]) -> None:
+    """Refuse an agent that adapts on another K than the model is trained with.
+
+    Raises:
+        ValueError: ``agent.context_length`` differs from ``data.context_length`` (both named, with their values).
+    """
+    trained = data.get("context_length")
+    if trained is not None and agent.context_length != trained:
+        raise ValueError(
+            f"agent.context_length {agent.context_length} differs from data.context_length {trained}: the agent must "
+            f"adapt on as many transitions (K) as the model is trained with; set both to the same value"
+        )
+
+
 def run_settings(
     loop: LoopSettings, model: dict, data: dict, agent: AgentSettings, env_kwargs: dict | None = None
 ) -> dict[str, Any]:
-    """All settings of a run, with defaults filled in (so the CLI's full config and an API call's overrides agree)."""
+    """All settings of a run, with defaults filled in (so the CLI's full config and an API call's overrides agree).
+
+    Raises:
+        ValueError: the agent's K differs from the data's (:func:`check_context_length`): this is the one place of
+            the loop's settings phase that sees both groups, before anything is collected.
+    """
+    data = {**_defaults(MetaDataModule.__init__, skip=("buffer_path",)), **data}
+    check_context_length(agent, data)
     return {
         "loop": dataclasses.asdict(loop),
         "model": {**_defaults(MetaDynamicsModule.__init__, skip=("obs_dim", "action_dim", "task_dim")), **model},
-        "data": {**_defaults(MetaDataModule.__init__, skip=("buffer_path",)), **data},
-        "agent": dataclasses.asdict(agent),
+        "data": data,
+        "agent": agent.as_config(),
         "env": dict(env_kwargs or {}),
     }
 
@@ -133,6 +154,14 @@ def check_same_config(path: Path, config: dict[str, Any]) -> None:
     new = json.loads(json.dumps(config))  # tuples -> lists, as recorded
     # A setting added in a later mbmeta version is absent from older records; at its default it changes nothing.
     defaults = json.loads(json.dumps(run_settings(LoopSettings(), {}, {}, AgentSettings())))
+    # Agent groups of every version in one form (old planner/planner_options/context_size, planner defaults filled
+    # in), each planner option its own entry, so that an old run resumes with the equivalent new settings.
+    try:
+        recorded["agent"] = _flat_agent(upgrade_agent_config(recorded.get("agent") or {}))
+    except ValueError as err:
+        raise ValueError(f"run config file {str(path)!r}: its agent settings cannot be read ({err})") from err
+    new["agent"] = _flat_agent(upgrade_agent_config(new.get("agent") or {}))
+    defaults["agent"] = _flat_agent(defaults["agent"])
     changed = []
     for group in sorted(set(recorded) | set(new)):
         old_group, new_group = recorded.get(group) or {}, new.get(group) or {}
@@ -149,6 +178,15 @@ def check_same_config(path: Path, config: dict[str, Any]) -> None:
             "settings (only loop.iterations, loop.vectorization and trainer options may change) or use a new "
             "loop.run_dir"
         )
+
+
+def _flat_agent(agent: dict[str, Any]) -> dict[str, Any]:
+    """An agent group with its planner spelled out: ``planner`` (the name) and ``planner.<option>`` entries."""
+    flat = {k: v for k, v in agent.items() if k != "planner"}
+    if isinstance(agent.get("planner"), dict):
+        flat["planner"] = agent["planner"]["class_path"]
+        flat.update({f"planner.{k}": v for k, v in agent["planner"].get("init_args", {}).items()})
+    return flat
 
 
 def _defaults(function: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ MODEL = {
     "latent_dim": 4,
 }
 DATA = {"context_length": 5, "target_length": 3, "batch_size": 32, "samples_per_epoch": 128, "val_samples": 32}
-AGENT = {"planner": "cem", "planner_options": {"population": 16, "elites": 4, "iterations": 1}, "horizon": 3}
+PLANNER = {"class_path": "cem", "init_args": {"population": 16, "elites": 4, "iterations": 1}}
+AGENT = {"planner": PLANNER, "horizon": 3, "context_length": DATA["context_length"]}
 ENV = {"max_episode_steps": EPISODE_STEPS}
 
 
@@ -38,7 +39,7 @@ def tiny_settings(run_dir: Path, **loop_overrides) -> dict:
         "loop": LoopSettings(run_dir=str(run_dir), **{**LOOP, **loop_overrides}),
         "model": dict(MODEL),
         "data": dict(DATA),
-        "agent": AgentSettings(**AGENT),
+        "agent": AgentSettings.from_config(AGENT),
         "trainer": {"enable_progress_bar": False},
         "logger": False,
         "log": lambda line: None,
@@ -56,8 +57,10 @@ def train_argv(run_dir: Path, **loop_overrides) -> list[str]:
         argv += [f"--model.{key}", json.dumps(value)]
     for key, value in DATA.items():
         argv += [f"--data.{key}", str(value)]
-    argv += ["--agent.planner", AGENT["planner"], "--agent.planner_options", json.dumps(AGENT["planner_options"])]
-    argv += ["--agent.horizon", str(AGENT["horizon"]), "--env_kwargs", json.dumps(ENV)]
+    argv += ["--agent.planner", PLANNER["class_path"]]
+    argv += [f"--agent.planner.{key}={value}" for key, value in PLANNER["init_args"].items()]
+    argv += ["--agent.horizon", str(AGENT["horizon"]), "--agent.context_length", str(AGENT["context_length"])]
+    argv += ["--env_kwargs", json.dumps(ENV)]
     argv += ["--trainer", json.dumps({"enable_progress_bar": False})]
     return argv
 

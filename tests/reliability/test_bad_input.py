@@ -18,7 +18,7 @@ from .conftest import AGENT, DATA, MODEL, tiny_settings
 
 def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
     s = tiny_settings(tmp_path / "run", **(loop or {}))
-    s["agent"] = AgentSettings(**{**AGENT, **(agent or {})})
+    s["agent"] = AgentSettings.from_config({**AGENT, **(agent or {})})
     s["model"].update(model or {})
     s["trainer"].update(trainer or {})
     return s
@@ -37,12 +37,10 @@ def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
         ("loop", {"num_envs": -2}, ValueError, r"loop\.num_envs must be an int >= 1, got -2"),
         ("loop", {"epochs_per_iteration": 0}, ValueError, r"loop\.epochs_per_iteration must be an int >= 1"),
         ("agent", {"horizon": 0}, ValueError, r"agent\.horizon must be an int >= 1, got 0"),
-        ("agent", {"context_size": -1}, ValueError, r"agent\.context_size must be an int >= 1"),
+        ("agent", {"context_length": -1}, ValueError, r"agent\.context_length must be an int >= 1"),
+        ("agent", {"context_length": 7}, ValueError, r"agent\.context_length 7 differs from data\.context_length 5"),
         ("agent", {"discount": 0.0}, ValueError, r"agent\.discount must be in \(0, 1\]"),
         ("agent", {"disagreement_penalty": -1.0}, ValueError, r"agent\.disagreement_penalty must be >= 0, got -1"),
-        ("agent", {"planner": "cme"}, ValueError, r"unknown planner 'cme'; valid names are \['cem', 'icem'"),
-        ("agent", {"planner_options": {"population": 0}}, ValueError, r"planner 'cem'.*population"),
-        ("agent", {"planner_options": {"popsize": 10}}, ValueError, r"planner 'cem'.*popsize"),
         ("model", {"adaptation": "magic"}, ValueError, r"model settings.*magic"),
         ("model", {"hidden_size": [8]}, ValueError, r"model settings.*hidden_size"),
         ("model", {"ensemble_size": 0}, ValueError, r"model settings.*ensemble_size"),
@@ -56,6 +54,20 @@ def test_bad_settings_fail_before_collecting(tmp_path, group, change, error, mes
     with pytest.raises(error, match=message):
         run_training(**settings)
     assert not (tmp_path / "run" / "buffer.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "planner, message",
+    [
+        ("cme", r"unknown planner 'cme'; valid names are \['cem', 'icem'"),
+        ({"class_path": "cem", "init_args": {"population": 0}}, r"planner 'cem': population must be > 0, got 0"),
+        ({"class_path": "cem", "init_args": {"popsize": 10}}, r"planner 'cem' has no option\(s\) \['popsize'\]"),
+    ],
+)
+def test_bad_planner_settings_fail_when_the_settings_are_made(planner, message):
+    # Earlier than the loop's checks: the settings cannot even be made, so nothing can be collected with them.
+    with pytest.raises(ValueError, match=message):
+        AgentSettings.from_config({**AGENT, "planner": planner})
 
 
 @pytest.mark.parametrize(
@@ -104,6 +116,9 @@ def test_too_short_episodes_for_the_segments_is_a_clear_error(tmp_path):
         (["--loop.no_such_option", "1"], "no_such_option"),
         (["--model.hidden_sizes", "wide"], "hidden_sizes"),
         (["--agent.horizon", "1.5"], "horizon"),
+        (["--agent.planner", "icem", "--agent.planner.popsize", "300"], "popsize"),
+        (["--agent.planner", "icem", "--agent.planner.population", "many"], "population"),
+        (["--agent.planner", "cme"], "cme"),
         (["--loop.vectorization", "threads"], "vectorization"),
         (["--model.seed", "1"], "model.seed"),  # loop.seed seeds everything
     ],

@@ -17,7 +17,7 @@ def test_loop_logs_collection_returns_and_planner_statistics(tmp_path):
         rows = [r for r in csv.DictReader(f) if r.get("plan/ms_per_call")]
     assert len(rows) == 1 and rows[0]["loop/iteration"] == "1"  # one row per MPC iteration
     row = {k: float(v) for k, v in rows[0].items() if v}
-    options = AGENT["planner_options"]
+    options = AGENT["planner"]["init_args"]
     assert row["plan/sequences_per_env_step"] == options["population"] * options["iterations"]
     assert row["plan/ms_per_call"] > 0 and row["plan/sequence_steps_per_s"] > 0
     assert row["plan/fallback_fraction"] == 0.0

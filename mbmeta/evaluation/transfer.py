@@ -88,7 +88,7 @@ def transfer_study(
     held_out = collect_episodes(
         RandomPolicy(space, seed=seed + 1), 2, family=family, tasks=[task], num_envs=2, seed=seed + 10_000
     ).buffer
-    context = agent.context_size
+    context = agent.context_length
 
     def row(name: str, model: MetaDynamicsModule, episodes: int) -> TransferRow:
         records: list[EpisodeRecord] = evaluate_returns(

@@ -14,7 +14,8 @@ from mbmeta.control.factory import make_family_planner
 from mbmeta.control.settings import AgentSettings, upgrade_agent_config
 from mbmeta.envs.family import TaskFamily
 from mbmeta.runs.settings import LoopSettings
-from mbmeta.training.datamodule import MetaDataModule
+from mbmeta.training.datamodule import MetaDataModule, check_data_settings
+from mbmeta.training.fitting import make_trainer
 from mbmeta.training.module import MetaDynamicsModule
 
 # Settings that may change when a run is resumed: they extend it or change where/how fast it runs, not its results.
@@ -35,11 +36,15 @@ def check_settings(
     trainer: dict[str, Any],
     family: TaskFamily,
     env_kwargs: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Fail fast, before any data is collected, on settings that would otherwise fail minutes or hours later.
 
+    Everything the run will build later is built or validated here (environment, planner, model and optimiser
+    settings, data module settings, the ``pl.Trainer``), so a bad value fails in seconds and nothing is committed.
+
     Raises:
-        ValueError: a budget <= 0, a bad planner, agent, model or trainer setting; the message names it.
+        ValueError: a budget <= 0, a bad planner, agent, model, data or trainer setting; the message names it.
     """
     for name in ("initial_episodes", "episodes_per_iteration", "num_envs", "epochs_per_iteration"):
         _check_count("loop", name, getattr(loop, name), 1)
@@ -68,7 +73,17 @@ def check_settings(
         MetaDynamicsModule(family.obs_dim, family.action_dim, len(family.parameter_names), **model)
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"model settings {model}: {err}") from err
+    data = {**_defaults(MetaDataModule.__init__, skip=("buffer_path",)), **(data or {})}
+    try:
+        check_data_settings(**data)
+    except TypeError as err:  # an unknown data setting
+        raise ValueError(f"data settings {data}: {err}") from err
+    check_context_length(agent, data)
     check_trainer(trainer)
+    try:  # builds (and discards) the trainer: unknown keys and devices the machine lacks fail now
+        make_trainer(max_epochs=1, **{**trainer, "enable_progress_bar": False})
+    except Exception as err:  # Lightning raises TypeError, ValueError or its MisconfigurationException
+        raise ValueError(f"trainer settings {trainer}: {type(err).__name__}: {err}") from err
 
 
 def check_trainer(trainer: dict[str, Any]) -> None:
@@ -122,14 +137,8 @@ def check_context_length(agent: AgentSettings, data: dict[str, Any]) -> None:
 def run_settings(
     loop: LoopSettings, model: dict, data: dict, agent: AgentSettings, env_kwargs: dict | None = None
 ) -> dict[str, Any]:
-    """All settings of a run, with defaults filled in (so the CLI's full config and an API call's overrides agree).
-
-    Raises:
-        ValueError: the agent's K differs from the data's (:func:`check_context_length`): this is the one place of
-            the loop's settings phase that sees both groups, before anything is collected.
-    """
+    """All settings of a run, with defaults filled in (so the CLI's full config and an API call's overrides agree)."""
     data = {**_defaults(MetaDataModule.__init__, skip=("buffer_path",)), **data}
-    check_context_length(agent, data)
     return {
         "loop": dataclasses.asdict(loop),
         "model": {**_defaults(MetaDynamicsModule.__init__, skip=("obs_dim", "action_dim", "task_dim")), **model},

@@ -73,7 +73,7 @@ def run_training(
     env_kwargs = dict(env_kwargs or {})
     agent = agent or AgentSettings()
     family = get_family(loop.family)
-    check_settings(loop, model, agent, trainer, family, env_kwargs)
+    check_settings(loop, model, agent, trainer, family, env_kwargs, data)
     config = run_settings(loop, model, data, agent, env_kwargs)
     collect = dict(family=family, num_envs=loop.num_envs, vectorization=loop.vectorization, env_kwargs=env_kwargs)
 

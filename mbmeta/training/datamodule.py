@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.data.segments import (
+    CONTEXT_SOURCES,
     ContextSource,
     SegmentIndex,
     SegmentSampler,
@@ -87,6 +88,49 @@ class _EpochBatchNumbers(Sampler[int]):
 def _unbatched(batch: MetaBatch) -> MetaBatch:
     """Collate function for a loader whose dataset already returns whole batches (module level: picklable)."""
     return batch
+
+
+def check_data_settings(
+    *,
+    context_length: int = 10,
+    target_length: int = 10,
+    batch_size: int = 256,
+    val_fraction: float = 0.1,
+    split_by: str = "episode",
+    samples_per_epoch: int = 25_600,
+    val_samples: int = 5_120,
+    num_workers: int = 0,
+    pad_context: bool = False,
+    min_context: int = 1,
+    context_source: str = "preceding",
+    seed: int = 0,
+) -> None:
+    """Validate :class:`MetaDataModule` settings without a buffer (what ``mbmeta train`` checks before collecting).
+
+    Raises:
+        ValueError: a value out of range, naming the setting.
+    """
+    for name, value in (
+        ("context_length", context_length),
+        ("target_length", target_length),
+        ("batch_size", batch_size),
+        ("samples_per_epoch", samples_per_epoch),
+        ("val_samples", val_samples),
+    ):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"MetaDataModule: {name} must be > 0 (an int), got {value!r}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"MetaDataModule: num_workers must be an int >= 0, got {num_workers!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"MetaDataModule: val_fraction must lie in [0, 1), got {val_fraction!r}")
+    if split_by not in ("episode", "task"):
+        raise ValueError(f"MetaDataModule: unknown split_by {split_by!r}; valid values are 'episode' and 'task'")
+    if context_source not in CONTEXT_SOURCES:
+        raise ValueError(f"MetaDataModule: context_source must be one of {CONTEXT_SOURCES}, got {context_source!r}")
+    if pad_context and not 0 <= min_context <= context_length:
+        raise ValueError(
+            f"MetaDataModule: min_context must lie in [0, context_length={context_length}], got {min_context}"
+        )
 
 
 class MetaDataModule(pl.LightningDataModule):
@@ -196,17 +240,19 @@ class MetaDataModule(pl.LightningDataModule):
         min_context: int,
         context_source: str,
     ) -> None:
-        for name, value in (
-            ("context_length", context_length),
-            ("target_length", target_length),
-            ("batch_size", batch_size),
-            ("samples_per_epoch", samples_per_epoch),
-            ("val_samples", val_samples),
-        ):
-            if int(value) <= 0:
-                raise ValueError(f"MetaDataModule: {name} must be > 0, got {value}")
-        if num_workers < 0:
-            raise ValueError(f"MetaDataModule: num_workers must be >= 0, got {num_workers}")
+        check_data_settings(
+            context_length=context_length,
+            target_length=target_length,
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            split_by=split_by,
+            samples_per_epoch=samples_per_epoch,
+            val_samples=val_samples,
+            num_workers=num_workers,
+            pad_context=pad_context,
+            min_context=min_context,
+            context_source=context_source,
+        )
         if pad_context and "context_mask" not in MetaBatch._fields:
             # Without a mask the zero-padded slots would look like real transitions to the model.
             raise ValueError("MetaDataModule: pad_context=True needs MetaBatch.context_mask, which this version lacks")

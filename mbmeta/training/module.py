@@ -99,6 +99,10 @@ class MetaDynamicsModule(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if not (isinstance(lr, int | float) and lr > 0):
+            raise ValueError(f"MetaDynamicsModule: lr must be a number > 0, got {lr!r}")
+        if not (isinstance(weight_decay, int | float) and weight_decay >= 0):
+            raise ValueError(f"MetaDynamicsModule: weight_decay must be a number >= 0, got {weight_decay!r}")
         self.save_hyperparameters()
         self.model = MetaDynamicsModel(
             obs_dim,

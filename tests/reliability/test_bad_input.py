@@ -16,11 +16,12 @@ from mbmeta.training.fitting import fit_model
 from .conftest import AGENT, DATA, MODEL, tiny_settings
 
 
-def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
+def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None, data=None):
     s = tiny_settings(tmp_path / "run", **(loop or {}))
     s["agent"] = AgentSettings.from_config({**AGENT, **(agent or {})})
     s["model"].update(model or {})
     s["trainer"].update(trainer or {})
+    s["data"].update(data or {})
     return s
 
 
@@ -47,13 +48,22 @@ def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None):
         ("trainer", {"max_epochs": 3}, ValueError, r"trainer options \['max_epochs'\] are set by the loop"),
         ("trainer", {"strategy": "ddp", "devices": 2}, ValueError, r"strategy 'ddp'.*ddp_spawn"),
         ("trainer", {"devices": 2}, ValueError, r"strategy 'auto' on devices=2.*repeat data collection"),
+        ("trainer", {"gradient_clip_valu": 1.0}, ValueError, r"trainer settings.*gradient_clip_valu"),
+        ("trainer", {"accelerator": "gpu"}, ValueError, r"trainer settings.*'accelerator': 'gpu'"),
+        ("model", {"lr": -0.001}, ValueError, r"model settings.*lr must be a number > 0, got -0\.001"),
+        ("model", {"weight_decay": -1.0}, ValueError, r"model settings.*weight_decay must be a number >= 0"),
+        ("data", {"batch_size": 0}, ValueError, r"batch_size must be > 0 \(an int\), got 0"),
+        ("data", {"context_length": 0}, ValueError, r"context_length must be > 0 \(an int\), got 0"),
+        ("data", {"val_fraction": 1.0}, ValueError, r"val_fraction must lie in \[0, 1\), got 1\.0"),
+        ("data", {"context_sourse": "episode"}, ValueError, r"data settings.*context_sourse"),
     ],
 )
 def test_bad_settings_fail_before_collecting(tmp_path, group, change, error, message):
     settings = _settings(tmp_path, **{group: change})
     with pytest.raises(error, match=message):
         run_training(**settings)
-    assert not (tmp_path / "run" / "buffer.npz").exists()
+    # Nothing committed: the corrected command starts afresh instead of being refused as "different settings".
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
 
 
 @pytest.mark.parametrize(

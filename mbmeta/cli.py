@@ -6,6 +6,7 @@ hand its arguments to ``LightningCLI`` untouched). Only subcommands that are bui
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib
 import logging
 import os
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit code.
     """
     # Offscreen rendering and offline W&B unless the user chose otherwise (no display, account or network needed).
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("EGL"):
+        os.environ["MUJOCO_GL"] = "egl"  # without EGL, leave MuJoCo's choice: only rendering needs a backend
     os.environ.setdefault("WANDB_MODE", "offline")
     quiet_lightning_tips()
     args = list(sys.argv[1:] if argv is None else argv)

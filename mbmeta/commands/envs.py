@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from mbmeta.commands import one_line_errors
 from mbmeta.envs import families
 from mbmeta.envs.family import task_table_rows
 
@@ -35,6 +36,7 @@ def _rows() -> list[tuple[str, str, str, str, str]]:
     return task_table_rows(families())
 
 
+@one_line_errors("envs")
 def run(argv: list[str]) -> int:
     """Print the table; returns the exit code."""
     args = build_parser().parse_args(argv)

@@ -19,7 +19,7 @@ from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 
-from mbmeta.commands import configure_threads
+from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults, run_config
 from mbmeta.control.settings import AgentSettings
@@ -56,7 +56,14 @@ def build_parser() -> CommandParser:
 
 
 def family_of_checkpoint(ckpt: str) -> str:
-    """The family a checkpoint was trained on: from its run's ``config.json``, else from the buffer beside it."""
+    """The family a checkpoint was trained on: from its run's ``config.json``, else from the buffer beside it.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``ckpt``.
+        ValueError: the family cannot be told (pass ``--family``).
+    """
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt!r} does not exist")
     from mbmeta.data.buffer import EpisodeBuffer
 
     found = run_config(ckpt)
@@ -117,6 +124,7 @@ def print_summary(records, console: Console | None = None, title: str = "episode
         console.print(table)
 
 
+@one_line_errors("evaluate")
 def run(argv: list[str]) -> int:
     """Parse ``argv``, evaluate, write and print the results; returns the exit code."""
     from mbmeta.envs import get_family

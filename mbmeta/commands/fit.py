@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from mbmeta.commands import one_line_errors
+from mbmeta.models.checkpoint import load_checkpoint
 from mbmeta.training.callbacks import DivergenceCallback
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.fitting import TRAINER_DEFAULTS
@@ -53,10 +56,14 @@ def trainer_defaults(root_dir: str) -> dict:
     }
 
 
+@one_line_errors("fit")
 def run(argv: list[str]) -> int:
     """Run LightningCLI's ``fit`` with ``argv``; returns the exit code."""
     # Lightning's DDP relaunches this command once per extra device, possibly a second later: the environment
     # variable (inherited by the relaunched processes) keeps every rank in the directory rank 0 chose.
+    resume_from = _given_value(argv, "--ckpt_path")
+    if resume_from is not None and Path(resume_from).suffix == ".ckpt":  # not "last"/"best": a file to read safely
+        load_checkpoint(resume_from)  # a missing, damaged or unsafe file fails here in one line, naming it
     root_dir = _given_root_dir(argv) or os.environ.setdefault(
         "MBMETA_FIT_ROOT_DIR", f"runs/fit/{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -72,9 +79,14 @@ def run(argv: list[str]) -> int:
 
 def _given_root_dir(argv: list[str]) -> str | None:
     """The ``--trainer.default_root_dir`` of the command line, so logs and checkpoints go there too."""
+    return _given_value(argv, "--trainer.default_root_dir")
+
+
+def _given_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` on the command line (``--flag value`` or ``--flag=value``), or None."""
     for i, arg in enumerate(argv):
-        if arg == "--trainer.default_root_dir" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--trainer.default_root_dir="):
+        if arg.startswith(f"{flag}="):
             return arg.split("=", 1)[1]
     return None

@@ -18,7 +18,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 from rich.console import Console
 
-from mbmeta.commands import configure_threads
+from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.runs.settings import LoopSettings
 
 BUDGET = files("mbmeta") / "configs" / "quickstart.yaml"
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("quickstart")
 def run(argv: list[str]) -> int:
     """Train, evaluate, print; returns the exit code."""
     from pytorch_lightning.loggers import WandbLogger

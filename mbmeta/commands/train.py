@@ -11,13 +11,11 @@ is trained on) and ``agent.context_length`` (what the agent adapts on): they mus
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 from jsonargparse import ActionConfigFile
 
-from mbmeta.commands import configure_threads
+from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule
@@ -58,42 +56,23 @@ def build_parser() -> CommandParser:
     return parser
 
 
+@one_line_errors("train")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the loop; returns the exit code (1 with a one-line message for a known error)."""
-    from mbmeta.data.buffer import BufferFormatError
     from mbmeta.runs.loop import run_training
-    from mbmeta.runs.run_dir import RunInUseError
-    from mbmeta.training.callbacks import DivergenceError
-    from mbmeta.training.checkpoint import CheckpointError
 
     parser = build_parser()
     cfg = parser.parse_args(argv)
     configure_threads()
-    try:
-        ckpt = run_training(
-            LoopSettings(**vars(cfg.loop)),
-            model=dict(vars(cfg.model)),
-            data=dict(vars(cfg.data)),
-            agent=agent_settings(cfg),
-            trainer=dict(cfg.trainer),
-            env_kwargs=dict(cfg.env_kwargs),
-            log=_log,
-        )
-    except (
-        ValueError,
-        KeyError,
-        FileNotFoundError,
-        BufferFormatError,
-        CheckpointError,
-        DivergenceError,
-        RunInUseError,
-    ) as err:
-        # Errors a user can fix (settings, damaged files, divergence): the message, not a traceback.
-        if os.environ.get("MBMETA_TRACEBACK"):
-            raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"mbmeta train: error: {message}", file=sys.stderr, flush=True)
-        return 1
+    ckpt = run_training(
+        LoopSettings(**vars(cfg.loop)),
+        model=dict(vars(cfg.model)),
+        data=dict(vars(cfg.data)),
+        agent=agent_settings(cfg),
+        trainer=dict(cfg.trainer),
+        env_kwargs=dict(cfg.env_kwargs),
+        log=_log,
+    )
     print(f"checkpoint: {ckpt}", flush=True)
     return 0
 

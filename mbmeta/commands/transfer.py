@@ -16,7 +16,7 @@ from jsonargparse import ActionConfigFile
 from rich.console import Console
 from rich.table import Table
 
-from mbmeta.commands import configure_threads
+from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.commands.agent_arguments import CommandParser, agent_settings
 from mbmeta.commands.run_config import (
     SEGMENT_FIELDS,
@@ -61,6 +61,7 @@ def build_parser() -> CommandParser:
     return parser
 
 
+@one_line_errors("transfer")
 def run(argv: list[str]) -> int:
     """Parse ``argv``, run the transfer comparison, print and write it; returns the exit code."""
     from mbmeta.commands.evaluate import describe_agent, family_of_checkpoint

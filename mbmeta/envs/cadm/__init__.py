@@ -10,7 +10,7 @@ each family (``docs/task_families.md``) list what differs and why.
 import importlib
 
 # Registration order is the order `mbmeta envs` lists them in (CaDM's Table 1 order).
-MODULES: tuple[str, ...] = ("pendulum", "cartpole")
+MODULES: tuple[str, ...] = ("pendulum", "cartpole", "halfcheetah", "ant", "humanoid")
 
 for _module in MODULES:
     importlib.import_module(f"{__name__}.{_module}")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mbmeta.envs import families, get_family
-from mbmeta.envs.family import TaskFamily, task_table_rows
+from mbmeta.envs.family import TaskFamily, describe_regions, task_table_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +42,9 @@ def markdown_table() -> str:
     if conditions:
         lines += [
             "",
-            "| family | condition | group | parameter | values |",
-            "|---|---|---|---|---|",
-            *(f"| {fam} | {name} | {group} | {param} | {values} |" for fam, name, group, param, values in conditions),
+            "| family | condition | group | tasks (each parameter drawn from its set) |",
+            "|---|---|---|---|",
+            *(f"| {fam} | {name} | {group} | {tasks} |" for fam, name, group, tasks in conditions),
         ]
     return "\n".join(lines)
 
@@ -53,21 +53,20 @@ def _rows() -> list[tuple[str, str, str, str, str]]:
     return task_table_rows(families())
 
 
-def _condition_rows() -> list[tuple[str, str, str, str, str]]:
-    """Rows ``(family, condition, group, parameter, values)`` of every family that names test conditions."""
-    return [
-        (fam.name, condition.name, condition.group, param, condition.describe(param))
-        for fam in families()
-        for condition in fam.conditions
-        for param in fam.parameter_names
-    ]
+def _condition_rows() -> list[tuple[str, str, str, str]]:
+    """Rows ``(family, condition, group, tasks)`` of every family that names test conditions."""
+    return [(fam.name, c.name, c.group, describe_regions(fam, c.regions)) for fam in families() for c in fam.conditions]
 
 
 def check(names: list[str], steps: int, console: Console) -> int:
     """Run :func:`~mbmeta.envs.task_effect.check_task_effect` on the named families (all if none); print a table."""
     from mbmeta.envs.task_effect import check_task_effect
 
-    chosen: list[TaskFamily] = [get_family(n) for n in names] if names else families()
+    try:
+        chosen: list[TaskFamily] = [get_family(n) for n in names] if names else families()
+    except KeyError as err:
+        console.print(f"[red]mbmeta envs --check: {err.args[0]}[/red]", highlight=False)
+        return 2
     table = Table(title=f"does each parameter change the physics? (same state and actions, {steps} steps)")
     for column in ("family", "parameter", "tasks", "Δ obs, step 1", "Δ obs, max", "changes physics"):
         table.add_column(column, overflow="fold")
@@ -106,7 +105,7 @@ def run(argv: list[str]) -> int:
     conditions = _condition_rows()
     if conditions:
         table = Table(title="reference-protocol test conditions (mbmeta evaluate --protocol cadm)")
-        for column in ("family", "condition", "group", "parameter", "values"):
+        for column in ("family", "condition", "group", "tasks"):
             table.add_column(column, overflow="fold")
         for row in conditions:
             table.add_row(*row)

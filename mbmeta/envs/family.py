@@ -100,10 +100,6 @@ class Condition:
             raise ValueError(f"condition {self.name!r} needs at least one region")
         object.__setattr__(self, "regions", tuple(self.regions))
 
-    def describe(self, parameter: str) -> str:
-        """The union of ``parameter``'s value sets over the condition's regions, e.g. ``{0.4, 0.5}``."""
-        return " ∪ ".join(dict.fromkeys(region[parameter].describe() for region in self.regions))
-
 
 @dataclass(frozen=True)
 class Parameter:
@@ -315,6 +311,24 @@ def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> Non
     for task in family.sample(rng, samples, "test"):
         if family.in_split(task, "train"):
             raise ValueError(f"family {family.name!r}: test task {task.as_dict()} lies in the train split")
+
+
+def describe_regions(family: TaskFamily, regions: Sequence[Region]) -> str:
+    """Short text for a union of regions, e.g. ``mass {0.2, 0.4}, length {1.6, 1.8}``.
+
+    A parameter held at its nominal value alone is left out (a crippled-joint region reads ``crippled_fshin {1}``);
+    regions are joined by ``∪``, in parentheses when they list several parameters.
+    """
+    parts = []
+    for region in regions:
+        shown = [
+            f"{p.name} {region[p.name].describe()}"
+            for p in family.parameters
+            if not (isinstance(region[p.name], Choice) and region[p.name].values == (float(p.nominal),))
+        ]
+        text = ", ".join(shown) or "nominal"
+        parts.append(f"({text})" if len(regions) > 1 and len(shown) > 1 else text)
+    return " ∪ ".join(parts)
 
 
 def task_table_rows(families: Sequence[TaskFamily]) -> list[tuple[str, str, str, str, str]]:

@@ -31,7 +31,7 @@ import numpy as np
 from mbmeta.control.settings import AgentSettings
 from mbmeta.data.atomic import atomic_write
 from mbmeta.envs import families
-from mbmeta.envs.family import Condition, TaskFamily
+from mbmeta.envs.family import Condition, TaskFamily, describe_regions
 from mbmeta.evaluation.episodes import EpisodeRecord, evaluate_agent
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
@@ -178,7 +178,7 @@ def format_protocol_table(scores: Sequence[Score], descriptions: dict[str, str] 
 def condition_descriptions(family: TaskFamily) -> dict[str, str]:
     """``condition -> "mass {0.2, 0.4}, length {1.6, 1.8}"``, plus what each average covers."""
     conditions = protocol_conditions(family)
-    out = {c.name: ", ".join(f"{p} {c.describe(p)}" for p in family.parameter_names) for c in conditions}
+    out = {c.name: describe_regions(family, c.regions) for c in conditions}
     for group in GROUP_ORDER:
         out[group] = "mean of " + ", ".join(c.name for c in conditions if c.group == group)
     out[TEST] = "mean of " + ", ".join(c.name for c in conditions if c.group != TRAIN)

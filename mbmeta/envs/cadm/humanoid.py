@@ -78,9 +78,9 @@ class CaDMSlimHumanoidFamily(ReferenceFamily):
     protocol_episodes = 10
     episode_steps = 1000
     notes = (
-        "Reproduces CaDM. Differences: MuJoCo 3 (CaDM: MuJoCo 2.0 via mujoco-py). CaDM's planning reward read the "
-        "alive condition from obs[1] (a quaternion entry) and charged -5 when not alive; the env's reward, which "
-        "this family's reward equals, uses the torso height after the step and +5 when alive."
+        "Reproduces CaDM. Differences: MuJoCo 3 (CaDM: MuJoCo 2.0 via mujoco-py). CaDM's planning reward tested "
+        "the alive condition on obs[1] (a quaternion entry, so it never gave the bonus); this family's reward is "
+        "the env's: the torso height after the step, +5 when alive."
     )
 
     def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

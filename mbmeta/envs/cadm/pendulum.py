@@ -102,7 +102,7 @@ class CaDMPendulumFamily(ReferenceFamily):
     episode_steps = 200
     notes = (
         "Reproduces CaDM's step formula for formula (numpy, float64). Differences: none in the dynamics, reward or "
-        "start; the MuJoCo model only draws the state. Angles in the observation are as gym's (θ not wrapped)."
+        "start; the MuJoCo model only draws the state."
     )
 
     def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

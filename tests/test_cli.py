@@ -43,6 +43,32 @@ def test_envs_lists_registered_families(capsys):
             assert parameter in out
 
 
+def test_envs_lists_the_reference_test_conditions(capsys):
+    from mbmeta.envs import get_family
+
+    assert main(["envs", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| cadm_pendulum | c0 | extreme | mass {0.2, 0.4}, length {1.6, 1.8} |" in out
+    assert "| cadm_crippled_halfcheetah | c1 | extreme | crippled_fshin {1}, crippled_ffoot {1} |" in out
+    for condition in get_family("cadm_halfcheetah").conditions:
+        assert f"| cadm_halfcheetah | {condition.name} | {condition.group} |" in out
+
+
+def test_envs_check_reports_each_parameter(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich folds long names in a narrow (captured) terminal
+    assert main(["envs", "--check", "cadm_pendulum", "cadm_ant", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mass", "length", "leg_mass_scale"):
+        assert name in out
+    assert "NO" not in out
+
+
+def test_envs_check_names_an_unknown_family(capsys):
+    assert main(["envs", "--check", "no_such_family"]) == 2
+    err = capsys.readouterr().out
+    assert "no_such_family" in err and "cadm_pendulum" in err
+
+
 def test_docs_table_of_families_is_current():
     # docs/task_families.md embeds `mbmeta envs --markdown`; regenerate it when a family changes.
     from pathlib import Path

@@ -13,6 +13,7 @@ override them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from jsonargparse import ActionConfigFile
@@ -50,6 +51,17 @@ def build_parser() -> CommandParser:
         help="film one episode (GIF) on each of the first N tasks; default: every task; 0: no videos",
     )
     parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
+    parser.add_argument(
+        "--protocol",
+        type=Literal["cadm"] | None,
+        default=None,
+        help="cadm: CaDM's evaluation instead (cadm_* families): the train set and each test condition, "
+        "--protocol_episodes episodes each; writes protocol.json/.csv and prints mean ± standard error per condition "
+        "with the moderate, extreme and test averages",
+    )
+    parser.add_argument(
+        "--protocol_episodes", type=int | None, default=None, help="episodes per condition (default: CaDM's count)"
+    )
     parser.add_agent_arguments()
     add_train_config_groups(parser)
     return parser
@@ -140,6 +152,16 @@ def run(argv: list[str]) -> int:
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt[0]))
     agent = agent_settings(cfg)
+    if cfg.protocol == "cadm":
+        from mbmeta.evaluation.protocol import run_protocol
+
+        console = Console()
+        console.print(describe_agent(agent, agent_source))
+        run_protocol(
+            cfg.ckpt, cfg.labels, family, agent, episodes=cfg.protocol_episodes, num_envs=cfg.num_envs,
+            seed=cfg.seed, out=cfg.out, log=lambda text: console.print(text, markup=False, soft_wrap=True),
+        )  # fmt: skip
+        return 0
     tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ receives a task through ``env.reset(options={"task": task})`` and reports it in 
 Splits follow CaDM (see ``DESIGN.md``): a split is a union of *regions*; a region gives each parameter a set of
 allowed values, either discrete (:class:`Choice`) or an interval (:class:`Interval`). Sampling draws a region
 uniformly, then each parameter independently within it. Regions let a test split pair parameters (e.g. the
-pendulum's heavy-and-short / light-and-long corners).
+pendulum's heavy-and-short / light-and-long corners). A family that follows a reference evaluation protocol also
+names its test sets as :class:`Condition` s (CaDM's moderate and extreme sets), which the protocol reports apart.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ Region = Mapping[str, ValueSet]
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A named set of tasks that an evaluation protocol runs and reports on its own (e.g. one of CaDM's test sets).
+
+    Tasks are drawn from a condition as from a split: a region uniformly, then each parameter within it.
+
+    Attributes:
+        name: identifier, e.g. ``"c1"``; also accepted wherever a split name is (``family.sample(rng, n, "c1")``).
+        group: the average the condition enters, e.g. ``"moderate"`` or ``"extreme"`` (CaDM's Table 1 groups).
+        regions: the condition's regions.
+    """
+
+    name: str
+    group: str
+    regions: tuple[Region, ...]
+
+    def __post_init__(self) -> None:
+        if not self.regions:
+            raise ValueError(f"condition {self.name!r} needs at least one region")
+        object.__setattr__(self, "regions", tuple(self.regions))
+
+
+@dataclass(frozen=True)
 class Parameter:
     """One varied physical parameter.
 
@@ -116,6 +139,11 @@ class TaskFamily(ABC):
     test: tuple[Region, ...] = ()
     episode_steps: int = 1000
     notes: str = ""  # how the family differs from its Gymnasium/CaDM origin (obs, reward), for the docs
+    # Named evaluation conditions of the family's reference protocol (CaDM's test sets, each with its group); their
+    # regions together make the test split. Empty for families without one. ``protocol_episodes`` is how many
+    # episodes the reference protocol runs per condition (CaDM's ``total_test``).
+    conditions: tuple[Condition, ...] = ()
+    protocol_episodes: int = 0
     # What benchmarks/env_speed.py compares the family env against: a Gymnasium id (e.g. "HalfCheetah-v5") or an
     # entry point "module:Class" of the same model stepped without the task layer.
     bare_env_id: str | None = None
@@ -152,12 +180,24 @@ class TaskFamily(ABC):
         return tasks
 
     def regions(self, split: Split) -> tuple[Region, ...]:
-        """The regions of a split; raises ValueError naming the valid splits."""
+        """The regions of a split (or of a named condition); raises ValueError naming the valid splits."""
         if split == "train":
             return self.train
         if split == "test":
             return self.test
-        raise ValueError(f"unknown split {split!r}; valid splits are 'train' and 'test'")
+        for condition in self.conditions:
+            if condition.name == split:
+                return condition.regions
+        valid = ["train", "test", *(c.name for c in self.conditions)]
+        raise ValueError(f"unknown split {split!r}; valid splits are {', '.join(repr(v) for v in valid)}")
+
+    def condition(self, name: str) -> Condition:
+        """The named evaluation condition; raises ValueError listing the family's conditions."""
+        for condition in self.conditions:
+            if condition.name == name:
+                return condition
+        valid = [c.name for c in self.conditions]
+        raise ValueError(f"family {self.name!r} has no condition {name!r}; its conditions are {valid}")
 
     def in_split(self, task: TaskParams, split: Split) -> bool:
         """Whether ``task`` could have been drawn from ``split``."""
@@ -271,6 +311,24 @@ def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> Non
     for task in family.sample(rng, samples, "test"):
         if family.in_split(task, "train"):
             raise ValueError(f"family {family.name!r}: test task {task.as_dict()} lies in the train split")
+
+
+def describe_regions(family: TaskFamily, regions: Sequence[Region]) -> str:
+    """Short text for a union of regions, e.g. ``mass {0.2, 0.4}, length {1.6, 1.8}``.
+
+    A parameter held at its nominal value alone is left out (a crippled-joint region reads ``crippled_fshin {1}``);
+    regions are joined by ``∪``, in parentheses when they list several parameters.
+    """
+    parts = []
+    for region in regions:
+        shown = [
+            f"{p.name} {region[p.name].describe()}"
+            for p in family.parameters
+            if not (isinstance(region[p.name], Choice) and region[p.name].values == (float(p.nominal),))
+        ]
+        text = ", ".join(shown) or "nominal"
+        parts.append(f"({text})" if len(regions) > 1 and len(shown) > 1 else text)
+    return " ∪ ".join(parts)
 
 
 def task_table_rows(families: Sequence[TaskFamily]) -> list[tuple[str, str, str, str, str]]:

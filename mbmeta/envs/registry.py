@@ -14,7 +14,7 @@ import gymnasium as gym
 from mbmeta.envs.family import TaskFamily
 
 # Modules (under mbmeta.envs) that define and register families, in the order `mbmeta envs` lists them.
-FAMILY_MODULES: tuple[str, ...] = ("pendulum", "cartpole", "locomotion", "juggler")
+FAMILY_MODULES: tuple[str, ...] = ("pendulum", "cartpole", "locomotion", "juggler", "cadm")
 
 _FAMILIES: dict[str, TaskFamily] = {}
 _loaded = False

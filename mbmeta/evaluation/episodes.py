@@ -98,11 +98,13 @@ def evaluate_agent(
     agent: AgentSettings | None = None,
     num_envs: int = 4,
     seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Closed-loop returns and planning statistics of the MPC agent with this model on each task.
 
     Every task gets ``episodes_per_task`` episodes (environment seeds ``seed``, ``seed + 1``, ...); all episodes run
-    ``num_envs`` at a time through one agent, the planner batched over them.
+    ``num_envs`` at a time through one agent, the planner batched over them. ``env_kwargs`` go to the family's
+    ``make_env`` (e.g. ``{"max_episode_steps": 200}`` for shorter episodes).
     """
     agent = agent or AgentSettings()
     method = method or module.hparams.adaptation
@@ -116,6 +118,7 @@ def evaluate_agent(
             tasks=[tasks[task_id] for task_id, _ in launches],
             num_envs=min(num_envs, len(launches)),
             seed=seed,
+            env_kwargs=env_kwargs,
             pass_task=module.hparams.adaptation == "oracle",
             on_episode=on_episode,
         )

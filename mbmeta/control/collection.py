@@ -321,8 +321,7 @@ class _Boundary:
         """
         obs32 = np.asarray(obs, dtype=np.float32)
         if not np.isfinite(obs32).all():
-            bad = np.flatnonzero(~np.isfinite(obs32.reshape(len(obs32), -1)).all(axis=1)).tolist()
-            raise ValueError(f"sub-environment(s) {bad} returned observations with NaN or inf: {obs32[bad]}")
+            raise ValueError(f"sub-environment(s) {_non_finite_rows(obs32)} returned observations with NaN or inf")
         return obs32, self.tensor(obs32)
 
     def actions(self, action: Any) -> tuple[np.ndarray, Tensor]:
@@ -339,8 +338,14 @@ class _Boundary:
         if array.shape != self.action_shape:
             raise ValueError(f"policy returned actions of shape {array.shape}, expected {self.action_shape}")
         if not np.isfinite(array).all():
-            raise ValueError(f"policy returned NaN or inf actions: {array}")
+            raise ValueError(f"policy returned NaN or inf actions for sub-environment(s) {_non_finite_rows(array)}")
         return array, action
+
+
+def _non_finite_rows(array: np.ndarray) -> dict[int, list[int]]:
+    """``{row: [entries with NaN/inf]}`` of a ``[B, D]`` array (for one-line error messages)."""
+    bad = ~np.isfinite(array.reshape(len(array), -1))
+    return {int(i): np.flatnonzero(bad[i]).tolist() for i in np.flatnonzero(bad.any(axis=1))}
 
 
 def _collect(
@@ -371,32 +376,24 @@ def _collect(
 
     launched = 0
     env_launch = np.full(num_envs, -1)  # launch number of each env's episode; -1: idle (not recorded)
-    env_task: list[TaskParams | None] = [None] * num_envs
-    task_rows: Tensor | None = None  # [B, T] for pass_task, rebuilt only when a task changes
+    env_task = _AssignedTasks(num_envs)
     returns = np.zeros(num_envs)
     stats: list[EpisodeStats] = []
 
     def assign(i: int) -> None:
-        nonlocal launched, task_rows
+        nonlocal launched
         env_task[i] = task_source(launched)
         env_launch[i] = launched
         recorder.begin(i, env_task[i])
         returns[i] = 0.0
         launched += 1
-        task_rows = None
-
-    def current_task_rows() -> Tensor:
-        nonlocal task_rows
-        if task_rows is None:
-            fallback = next(t for t in env_task if t is not None)  # idle envs get any valid task
-            task_rows = boundary.tensor(np.stack([(t if t is not None else fallback).as_array() for t in env_task]))
-        return task_rows
 
     def push_tasks() -> None:
         # Idle envs keep whatever task they have; set_attr needs a value for every env, and re-applying an
         # unchanged task is a no-op by design (apply_task writes nominal x scale).
-        current = vec.get_attr("task") if any(t is None for t in env_task) else None
-        vec.set_attr("task", [t if t is not None else current[i] for i, t in enumerate(env_task)])  # type: ignore[index]
+        tasks = env_task.tasks
+        current = vec.get_attr("task") if any(t is None for t in tasks) else None
+        vec.set_attr("task", [t if t is not None else current[i] for i, t in enumerate(tasks)])  # type: ignore[index]
 
     first_wave = True
     while launched < num_episodes:
@@ -411,16 +408,17 @@ def _collect(
         if on_step is not None:
             on_step(vec)
         resetting = np.zeros(num_envs, dtype=bool)  # envs whose next step is an autoreset, not a transition
-        _check_tasks(info, env_task, env_launch >= 0, num_envs)
+        env_task.check(info, env_launch >= 0)
 
         while (env_launch >= 0).any():
-            action, action_t = boundary.actions(policy.act_tensor(obs_t, current_task_rows() if pass_task else None))
+            task_t = env_task.rows(boundary) if pass_task else None
+            action, action_t = boundary.actions(policy.act_tensor(obs_t, task_t))
             raw_next, reward, terminated, truncated, info = vec.step(action)
             next_obs, next_t = boundary.observations(raw_next)
             if on_step is not None:
                 on_step(vec)
             record = (env_launch >= 0) & ~resetting
-            _check_tasks(info, env_task, (env_launch >= 0), num_envs)
+            env_task.check(info, env_launch >= 0)
             returns[record] += reward[record]
             closed = recorder.add_steps(obs, action, reward, next_obs, terminated, truncated, mask=record)
             transition = Transition(
@@ -458,7 +456,7 @@ def _collect(
                 else:
                     env_launch[i] = -1
                     if lockstep:
-                        env_task[i], task_rows = None, None
+                        env_task[i] = None
             if refill:
                 push_tasks()  # before the next step, whose autoreset then applies the new task
             resetting = terminated | truncated
@@ -466,22 +464,50 @@ def _collect(
     return Collection(buffer, stats)
 
 
-def _check_tasks(info: dict[str, Any], env_task: list[TaskParams | None], active: np.ndarray, num_envs: int) -> None:
-    """Raise if an active sub-environment reports a task other than its assigned one."""
-    names = next((tuple(k for k, _ in t.values) for t in env_task if t is not None), None)
-    if names is None:
-        return
-    reported = _reported_tasks(info, names, num_envs)
-    if reported is None:
-        return
-    for i in np.flatnonzero(active):
-        task = env_task[i]
-        assert task is not None
-        expected = task.as_array().astype(np.float64)
-        row = reported[i]
-        present = ~np.isnan(row)
-        if present.any() and not np.allclose(row[present], expected[present], rtol=1e-6, atol=1e-6):
+class _AssignedTasks:
+    """The task of each sub-environment (None: idle), and its array forms, rebuilt only when a task changes.
+
+    Args:
+        num_envs: B.
+    """
+
+    def __init__(self, num_envs: int) -> None:
+        self.tasks: list[TaskParams | None] = [None] * num_envs
+        self._expected: np.ndarray | None = None
+        self._rows: Tensor | None = None
+
+    def __getitem__(self, i: int) -> TaskParams | None:
+        return self.tasks[i]
+
+    def __setitem__(self, i: int, task: TaskParams | None) -> None:
+        self.tasks[i] = task
+        self._expected = self._rows = None
+
+    def rows(self, boundary: _Boundary) -> Tensor:
+        """``[B, T]`` float32 task parameters on the policy's device (idle environments get any assigned task)."""
+        if self._rows is None:
+            fallback = next(t for t in self.tasks if t is not None)
+            self._rows = boundary.tensor(np.stack([(t if t is not None else fallback).as_array() for t in self.tasks]))
+        return self._rows
+
+    def check(self, info: dict[str, Any], active: np.ndarray) -> None:
+        """Raise if an active sub-environment reports (``info["task"]``) a task other than its assigned one."""
+        assigned = next((t for t in self.tasks if t is not None), None)
+        if assigned is None:
+            return
+        names = tuple(k for k, _ in assigned.values)
+        reported = _reported_tasks(info, names, len(self.tasks))
+        if reported is None:
+            return
+        if self._expected is None:
+            nan = np.full(len(names), np.nan)
+            self._expected = np.stack([nan if t is None else t.as_array().astype(np.float64) for t in self.tasks])
+        # np.allclose(reported, expected, rtol=1e-6, atol=1e-6) per row, over the parameters the env reports
+        close = np.abs(reported - self._expected) <= 1e-6 + 1e-6 * np.abs(self._expected)
+        wrong = np.flatnonzero(active & ~(close | np.isnan(reported)).all(axis=1))
+        if wrong.size:
+            i = int(wrong[0])
             raise RuntimeError(
-                f"sub-environment {i} reports task {dict(zip(names, row.tolist(), strict=True))} but was assigned "
-                f"{task.as_dict()}: its episode would mix tasks"
+                f"sub-environment {i} reports task {dict(zip(names, reported[i].tolist(), strict=True))} but was "
+                f"assigned {self.tasks[i].as_dict()}: its episode would mix tasks"  # type: ignore[union-attr]
             )

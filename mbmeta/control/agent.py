@@ -255,7 +255,7 @@ class MPCAgent(Policy):
         return first[0] if single else first
 
     def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:
-        """Plan and return the first action of each environment (the collector's path: no copies, no checks).
+        """Plan and return the first action of each environment (the collector's path: no value checks).
 
         Args:
             obs: ``[B, O]`` float32 observations on the agent's device, already validated (finite).
@@ -364,7 +364,7 @@ class MPCAgent(Policy):
         self.observe_tensor(Transition(obs_t, action_t, next_t, reward_t, done_t), keep)
 
     def observe_tensor(self, transition: Transition, valid: Tensor) -> None:
-        """Append a transition to each environment's context window (the collector's path: no copies, no checks).
+        """Append a transition to each environment's context window (the collector's path: no value checks).
 
         Args:
             transition: fields ``[B, ...]`` on the agent's device: obs and next_obs ``[B, O]``, action ``[B, A]``

@@ -7,10 +7,10 @@ environment reports in ``info["task"]``, so an episode can never mix tasks.
 Autoreset: the vector env is built with ``AutoresetMode.NEXT_STEP`` (Gymnasium's default, and the cheapest: the
 reset costs no extra call). After a sub-environment's episode ends at step ``t`` (``terminated or truncated``), its
 next ``step`` call ignores the action and only resets it, returning the new episode's first observation with
-reward 0. That reset step is not a transition: it is never recorded, it is marked ``valid=False`` for an
-``observe`` hook, and a stateful policy is told to forget that sub-environment both when its episode ends and
+reward 0. That reset step is not a transition: it is never recorded, it is marked ``valid=False`` for the
+policy's ``observe_tensor``, and the policy is told to forget that sub-environment both when its episode ends and
 right after the reset step (:meth:`Policy.reset_envs`). The next episode's task is set between the two calls, so
-the reset applies it.
+the reset applies it. After every reset and step an ``on_step`` hook may look at the vector env (to render).
 
 Policies: a :class:`~mbmeta.control.policy.Policy` (tensors in and out, declared capabilities, no-op hooks an MPC
 agent overrides to keep its context window and warm start), or a plain callable ``fn(obs) -> actions`` on NumPy

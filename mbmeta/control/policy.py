@@ -9,7 +9,6 @@ overridable no-op hooks), never discovered by inspecting signatures.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,8 +34,8 @@ class Policy:
         device: where the collector puts the tensors it passes (observations, transitions, masks).
     """
 
-    takes_task: ClassVar[bool] = False
-    lockstep: ClassVar[bool] = False
+    takes_task: bool = False
+    lockstep: bool = False
     device: torch.device = torch.device("cpu")
 
     def reset(self, batch_size: int) -> None:
@@ -87,7 +86,7 @@ class CallablePolicy(Policy):
         if not callable(fn):
             raise TypeError(f"CallablePolicy needs a callable obs -> actions, got {type(fn).__name__}")
         self.fn = fn
-        self.takes_task = bool(takes_task)  # type: ignore[misc]  # an instance may declare it for its function
+        self.takes_task = bool(takes_task)  # declared per instance: it depends on the function
 
     def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:
         """``fn`` on the observations as NumPy; its actions as a float32 tensor ``[B, A]``."""

@@ -41,7 +41,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "mbmeta.commands.transfer:run",
     ),
     "juggler-video": Subcommand(
-        "Film the scripted Juggler controller (balance or bounce) as a GIF.", "mbmeta.envs.juggler_controller:main"
+        "Film the scripted Juggler controller (balance or bounce) as a GIF.", "mbmeta.commands.juggler_video:run"
     ),
     "fit": Subcommand("Fit a meta-dynamics model on a saved episode buffer (LightningCLI).", "mbmeta.commands.fit:run"),
     "train": Subcommand(

@@ -140,6 +140,13 @@ TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 class AdaptedDynamics(Protocol):
     """A model adapted to B environments' contexts; cheap to call ``N × H`` times inside a planner.
 
+    Optional capability, declared (a class attribute), never discovered from the signature:
+
+    - ``can_skip_reward = True``: ``__call__`` also takes ``with_reward: bool = True``, and with
+      ``with_reward=False`` it may skip its learned reward (``Prediction.reward`` None; mean and var unchanged).
+      A planner that scores with an exact reward then asks for it. Without the attribute the model is called with
+      ``(obs, action)`` only.
+
     Attributes:
         ensemble_size: E, the number of ensemble members (1 for a single network).
     """

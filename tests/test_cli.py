@@ -116,3 +116,15 @@ def test_lightning_tips_are_dropped_and_other_messages_kept(caplog):
         assert lightning_logger.filters.count(_is_not_a_tip) == 1
     finally:
         lightning_logger.removeFilter(_is_not_a_tip)
+
+
+def test_juggler_video_help_names_its_options(capsys):
+    # The command lives in mbmeta.commands (one module per subcommand) and parses its own arguments.
+    assert SUBCOMMANDS["juggler-video"].target == "mbmeta.commands.juggler_video:run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["juggler-video", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mbmeta juggler-video")
+    for option in ("--task {balance,bounce}", "--out", "--steps", "--seed", "--size"):
+        assert option in out

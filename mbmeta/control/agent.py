@@ -1,8 +1,12 @@
 """MPCAgent: the one place where a meta-learned model and a planner meet; plugs into any control loop.
 
 At every step the agent adapts the model to each environment's last K transitions (one ``adapt`` call for all B
-environments), plans from the previous plan shifted by one step, and returns the first action. NumPy in, NumPy
-out at the boundary; float32 torch on the model's device inside.
+environments), plans from the previous plan shifted by one step, and returns the first action.
+
+Two entrances, one implementation: the collector's tensor path (:meth:`MPCAgent.act_tensor`,
+:meth:`MPCAgent.observe_tensor`: float32 tensors on the agent's device, already validated at the environment
+boundary) and the NumPy :meth:`MPCAgent.act` / :meth:`MPCAgent.observe` for users' own loops, which convert and
+validate their input once (shape, NaN/inf) and call the tensor path.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 
 from mbmeta.control.objective import PRECISIONS, PROPAGATIONS, Precision, Propagation, RolloutObjective
 from mbmeta.control.plan_stats import PlanStats
+from mbmeta.control.policy import Policy
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
@@ -32,8 +37,8 @@ def _model_device(dynamics: Any) -> torch.device:
     return torch.device(device) if device is not None else torch.device("cpu")
 
 
-class MPCAgent:
-    """Model-predictive control with a meta-learned dynamics model.
+class MPCAgent(Policy):
+    """Model-predictive control with a meta-learned dynamics model; a :class:`~mbmeta.control.policy.Policy`.
 
     Typical loop (one environment)::
 
@@ -48,6 +53,7 @@ class MPCAgent:
     With a vector environment pass ``[B, O]`` batches, call ``reset(batch_size=B)`` once, and after each step
     ``reset_envs(terminated | truncated)``; with Gymnasium's default next-step autoreset, pass
     ``valid=~autoreset`` to :meth:`observe` so the reset step (old final obs -> new first obs) is not recorded.
+    :func:`~mbmeta.control.collection.collect_episodes` does all of this through the tensor path.
 
     Args:
         dynamics: the meta-learned model (``adapt(context, mask, task) -> AdaptedDynamics``).
@@ -68,6 +74,8 @@ class MPCAgent:
             ``docs/performance.md`` for speed and closed-loop return).
         context_size: deprecated alias of ``context_length``.
     """
+
+    takes_task = True  # the task goes on to the model's adapt (only an oracle model uses it)
 
     def __init__(
         self,
@@ -176,8 +184,12 @@ class MPCAgent:
             self._allocate_window(self.obs_dim)
 
     def reset_envs(self, mask: Any) -> None:
-        """Start new episodes in the environments where ``mask`` ``[B]`` is True (empty window, fresh warm start)."""
-        done = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device).reshape(-1)
+        """Start new episodes in the environments where ``mask`` ``[B]`` is True (empty window, fresh warm start).
+
+        Args:
+            mask: ``[B]`` bool (a tensor on any device, an array or a list).
+        """
+        done = torch.as_tensor(mask, device=self.device).to(torch.bool).reshape(-1)
         if done.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(done.shape)}")
         self._mask = self._mask & ~done[:, None]
@@ -217,14 +229,21 @@ class MPCAgent:
 
     def _checked_obs(self, obs: Any, name: str = "obs") -> tuple[Tensor, bool]:
         tensor, single = self._as_batch(obs, name, self.obs_dim)
-        if self.obs_dim is None:
-            self.obs_dim = tensor.shape[1]
-            self._allocate_window(self.obs_dim)
+        self._check_batch(tensor, name)
         return tensor, single
+
+    def _check_batch(self, obs: Tensor, name: str) -> None:
+        """Shape bookkeeping of the tensor path (Python ints, no host sync): ``obs`` is ``[B, O]``; fixes O at first."""
+        if obs.ndim != 2 or obs.shape[0] != self.batch_size or obs.shape[1] != (self.obs_dim or obs.shape[1]):
+            expected = f"({self.batch_size}, {self.obs_dim if self.obs_dim is not None else 'O'})"
+            raise ValueError(f"{name} must have shape {expected}, got {tuple(obs.shape)}; call reset(batch_size=B)")
+        if self.obs_dim is None:
+            self.obs_dim = obs.shape[1]
+            self._allocate_window(self.obs_dim)
 
     # ----- acting ------------------------------------------------------------------------------------------------
     def act(self, obs: Any, task: Any = None) -> np.ndarray:
-        """Plan and return the first action of each environment.
+        """Plan and return the first action of each environment (NumPy in, NumPy out: a user's own loop).
 
         Args:
             obs: ``[B, O]`` (or ``[O]`` when B = 1) current observations.
@@ -232,15 +251,32 @@ class MPCAgent:
 
         Returns:
             float32 ``[B, A]`` (or ``[A]`` for unbatched obs) actions within the planner's bounds.
+
+        Raises:
+            ValueError: ``obs`` of the wrong shape or with NaN/inf (names the expected shape).
         """
-        start = time.perf_counter()
         obs_t, single = self._checked_obs(obs)
         task_t = None if task is None else torch.as_tensor(np.asarray(task, dtype=np.float32), device=self.device)
+        first = self.act_tensor(obs_t, task_t).cpu().numpy()
+        return first[0] if single else first
+
+    def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:
+        """Plan and return the first action of each environment (the collector's path: no value checks).
+
+        Args:
+            obs: ``[B, O]`` float32 observations on the agent's device, already validated (finite).
+            task: ``[B, T]`` true task parameters, only for an oracle model; None otherwise.
+
+        Returns:
+            ``[B, A]`` float32 actions on the agent's device, within the planner's bounds.
+        """
+        start = time.perf_counter()
+        self._check_batch(obs, "obs")
         with torch.no_grad():
-            adapted = self.dynamics.adapt(self._window, self._mask, task_t)
+            adapted = self.dynamics.adapt(self._window, self._mask, task)
             objective = RolloutObjective(
                 adapted,
-                obs_t,
+                obs,
                 self.reward_fn,
                 self.termination_fn,
                 generator=self.generator,
@@ -258,14 +294,14 @@ class MPCAgent:
                     f"MPCAgent: no finite plan for environment(s) {bad} (the model predicted NaN/inf); "
                     "falling back to the previous plan shifted by one step",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 actions = torch.where(ok[:, None, None], actions, self._plan)
                 if carry is not None:
                     carry = torch.where(ok[:, None, None, None], carry, self._plan[:, None])
             self._plan = self._shift(actions)
             self._carry = None if carry is None else self._shift(carry)
-        first = actions[:, 0].to(dtype=torch.float32).cpu().numpy()
+        first = actions[:, 0].to(dtype=torch.float32)
         self.plan_stats.record(
             batch=self.batch_size,
             horizon=self.horizon,
@@ -275,7 +311,7 @@ class MPCAgent:
             seconds=time.perf_counter() - start,
             fallbacks=len(bad),
         )
-        return first[0] if single else first
+        return first
 
     def _shift(self, plans: Tensor) -> Tensor:
         """Drop the executed first step and append the centre of the bounds: ``[..., H, A]``."""
@@ -292,7 +328,7 @@ class MPCAgent:
         *,
         valid: Any = None,
     ) -> None:
-        """Append a transition to each environment's context window.
+        """Append a transition to each environment's context window (NumPy or anything array-like: a user's loop).
 
         Args:
             obs: ``[B, O]`` (or ``[O]``) observation before the step.
@@ -302,6 +338,9 @@ class MPCAgent:
             terminated: ``[B]`` bool; None means False.
             valid: ``[B]`` bool, which environments' transitions are real (False e.g. for a vector env's autoreset
                 step); None means all.
+
+        Raises:
+            ValueError: an argument of the wrong shape, or obs/action/next_obs with NaN/inf.
         """
         obs_t, _ = self._checked_obs(obs, "obs")
         next_t, _ = self._checked_obs(next_obs, "next_obs")
@@ -328,13 +367,25 @@ class MPCAgent:
         for name, tensor in (("reward", reward_t), ("terminated", done_t), ("valid", keep)):
             if tensor.shape != (b,):
                 raise ValueError(f"{name} must have shape ({b},), got {tuple(tensor.shape)}")
+        self.observe_tensor(Transition(obs_t, action_t, next_t, reward_t, done_t), keep)
+
+    def observe_tensor(self, transition: Transition, valid: Tensor) -> None:
+        """Append a transition to each environment's context window (the collector's path: no value checks).
+
+        Args:
+            transition: fields ``[B, ...]`` on the agent's device: obs and next_obs ``[B, O]``, action ``[B, A]``
+                float32, reward ``[B]`` float32, terminated ``[B]`` bool; already validated.
+            valid: ``[B]`` bool, which rows are real transitions (the others leave their window unchanged).
+        """
+        b = self.batch_size
+        self._check_batch(transition.obs, "obs")
 
         def push(window: Tensor, new: Tensor) -> Tensor:
             shifted = torch.cat([window[:, 1:], new[:, None]], dim=1)
-            return torch.where(keep.reshape(b, *([1] * (window.ndim - 1))), shifted, window)
+            return torch.where(valid.reshape(b, *([1] * (window.ndim - 1))), shifted, window)
 
-        new = Transition(obs_t, action_t, next_t, reward_t, done_t)
-        self._window = Transition(*(push(w, n) for w, n in zip(self._window, new, strict=True)))
+        assert self._window is not None  # allocated by _check_batch
+        self._window = Transition(*(push(w, n) for w, n in zip(self._window, transition, strict=True)))
         self._mask = push(self._mask, torch.ones(b, dtype=torch.bool, device=self.device))
 
     @property

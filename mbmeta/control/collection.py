@@ -7,57 +7,56 @@ environment reports in ``info["task"]``, so an episode can never mix tasks.
 Autoreset: the vector env is built with ``AutoresetMode.NEXT_STEP`` (Gymnasium's default, and the cheapest: the
 reset costs no extra call). After a sub-environment's episode ends at step ``t`` (``terminated or truncated``), its
 next ``step`` call ignores the action and only resets it, returning the new episode's first observation with
-reward 0. That reset step is not a transition: it is never recorded, it is marked ``valid=False`` for an
-``observe`` hook, and a stateful policy is told to forget that sub-environment both when its episode ends and
+reward 0. That reset step is not a transition: it is never recorded, it is marked ``valid=False`` for the
+policy's ``observe_tensor``, and the policy is told to forget that sub-environment both when its episode ends and
 right after the reset step (:meth:`Policy.reset_envs`). The next episode's task is set between the two calls, so
-the reset applies it.
+the reset applies it. After every reset and step an ``on_step`` hook may look at the vector env (to render).
 
-Policies: anything with ``act(obs [B, O]) -> action [B, A]`` (numpy in and out), or a plain callable; optional hooks
-``reset(batch_size)``, ``observe(obs, action, next_obs)`` and ``reset_envs(mask [B])`` let an MPC agent keep its
-context window and warm start. A stateful policy without ``reset_envs`` is run in *lockstep* waves (all
-sub-environments start together; the wave ends when all have finished) so its per-env state is never stale.
+Policies: a :class:`~mbmeta.control.policy.Policy` (tensors in and out, declared capabilities, no-op hooks an MPC
+agent overrides to keep its context window and warm start), or a plain callable ``fn(obs) -> actions`` on NumPy
+arrays (wrapped in a :class:`~mbmeta.control.policy.CallablePolicy`). A policy that declares ``lockstep`` is run in
+synchronised waves (all sub-environments start together; the wave ends when all have finished).
+
+The environment boundary: each step's observations are converted once, into one float32 array (what the buffer
+records) and one float32 tensor on the policy's device sharing it where the device allows (what the policy sees;
+the next step reuses it); they are checked for NaN/inf there. The policy's actions stay a tensor for its hooks and
+become a NumPy array once, for ``env.step`` and the buffer; their shape and finiteness are checked there.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from torch import Tensor
 
+from mbmeta.control.policy import CallablePolicy, Policy, as_policy
 from mbmeta.data.buffer import EpisodeBuffer, EpisodeRecorder, TaskLike
 from mbmeta.envs.family import TaskFamily, TaskParams
+from mbmeta.types import Transition
+
+__all__ = [
+    "CallablePolicy",
+    "Collection",
+    "EpisodeStats",
+    "Policy",
+    "RandomPolicy",
+    "collect_episodes",
+    "family_env_fns",
+    "make_vector_env",
+]
 
 
-@runtime_checkable
-class Policy(Protocol):
-    """What the collector drives. Only :meth:`act` is required; the hooks are looked up with ``getattr``.
-
-    Optional hooks (an MPC agent implements them):
-
-    - ``reset(batch_size: int) -> None``: forget everything, B environments follow (called before the first step,
-      and before every wave in lockstep mode).
-    - ``observe(obs [B, O], action [B, A], next_obs [B, O]) -> None``: the transition every environment just made.
-      If the hook has parameters named ``reward``, ``terminated`` or ``valid``, they receive ``[B]`` arrays:
-      the rewards, the terminal flags, and False for rows that are no transition (an environment that was only
-      being reset this step); such rows are always followed by ``reset_envs``.
-    - ``act`` may take a ``task`` keyword: with ``collect_episodes(pass_task=True)`` it receives the true task
-      parameters ``[B, T]`` (for an oracle model).
-    - ``reset_envs(mask [B] bool) -> None``: forget the state of the masked environments: called after ``observe``
-      for environments whose episode just ended and for those that were only being reset.
-    """
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Actions ``[B, A]`` for observations ``[B, O]`` (float32 numpy)."""
-        ...
-
-
-class RandomPolicy:
+class RandomPolicy(Policy):
     """Uniformly random actions within a Box action space (standard normal on unbounded dimensions).
+
+    Stateless; its randomness comes from its own ``np.random.Generator``, so its actions do not depend on the device
+    or on the observations' values.
 
     Args:
         action_space: the single-environment ``Box`` action space.
@@ -80,7 +79,9 @@ class RandomPolicy:
         low, high = np.where(self.bounded, self.low, 0.0), np.where(self.bounded, self.high, 0.0)
         return np.where(self.bounded, low + u * (high - low), normal).astype(np.float32)
 
-    __call__ = act
+    def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:
+        """``[B, A]`` float32 random actions (CPU tensor) for ``obs [B, O]`` (only B is used)."""
+        return torch.from_numpy(self.act(np.empty((obs.shape[0], 0))))
 
 
 class EpisodeStats(NamedTuple):
@@ -190,7 +191,7 @@ def _reported_tasks(info: dict[str, Any], names: tuple[str, ...], num_envs: int)
 
 
 def collect_episodes(
-    policy: Policy | Callable[[np.ndarray], np.ndarray],
+    policy: Policy | Callable[[np.ndarray], Any],
     num_episodes: int,
     *,
     envs: VectorEnv | Sequence[Callable[[], gym.Env]] | None = None,
@@ -205,6 +206,7 @@ def collect_episodes(
     lockstep: bool | None = None,
     pass_task: bool = False,
     on_episode: Callable[[EpisodeStats], None] | None = None,
+    on_step: Callable[[VectorEnv], None] | None = None,
 ) -> Collection:
     """Run a policy in parallel environments, each with its own task, until ``num_episodes`` episodes complete.
 
@@ -214,7 +216,8 @@ def collect_episodes(
     ``seed + i`` once, task sampling uses its own generator seeded from ``seed``.
 
     Args:
-        policy: ``act(obs [B, O]) -> [B, A]`` (numpy) object or callable, with optional hooks (see :class:`Policy`).
+        policy: a :class:`~mbmeta.control.policy.Policy`, or a plain callable ``fn(obs [B, O]) -> [B, A]`` on
+            float32 NumPy arrays.
         num_episodes: number of complete episodes to record (>= 1).
         envs: a vector env in ``NEXT_STEP`` autoreset mode (not closed here), or a list of env constructors,
             or None to build ``num_envs`` environments of ``family``.
@@ -225,19 +228,22 @@ def collect_episodes(
         split: the family split to sample from when ``tasks`` is None.
         num_envs: B when building environments from ``family``.
         vectorization: ``"sync"`` or ``"async"`` (spawned worker processes) when building environments.
-        env_kwargs: keyword arguments for ``family.make_env`` (e.g. ``render_mode``).
+        env_kwargs: keyword arguments for ``family.make_env`` (e.g. ``render_mode``, ``max_episode_steps``).
         buffer: where episodes are appended; a new buffer when None.
         seed: seeds the environments' resets and the task sampling.
-        lockstep: run episodes in synchronised waves; None chooses it for stateful policies that lack
-            ``reset_envs``.
-        pass_task: give the policy's ``act`` the true task parameters as ``task=[B, T]`` (oracle models only).
+        lockstep: run episodes in synchronised waves; None takes the policy's declared ``lockstep``.
+        pass_task: give the policy the true task parameters ``[B, T]`` (oracle models only; the policy must
+            declare ``takes_task``).
         on_episode: called with each finished episode's stats (e.g. for logging).
+        on_step: called with the vector env after every reset and every step (e.g. to render a frame).
 
     Returns:
         The buffer and one :class:`EpisodeStats` per episode, in the order they were added.
 
     Raises:
-        ValueError: bad arguments, or a policy returning actions of the wrong shape or with NaN.
+        TypeError: a policy that is neither a :class:`~mbmeta.control.policy.Policy` nor a callable.
+        ValueError: bad arguments, an environment returning NaN/inf observations, or a policy returning actions of
+            the wrong shape or with NaN/inf.
         RuntimeError: an environment reports a different task than the one assigned (an episode would mix tasks).
     """
     if num_episodes < 1:
@@ -249,14 +255,14 @@ def collect_episodes(
         fam = get_family(family)
     else:
         fam = family
-    act = policy if callable(policy) and not hasattr(policy, "act") else policy.act  # type: ignore[union-attr]
-    if pass_task and "task" not in _parameter_names(act):
-        raise ValueError("pass_task=True but the policy's act() has no 'task' parameter")
-    reset_hook = getattr(policy, "reset", None)
-    observe_hook = getattr(policy, "observe", None)
-    reset_envs_hook = getattr(policy, "reset_envs", None)
+    policy = as_policy(policy)
+    if pass_task and not policy.takes_task:
+        raise ValueError(
+            f"pass_task=True but the policy ({type(policy).__name__}) does not take the task: it must declare "
+            "takes_task (a callable: CallablePolicy(fn, takes_task=True))"
+        )
     if lockstep is None:
-        lockstep = (observe_hook is not None or reset_hook is not None) and reset_envs_hook is None
+        lockstep = policy.lockstep
 
     own_envs = not isinstance(envs, VectorEnv)
     if envs is None:
@@ -275,10 +281,7 @@ def collect_episodes(
     try:
         return _collect(
             vec,
-            act,
-            reset_hook,
-            _observe_with_extras(observe_hook),
-            reset_envs_hook,
+            policy,
             num_episodes,
             _TaskSource(tasks, fam, split, np.random.default_rng([seed, 1])),
             fam,
@@ -287,18 +290,67 @@ def collect_episodes(
             lockstep,
             pass_task,
             on_episode,
+            on_step,
         )
     finally:
         if own_envs:
             vec.close()
 
 
+class _Boundary:
+    """Converts at the environment boundary, once per value, and validates there.
+
+    Args:
+        device: the policy's device.
+        action_shape: ``(B, A)``, what every step's actions must be.
+    """
+
+    def __init__(self, device: torch.device | str, action_shape: tuple[int, ...]) -> None:
+        self.device = torch.device(device)
+        self.action_shape = action_shape
+
+    def tensor(self, array: np.ndarray) -> Tensor:
+        """A NumPy array as a tensor on the device (sharing its memory on the CPU)."""
+        return torch.from_numpy(array).to(self.device)
+
+    def observations(self, obs: Any) -> tuple[np.ndarray, Tensor]:
+        """Observations ``[B, O]`` from the env as float32 NumPy (for the buffer) and tensor (for the policy).
+
+        Raises:
+            ValueError: NaN or inf in an observation (names the sub-environments).
+        """
+        obs32 = np.asarray(obs, dtype=np.float32)
+        if not np.isfinite(obs32).all():
+            raise ValueError(f"sub-environment(s) {_non_finite_rows(obs32)} returned observations with NaN or inf")
+        return obs32, self.tensor(obs32)
+
+    def actions(self, action: Any) -> tuple[np.ndarray, Tensor]:
+        """The policy's actions as float32 NumPy (for ``env.step`` and the buffer) and tensor (for its hooks).
+
+        Raises:
+            TypeError: the policy returned no tensor.
+            ValueError: wrong shape, or NaN/inf.
+        """
+        if not isinstance(action, Tensor):
+            raise TypeError(f"policy.act_tensor must return a Tensor of shape {self.action_shape}, got {type(action)}")
+        action = action.detach().to(self.device, torch.float32)
+        array = action.cpu().numpy()
+        if array.shape != self.action_shape:
+            raise ValueError(f"policy returned actions of shape {array.shape}, expected {self.action_shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"policy returned NaN or inf actions for sub-environment(s) {_non_finite_rows(array)}")
+        return array, action
+
+
+def _non_finite_rows(array: np.ndarray) -> dict[int, list[int]]:
+    """``{row: [entries with NaN/inf]}`` of a ``[B, D]`` array (for one-line error messages)."""
+    bad = ~np.isfinite(array.reshape(len(array), -1))
+    return {int(i): np.flatnonzero(bad[i]).tolist() for i in np.flatnonzero(bad.any(axis=1))}
+
+
 def _collect(
     vec: VectorEnv,
-    act: Callable[[np.ndarray], Any],
-    reset_hook: Callable[[int], None] | None,
-    observe_hook: Callable[..., None] | None,
-    reset_envs_hook: Callable[[np.ndarray], None] | None,
+    policy: Policy,
     num_episodes: int,
     task_source: _TaskSource,
     family: TaskFamily | None,
@@ -307,9 +359,10 @@ def _collect(
     lockstep: bool,
     pass_task: bool,
     on_episode: Callable[[EpisodeStats], None] | None,
+    on_step: Callable[[VectorEnv], None] | None,
 ) -> Collection:
     num_envs = vec.num_envs
-    action_shape = (num_envs, *vec.single_action_space.shape)
+    boundary = _Boundary(policy.device, (num_envs, *vec.single_action_space.shape))
     if buffer is None:
         buffer = EpisodeBuffer()
     if family is not None:
@@ -323,7 +376,7 @@ def _collect(
 
     launched = 0
     env_launch = np.full(num_envs, -1)  # launch number of each env's episode; -1: idle (not recorded)
-    env_task: list[TaskParams | None] = [None] * num_envs
+    env_task = _AssignedTasks(num_envs)
     returns = np.zeros(num_envs)
     stats: list[EpisodeStats] = []
 
@@ -338,8 +391,9 @@ def _collect(
     def push_tasks() -> None:
         # Idle envs keep whatever task they have; set_attr needs a value for every env, and re-applying an
         # unchanged task is a no-op by design (apply_task writes nominal x scale).
-        current = vec.get_attr("task") if any(t is None for t in env_task) else None
-        vec.set_attr("task", [t if t is not None else current[i] for i, t in enumerate(env_task)])  # type: ignore[index]
+        tasks = env_task.tasks
+        current = vec.get_attr("task") if any(t is None for t in tasks) else None
+        vec.set_attr("task", [t if t is not None else current[i] for i, t in enumerate(tasks)])  # type: ignore[index]
 
     first_wave = True
     while launched < num_episodes:
@@ -347,39 +401,40 @@ def _collect(
         for i in range(min(num_envs, num_episodes - launched)):
             assign(i)
         push_tasks()
-        obs, info = vec.reset(seed=seed if first_wave else None)
+        raw_obs, info = vec.reset(seed=seed if first_wave else None)
         first_wave = False
-        if reset_hook is not None:
-            reset_hook(num_envs)
+        obs, obs_t = boundary.observations(raw_obs)
+        policy.reset(num_envs)
+        if on_step is not None:
+            on_step(vec)
         resetting = np.zeros(num_envs, dtype=bool)  # envs whose next step is an autoreset, not a transition
-        _check_tasks(info, env_task, env_launch >= 0, num_envs)
+        env_task.check(info, env_launch >= 0)
 
         while (env_launch >= 0).any():
-            obs32 = np.asarray(obs, dtype=np.float32)
-            if pass_task:
-                fallback = next(t for t in env_task if t is not None)  # idle envs get any valid task
-                rows = np.stack([(t if t is not None else fallback).as_array() for t in env_task])
-                action = np.asarray(act(obs32, task=rows), dtype=np.float32)
-            else:
-                action = np.asarray(act(obs32), dtype=np.float32)
-            if action.shape != action_shape:
-                raise ValueError(f"policy returned actions of shape {action.shape}, expected {action_shape}")
-            if not np.all(np.isfinite(action)):
-                raise ValueError("policy returned NaN or inf actions")
-            next_obs, reward, terminated, truncated, info = vec.step(action)
-            next32 = np.asarray(next_obs, dtype=np.float32)
+            task_t = env_task.rows(boundary) if pass_task else None
+            action, action_t = boundary.actions(policy.act_tensor(obs_t, task_t))
+            raw_next, reward, terminated, truncated, info = vec.step(action)
+            next_obs, next_t = boundary.observations(raw_next)
+            if on_step is not None:
+                on_step(vec)
             record = (env_launch >= 0) & ~resetting
-            _check_tasks(info, env_task, (env_launch >= 0), num_envs)
+            env_task.check(info, env_launch >= 0)
             returns[record] += reward[record]
-            closed = recorder.add_steps(obs32, action, reward, next32, terminated, truncated, mask=record)
-            if observe_hook is not None:
-                observe_hook(obs32, action, next32, reward.astype(np.float32), terminated, ~resetting)
+            closed = recorder.add_steps(obs, action, reward, next_obs, terminated, truncated, mask=record)
+            transition = Transition(
+                obs_t,
+                action_t,
+                next_t,
+                boundary.tensor(reward.astype(np.float32)),
+                boundary.tensor(np.asarray(terminated, dtype=bool)),
+            )
+            policy.observe_tensor(transition, boundary.tensor(~resetting))
             # After observe: forget envs whose episode just ended (so the next act never mixes the old episode with
             # the new task) and envs that were only being reset (so the reset step's meaningless row is dropped even
-            # by an observe hook that ignores `valid`).
+            # by a policy that ignores `valid`).
             forget = resetting | terminated | truncated
-            if reset_envs_hook is not None and forget.any():
-                reset_envs_hook(forget)
+            if forget.any():
+                policy.reset_envs(boundary.tensor(forget))
             refill = False
             for i, episode in closed:
                 s = EpisodeStats(
@@ -400,50 +455,59 @@ def _collect(
                     refill = True
                 else:
                     env_launch[i] = -1
-                    env_task[i] = None if lockstep else env_task[i]
+                    if lockstep:
+                        env_task[i] = None
             if refill:
                 push_tasks()  # before the next step, whose autoreset then applies the new task
             resetting = terminated | truncated
-            obs = next_obs
+            obs, obs_t = next_obs, next_t
     return Collection(buffer, stats)
 
 
-def _parameter_names(fn: Callable[..., Any]) -> set[str]:
-    try:
-        return set(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):  # builtins without a signature
-        return set()
+class _AssignedTasks:
+    """The task of each sub-environment (None: idle), and its array forms, rebuilt only when a task changes.
 
+    Args:
+        num_envs: B.
+    """
 
-def _observe_with_extras(hook: Callable[..., None] | None) -> Callable[..., None] | None:
-    """Wrap an ``observe`` hook so it gets ``reward``/``terminated``/``valid`` only if it declares them."""
-    if hook is None:
-        return None
-    names = _parameter_names(hook) & {"reward", "terminated", "valid"}
+    def __init__(self, num_envs: int) -> None:
+        self.tasks: list[TaskParams | None] = [None] * num_envs
+        self._expected: np.ndarray | None = None
+        self._rows: Tensor | None = None
 
-    def observe(obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, reward, terminated, valid) -> None:
-        extras = {"reward": reward, "terminated": terminated, "valid": valid}
-        hook(obs, action, next_obs, **{k: v for k, v in extras.items() if k in names})
+    def __getitem__(self, i: int) -> TaskParams | None:
+        return self.tasks[i]
 
-    return observe
+    def __setitem__(self, i: int, task: TaskParams | None) -> None:
+        self.tasks[i] = task
+        self._expected = self._rows = None
 
+    def rows(self, boundary: _Boundary) -> Tensor:
+        """``[B, T]`` float32 task parameters on the policy's device (idle environments get any assigned task)."""
+        if self._rows is None:
+            fallback = next(t for t in self.tasks if t is not None)
+            self._rows = boundary.tensor(np.stack([(t if t is not None else fallback).as_array() for t in self.tasks]))
+        return self._rows
 
-def _check_tasks(info: dict[str, Any], env_task: list[TaskParams | None], active: np.ndarray, num_envs: int) -> None:
-    """Raise if an active sub-environment reports a task other than its assigned one."""
-    names = next((tuple(k for k, _ in t.values) for t in env_task if t is not None), None)
-    if names is None:
-        return
-    reported = _reported_tasks(info, names, num_envs)
-    if reported is None:
-        return
-    for i in np.flatnonzero(active):
-        task = env_task[i]
-        assert task is not None
-        expected = task.as_array().astype(np.float64)
-        row = reported[i]
-        present = ~np.isnan(row)
-        if present.any() and not np.allclose(row[present], expected[present], rtol=1e-6, atol=1e-6):
+    def check(self, info: dict[str, Any], active: np.ndarray) -> None:
+        """Raise if an active sub-environment reports (``info["task"]``) a task other than its assigned one."""
+        assigned = next((t for t in self.tasks if t is not None), None)
+        if assigned is None:
+            return
+        names = tuple(k for k, _ in assigned.values)
+        reported = _reported_tasks(info, names, len(self.tasks))
+        if reported is None:
+            return
+        if self._expected is None:
+            nan = np.full(len(names), np.nan)
+            self._expected = np.stack([nan if t is None else t.as_array().astype(np.float64) for t in self.tasks])
+        # np.allclose(reported, expected, rtol=1e-6, atol=1e-6) per row, over the parameters the env reports
+        close = np.abs(reported - self._expected) <= 1e-6 + 1e-6 * np.abs(self._expected)
+        wrong = np.flatnonzero(active & ~(close | np.isnan(reported)).all(axis=1))
+        if wrong.size:
+            i = int(wrong[0])
             raise RuntimeError(
-                f"sub-environment {i} reports task {dict(zip(names, row.tolist(), strict=True))} but was assigned "
-                f"{task.as_dict()}: its episode would mix tasks"
+                f"sub-environment {i} reports task {dict(zip(names, reported[i].tolist(), strict=True))} but was "
+                f"assigned {self.tasks[i].as_dict()}: its episode would mix tasks"  # type: ignore[union-attr]
             )

@@ -14,6 +14,10 @@ from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
+import torch
+from torch import Tensor
+
+from mbmeta.control.policy import Policy
 
 
 class Controller(Protocol):
@@ -28,13 +32,14 @@ class Controller(Protocol):
         ...
 
 
-class NoisyControllerPolicy:
+class NoisyControllerPolicy(Policy):
     """One scripted controller per environment plus Gaussian action noise, as a collection policy.
 
     Each episode draws its own noise level uniformly from ``[0, noise]`` (a fraction of each action dimension's
     half-range), so a batch of episodes mixes clean control with sloppy control; actions are clipped to the box.
-    Implements the collector's ``reset`` / ``reset_envs`` hooks (see :class:`mbmeta.control.collection.Policy`), so
-    per-environment controller state is reset whenever an environment starts a new episode.
+    Overrides the :class:`~mbmeta.control.policy.Policy` hooks ``reset`` / ``reset_envs``, so per-environment
+    controller state is reset whenever an environment starts a new episode. With ``noise=0`` it is the scripted
+    controller alone (what ``mbmeta juggler-video`` films).
 
     Args:
         make_controller: builds a fresh controller for one environment.
@@ -73,9 +78,9 @@ class NoisyControllerPolicy:
             controller.reset()
         self.levels = self.rng.uniform(0.0, self.noise, size=batch_size)
 
-    def reset_envs(self, mask: np.ndarray) -> None:
-        """Reset the controllers of the masked environments and draw their next episode's noise level."""
-        for i in np.flatnonzero(mask):
+    def reset_envs(self, mask: Tensor | np.ndarray) -> None:
+        """Reset the controllers of the masked environments (``mask [B]`` bool) and draw their next noise level."""
+        for i in np.flatnonzero(mask.cpu().numpy() if isinstance(mask, Tensor) else mask):
             self.controllers[i].reset()
             self.levels[i] = self.rng.uniform(0.0, self.noise)
 
@@ -88,4 +93,6 @@ class NoisyControllerPolicy:
         noisy = clean + self.rng.standard_normal(clean.shape) * self.levels[:, None] * self.half_range
         return np.clip(noisy, self.low, self.high).astype(np.float32)
 
-    __call__ = act
+    def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:
+        """:meth:`act` on the collector's observations: ``[B, O]`` tensor -> ``[B, A]`` float32 CPU tensor."""
+        return torch.from_numpy(self.act(obs.cpu().numpy()))

@@ -22,8 +22,9 @@ positive penalty makes each step cost E times the model rows (still one call); `
 Non-finite returns (a diverging model) are passed through as NaN/inf: the planners replace them by a very low
 value (see :data:`mbmeta.planners.base.INVALID_RETURN`), so such candidates are never elites.
 
-Speed: with an exact ``reward_fn`` the model is asked not to evaluate its learned reward head (when its ``__call__``
-takes ``with_reward``, as :class:`~mbmeta.models.dynamics.AdaptedModel`'s does). ``precision="bf16"`` runs the model
+Speed: with an exact ``reward_fn`` the model is asked not to evaluate its learned reward head (when it declares
+``can_skip_reward``, as :class:`~mbmeta.models.dynamics.AdaptedModel` does; see
+:class:`~mbmeta.types.AdaptedDynamics`). ``precision="bf16"`` runs the model
 calls under ``torch.autocast(dtype=torch.bfloat16)`` (about 3-4x faster matmuls on CPUs with AVX512-BF16 / AMX,
 and on GPUs); the model's outputs are cast back to float32 and states, exact rewards, terminations and returns stay
 float32 (autocast is switched off around them), so only the network evaluations lose precision.
@@ -32,8 +33,7 @@ float32 (autocast is switched off around them), so only the network evaluations 
 from __future__ import annotations
 
 import contextlib
-import inspect
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -45,14 +45,6 @@ Propagation = Literal["ts1", "tsinf", "expectation"]
 PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-
-
-def _takes_with_reward(dynamics: Any) -> bool:
-    """Whether ``dynamics(obs, action, with_reward=False)`` is accepted (the protocol only promises two arguments)."""
-    try:
-        return "with_reward" in inspect.signature(dynamics).parameters
-    except (TypeError, ValueError):  # builtins and some C callables have no inspectable signature
-        return False
 
 
 class RolloutObjective:
@@ -128,8 +120,10 @@ class RolloutObjective:
             generator.seed()
         self.generator = generator
         self.precision = precision
-        # An exact reward makes the model's learned reward head wasted work: skip it when the model allows.
-        self._model_kwargs = {"with_reward": False} if reward_fn is not None and _takes_with_reward(dynamics) else {}
+        # An exact reward makes the model's learned reward head wasted work: skip it when the model declares it can
+        # (an optional capability of the protocol: absent means the model takes only obs and action).
+        skip = reward_fn is not None and getattr(dynamics, "can_skip_reward", False)
+        self._model_kwargs = {"with_reward": False} if skip else {}
 
     def _reduced(self) -> contextlib.AbstractContextManager:
         """The autocast region of the model calls (a no-op in fp32)."""

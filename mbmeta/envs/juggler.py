@@ -19,7 +19,6 @@ Both terminate when the ball is lost (:func:`ball_lost`). Observation layout: :d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import mujoco
@@ -30,24 +29,81 @@ from gymnasium.envs.mujoco import MujocoEnv
 from torch import Tensor
 
 from mbmeta.envs.family import Choice, Interval, Parameter, TaskFamily, TaskParams
+from mbmeta.envs.juggler_controller import JugglerController
+from mbmeta.envs.juggler_geometry import (  # the shared description, re-exported: part of this module's interface
+    BALANCE_TARGET,
+    BALL_RADIUS,
+    BOUNCE_APEX,
+    BOUNCE_HOME_HEIGHT,
+    GRAVITY,
+    I_BALL_VX,
+    I_BALL_VZ,
+    I_BALL_X,
+    I_BALL_Z,
+    I_PADDLE_ANGLE,
+    I_PADDLE_X,
+    I_PADDLE_Z,
+    LINK_LENGTHS,
+    MODEL_PATH,
+    NOMINAL_RESTITUTION,
+    OBS_INDEX,
+    OBS_NAMES,
+    PADDLE_HALF_LENGTH,
+    PADDLE_OFFSET,
+    SHOULDER,
+    inverse_kinematics,
+    paddle_pose,
+)
 from mbmeta.envs.registry import register_family
 from mbmeta.envs.task_env import TaskEnvMixin
 
-MODEL_PATH = Path(__file__).parent / "assets" / "juggler.xml"
-
-# Geometry of the MJCF, used by the rewards, the reset poses and the scripted controller's kinematics.
-SHOULDER = (0.0, 0.5)  # world (x, z) of the shoulder hinge
-LINK_LENGTHS = (0.4, 0.4)  # upper arm, forearm
-PADDLE_OFFSET = (0.0, 0.07)  # paddle-surface centre in the hand frame (along the paddle, along its normal)
-PADDLE_HALF_LENGTH = 0.15
-BALL_RADIUS = 0.04
-GRAVITY = 9.81
-
-BALANCE_TARGET = (0.5, 0.7)  # ball-centre target (x, z) of juggler_balance
-BOUNCE_APEX = (0.5, 1.5)  # target x and apex height (ball centre) of juggler_bounce
-# Above the highest point where the arm can hold the ball still at x = 0.5 (about 1.23 m), so that a still ball
-# earns at most exp(-0.27 / 0.25) = 0.34 per step and bouncing (about 1 per step in flight) is worth more.
-BOUNCE_HOME_HEIGHT = 0.6  # paddle-surface height of the bounce reset pose
+__all__ = [
+    "BALANCE",
+    "BALANCE_TARGET",
+    "BALL_RADIUS",
+    "BOUNCE",
+    "BOUNCE_APEX",
+    "BOUNCE_HOME_HEIGHT",
+    "CTRL_COST_WEIGHT",
+    "EPISODE_STEPS",
+    "FRAME_SKIP",
+    "GRAVITY",
+    "I_BALL_VX",
+    "I_BALL_VZ",
+    "I_BALL_X",
+    "I_BALL_Z",
+    "I_PADDLE_ANGLE",
+    "I_PADDLE_X",
+    "I_PADDLE_Z",
+    "LINK_LENGTHS",
+    "LOST_BELOW_PADDLE",
+    "LOST_FLOOR_HEIGHT",
+    "MODEL_PATH",
+    "NOMINAL_FIELDS",
+    "NOMINAL_RESTITUTION",
+    "OBS_INDEX",
+    "OBS_NAMES",
+    "PADDLE_HALF_LENGTH",
+    "PADDLE_OFFSET",
+    "RESTITUTION_RANGE",
+    "SHOULDER",
+    "JugglerBalanceEnv",
+    "JugglerBalanceFamily",
+    "JugglerBounceEnv",
+    "JugglerBounceFamily",
+    "JugglerEnv",
+    "JugglerFamily",
+    "apply_task",
+    "balance_reward_terms",
+    "ball_lost",
+    "bounce_reward_terms",
+    "control_cost",
+    "damping_of_restitution",
+    "inverse_kinematics",
+    "paddle_pose",
+    "predicted_apex",
+    "restitution_of_damping",
+]
 
 CTRL_COST_WEIGHT = 0.01
 EPISODE_STEPS = 500  # at dt = 0.02 s: 10 s
@@ -57,26 +113,6 @@ FRAME_SKIP = 20  # timestep 0.001 s (the ball contact lasts ~16 ms and needs fin
 # centre (no ball touching the paddle's upper face can be that low, whatever the tilt), or it touches the floor.
 LOST_BELOW_PADDLE = PADDLE_HALF_LENGTH + BALL_RADIUS
 LOST_FLOOR_HEIGHT = BALL_RADIUS + 0.01
-
-OBS_NAMES: tuple[str, ...] = (
-    "q_shoulder",
-    "q_elbow",
-    "q_wrist",
-    "qvel_shoulder",
-    "qvel_elbow",
-    "qvel_wrist",
-    "paddle_x",
-    "paddle_z",
-    "paddle_angle",
-    "ball_x",
-    "ball_z",
-    "ball_vx",
-    "ball_vz",
-    "ball_spin",
-)
-OBS_INDEX = {name: i for i, name in enumerate(OBS_NAMES)}
-I_PADDLE_X, I_PADDLE_Z, I_PADDLE_ANGLE = OBS_INDEX["paddle_x"], OBS_INDEX["paddle_z"], OBS_INDEX["paddle_angle"]
-I_BALL_X, I_BALL_Z, I_BALL_VX, I_BALL_VZ = (OBS_INDEX[n] for n in ("ball_x", "ball_z", "ball_vx", "ball_vz"))
 
 # ----- restitution ------------------------------------------------------------------------------------------
 # The ball-paddle contact is a mass-normalised spring-damper: solref = (-stiffness, -damping), stiffness fixed at
@@ -90,7 +126,6 @@ _CALIB_RESTITUTION = np.array(
     [1.015, 0.888, 0.781, 0.693, 0.617, 0.553, 0.498, 0.449, 0.409, 0.372, 0.339]
     + [0.309, 0.282, 0.259, 0.237, 0.217, 0.197, 0.18, 0.161, 0.146, 0.127]
 )
-NOMINAL_RESTITUTION = 0.5  # of the XML's damping (119 s^-1)
 RESTITUTION_RANGE = (0.13, 0.95)  # coefficients the calibration covers (and below 1: no energy gain)
 
 
@@ -243,10 +278,8 @@ class JugglerFamily(TaskFamily):
         """Ball lost (:func:`ball_lost` of ``next_obs``): ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool."""
         return ball_lost(next_obs)
 
-    def make_controller(self):
+    def make_controller(self) -> JugglerController:
         """The scripted balance / bounce controller (:class:`mbmeta.envs.juggler_controller.JugglerController`)."""
-        from mbmeta.envs.juggler_controller import JugglerController  # imports this module
-
         return JugglerController(self.name)
 
     success_text = "the ball was never lost (the episode ran to its time limit)"
@@ -287,33 +320,6 @@ class JugglerBounceFamily(JugglerFamily):
         """``exp(-(|apex - h*| + |x - x*|) / 0.25) - 0.01‖a‖²``: ``[*S, O], [*S, A], [*S, O] -> [*S]``."""
         terms = bounce_reward_terms(action, next_obs)
         return terms["apex"] - terms["ctrl_cost"]
-
-
-# ----- kinematics (shared with the scripted controller) -----------------------------------------------------
-def paddle_pose(q: np.ndarray) -> np.ndarray:
-    """Forward kinematics: joint angles ``[..., 3]`` -> paddle-surface centre and angle ``[..., 3]`` (x, z, φ)."""
-    q = np.asarray(q, dtype=np.float64)
-    a1 = q[..., 0]
-    a2 = a1 + q[..., 1]
-    phi = a2 + q[..., 2]
-    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
-    x = SHOULDER[0] + l1 * np.cos(a1) + l2 * np.cos(a2) + u * np.cos(phi) - w * np.sin(phi)
-    z = SHOULDER[1] + l1 * np.sin(a1) + l2 * np.sin(a2) + u * np.sin(phi) + w * np.cos(phi)
-    return np.stack([x, z, phi], axis=-1)
-
-
-def inverse_kinematics(x: float, z: float, phi: float) -> np.ndarray:
-    """Joint angles ``[3]`` putting the paddle-surface centre at (x, z) with angle φ, elbow up.
-
-    Unreachable points are pulled onto the workspace boundary (the arm stretches towards them).
-    """
-    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
-    wx = x - u * np.cos(phi) + w * np.sin(phi) - SHOULDER[0]
-    wz = z - u * np.sin(phi) - w * np.cos(phi) - SHOULDER[1]
-    cos_elbow = (wx * wx + wz * wz - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
-    q2 = -np.arccos(np.clip(cos_elbow, -1.0, 1.0))  # negative: elbow above the shoulder-wrist line
-    q1 = np.arctan2(wz, wx) - np.arctan2(l2 * np.sin(q2), l1 + l2 * np.cos(q2))
-    return np.array([q1, q2, phi - q1 - q2])
 
 
 # ----- environments -----------------------------------------------------------------------------------------

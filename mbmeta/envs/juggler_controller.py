@@ -1,4 +1,4 @@
-"""A scripted controller for the juggler families, and a video of it at work.
+"""A scripted controller for the juggler families.
 
 The controller reads only the observation (``OBS_NAMES``) and knows the *nominal* robot: it
 never sees the task. Two layers:
@@ -16,23 +16,20 @@ never sees the task. Two layers:
 - an inner layer tracks the reference in joint space (inverse kinematics) with computed-torque PD control on the
   nominal MuJoCo model (mass matrix, gravity, and for balance the ball's weight).
 
-``record_video`` runs it in an environment and writes a GIF or MP4; ``main`` is the command-line entry.
+As a collection policy (one controller per environment, optional action noise) it is
+:class:`mbmeta.control.exploration.NoisyControllerPolicy`; ``mbmeta juggler-video``
+(:mod:`mbmeta.commands.juggler_video`) films it. It imports only the juggler's shared description
+(:mod:`mbmeta.envs.juggler_geometry`), never :mod:`mbmeta.envs.juggler`, which builds it on request.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 
-import mbmeta.envs  # noqa: F401  (registers the juggler environments with Gymnasium)
-from mbmeta.envs.family import TaskParams
-from mbmeta.envs.juggler import (
+from mbmeta.envs.juggler_geometry import (
     BALANCE_TARGET,
     BALL_RADIUS,
     BOUNCE_APEX,
@@ -220,129 +217,3 @@ def _pose_jacobian_rate(q: np.ndarray, qvel: np.ndarray, eps: float = 1e-5) -> n
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
     return (angle + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def run_episode(
-    mode: str,
-    steps: int,
-    seed: int = 0,
-    task: TaskParams | Mapping[str, float] | None = None,
-    render: bool = False,
-    width: int = 480,
-    height: int = 480,
-) -> dict[str, object]:
-    """Run the scripted controller for one episode (stops at termination or after ``steps``).
-
-    Args:
-        mode: ``"balance"`` or ``"bounce"``.
-        steps: maximum number of env steps (episodes are truncated at 500 by the time limit anyway).
-        seed: reset seed.
-        task: task (nominal when None).
-        render: also collect ``rgb_array`` frames (needs offscreen OpenGL, e.g. ``MUJOCO_GL=egl``).
-        width: frame width in pixels.
-        height: frame height in pixels.
-
-    Returns:
-        ``{"obs": [T+1, O], "rewards": [T], "terminated": bool, "steps": T, "apexes": list, "frames": list}``.
-    """
-    controller = JugglerController(mode)
-    family = FAMILY_NAMES[controller.mode]
-    env_id = mbmeta.envs.get_family(family).env_id
-    kwargs = {"render_mode": "rgb_array", "width": width, "height": height} if render else {}
-    env = gym.make(env_id, max_episode_steps=max(steps, 1), **kwargs)
-    frames, rewards = [], []
-    try:
-        obs, _ = env.reset(seed=seed, options={"task": task} if task is not None else None)
-        observations = [obs]
-        if render:
-            frames.append(env.render())
-        terminated = False
-        for _ in range(steps):
-            obs, reward, terminated, truncated, _ = env.step(controller.act(obs))
-            observations.append(obs)
-            rewards.append(reward)
-            if render:
-                frames.append(env.render())
-            if terminated or truncated:
-                break
-    finally:
-        env.close()
-    return {
-        "obs": np.array(observations),
-        "rewards": np.array(rewards),
-        "terminated": bool(terminated),
-        "steps": len(rewards),
-        "apexes": list(controller.apexes),
-        "frames": frames,
-    }
-
-
-def record_video(
-    family_name: str,
-    path: str,
-    steps: int,
-    seed: int = 0,
-    task: TaskParams | Mapping[str, float] | None = None,
-    width: int = 320,
-    height: int = 320,
-) -> Path:
-    """Run the scripted controller and write the episode as a video (50 frames per second of simulated time).
-
-    Args:
-        family_name: ``"balance"``, ``"bounce"``, ``"juggler_balance"`` or ``"juggler_bounce"``.
-        path: output file; ``.gif`` (written by Pillow, no ffmpeg needed) or ``.mp4`` (needs imageio-ffmpeg or
-            PyAV installed).
-        steps: number of env steps to record (at most one episode: it stops early if the ball is lost).
-        seed: reset seed.
-        task: task parameters (nominal when None).
-        width: frame width in pixels.
-        height: frame height in pixels.
-
-    Returns:
-        The path written (``steps + 1`` frames: the reset and one per step, fewer if the ball was lost).
-    """
-    import imageio.v3 as iio
-
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"video path must end in .gif or .mp4, got {path!r}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    episode = run_episode(family_name, steps, seed=seed, task=task, render=True, width=width, height=height)
-    frames = np.stack(episode["frames"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fps = 50
-    if suffix == ".gif":
-        iio.imwrite(out, frames, duration=1000 / fps, loop=0)
-    else:
-        try:
-            iio.imwrite(out, frames, fps=fps)
-        except (OSError, ImportError) as err:  # imageio has no MP4 backend unless ffmpeg or PyAV is installed
-            raise RuntimeError(
-                f"cannot write {path!r}: MP4 needs `pip install imageio[ffmpeg]` or `imageio[pyav]`; "
-                "write a .gif instead"
-            ) from err
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``mbmeta juggler-video --task bounce --out bounce.gif --steps 300 --seed 0``."""
-    parser = argparse.ArgumentParser(
-        prog="mbmeta juggler-video", description="Record the scripted juggler controller as a GIF or MP4."
-    )
-    parser.add_argument("--task", choices=sorted(FAMILY_NAMES), default="balance", help="which juggler family")
-    parser.add_argument("--out", default=None, help="output .gif or .mp4 (default: juggler_<task>.gif)")
-    parser.add_argument("--steps", type=int, default=500, help="env steps to record (dt = 0.02 s)")
-    parser.add_argument("--seed", type=int, default=0, help="reset seed")
-    parser.add_argument("--size", type=int, default=320, help="frame width and height in pixels")
-    args = parser.parse_args(argv)
-    out = record_video(
-        args.task, args.out or f"juggler_{args.task}.gif", args.steps, seed=args.seed, width=args.size, height=args.size
-    )
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -38,6 +38,8 @@ class AdaptedModel:
             then evaluates thousands of rows per environment through them).
     """
 
+    can_skip_reward = True  # declared capability of mbmeta.types.AdaptedDynamics: __call__ takes with_reward
+
     def __init__(self, model: MetaDynamicsModel, adaptation: Adaptation, batch_size: int) -> None:
         self.model, self.adaptation, self.batch_size = model, adaptation.materialise(), batch_size
         self.ensemble_size = model.ensemble_size

@@ -322,3 +322,79 @@ def test_all_plans_non_finite_gives_nan_planned_return():
     )  # fmt: skip
     summary = stats.summary()
     assert np.isnan(summary["plan/planned_return_mean"]) and summary["plan/fallback_fraction"] == 1.0
+
+
+# ----- the collector's tensor path and a user's NumPy loop are one implementation ------------------------------
+
+
+def small_context_model():
+    from mbmeta.models import MetaDynamicsModel, transition_statistics
+    from mbmeta.types import Transition
+
+    model = MetaDynamicsModel(3, 1, adaptation="context", ensemble_size=2, hidden_sizes=(16, 16), latent_dim=4)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(200, 3, generator=g)
+    data = Transition(obs, torch.rand(200, 1, generator=g) * 4 - 2, obs * 0.9, torch.randn(200, generator=g), None)
+    model.normaliser.fit(transition_statistics(data))
+    return model.eval()
+
+
+def test_collector_tensor_path_gives_the_actions_of_the_numpy_loop():
+    from mbmeta.control.collection import collect_episodes
+
+    model = small_context_model()
+    planner = CEMPlanner([-2.0], [2.0], population=16, elites=4, iterations=2)
+    make = lambda: MPCAgent(model, planner, FAMILY.reward, horizon=5, context_size=3, seed=7)  # noqa: E731
+    tasks = FAMILY.sample(np.random.default_rng(0), 4, "train")
+    env_fns = [lambda: gym.make(FAMILY.env_id, max_episode_steps=5) for _ in range(2)]
+
+    # the collector: two waves of two 5-step episodes with an autoreset step between them (continuous mode)
+    collected = collect_episodes(make(), 4, envs=env_fns, tasks=tasks, seed=0).buffer
+
+    # a user's loop over the NumPy API doing the same: valid=~autoreset, reset_envs after each step
+    agent = make()
+    envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    envs.set_attr("task", tasks[:2])
+    obs, _ = envs.reset(seed=0)
+    agent.reset(batch_size=2)
+    autoreset = np.zeros(2, dtype=bool)
+    actions = []
+    for step in range(11):
+        action = agent.act(obs.astype(np.float32))
+        next_obs, reward, terminated, truncated, _ = envs.step(action)
+        agent.observe(obs, action, next_obs, reward, terminated, valid=~autoreset)
+        agent.reset_envs(autoreset | terminated | truncated)
+        if not autoreset.any():
+            actions.append(action)
+        if step == 4:
+            envs.set_attr("task", tasks[2:])  # the next episodes' tasks, applied by the autoreset step
+        autoreset = terminated | truncated
+        obs = next_obs
+    envs.close()
+    actions = np.stack(actions)  # [10, 2, 1]: steps 0-4 are episodes 0 and 1, steps 6-10 episodes 2 and 3
+    expected = np.concatenate([actions[:5, 0], actions[:5, 1], actions[5:, 0], actions[5:, 1]])
+    assert np.array_equal(collected.action, expected)  # bit for bit, context windows and warm starts included
+    assert len(np.unique(expected)) > 10  # the actions are planned, not constant
+
+
+def test_tensor_path_takes_and_returns_tensors_on_the_agent_device():
+    agent = pendulum_agent(seed=2)
+    numpy_agent = pendulum_agent(seed=2)
+    obs = np.array([[1.0, 0.0, 0.3]], dtype=np.float32)
+    action = agent.act_tensor(torch.from_numpy(obs))
+    assert isinstance(action, torch.Tensor) and action.dtype == torch.float32 and action.shape == (1, 1)
+    assert action.device == agent.device
+    assert np.array_equal(action.numpy(), numpy_agent.act(obs))
+    with pytest.raises(ValueError, match=r"obs must have shape \(1, 3\), got \(2, 3\)"):
+        agent.act_tensor(torch.zeros(2, 3))
+
+
+def test_numpy_observe_validates_once_at_its_boundary():
+    agent = pendulum_agent()
+    agent.reset(batch_size=2)
+    obs = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"next_obs contains NaN or inf \(expected shape \(2, 3\)\)"):
+        agent.observe(obs, np.zeros((2, 1)), np.array([[0.0, np.nan, 0.0], [0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"action contains NaN or inf"):
+        agent.observe(obs, np.array([[np.inf], [0.0]]), obs)
+    assert not agent.context[1].any(), "a rejected transition leaves the windows untouched"

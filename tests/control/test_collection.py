@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mbmeta.control.agent import MPCAgent
-from mbmeta.control.collection import RandomPolicy, collect_episodes, make_vector_env
+from mbmeta.control.collection import CallablePolicy, Policy, RandomPolicy, collect_episodes, make_vector_env
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import TaskParams, get_family
 from mbmeta.envs.pendulum import pendulum_dynamics
@@ -134,37 +134,46 @@ def test_appends_to_an_existing_buffer_and_reuses_a_vector_env(family, action_sp
         )
 
 
-class RecordingAgent:
-    """A stateful policy with the MPC agent's hooks; keeps a per-env context and checks what it is shown."""
+class ContextAgent(Policy):
+    """A stateful policy: keeps a per-env context (every row, ignoring ``valid``) and checks what it is shown."""
 
-    def __init__(self, action_dim, per_env_reset=True):
+    def __init__(self, action_dim):
         self.action_dim = action_dim
         self.context = None
         self.resets = []
         self.env_resets = []
         self.wrong_context = 0
-        if per_env_reset:
-            self.reset_envs = self._reset_envs
 
     def reset(self, batch_size):
         self.resets.append(batch_size)
         self.context = [[] for _ in range(batch_size)]
 
-    def act(self, obs):
+    def act_tensor(self, obs, task=None):
+        assert isinstance(obs, torch.Tensor) and obs.dtype == torch.float32 and obs.device == self.device
         # the context of env i must end where its current observation starts (or be empty at an episode start)
         for i, ctx in enumerate(self.context):
-            if ctx and not np.array_equal(ctx[-1][2], obs[i]):
+            if ctx and not torch.equal(ctx[-1][2], obs[i]):
                 self.wrong_context += 1
-        return np.tile(np.sin(obs[:, :1] * 3.0), (1, self.action_dim)).astype(np.float32)
+        return torch.sin(obs[:, :1] * 3.0).tile(1, self.action_dim)
 
-    def observe(self, obs, action, next_obs):
+    def observe_tensor(self, transition, valid):
         for i in range(len(self.context)):
-            self.context[i].append((obs[i], action[i], next_obs[i]))
+            self.context[i].append((transition.obs[i], transition.action[i], transition.next_obs[i]))
 
-    def _reset_envs(self, mask):
-        self.env_resets.append(np.flatnonzero(mask).tolist())
-        for i in np.flatnonzero(mask):
+
+class RecordingAgent(ContextAgent):
+    """With the MPC agent's per-env reset: the collector's reset_envs after an autoreset step must clear the row."""
+
+    def reset_envs(self, mask):
+        self.env_resets.append(mask.nonzero().flatten().tolist())
+        for i in mask.nonzero().flatten().tolist():
             self.context[i] = []
+
+
+class LockstepAgent(ContextAgent):
+    """Cannot forget one environment (no reset_envs), so it declares ``lockstep``."""
+
+    lockstep = True
 
 
 def test_stateful_policy_hooks_continuous(family):
@@ -179,18 +188,20 @@ def test_stateful_policy_hooks_continuous(family):
 
 
 class AgentWithExtras(RecordingAgent):
-    """Declares reward/terminated/valid in observe, like MPCAgent.observe."""
+    """Uses reward/terminated/valid from observe_tensor, like MPCAgent."""
 
     def __init__(self, action_dim):
         super().__init__(action_dim)
         self.invalid_rows = 0
         self.rewards = []
 
-    def observe(self, obs, action, next_obs, reward=None, terminated=None, *, valid=None):
+    def observe_tensor(self, transition, valid):
+        obs, action, next_obs, reward, terminated = transition
         assert reward.shape == terminated.shape == valid.shape == (len(obs),)
+        assert reward.dtype == torch.float32 and terminated.dtype == valid.dtype == torch.bool
         self.invalid_rows += int((~valid).sum())
-        self.rewards.append(reward[valid])
-        for i in np.flatnonzero(valid):
+        self.rewards.append(reward[valid].numpy())
+        for i in valid.nonzero().flatten().tolist():
             self.context[i].append((obs[i], action[i], next_obs[i]))
 
 
@@ -209,15 +220,18 @@ def test_pass_task_gives_act_each_envs_own_task(family):
         return (task[:, :1] - 1.0).astype(np.float32)  # action encodes the mass the policy was told
 
     tasks = train_tasks(family, 6)
-    res = collect_episodes(act, 6, envs=short_env_fns(family, [5, 7, 9]), tasks=tasks, pass_task=True)
+    policy = CallablePolicy(act, takes_task=True)
+    res = collect_episodes(policy, 6, envs=short_env_fns(family, [5, 7, 9]), tasks=tasks, pass_task=True)
     for s in res.episodes:
         np.testing.assert_allclose(res.buffer.episode(s.episode)["action"], s.task["mass"] - 1.0, rtol=1e-6)
-    with pytest.raises(ValueError, match="no 'task' parameter"):
+    with pytest.raises(ValueError, match=r"pass_task=True but the policy \(CallablePolicy\) does not take the task"):
         collect_episodes(lambda obs: obs[:, :1], 1, envs=short_env_fns(family, [5]), tasks=tasks, pass_task=True)
+    with pytest.raises(ValueError, match=r"policy \(RecordingAgent\) does not take the task"):
+        collect_episodes(RecordingAgent(1), 1, envs=short_env_fns(family, [5]), tasks=tasks, pass_task=True)
 
 
 def test_stateful_policy_without_per_env_reset_runs_in_lockstep_waves(family):
-    agent = RecordingAgent(1, per_env_reset=False)
+    agent = LockstepAgent(1)
     res = collect_episodes(agent, 5, envs=short_env_fns(family, [6, 9]), tasks=train_tasks(family, 5))
     assert agent.resets == [2, 2, 2]  # waves of 2, 2, 1 episodes
     assert sorted(s.launch for s in res.episodes) == list(range(5))

@@ -22,6 +22,7 @@ class LinearModel:
     """next = A x + B u (matmuls, so autocast changes them), two identical members; records what it saw."""
 
     ensemble_size = 2
+    can_skip_reward = True  # declares that __call__ takes with_reward
 
     def __init__(self) -> None:
         self.dtypes: list[torch.dtype] = []
@@ -118,6 +119,42 @@ def test_exact_reward_skips_the_learned_reward_head(propagation, particles):
         torch.zeros(1, 3, 4, 2)
     )
     assert learned.flags and all(learned.flags)
+
+
+class UndeclaredModel(LinearModel):
+    """Takes with_reward but does not declare it: the objective must not pass it (declared, never discovered)."""
+
+    can_skip_reward = False
+
+
+def test_the_reward_head_is_skipped_only_when_the_model_declares_it():
+    model = UndeclaredModel()
+    RolloutObjective(model, torch.zeros(1, 2), quadratic, particles=2)(torch.zeros(1, 3, 4, 2))
+    assert model.flags and all(model.flags)
+
+
+def test_a_real_adapted_model_declares_it_and_the_agent_skips_its_reward_net():
+    model = small_pendulum_model()
+    calls = []
+    original = model.reward_net.grouped_forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    model.reward_net.grouped_forward = counting
+    planner = CEMPlanner([-2.0], [2.0], population=16, elites=4, iterations=2)
+    with torch.no_grad():
+        context = Transition(
+            torch.zeros(1, 3, 3), torch.zeros(1, 3, 1), torch.zeros(1, 3, 3), torch.zeros(1, 3), torch.zeros(1, 3) > 0
+        )
+        assert model.adapt(context).can_skip_reward
+    exact = MPCAgent(model, planner, PENDULUM.reward, horizon=4, context_size=3)
+    exact.act(np.array([1.0, 0.0, 0.5], dtype=np.float32))
+    assert calls == [], "an exact reward: the learned reward net must not run while planning"
+    learned = MPCAgent(model, planner, None, horizon=4, context_size=3)
+    learned.act(np.array([1.0, 0.0, 0.5], dtype=np.float32))
+    assert calls, "no exact reward: planning needs the learned reward"
 
 
 def test_two_argument_models_still_work_with_an_exact_reward():

@@ -1,6 +1,7 @@
 """Juggler-specific tests: kinematics and observation layout, the ball parameters' physics, the scripted controller
-solving both families, termination, bad input, and the video writer. The generic family contract (check_env, exact
-reward, tasks, splits, rendering) is in test_families.py."""
+solving both families (run through the collector, as the training loop and the film run it), termination, bad input,
+the video command, and the module structure. The generic family contract (check_env, exact reward, tasks, splits,
+rendering) is in test_families.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import pytest
 import torch
 
 import mbmeta.envs
+from mbmeta.commands.juggler_video import film_controller, run
+from mbmeta.control.collection import collect_episodes
+from mbmeta.control.factory import make_initial_policy
 from mbmeta.envs import juggler
 from mbmeta.envs.juggler import (
     BALANCE_TARGET,
@@ -25,7 +29,7 @@ from mbmeta.envs.juggler import (
     inverse_kinematics,
     paddle_pose,
 )
-from mbmeta.envs.juggler_controller import JugglerController, main, record_video, run_episode
+from mbmeta.envs.juggler_controller import JugglerController
 
 BALANCE = mbmeta.envs.get_family("juggler_balance")
 BOUNCE = mbmeta.envs.get_family("juggler_bounce")
@@ -266,26 +270,64 @@ def test_rebound_ordered_by_restitution_and_mass():
 
 
 # ----- the scripted controller solves both families -----------------------------------------------------------
+def scripted_episode(family, seed: int, task=None) -> dict[str, np.ndarray]:
+    """One episode of the noise-free scripted controller through the collector: the buffer's episode arrays."""
+    policy = make_initial_policy(family, "scripted", noise=0.0)
+    collection = collect_episodes(policy, 1, family=family, tasks=[task or family.nominal()], seed=seed)
+    return collection.buffer.episode(0)
+
+
+def ball_apexes(episode: dict[str, np.ndarray]) -> np.ndarray:
+    """The highest ball-centre height of each rise (vz > 0.3 m/s) until the ball falls (vz <= 0), in order."""
+    states = np.concatenate([episode["obs"], episode["next_obs"][-1:]])
+    apexes, rising, top = [], False, 0.0
+    for z, vz in states[:, [I_BALL_Z, juggler.I_BALL_VZ]]:
+        if vz > 0.3:
+            top, rising = (max(top, z) if rising else z), True
+        elif rising and vz <= 0.0:
+            apexes.append(max(top, z))
+            rising = False
+    return np.array(apexes)
+
+
 def test_controller_balances_for_a_full_episode():
-    episode = run_episode("balance", BALANCE.episode_steps, seed=0)
-    assert episode["steps"] == BALANCE.episode_steps and not episode["terminated"]
-    final = episode["obs"][-1]
+    episode = scripted_episode(BALANCE, seed=0)
+    assert len(episode["reward"]) == BALANCE.episode_steps and not episode["terminated"].any()
+    final = episode["next_obs"][-1]
     assert math.dist(final[[I_BALL_X, I_BALL_Z]], BALANCE_TARGET) < 0.03
-    assert episode["rewards"].mean() > 0.9
+    assert episode["reward"].mean() > 0.9
 
 
 def test_controller_balances_a_train_task():
     task = BALANCE.sample(np.random.default_rng(5), 1, "train")[0]
-    episode = run_episode("balance", BALANCE.episode_steps, seed=1, task=task)
-    assert episode["steps"] == BALANCE.episode_steps and not episode["terminated"]
+    episode = scripted_episode(BALANCE, seed=1, task=task)
+    assert len(episode["reward"]) == BALANCE.episode_steps and not episode["terminated"].any()
 
 
 def test_controller_bounces_to_the_target_apex():
-    episode = run_episode("bounce", BOUNCE.episode_steps, seed=0)
-    assert episode["steps"] == BOUNCE.episode_steps and not episode["terminated"], "ball lost"
-    apexes = np.array(episode["apexes"][2:])  # the first two bounces ramp up from the 1 m drop
+    episode = scripted_episode(BOUNCE, seed=0)
+    assert len(episode["reward"]) == BOUNCE.episode_steps and not episode["terminated"].any(), "ball lost"
+    apexes = ball_apexes(episode)[2:]  # the first two bounces ramp up from the 1 m drop
     assert len(apexes) >= 8, f"only {len(apexes) + 2} bounces in 10 s"
     assert np.median(np.abs(apexes - BOUNCE_APEX[1])) < 0.1, apexes
+
+
+def test_apexes_measured_from_the_trajectory_are_the_controllers_own():
+    # The controller tracks the apexes it sees; measured on the recorded trajectory they must agree.
+    controller = JugglerController("bounce")
+    env = gym.make(BOUNCE.env_id, max_episode_steps=200)
+    try:
+        obs, _ = env.reset(seed=0)
+        observations = [obs]
+        for _ in range(200):
+            obs, *_ = env.step(controller.act(obs))
+            observations.append(obs)
+    finally:
+        env.close()
+    states = np.array(observations)
+    measured = ball_apexes({"obs": states[:-1], "next_obs": states[1:]})
+    assert len(controller.apexes) >= 3
+    np.testing.assert_array_equal(measured[: len(controller.apexes)], controller.apexes)
 
 
 def test_controller_rejects_bad_input():
@@ -323,22 +365,46 @@ def egl_unavailable_reason() -> str | None:
     return None
 
 
-def test_record_video_writes_gif_frames(tmp_path):
+def test_film_of_the_controller_runs_through_the_collector(tmp_path, capsys):
     reason = egl_unavailable_reason()
     if reason:
         pytest.skip(reason)
     import imageio.v3 as iio
 
-    path = record_video("bounce", str(tmp_path / "clip.gif"), steps=6, seed=0, width=64, height=64)
+    path, collection = film_controller("bounce", tmp_path / "clip.gif", steps=6, seed=0, size=64)
     frames = iio.imread(path)
     assert frames.shape[0] == 7 and frames.shape[1:3] == (64, 64)  # reset frame + one per step
-    assert frames.std() > 0
-    assert main(["--task", "balance", "--out", str(tmp_path / "b.gif"), "--steps", "2", "--size", "32"]) == 0
+    assert frames.std() > 0 and not np.array_equal(frames[0], frames[-1])  # the ball moved
+    # the filmed episode is the collector's: the noise-free controller's actions on the observations it recorded
+    episode = collection.buffer.episode(0)
+    assert len(episode["action"]) == 6
+    controller = JugglerController("bounce")
+    np.testing.assert_array_equal(episode["action"], [controller.act(o) for o in episode["obs"]])
+    assert run(["--task", "balance", "--out", str(tmp_path / "b.gif"), "--steps", "2", "--size", "32"]) == 0
     assert iio.imread(tmp_path / "b.gif").shape[0] == 3
+    assert "wrote" in capsys.readouterr().out
 
 
-def test_record_video_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match=".gif or .mp4"):
-        record_video("bounce", str(tmp_path / "clip.avi"), steps=2)
-    with pytest.raises(ValueError, match="steps"):
-        record_video("bounce", str(tmp_path / "clip.gif"), steps=0)
+def test_film_bad_arguments(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"video path must end in .gif or .mp4, got '.*clip.avi'"):
+        film_controller("bounce", tmp_path / "clip.avi", steps=2)
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        film_controller("bounce", tmp_path / "clip.gif", steps=0)
+    with pytest.raises(ValueError, match="unknown juggler mode 'throw'"):
+        film_controller("throw", tmp_path / "clip.gif", steps=2)
+    assert run(["--out", str(tmp_path / "clip.avi"), "--steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mbmeta juggler-video: error: video path must end in .gif")
+    assert not list(tmp_path.iterdir()), "nothing is written for bad arguments"
+
+
+def test_controller_imports_no_juggler_environment_module():
+    # The juggler family builds the controller, so the controller must not import mbmeta.envs.juggler (no cycle).
+    import ast
+    from pathlib import Path
+
+    source = Path(juggler.__file__).with_name("juggler_controller.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.module}
+    assert "mbmeta.envs.juggler_geometry" in imported
+    assert not imported & {"mbmeta.envs.juggler", "mbmeta.envs"}
+    assert isinstance(BALANCE.make_controller(), JugglerController)

@@ -1,0 +1,78 @@
+"""The juggler's fixed description, shared by its environments and its scripted controller.
+
+The MJCF path, the arm's geometry, the two families' goals, the observation layout and the arm's kinematics: what
+:mod:`mbmeta.envs.juggler` (environments, rewards, tasks) and :mod:`mbmeta.envs.juggler_controller` both need, so
+that neither imports the other (``juggler`` builds the controller on request, so the controller must not import
+``juggler``). Everything here is also importable from :mod:`mbmeta.envs.juggler`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MODEL_PATH = Path(__file__).parent / "assets" / "juggler.xml"
+
+# Geometry of the MJCF, used by the rewards, the reset poses and the scripted controller's kinematics.
+SHOULDER = (0.0, 0.5)  # world (x, z) of the shoulder hinge
+LINK_LENGTHS = (0.4, 0.4)  # upper arm, forearm
+PADDLE_OFFSET = (0.0, 0.07)  # paddle-surface centre in the hand frame (along the paddle, along its normal)
+PADDLE_HALF_LENGTH = 0.15
+BALL_RADIUS = 0.04
+GRAVITY = 9.81
+
+BALANCE_TARGET = (0.5, 0.7)  # ball-centre target (x, z) of juggler_balance
+BOUNCE_APEX = (0.5, 1.5)  # target x and apex height (ball centre) of juggler_bounce
+# Above the highest point where the arm can hold the ball still at x = 0.5 (about 1.23 m), so that a still ball
+# earns at most exp(-0.27 / 0.25) = 0.34 per step and bouncing (about 1 per step in flight) is worth more.
+BOUNCE_HOME_HEIGHT = 0.6  # paddle-surface height of the bounce reset pose
+
+OBS_NAMES: tuple[str, ...] = (
+    "q_shoulder",
+    "q_elbow",
+    "q_wrist",
+    "qvel_shoulder",
+    "qvel_elbow",
+    "qvel_wrist",
+    "paddle_x",
+    "paddle_z",
+    "paddle_angle",
+    "ball_x",
+    "ball_z",
+    "ball_vx",
+    "ball_vz",
+    "ball_spin",
+)
+OBS_INDEX = {name: i for i, name in enumerate(OBS_NAMES)}
+I_PADDLE_X, I_PADDLE_Z, I_PADDLE_ANGLE = OBS_INDEX["paddle_x"], OBS_INDEX["paddle_z"], OBS_INDEX["paddle_angle"]
+I_BALL_X, I_BALL_Z, I_BALL_VX, I_BALL_VZ = (OBS_INDEX[n] for n in ("ball_x", "ball_z", "ball_vx", "ball_vz"))
+
+NOMINAL_RESTITUTION = 0.5  # of the XML's damping (119 s^-1)
+
+
+# ----- kinematics (shared with the scripted controller) -----------------------------------------------------
+def paddle_pose(q: np.ndarray) -> np.ndarray:
+    """Forward kinematics: joint angles ``[..., 3]`` -> paddle-surface centre and angle ``[..., 3]`` (x, z, φ)."""
+    q = np.asarray(q, dtype=np.float64)
+    a1 = q[..., 0]
+    a2 = a1 + q[..., 1]
+    phi = a2 + q[..., 2]
+    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
+    x = SHOULDER[0] + l1 * np.cos(a1) + l2 * np.cos(a2) + u * np.cos(phi) - w * np.sin(phi)
+    z = SHOULDER[1] + l1 * np.sin(a1) + l2 * np.sin(a2) + u * np.sin(phi) + w * np.cos(phi)
+    return np.stack([x, z, phi], axis=-1)
+
+
+def inverse_kinematics(x: float, z: float, phi: float) -> np.ndarray:
+    """Joint angles ``[3]`` putting the paddle-surface centre at (x, z) with angle φ, elbow up.
+
+    Unreachable points are pulled onto the workspace boundary (the arm stretches towards them).
+    """
+    (l1, l2), (u, w) = LINK_LENGTHS, PADDLE_OFFSET
+    wx = x - u * np.cos(phi) + w * np.sin(phi) - SHOULDER[0]
+    wz = z - u * np.sin(phi) - w * np.cos(phi) - SHOULDER[1]
+    cos_elbow = (wx * wx + wz * wz - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
+    q2 = -np.arccos(np.clip(cos_elbow, -1.0, 1.0))  # negative: elbow above the shoulder-wrist line
+    q1 = np.arctan2(wz, wx) - np.arctan2(l2 * np.sin(q2), l1 + l2 * np.cos(q2))
+    return np.array([q1, q2, phi - q1 - q2])

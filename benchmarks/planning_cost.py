@@ -113,7 +113,9 @@ def write_table(out: Path, reference: str) -> str:
         speedup = ""
         if ref is not None:
             speedup = ", ".join(
-                f"{ref['cpu_s_per_step'][b] / c:.1f}×" for b, c in r["cpu_s_per_step"].items() if b in ref["cpu_s_per_step"]
+                f"{ref['cpu_s_per_step'][b] / c:.1f}×"
+                for b, c in r["cpu_s_per_step"].items()
+                if b in ref["cpu_s_per_step"]
             )
         diff = "—"
         if ref is not None and name != reference and len(ref["returns"]) == len(r["returns"]):

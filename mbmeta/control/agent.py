@@ -98,10 +98,15 @@ class MPCAgent(Policy):
         if context_size is not None:
             warnings.warn("MPCAgent(context_size=...) is deprecated; use context_length", DeprecationWarning, 2)
             context_length = context_size
-        if horizon < 1:
-            raise ValueError(f"horizon must be > 0, got {horizon}")
-        if context_length < 1:
-            raise ValueError(f"context_length must be > 0, got {context_length}")
+        for name, value in (("horizon", horizon), ("context_length", context_length), ("particles", particles)):
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"MPCAgent: {name} must be > 0 (an int), got {value!r}")
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise ValueError(f"MPCAgent: seed must be an int, got {seed!r}")
+        if not isinstance(discount, int | float) or not 0.0 < discount <= 1.0:
+            raise ValueError(f"MPCAgent: discount must be a number in (0, 1], got {discount!r}")
+        if not isinstance(disagreement_penalty, int | float) or not disagreement_penalty >= 0.0:
+            raise ValueError(f"MPCAgent: disagreement_penalty must be a number >= 0, got {disagreement_penalty!r}")
         if propagation not in PROPAGATIONS:
             raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
         if precision not in PRECISIONS:
@@ -127,7 +132,11 @@ class MPCAgent(Policy):
         self.generator.manual_seed(int(seed))
         self.low = planner.low.to(self.device)
         self.high = planner.high.to(self.device)
-        self.obs_dim: int | None = None
+        # O from the model where it declares it (an mbmeta model does), so a wrong-width observation is refused before
+        # it can fix the window's shape; otherwise learned from the first accepted call and forgotten by reset().
+        declared = getattr(dynamics, "obs_dim", None)
+        self._declared_obs_dim: int | None = int(declared) if isinstance(declared, int | np.integer) else None
+        self.obs_dim: int | None = self._declared_obs_dim
         self.plan_stats = PlanStats()  # cost and planned return of every act() call; kept across reset()
         self.reset(1)
 
@@ -150,7 +159,7 @@ class MPCAgent(Policy):
             reward_fn: exact reward for planning, or None for the model's learned reward.
             termination_fn: predicted termination, or None.
             map_location: where to load the weights (e.g. ``"cpu"``).
-            **kwargs: further :class:`MPCAgent` arguments (horizon, context_size, propagation, ...).
+            **kwargs: further :class:`MPCAgent` arguments (horizon, context_length, propagation, ...).
         """
         # The models layer rebuilds the dynamics from the checkpoint (weights_only: no pickled code runs); the
         # control layer never needs Lightning or the training module.
@@ -170,16 +179,17 @@ class MPCAgent(Policy):
             batch_size: B, the number of environments acted for in each call.
             seed: reseed the agent's generator (None keeps its stream going).
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"MPCAgent: batch_size must be an int > 0, got {batch_size!r}")
         self.batch_size = int(batch_size)
+        self.obs_dim = self._declared_obs_dim  # a clean state: an observation size learned from data is forgotten
         if seed is not None:
             self.generator.manual_seed(int(seed))
         centre = (self.low + self.high) / 2
         self._plan = centre.expand(self.batch_size, self.horizon, self.action_dim).clone()  # [B, H, A]
         self._carry: Tensor | None = None
         self._window: Transition | None = None
-        self._mask = torch.zeros(self.batch_size, self.context_size, dtype=torch.bool, device=self.device)
+        self._mask = torch.zeros(self.batch_size, self.context_length, dtype=torch.bool, device=self.device)
         if self.obs_dim is not None:
             self._allocate_window(self.obs_dim)
 
@@ -199,7 +209,7 @@ class MPCAgent(Policy):
             self._carry = torch.where(done[:, None, None, None], centre, self._carry)
 
     def _allocate_window(self, obs_dim: int) -> None:
-        b, k = self.batch_size, self.context_size
+        b, k = self.batch_size, self.context_length
         zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
         self._window = Transition(
             obs=zeros(b, k, obs_dim),
@@ -233,13 +243,22 @@ class MPCAgent(Policy):
         return tensor, single
 
     def _check_batch(self, obs: Tensor, name: str) -> None:
-        """Shape bookkeeping of the tensor path (Python ints, no host sync): ``obs`` is ``[B, O]``; fixes O at first."""
+        """Shape check of the tensor path (Python ints, no host sync): ``obs`` is ``[B, O]``; changes nothing."""
         if obs.ndim != 2 or obs.shape[0] != self.batch_size or obs.shape[1] != (self.obs_dim or obs.shape[1]):
             expected = f"({self.batch_size}, {self.obs_dim if self.obs_dim is not None else 'O'})"
             raise ValueError(f"{name} must have shape {expected}, got {tuple(obs.shape)}; call reset(batch_size=B)")
-        if self.obs_dim is None:
-            self.obs_dim = obs.shape[1]
-            self._allocate_window(self.obs_dim)
+
+    def _adopt_obs_dim(self, obs_dim: int) -> bool:
+        """Fix O (and allocate the windows) from an accepted call if it is not known yet; True if it was fixed now."""
+        if self.obs_dim is not None:
+            return False
+        self.obs_dim = int(obs_dim)
+        self._allocate_window(self.obs_dim)
+        return True
+
+    def _forget_obs_dim(self) -> None:
+        """Undo :meth:`_adopt_obs_dim` after the call that fixed O failed (a refused call changes nothing)."""
+        self.obs_dim, self._window = None, None
 
     # ----- acting ------------------------------------------------------------------------------------------------
     def act(self, obs: Any, task: Any = None) -> np.ndarray:
@@ -272,6 +291,15 @@ class MPCAgent(Policy):
         """
         start = time.perf_counter()
         self._check_batch(obs, "obs")
+        adopted = self._adopt_obs_dim(obs.shape[1])
+        try:
+            return self._plan_first_actions(obs, task, start)
+        except Exception:
+            if adopted:
+                self._forget_obs_dim()
+            raise
+
+    def _plan_first_actions(self, obs: Tensor, task: Tensor | None, start: float) -> Tensor:
         with torch.no_grad():
             adapted = self.dynamics.adapt(self._window, self._mask, task)
             objective = RolloutObjective(
@@ -343,7 +371,7 @@ class MPCAgent(Policy):
             ValueError: an argument of the wrong shape, or obs/action/next_obs with NaN/inf.
         """
         obs_t, _ = self._checked_obs(obs, "obs")
-        next_t, _ = self._checked_obs(next_obs, "next_obs")
+        next_t, _ = self._as_batch(next_obs, "next_obs", obs_t.shape[1])
         action_t, _ = self._as_batch(action, "action", self.action_dim)
         b = self.batch_size
         if reward is None:
@@ -353,7 +381,13 @@ class MPCAgent(Policy):
                 else torch.zeros(b, device=self.device)
             )
         else:
-            reward_t = torch.as_tensor(np.asarray(reward, dtype=np.float32), device=self.device).reshape(-1)
+            try:
+                reward_array = np.asarray(reward, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"reward must be a float array of shape ({b},); got {type(reward).__name__}") from err
+            if not np.isfinite(reward_array).all():
+                raise ValueError(f"reward contains NaN or inf (expected shape ({b},)): {reward_array}")
+            reward_t = torch.as_tensor(reward_array, device=self.device)
         done_t = (
             torch.zeros(b, dtype=torch.bool, device=self.device)
             if terminated is None
@@ -379,6 +413,11 @@ class MPCAgent(Policy):
         """
         b = self.batch_size
         self._check_batch(transition.obs, "obs")
+        if transition.next_obs.shape != transition.obs.shape:
+            raise ValueError(
+                f"next_obs must have obs's shape {tuple(transition.obs.shape)}, got {tuple(transition.next_obs.shape)}"
+            )
+        self._adopt_obs_dim(transition.obs.shape[1])
 
         def push(window: Tensor, new: Tensor) -> Tensor:
             shifted = torch.cat([window[:, 1:], new[:, None]], dim=1)

@@ -397,4 +397,7 @@ def test_numpy_observe_validates_once_at_its_boundary():
         agent.observe(obs, np.zeros((2, 1)), np.array([[0.0, np.nan, 0.0], [0.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match=r"action contains NaN or inf"):
         agent.observe(obs, np.array([[np.inf], [0.0]]), obs)
-    assert not agent.context[1].any(), "a rejected transition leaves the windows untouched"
+    # a rejected transition leaves the agent untouched: not even the observation size is learned from it
+    assert agent.obs_dim is None or not agent.context[1].any()
+    agent.observe(obs, np.zeros((2, 1)), obs)
+    assert agent.context[1].sum() == 2, "the first accepted transition is the only one in the windows"

@@ -71,7 +71,8 @@ def evaluation_status(experiment: Experiment, evaluation: EvaluationRun) -> RunS
         return RunStatus(evaluation, "stale", f"results without a {STAMP_FILE}: settings unknown")
     training = read_stamp(experiment.root / evaluation.training.run_dir)
     if training is not None and training.get("status") == "failed":
-        return RunStatus(evaluation, "failed", f"training failed, see {evaluation.training.run_dir}/train.log")
+        detail = training.get("detail") or f"training failed, see {evaluation.training.run_dir}/train.log"
+        return RunStatus(evaluation, "failed", detail)
     if training is not None and training.get("status") == "running":
         return RunStatus(evaluation, "incomplete", "training started but did not finish")
     return RunStatus(evaluation, "missing", "not run yet")

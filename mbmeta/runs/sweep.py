@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.data.atomic import atomic_write
-from mbmeta.runs.experiment import RESULTS_DIR, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import CHECKPOINT_FILE
 
 STAMP_FILE = "sweep.json"
@@ -216,6 +216,17 @@ def finished_checkpoint(experiment: Experiment, run: TrainingRun) -> str | None:
     return sha if stamp.get("checkpoint_sha256") == sha else None
 
 
+def training_is_stale(experiment: Experiment, run: TrainingRun) -> bool:
+    """Whether the run directory holds a run the sweep started with other configs (``mbmeta train`` would refuse it).
+
+    A directory without a stamp is left to ``mbmeta train``, which resumes it if its settings are the same.
+    """
+    directory = experiment.root / run.run_dir
+    stamp = read_stamp(directory)
+    started = (directory / "state.json").is_file() or (directory / CHECKPOINT_FILE).is_file()
+    return started and stamp is not None and stamp.get("fingerprint") != train_fingerprint(experiment, run)
+
+
 def evaluation_state(experiment: Experiment, evaluation: EvaluationRun, checkpoint_sha: str | None) -> str:
     """``done`` (results of this checkpoint and settings exist), ``todo``, or ``stale`` (other results are there).
 
@@ -297,9 +308,11 @@ class Sweep:
         self._lock = threading.Lock()
 
     def stale_results(self) -> list[str]:
-        """Evaluation directories holding results this sweep would have to replace (relative paths)."""
+        """Run and evaluation directories this sweep would have to replace (relative paths)."""
         stale = []
         for job in self.jobs:
+            if training_is_stale(self.experiment, job.training):
+                stale.append(job.training.run_dir)
             sha = finished_checkpoint(self.experiment, job.training)
             for evaluation in job.evaluations:
                 if evaluation_state(self.experiment, evaluation, sha) == "stale":
@@ -315,9 +328,10 @@ class Sweep:
         stale = self.stale_results()
         if stale and not self.replace:
             raise SweepError(
-                f"{self.experiment.root / stale[0]} (and {len(stale) - 1} more) hold results not made from the "
-                "current checkpoint and settings (e.g. migrated outputs); `--merge-only` tables them, `--replace` "
-                f"moves them to {RESULTS_DIR}/{REPLACED_DIR}/ and runs again"
+                f"{self.experiment.root / stale[0]} (and {len(stale) - 1} more) hold runs or results not made from "
+                "the current configs, checkpoint and settings (e.g. migrated outputs); `--merge-only` tables what is "
+                f"there, `--replace` moves them to {RUNS_DIR}/{REPLACED_DIR}/ or {RESULTS_DIR}/{REPLACED_DIR}/ and "
+                "runs again"
             )
 
     def run(self) -> list[Outcome]:
@@ -358,6 +372,8 @@ class Sweep:
         if sha is not None:
             self._say(f"skip   {step} (done)")
             return sha, Outcome(step, "skipped", log=log)
+        if training_is_stale(self.experiment, run):  # only reached with replace=True (check() refused otherwise)
+            self._move_aside(directory)
         fingerprint = train_fingerprint(self.experiment, run)
         stamp = {"step": step, "arguments": train_arguments(run), "fingerprint": fingerprint}
         returncode, seconds = self._subprocess(step, train_arguments(run), directory, TRAIN_LOG, stamp)
@@ -417,9 +433,10 @@ class Sweep:
         return returncode, round(time.perf_counter() - start, 1)
 
     def _move_aside(self, directory: Path) -> None:
-        """Move replaced results under ``results/replaced/`` (never deleted)."""
-        relative = directory.relative_to(self.experiment.root / RESULTS_DIR)
-        target = self.experiment.root / RESULTS_DIR / REPLACED_DIR / f"{relative}-{time.strftime('%Y%m%d-%H%M%S')}"
+        """Move a replaced run or result under ``runs/replaced/`` or ``results/replaced/`` (never deleted)."""
+        top, *rest = directory.relative_to(self.experiment.root).parts
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.experiment.root / top / REPLACED_DIR / f"{Path(*rest)}-{stamp}"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(directory), str(target))
         self._say(f"moved  {directory} -> {target}")

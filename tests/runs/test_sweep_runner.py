@@ -137,14 +137,18 @@ def test_a_changed_config_retrains_and_its_old_results_are_not_overwritten(tmp_p
     experiment = load_experiment(root)
     sweep(experiment, parallel=2).run()
     (root / "configs" / "none.yaml").write_text("model:\n  adaptation: none\n  ensemble_size: 7\n")
-    with pytest.raises(SweepError, match="not made from the current checkpoint"):
+    with pytest.raises(SweepError, match="runs/none-seed0 .* not made from the current configs"):
         sweep(experiment, methods=["none"]).check()
+    old_model = (root / "runs" / "none-seed0" / "model.ckpt").read_text()
     before = len(read_calls(calls))
     sweep(experiment, methods=["none"], replace=True).run()
     redone = read_calls(calls)[before:]
     assert sum(c.startswith("train") for c in redone) == 2 and sum(c.startswith("evaluate") for c in redone) == 4
-    replaced = list((root / "results" / "replaced").glob("none-seed0/eval0-*/results.json"))
-    assert len(replaced) == 1  # moved aside, not deleted
+    # the old run and its results were moved aside, not deleted, and the new run started fresh
+    (moved_run,) = (root / "runs" / "replaced").glob("none-seed0-*")
+    assert (moved_run / "model.ckpt").read_text() == old_model
+    assert "ensemble_size: 7" in (root / "runs" / "none-seed0" / "model.ckpt").read_text()
+    assert len(list((root / "results" / "replaced").glob("none-seed0/eval0-*/results.json"))) == 1
 
 
 def test_results_from_elsewhere_stop_the_sweep_before_anything_runs(tmp_path, calls):

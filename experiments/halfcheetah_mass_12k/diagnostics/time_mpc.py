@@ -1,12 +1,13 @@
-"""Time one MPC planning step and one environment step at given model and planner sizes (used by docs/results.md).
+"""Time one MPC planning step and one environment step at given model and planner sizes (the experiments' cost tables).
 
 The agent is built exactly as ``mbmeta train`` builds it (:func:`mbmeta.control.factory.make_agent`), around an
 untrained model of the given size: planning speed does not depend on the weights. One torch thread.
 
 Usage::
 
-    python docs/results/time_mpc.py --family halfcheetah_mass --envs 5 --population 200 --elites 50 \
-        --iterations 5 --horizon 30 --hidden 200 200 200 200 --propagation tsinf --particles 20 --steps 1
+    python experiments/halfcheetah_mass_12k/diagnostics/time_mpc.py --family halfcheetah_mass --envs 5 \
+        --population 200 --elites 50 --iterations 5 --horizon 30 --hidden 200 200 200 200 --propagation tsinf \
+        --particles 20 --steps 1
 """
 
 import argparse
@@ -21,7 +22,7 @@ from mbmeta.envs import get_family
 from mbmeta.training.module import MetaDynamicsModule
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Parse the sizes, time ``--steps`` planning steps after one warm-up, and print ms per step."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", required=True)
@@ -38,7 +39,7 @@ def main() -> None:
     p.add_argument("--adaptation", default="context")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--precision", default="fp32", help="fp32, or bf16 (model under bfloat16 autocast)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.set_num_threads(1)
     family = get_family(a.family)
     env = family.make_env()

@@ -1,6 +1,7 @@
-"""Return of uniformly random actions on the test tasks `mbmeta evaluate` uses (a floor for docs/results.md).
+"""Return of uniformly random actions on the test tasks `mbmeta evaluate` uses (a floor for the results tables).
 
-Usage: ``python docs/results/random_baseline.py FAMILY [--tasks N] [--episodes_per_task K]``. Same task list as
+Usage: ``python experiments/pendulum/diagnostics/random_baseline.py FAMILY [--tasks N] [--episodes_per_task K]``
+(also used for HalfCheetah's floor). Same task list as
 ``mbmeta evaluate`` (``evaluation_tasks``) and the same environment seeds (0, 1, ... per task).
 """
 
@@ -12,13 +13,13 @@ from mbmeta.envs import get_family
 from mbmeta.evaluation.episodes import evaluation_tasks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the mean ± std random-action return over tasks × episodes, and per task."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("family")
     parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--episodes_per_task", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     family = get_family(args.family)
     returns = []
     for task in evaluation_tasks(family, "test", args.tasks, seed=0):

@@ -5,11 +5,12 @@ episodes on each test task, encodes z ``[Z]`` and prints per task: the mean of z
 per-dimension std (centred on their mean), the RMS of that, and the fraction of z components outside the
 training windows' [min, max]. A task whose z leaves the training range asks the dynamics network to extrapolate in z.
 
-Usage: ``python docs/results/context_latent_range.py RUN_DIR`` (a ``mbmeta train`` run of a ``context`` model).
+Usage: ``python experiments/halfcheetah_mass_24k/diagnostics/context_latent_range.py RUN_DIR`` (a ``mbmeta train``
+run of a ``context`` model).
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,12 @@ def episode_latents(model, buffer: EpisodeBuffer, episode: int, k: int, stride: 
     return z.transpose(0, 1).flatten(1) if z.dim() == 3 else z
 
 
-def main() -> None:
-    """Print the per-task latent statistics of the run in ``sys.argv[1]``."""
+def main(argv: list[str] | None = None) -> None:
+    """Print the per-task latent statistics of a run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a mbmeta train run directory of a context model (with its buffer.npz)")
     torch.set_num_threads(1)
-    run = Path(sys.argv[1])
+    run = Path(parser.parse_args(argv).run_dir)
     config = json.loads((run / "config.json").read_text())
     k = int(config["data"]["context_length"])
     model = load_dynamics(run / "model.ckpt").eval()

@@ -5,11 +5,11 @@ encoded for every K-window (stride 1) of the run's training buffer, and at test 
 those windows' [min, max]. Everything else is ``mbmeta evaluate``'s: every test task, one episode each (env seed 0),
 8 environments in one batch, the planner from the run's ``config.json``.
 
-Usage: ``python docs/results/context_latent_clamp.py RUN_DIR OUT.json``
+Usage: ``python experiments/halfcheetah_mass_24k/diagnostics/context_latent_clamp.py RUN_DIR OUT.json``
 """
 
+import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,10 +31,14 @@ def training_latent_range(model, buffer: EpisodeBuffer, k: int) -> tuple[torch.T
     return z.min(0).values, z.max(0).values
 
 
-def main() -> None:
-    """Evaluate the clamped agent of ``sys.argv[1]``; print and write the returns to ``sys.argv[2]``."""
+def main(argv: list[str] | None = None) -> None:
+    """Evaluate the clamped agent of a run; print the returns and write them to a JSON file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a mbmeta train run directory of a context model (with its buffer.npz)")
+    parser.add_argument("out", help="JSON file to write")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    run, out = Path(sys.argv[1]), Path(sys.argv[2])
+    run, out = Path(args.run_dir), Path(args.out)
     config = json.loads((run / "config.json").read_text())
     module = load_module(run / "model.ckpt").eval()
     model = module.dynamics

@@ -9,11 +9,12 @@ models' predictions are what fails.
 Slow by design (one Python-driven MuJoCo step per candidate row, ~0.35 s per planning step): a diagnostic, not an
 agent.
 
-Usage: ``python docs/results/juggler_true_model_mpc.py [TASKS] [STEPS]`` (default: the first 3 of the 8 test tasks
+Usage: ``python experiments/juggler_balance_random/diagnostics/juggler_true_model_mpc.py [TASKS] [STEPS]`` (default:
+the first 3 of the 8 test tasks
 ``mbmeta evaluate --tasks 8`` uses, up to 150 steps each, env seed 0).
 """
 
-import sys
+import argparse
 import time
 
 import mujoco
@@ -77,11 +78,14 @@ def balance_time(family, task, steps: int, horizon: int = 15, seed: int = 0) -> 
     return steps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the balance time per task."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tasks", type=int, nargs="?", default=3, help="the first N of the 8 evaluation tasks")
+    parser.add_argument("steps", type=int, nargs="?", default=150, help="steps per episode at most")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    n_tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 150
+    n_tasks, steps = args.tasks, args.steps
     family = get_family("juggler_balance")
     for task in evaluation_tasks(family, "test", 8, seed=0)[:n_tasks]:
         start = time.perf_counter()

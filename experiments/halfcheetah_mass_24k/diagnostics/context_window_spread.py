@@ -10,11 +10,13 @@ run's training-buffer episodes (random-action and MPC episodes separately):
 - their ratio (below 1: z identifies the task better than it tracks the state).
 
 Window lengths other than the training K ask the encoder nothing new (each transition is embedded on its own),
-only how many embeddings are averaged. Usage: ``python docs/results/context_window_spread.py RUN_DIR [K ...]``.
+only how many embeddings are averaged.
+
+Usage: ``python experiments/halfcheetah_mass_24k/diagnostics/context_window_spread.py RUN_DIR [K ...]``.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -31,12 +33,16 @@ def spread(latents: list[torch.Tensor]) -> tuple[float, float]:
     return float(within), float(between)
 
 
-def main() -> None:
-    """Print the within / between spread of z for each K, for the run in ``sys.argv[1]``."""
+def main(argv: list[str] | None = None) -> None:
+    """Print the within / between spread of z for each K, for one run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a mbmeta train run directory of a context model (with its buffer.npz)")
+    parser.add_argument("windows", type=int, nargs="*", help="window lengths K (default: the training K, 25, 50)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    run = Path(sys.argv[1])
+    run = Path(args.run_dir)
     config = json.loads((run / "config.json").read_text())
-    windows = [int(k) for k in sys.argv[2:]] or [int(config["data"]["context_length"]), 25, 50]
+    windows = args.windows or [int(config["data"]["context_length"]), 25, 50]
     initial = int(config["loop"]["initial_episodes"])
     model = load_dynamics(run / "model.ckpt").eval()
     buffer = EpisodeBuffer.load(run / "buffer.npz")

@@ -11,12 +11,13 @@ compares the models on the same states and actions.
 A model the planner exploits promises much more than it delivers, on-policy, even where its error on other data is
 small.
 
-Usage: ``python docs/results/planning_optimism.py CONFIG_JSON TASK_JSON STEPS SEED CKPT [CKPT ...]``
+Usage: ``python experiments/halfcheetah_mass_56k/diagnostics/planning_optimism.py CONFIG_JSON TASK_JSON STEPS SEED CKPT
+[CKPT ...]``
 e.g. ``... /tmp/run/config.json '{"mass_scale": 1.0}' 300 0 /tmp/run/checkpoints/iteration_001.ckpt``.
 """
 
+import argparse
 import json
-import sys
 
 import numpy as np
 import torch
@@ -130,13 +131,20 @@ def episode(ckpt: str, config: dict, task: dict, steps: int, seed: int) -> tuple
     return stats, trajectory._replace(terminated=trajectory.terminated.bool())
 
 
-def main() -> None:
-    """Print the statistics of every checkpoint in ``sys.argv[5:]``."""
+def main(argv: list[str] | None = None) -> None:
+    """Print the statistics of every checkpoint given."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="the run's config.json (its family and agent settings are used)")
+    parser.add_argument("task", help="the task as JSON, e.g. '{\"mass_scale\": 1.0}'")
+    parser.add_argument("steps", type=int, help="episode steps at most")
+    parser.add_argument("seed", type=int, help="seeds the environment, the random context and planning")
+    parser.add_argument("ckpt", nargs="+", help="checkpoints to compare")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = json.loads(open(sys.argv[1]).read())
-    task, steps, seed = json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    config = json.loads(open(args.config).read())
+    task, steps, seed = json.loads(args.task), args.steps, args.seed
     trajectories = {}
-    for ckpt in sys.argv[5:]:
+    for ckpt in args.ckpt:
         stats, trajectories[ckpt] = episode(ckpt, config, task, steps, seed)
         print(ckpt, task, f"{steps} steps, seed {seed}")
         for name, value in stats.items():

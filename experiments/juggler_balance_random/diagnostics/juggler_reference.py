@@ -1,10 +1,13 @@
 """Balance time of the scripted controller and of random actions on the tasks ``mbmeta evaluate --tasks 8`` uses.
 
-A reference for the learned agents in docs/results.md: what a working controller (which knows the nominal robot,
-not the task) and what uniformly random actions achieve on the same Juggler-balance test tasks and seeds.
+A reference for the learned agents in experiments/juggler_balance_*: what a working controller (which knows the
+nominal robot, not the task) and what uniformly random actions achieve on the same Juggler-balance test tasks and
+seeds.
 
-Usage: ``python docs/results/juggler_reference.py``
+Usage: ``python experiments/juggler_balance_random/diagnostics/juggler_reference.py``
 """
+
+import argparse
 
 import gymnasium as gym
 import numpy as np
@@ -27,8 +30,9 @@ def random_episode(env_id: str, task, seed: int) -> tuple[int, float]:
     return steps, total
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print mean ± std balance time (steps, of 500) and return over 8 test tasks × seeds 0 and 1."""
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     family = get_family("juggler_balance")
     tasks = evaluation_tasks(family, "test", 8, seed=0)
     scripted, random = [], []

@@ -3,7 +3,8 @@
 Scripted (noisy controller) episodes are in-distribution for a run seeded with ``--loop.initial_policy scripted``;
 random-action episodes are what ``evaluate`` measures on.
 
-Usage: ``python docs/results/juggler_model_check.py CKPT [--episodes 8] [--noise 0.5] [--horizon 15]``
+Usage: ``python experiments/juggler_balance_scripted/diagnostics/juggler_model_check.py CKPT [--episodes 8]
+[--noise 0.5] [--horizon 15]``
 Prints the prediction error (MSE in each data set's obs-std units) at horizons 1, 5, 10 and H, per data set.
 """
 
@@ -21,7 +22,7 @@ from mbmeta.evaluation.prediction import prediction_error
 from mbmeta.training.checkpoint import load_module
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Collect both data sets on the same tasks and print the model's error at a few horizons."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ckpt")
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--horizon", type=int, default=15)
     parser.add_argument("--split", default="train", choices=["train", "test"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     family = get_family("juggler_balance")
     module = load_module(args.ckpt)

@@ -19,7 +19,6 @@ agents run the same commands on many machines.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -476,29 +475,34 @@ def wandb_sweep_config(experiment: Experiment, experiment_dir: str, jobs: Sequen
     }
 
 
+def agent_report(summary: dict[str, Any], jobs: Sequence[Job]) -> dict[str, float]:
+    """What a W&B sweep point reports: each of its methods' per-seed overall value and its runs' statuses.
+
+    Keys ``<metric>/<method>`` (the training seed's mean over its episodes, as in the merged table) and
+    ``runs/<status>`` (how many of the point's evaluations are done, failed, ...).
+    """
+    wanted = {(e.method, e.seed) for job in jobs for e in job.evaluations}
+    report: dict[str, float] = {}
+    for metric, tables in summary.get("metrics", {}).items():
+        for method, conditions in tables.get("methods", {}).items():
+            for seed, value in conditions.get("overall", {}).get("per_seed", {}).items():
+                if (method, int(seed)) in wanted:
+                    report[f"{metric}/{method}"] = value
+    for run in summary.get("runs", []):
+        if (run["method"], run["seed"]) in wanted:
+            key = f"runs/{run['status']}"
+            report[key] = report.get(key, 0) + 1
+    return report
+
+
 def log_to_wandb_agent(summary: dict[str, Any], jobs: Sequence[Job]) -> None:
-    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` set), report the job's per-seed results to the agent's run."""
+    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` set), log :func:`agent_report` to the agent's run."""
     if not os.environ.get("WANDB_SWEEP_ID"):
         return
     import wandb
 
-    names = {job.name for job in jobs}
     run = wandb.init(job_type="sweep")
     try:
-        payload: dict[str, Any] = {}
-        for metric, tables in summary.get("metrics", {}).items():
-            for method, conditions in tables.get("methods", {}).items():
-                for seed, value in conditions.get("overall", {}).get("per_seed", {}).items():
-                    if f"{method}-seed{seed}" in names or any(job.training.seed == int(seed) for job in jobs):
-                        payload[f"{metric}/{method}"] = value
-        statuses = [r for r in summary.get("runs", []) if r.get("training") in names]
-        payload["runs/failed"] = sum(r["status"] == "failed" for r in statuses)
-        payload["runs/done"] = sum(r["status"] == "done" for r in statuses)
-        run.log(payload)
+        run.log(agent_report(summary, jobs))
     finally:
         run.finish()
-
-
-def as_dict(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as a JSON-ready mapping."""
-    return dataclasses.asdict(outcome)

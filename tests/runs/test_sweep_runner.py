@@ -13,6 +13,7 @@ from mbmeta.runs.merge import merge, write_merged
 from mbmeta.runs.sweep import (
     Sweep,
     SweepError,
+    agent_report,
     child_environment,
     job_commands,
     plan_jobs,
@@ -204,3 +205,15 @@ def test_children_get_one_thread_the_runners_code_and_no_wandb_agent_ids():
     assert "WANDB_RUN_ID" not in env and "WANDB_SWEEP_ID" not in env
     package_root = Path(__file__).resolve().parents[2]
     assert env["PYTHONPATH"].split(os.pathsep) == [str(package_root), "/elsewhere"]
+
+
+def test_a_wandb_sweep_point_reports_its_own_seed_and_statuses(tmp_path, calls, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "none-seed1")
+    experiment = load_experiment(write_experiment(tmp_path / "exp"))
+    sweep(experiment, parallel=2).run()
+    summary = merge(experiment)
+    report = agent_report(summary, plan_jobs(experiment, run="context-seed1"))
+    # context-seed1's job evaluates context and context-dp at seed 1: 200 or 300 + 10 + mean(eval 0, 1) + mean(task)
+    assert report == {"episode_return/context": 211.0, "episode_return/context-dp": 311.0, "runs/done": 4}
+    failed = agent_report(summary, plan_jobs(experiment, run="none-seed1"))
+    assert failed == {"runs/failed": 2}

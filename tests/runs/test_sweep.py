@@ -122,7 +122,7 @@ def test_a_bad_experiment_is_one_line_on_stderr(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_gitignore_keeps_run_essentials_and_drops_buffers():
-    run = "experiments/smoke/runs/none-seed0"
+    run = "experiments/pendulum/runs/none-seed0"
 
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode == 0
@@ -131,5 +131,6 @@ def test_gitignore_keeps_run_essentials_and_drops_buffers():
         assert not ignored(f"{run}/{kept}"), kept
     for dropped in ("buffer.npz", "checkpoints/iteration_001.ckpt", "wandb/run.wandb", "wandb_id", ".lock"):
         assert ignored(f"{run}/{dropped}"), dropped
-    assert ignored("experiments/smoke/results/none-seed0/eval0/wandb/x") and ignored("model.ckpt")
-    assert not ignored("experiments/smoke/results/none-seed0/eval0/results.json")
+    assert ignored("experiments/pendulum/results/none-seed0/eval0/wandb/x") and ignored("model.ckpt")
+    assert not ignored("experiments/pendulum/results/none-seed0/eval0/results.json")
+    assert ignored("experiments/smoke/runs/none-seed0/model.ckpt")  # the smoke experiment keeps nothing

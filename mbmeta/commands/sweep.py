@@ -118,6 +118,7 @@ def run(argv: list[str]) -> int:
             return 0
         check_train_configs(experiment, [job.training for job in jobs])
         sweep = Sweep(experiment, jobs, parallel=args.jobs or default_parallel_jobs(), replace=args.replace)
+        sweep.check()  # before saying anything: results it would overwrite stop it here
         print(f"sweep {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)

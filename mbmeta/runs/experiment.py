@@ -27,7 +27,7 @@ report compares, and the budget. Example::
 
 Files are laid out as::
 
-    runs/<method>-seed<s>/                      the mbmeta train run directory (train.log, sweep.json beside it)
+    runs/<method>-seed<s>/                      the mbmeta train run directory (plus the runner's train.log, sweep.json)
     results/<method>-seed<s>/eval<e>/           one mbmeta evaluate output (evaluate.log, sweep.json)
     results/table.md, results/summary.json      the merged table
 """

@@ -52,6 +52,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Evaluate trained agents on held-out tasks: returns, prediction error, videos (JSON, CSV, PNG, GIF).",
         "mbmeta.commands.evaluate:run",
     ),
+    "sweep": Subcommand(
+        "Train and evaluate an experiment's methods × seeds side by side (resumable); merge them into one table.",
+        "mbmeta.commands.sweep:run",
+    ),
 }
 
 

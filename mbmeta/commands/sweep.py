@@ -1,0 +1,145 @@
+"""``mbmeta sweep``: train and evaluate an experiment's methods × seeds, and merge the results into one table.
+
+    mbmeta sweep experiments/pendulum                         # everything, one job per core, resumable
+    mbmeta sweep experiments/pendulum --methods none context --seeds 0 1 --jobs 2
+    mbmeta sweep experiments/pendulum --merge-only            # rebuild results/table.md from what is on disk
+    mbmeta sweep experiments/pendulum --print-commands        # one shell command per run (SLURM job arrays, ...)
+    mbmeta sweep experiments/pendulum --wandb-sweep           # a W&B sweep YAML (wandb sweep / wandb agent)
+
+The experiment directory's ``experiment.yaml`` declares the design (see :mod:`mbmeta.runs.experiment`); runs go to
+``runs/<method>-seed<s>/``, evaluations to ``results/<method>-seed<s>/eval<e>/``, the merged table to
+``results/table.md`` and ``results/summary.json``. Running the same command again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from mbmeta.runs.experiment import Experiment, ExperimentError, load_experiment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``mbmeta sweep``."""
+    parser = argparse.ArgumentParser(
+        prog="mbmeta sweep",
+        description="Train and evaluate the methods × seeds an experiment directory declares (experiment.yaml), "
+        "several runs side by side, resumably; then write one merged table with mean, standard error and 95 %% "
+        "interval per method and test condition, and paired differences between methods.",
+    )
+    parser.add_argument("experiment", help="experiment directory (holding experiment.yaml)")
+    parser.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="only these training seeds (default: all)")
+    parser.add_argument("--run", default=None, help="only this training run and its evaluations, e.g. context-seed3")
+    parser.add_argument("--jobs", type=int, default=None, help="runs side by side (default: the number of cores)")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="move results made from another checkpoint or with other settings to results/replaced/ and redo them",
+    )
+    actions = parser.add_mutually_exclusive_group()
+    actions.add_argument("--merge-only", action="store_true", help="only rebuild the table from results on disk")
+    actions.add_argument(
+        "--print-commands", action="store_true", help="print one self-contained shell command per training run"
+    )
+    actions.add_argument(
+        "--wandb-sweep", action="store_true", help="print a W&B sweep config (YAML) with one grid point per run"
+    )
+    actions.add_argument("--dry-run", action="store_true", help="print the mbmeta commands a sweep would run")
+    return parser
+
+
+def check_train_configs(experiment: Experiment, runs: list) -> None:
+    """Parse every training run's composed configs with ``mbmeta train``'s parser before anything starts.
+
+    Raises:
+        ExperimentError: a config that does not parse, or trains another family than the experiment declares.
+    """
+    from jsonargparse import ArgumentError
+
+    from mbmeta.commands.train import build_parser as train_parser
+
+    parser = train_parser()
+    parser.exit_on_error = False
+    for run in runs:
+        arguments = [a for c in run.configs for a in ("--config", str(experiment.root / c))]
+        try:
+            cfg = parser.parse_args(arguments)
+        except (ArgumentError, ValueError, TypeError) as err:
+            message = " ".join(str(err).split())
+            raise ExperimentError(f"{experiment.root}: run {run.name}: its configs do not parse: {message}") from err
+        if cfg.loop.family != experiment.family:
+            raise ExperimentError(
+                f"{experiment.root}: run {run.name}: its configs train loop.family {cfg.loop.family!r}, "
+                f"but experiment.yaml declares family {experiment.family!r}"
+            )
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and sweep (or merge, or print); returns the exit code."""
+    from mbmeta.runs.merge import merge_and_write
+    from mbmeta.runs.sweep import (
+        Sweep,
+        SweepError,
+        default_parallel_jobs,
+        evaluate_arguments,
+        job_commands,
+        log_to_wandb_agent,
+        plan_jobs,
+        train_arguments,
+        wandb_sweep_config,
+    )
+
+    args = build_parser().parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        return _error(f"--jobs must be >= 1, got {args.jobs}")
+    try:
+        experiment = load_experiment(args.experiment)
+        if args.merge_only:
+            _print_headline(experiment, merge_and_write(experiment))
+            return 0
+        jobs = plan_jobs(experiment, args.methods, args.seeds, args.run)
+        directory = str(Path(args.experiment))
+        if args.print_commands:
+            print("\n".join(job_commands(directory, jobs)))
+            return 0
+        if args.wandb_sweep:
+            print(yaml.safe_dump(wandb_sweep_config(experiment, directory, jobs), sort_keys=False), end="")
+            return 0
+        if args.dry_run:
+            for job in jobs:
+                print(f"# {job.name} (in {experiment.root})")
+                print("mbmeta " + " ".join(train_arguments(job.training)))
+                for evaluation in job.evaluations:
+                    print("mbmeta " + " ".join(evaluate_arguments(experiment, evaluation)))
+            return 0
+        check_train_configs(experiment, [job.training for job in jobs])
+        sweep = Sweep(experiment, jobs, parallel=args.jobs or default_parallel_jobs(), replace=args.replace)
+        sweep.check()  # before saying anything: results it would overwrite stop it here
+        print(f"sweep {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
+        outcomes = sweep.run()
+        summary = merge_and_write(experiment)
+        log_to_wandb_agent(summary, jobs)
+    except (ExperimentError, SweepError, ValueError) as err:
+        return _error(str(err))
+    failed = [o for o in outcomes if o.status in ("failed", "not run")]
+    _print_headline(experiment, summary)
+    if failed:
+        print(f"mbmeta sweep: {len(failed)} step(s) failed or not run: {', '.join(o.step for o in failed)}")
+        return 1
+    return 0
+
+
+def _print_headline(experiment: Experiment, summary: dict) -> None:
+    """Print the overall table of the headline metric and the run counts."""
+    from mbmeta.runs.merge import headline_table
+
+    print(headline_table(experiment, summary), flush=True)
+
+
+def _error(message: str) -> int:
+    print(f"mbmeta sweep: error: {message}", file=sys.stderr, flush=True)
+    return 1

@@ -1,0 +1,397 @@
+"""An experiment: the design of a reported comparison, declared in ``experiments/<name>/experiment.yaml``.
+
+Everything a reported number depends on is fixed here before running: the family, the ``mbmeta train`` config
+files (stored inside the experiment directory), the methods, the training seeds, the evaluation settings, what the
+report compares, and the budget. Example::
+
+    family: pendulum
+    train:
+      configs: [configs/pendulum.yaml]          # composed in this order, then each method's files
+      seeds: [0, 1, 2]                          # training seeds (--loop.seed), for every method unless it says
+    methods:
+      none: configs/methods/none.yaml           # one file, or {configs: [...], seeds: [...]}
+      context: {configs: [configs/methods/context.yaml]}
+      context-dp100: {model_of: context, agent: {disagreement_penalty: 100}}   # context's models, evaluated so
+    evaluate:                                   # mbmeta evaluate's settings, for every method
+      split: test
+      tasks: null                               # null: the whole test grid
+      episodes_per_task: 3
+      num_envs: 16
+      seeds: [0]                                # evaluation seeds (--seed)
+      agent: {}                                 # --agent.* overrides (a method's own `agent` goes on top)
+    report:
+      metrics: [episode_return]                 # the first is the headline; also length, success
+      comparisons: [[context, none]]            # paired differences first − second
+      conditions: {light: {mass: [0.2, 0.4]}}   # named test conditions: parameter -> values
+    budget: {transitions: 9600}                 # recorded in the table (free-form)
+
+Files are laid out as::
+
+    runs/<method>-seed<s>/                      the mbmeta train run directory (plus the runner's train.log, sweep.json)
+    results/<method>-seed<s>/eval<e>/           one mbmeta evaluate output (evaluate.log, sweep.json)
+    results/table.md, results/summary.json      the merged table
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mbmeta.evaluation.tables import METRICS
+
+EXPERIMENT_FILE = "experiment.yaml"
+RUNS_DIR = "runs"
+RESULTS_DIR = "results"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
+TRAIN_KEYS = {"configs", "seeds"}
+METHOD_KEYS = {"configs", "seeds", "model_of", "agent"}
+EVALUATE_KEYS = {"split", "tasks", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent"}
+REPORT_KEYS = {"metrics", "comparisons", "conditions"}
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How every method is evaluated (``mbmeta evaluate`` options).
+
+    Attributes:
+        split: ``test`` or ``train``.
+        tasks: number of tasks (None: the split's whole grid).
+        episodes_per_task: episodes (environment seeds) per task.
+        num_envs: environments stepped together (changes the planner's random stream, hence the numbers).
+        seeds: evaluation seeds (``--seed``): each is one evaluation of every model.
+        error_horizon: longest horizon of the prediction-error curve.
+        video_tasks: GIFs of the first N tasks (0: none; videos do not change the numbers).
+        agent: ``--agent.*`` overrides for every method.
+    """
+
+    split: str = "test"
+    tasks: int | None = None
+    episodes_per_task: int = 2
+    num_envs: int = 4
+    seeds: tuple[int, ...] = (0,)
+    error_horizon: int = 10
+    video_tasks: int = 0
+    agent: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method: the configs its models are trained with (or whose models it reuses) and how it is evaluated.
+
+    Attributes:
+        name: the label in every table (``--labels``).
+        configs: train config files composed after the experiment's (paths relative to the experiment directory);
+            empty for a method that evaluates another's models.
+        seeds: training seeds.
+        model_of: the method whose trained models this one evaluates (its own name when it trains).
+        agent: ``--agent.*`` overrides for its evaluation, on top of the experiment's.
+    """
+
+    name: str
+    configs: tuple[str, ...]
+    seeds: tuple[int, ...]
+    model_of: str
+    agent: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trains(self) -> bool:
+        """Whether this method has training runs of its own."""
+        return self.model_of == self.name
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One ``mbmeta train`` run: a method's configs at one seed."""
+
+    method: str
+    seed: int
+    configs: tuple[str, ...]  # every config file in order, relative to the experiment directory
+
+    @property
+    def name(self) -> str:
+        """``<method>-seed<s>``."""
+        return run_name(self.method, self.seed)
+
+    @property
+    def run_dir(self) -> str:
+        """The run directory, relative to the experiment directory."""
+        return f"{RUNS_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """One ``mbmeta evaluate`` of one method's model of one training seed, at one evaluation seed."""
+
+    method: str
+    seed: int
+    eval_seed: int
+    training: TrainingRun
+
+    @property
+    def out_dir(self) -> str:
+        """The output directory, relative to the experiment directory."""
+        return f"{RESULTS_DIR}/{run_name(self.method, self.seed)}/eval{self.eval_seed}"
+
+
+def run_name(method: str, seed: int) -> str:
+    """The directory name of a method's training seed: ``<method>-seed<s>``."""
+    return f"{method}-seed{seed}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A loaded, validated ``experiment.yaml`` (see the module docstring).
+
+    Attributes:
+        root: the experiment directory.
+        family: task-family name.
+        description: one paragraph on what the experiment asks.
+        train_configs: train config files composed first (relative to ``root``).
+        methods: name -> method, in the file's order.
+        evaluation: the evaluation settings.
+        metrics: metrics reported (the first is the headline).
+        comparisons: paired differences ``(first, second)``.
+        conditions: named test conditions: name -> parameter -> values.
+        budget: free-form description of the budget (recorded in the table).
+    """
+
+    root: Path
+    family: str
+    description: str
+    train_configs: tuple[str, ...]
+    methods: dict[str, Method]
+    evaluation: EvaluationSettings
+    metrics: tuple[str, ...] = ("episode_return",)
+    comparisons: tuple[tuple[str, str], ...] = ()
+    conditions: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The experiment directory's name."""
+        return self.root.name
+
+    def training_runs(self) -> list[TrainingRun]:
+        """Every training run, by method (file order), then seed."""
+        return [
+            TrainingRun(m.name, seed, (*self.train_configs, *m.configs))
+            for m in self.methods.values()
+            if m.trains
+            for seed in m.seeds
+        ]
+
+    def evaluation_runs(self) -> list[EvaluationRun]:
+        """Every evaluation, by method, seed, evaluation seed."""
+        trainings = {(t.method, t.seed): t for t in self.training_runs()}
+        return [
+            EvaluationRun(m.name, seed, eval_seed, trainings[(m.model_of, seed)])
+            for m in self.methods.values()
+            for seed in m.seeds
+            for eval_seed in self.evaluation.seeds
+        ]
+
+    def evaluation_agent(self, method: str) -> dict[str, Any]:
+        """The ``--agent.*`` overrides a method is evaluated with (the experiment's, then its own)."""
+        return {**self.evaluation.agent, **self.methods[method].agent}
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment (a directory holding ``experiment.yaml``, or the file itself).
+
+    Raises:
+        ExperimentError: a missing file, unknown key, wrong type, unknown method or missing config file; the
+            message names the file and the key.
+    """
+    path = Path(path)
+    file = path / EXPERIMENT_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ExperimentError(f"{file}: no such experiment file (an experiment directory holds {EXPERIMENT_FILE})")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"{file}: not valid YAML ({' '.join(str(err).split())})") from err
+    return _Parser(file).experiment(raw)
+
+
+class _Parser:
+    """Validates the YAML document of one experiment file; every error names the file and the key."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.root = file.parent
+
+    def fail(self, key: str, problem: str) -> ExperimentError:
+        return ExperimentError(f"{self.file}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str] | None = None) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
+        unknown = sorted(str(k) for k in value if allowed is not None and k not in allowed)
+        if unknown:
+            raise self.fail(key, f"unknown key {unknown[0]!r} (expected one of {', '.join(sorted(allowed or ()))})")
+        return dict(value)
+
+    def integer(self, value: Any, key: str, minimum: int | None = None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def seeds(self, value: Any, key: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, f"expected a non-empty list of integer seeds, got {value!r}")
+        seeds = tuple(self.integer(v, key, minimum=0) for v in value)
+        if len(set(seeds)) != len(seeds):
+            raise self.fail(key, f"seeds repeat: {list(seeds)}")
+        return seeds
+
+    def text(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def config_files(self, value: Any, key: str) -> tuple[str, ...]:
+        files = [value] if isinstance(value, str) else value
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise self.fail(key, f"expected a file or a list of files, got {value!r}")
+        for name in files:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise self.fail(key, f"{name!r} must be a path inside the experiment directory")
+            if not (self.root / name).is_file():
+                raise self.fail(key, f"config file {name!r} does not exist in {self.root}")
+        return tuple(files)
+
+    def experiment(self, raw: Any) -> Experiment:
+        if raw is None:
+            raise self.fail("(file)", "empty experiment file")
+        raw = self.mapping(raw, "(top level)", TOP_KEYS)
+        for key in ("family", "train", "methods", "evaluate"):
+            if key not in raw:
+                raise self.fail(key, "missing (required)")
+        family = self.text(raw["family"], "family")
+        train = self.mapping(raw["train"], "train", TRAIN_KEYS)
+        if "configs" not in train:
+            raise self.fail("train.configs", "missing (required)")
+        train_configs = self.config_files(train["configs"], "train.configs")
+        default_seeds = self.seeds(train.get("seeds", [0]), "train.seeds")
+        methods = self.methods(raw["methods"], default_seeds)
+        evaluation = self.evaluation(raw["evaluate"])
+        report = self.mapping(raw.get("report", {}), "report", REPORT_KEYS)
+        metrics = report.get("metrics", ["episode_return"])
+        if not isinstance(metrics, list) or not metrics:
+            raise self.fail("report.metrics", f"expected a non-empty list, got {metrics!r}")
+        for metric in metrics:
+            if metric not in METRICS:
+                raise self.fail("report.metrics", f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+        comparisons = self.comparisons(report.get("comparisons", []), methods)
+        conditions = self.conditions(report.get("conditions", {}))
+        budget = self.mapping(raw.get("budget", {}), "budget")
+        description = raw.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", f"expected a string, got {type(description).__name__}")
+        return Experiment(
+            root=self.root,
+            family=family,
+            description=" ".join(description.split()),
+            train_configs=train_configs,
+            methods=methods,
+            evaluation=evaluation,
+            metrics=tuple(metrics),
+            comparisons=comparisons,
+            conditions=conditions,
+            budget=budget,
+        )
+
+    def methods(self, raw: Any, default_seeds: tuple[int, ...]) -> dict[str, Method]:
+        raw = self.mapping(raw, "methods")
+        if not raw:
+            raise self.fail("methods", "no methods declared")
+        declared: dict[str, dict[str, Any]] = {}
+        for name, spec in raw.items():
+            key = f"methods.{name}"
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                raise self.fail(key, "a method name must be letters, digits and _ . + - (it names directories)")
+            spec = {"configs": spec} if isinstance(spec, (str, list)) else self.mapping(spec, key, METHOD_KEYS)
+            if ("configs" in spec) == ("model_of" in spec):
+                raise self.fail(key, "give either 'configs' (it trains) or 'model_of' (it evaluates another's models)")
+            declared[name] = spec
+        methods = {}
+        for name, spec in declared.items():
+            key = f"methods.{name}"
+            agent = self.mapping(spec.get("agent", {}), f"{key}.agent")
+            if "configs" in spec:
+                seeds = self.seeds(spec.get("seeds", list(default_seeds)), f"{key}.seeds")
+                methods[name] = Method(name, self.config_files(spec["configs"], f"{key}.configs"), seeds, name, agent)
+                continue
+            owner = spec["model_of"]
+            if owner not in declared or "configs" not in declared[owner]:
+                trained = [n for n, s in declared.items() if "configs" in s]
+                raise self.fail(f"{key}.model_of", f"{owner!r} is not a method that trains (one of {trained})")
+            owner_seeds = self.seeds(declared[owner].get("seeds", list(default_seeds)), f"methods.{owner}.seeds")
+            seeds = self.seeds(spec.get("seeds", list(owner_seeds)), f"{key}.seeds")
+            missing = sorted(set(seeds) - set(owner_seeds))
+            if missing:
+                raise self.fail(f"{key}.seeds", f"{owner!r} has no training seed {missing[0]}")
+            methods[name] = Method(name, (), seeds, owner, agent)
+        return methods
+
+    def evaluation(self, raw: Any) -> EvaluationSettings:
+        raw = self.mapping(raw, "evaluate", EVALUATE_KEYS)
+        settings: dict[str, Any] = {}
+        if "split" in raw:
+            if raw["split"] not in ("test", "train"):
+                raise self.fail("evaluate.split", f"expected test or train, got {raw['split']!r}")
+            settings["split"] = raw["split"]
+        if raw.get("tasks") is not None:
+            settings["tasks"] = self.integer(raw["tasks"], "evaluate.tasks", minimum=1)
+        for name in ("episodes_per_task", "num_envs", "error_horizon"):
+            if name in raw:
+                settings[name] = self.integer(raw[name], f"evaluate.{name}", minimum=1)
+        if "video_tasks" in raw:
+            settings["video_tasks"] = self.integer(raw["video_tasks"], "evaluate.video_tasks", minimum=0)
+        if "seeds" in raw:
+            settings["seeds"] = self.seeds(raw["seeds"], "evaluate.seeds")
+        settings["agent"] = self.mapping(raw.get("agent", {}), "evaluate.agent")
+        return EvaluationSettings(**settings)
+
+    def comparisons(self, raw: Any, methods: Mapping[str, Method]) -> tuple[tuple[str, str], ...]:
+        if not isinstance(raw, list):
+            raise self.fail("report.comparisons", f"expected a list of [first, second] pairs, got {raw!r}")
+        pairs = []
+        for pair in raw:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(m, str) for m in pair)):
+                raise self.fail("report.comparisons", f"expected a [first, second] pair of method names, got {pair!r}")
+            for name in pair:
+                if name not in methods:
+                    raise self.fail("report.comparisons", f"unknown method {name!r} (methods: {', '.join(methods)})")
+            pairs.append((pair[0], pair[1]))
+        return tuple(pairs)
+
+    def conditions(self, raw: Any) -> dict[str, dict[str, tuple[float, ...]]]:
+        raw = self.mapping(raw, "report.conditions")
+        conditions = {}
+        for name, values in raw.items():
+            key = f"report.conditions.{name}"
+            values = self.mapping(values, key)
+            if not values:
+                raise self.fail(key, "names no parameter")
+            parsed = {}
+            for parameter, allowed in values.items():
+                ok = isinstance(allowed, list) and allowed
+                if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in allowed):
+                    raise self.fail(f"{key}.{parameter}", f"expected a non-empty list of numbers, got {allowed!r}")
+                parsed[str(parameter)] = tuple(float(v) for v in allowed)
+            conditions[str(name)] = parsed
+        return conditions

@@ -1,0 +1,305 @@
+"""The merged table of an experiment: every declared evaluation on disk, summarised across training seeds.
+
+Reads ``results/<method>-seed<s>/eval<e>/results.json`` for every evaluation the experiment declares, checks each
+against its ``sweep.json`` stamp (same evaluation settings as the design; results of other settings are reported as
+stale and left out), and writes ``results/table.md`` (for people) and ``results/summary.json`` (for programs). Every
+declared run appears: done, failed (training or evaluation, with its log), incomplete, stale or missing; result
+directories the design does not declare are listed too, so nothing on disk is silently ignored or silently used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mbmeta.data.atomic import atomic_write
+from mbmeta.evaluation.statistics import CONFIDENCE, Estimate
+from mbmeta.evaluation.tables import (
+    METRICS,
+    OVERALL,
+    Difference,
+    MethodSummary,
+    condition_table,
+    conditions_for,
+    difference_table,
+    method_table,
+    paired_differences,
+    summarise_methods,
+)
+from mbmeta.runs.experiment import RESULTS_DIR, EvaluationRun, Experiment
+from mbmeta.runs.sweep import REPLACED_DIR, RESULTS_FILE, STAMP_FILE, evaluation_settings, read_stamp
+
+TABLE_FILE = "table.md"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where one declared evaluation stands.
+
+    Attributes:
+        evaluation: the evaluation.
+        status: ``done``, ``failed``, ``incomplete`` (started, not finished), ``stale`` (results of other settings)
+            or ``missing``.
+        detail: why, for anything but done (e.g. which step failed and its log).
+    """
+
+    evaluation: EvaluationRun
+    status: str
+    detail: str = ""
+
+
+def evaluation_status(experiment: Experiment, evaluation: EvaluationRun) -> RunStatus:
+    """The status of one declared evaluation, from its stamp and its training run's stamp."""
+    directory = experiment.root / evaluation.out_dir
+    stamp = read_stamp(directory)
+    if stamp is not None and stamp.get("status") == "done":
+        if not (directory / RESULTS_FILE).is_file():
+            return RunStatus(evaluation, "incomplete", f"{evaluation.out_dir}/{RESULTS_FILE} is missing")
+        if stamp.get("settings") != evaluation_settings(experiment, evaluation):
+            return RunStatus(evaluation, "stale", "evaluated with other settings than the design's")
+        return RunStatus(evaluation, "done")
+    if stamp is not None and stamp.get("status") == "failed":
+        return RunStatus(evaluation, "failed", f"evaluation failed, see {evaluation.out_dir}/evaluate.log")
+    if stamp is not None and stamp.get("status") == "running":
+        return RunStatus(evaluation, "incomplete", "evaluation started but did not finish")
+    if (directory / RESULTS_FILE).is_file():
+        return RunStatus(evaluation, "stale", f"results without a {STAMP_FILE}: settings unknown")
+    training = read_stamp(experiment.root / evaluation.training.run_dir)
+    if training is not None and training.get("status") == "failed":
+        detail = training.get("detail") or f"training failed, see {evaluation.training.run_dir}/train.log"
+        return RunStatus(evaluation, "failed", detail)
+    if training is not None and training.get("status") == "running":
+        return RunStatus(evaluation, "incomplete", "training started but did not finish")
+    return RunStatus(evaluation, "missing", "not run yet")
+
+
+def load_episodes(experiment: Experiment, status: RunStatus) -> list[dict[str, Any]]:
+    """The episodes of a done evaluation (its method's only).
+
+    Raises:
+        ValueError: the results are of another family or split, or hold no episode of the method (names the file).
+    """
+    path = experiment.root / status.evaluation.out_dir / RESULTS_FILE
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    family, split = results.get("family"), results.get("split")
+    if family not in (None, experiment.family) or split not in (None, experiment.evaluation.split):
+        raise ValueError(f"{path} evaluates {family}/{split}, not {experiment.family}/{experiment.evaluation.split}")
+    episodes = [e for e in results.get("episodes", []) if e.get("method") == status.evaluation.method]
+    if not episodes:
+        raise ValueError(f"{path} holds no episode labelled {status.evaluation.method!r}")
+    return episodes
+
+
+def undeclared_results(experiment: Experiment) -> list[str]:
+    """Result directories on disk that the design does not declare (relative paths; ``replaced/`` excluded)."""
+    declared = {e.out_dir for e in experiment.evaluation_runs()}
+    results = experiment.root / RESULTS_DIR
+    found = {
+        str(p.parent.relative_to(experiment.root))
+        for pattern in (f"*/*/{RESULTS_FILE}", f"*/*/{STAMP_FILE}")
+        for p in results.glob(pattern)
+        if p.parent.parent.name != REPLACED_DIR
+    }
+    return sorted(found - declared)
+
+
+def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Summarise every done evaluation of the experiment; returns what :func:`write_merged` writes."""
+    statuses = [evaluation_status(experiment, e) for e in experiment.evaluation_runs()]
+    episodes: dict[str, dict[int, list[dict[str, Any]]]] = {m: {} for m in experiment.methods}
+    for status in statuses:
+        if status.status == "done":
+            seed_episodes = episodes[status.evaluation.method].setdefault(status.evaluation.seed, [])
+            seed_episodes += load_episodes(experiment, status)
+    conditions = conditions_for(episodes, experiment.conditions)
+    metrics = {}
+    for metric in experiment.metrics:
+        rows = summarise_methods(episodes, metric, conditions, confidence)
+        differences = paired_differences(episodes, experiment.comparisons, metric, conditions, confidence)
+        metrics[metric] = {"methods": _method_dict(rows), "differences": _difference_dict(differences)}
+    return {
+        "experiment": experiment.name,
+        "family": experiment.family,
+        "split": experiment.evaluation.split,
+        "confidence": confidence,
+        "description": experiment.description,
+        "budget": experiment.budget,
+        "evaluation_seeds": list(experiment.evaluation.seeds),
+        "named_conditions": {name: list(values) for name, values in experiment.conditions.items()},
+        "metrics": metrics,
+        "runs": [
+            {
+                "method": s.evaluation.method,
+                "seed": s.evaluation.seed,
+                "eval_seed": s.evaluation.eval_seed,
+                "training": s.evaluation.training.name,
+                "status": s.status,
+                "detail": s.detail,
+                "path": s.evaluation.out_dir,
+            }
+            for s in statuses
+        ],
+        "not_in_design": undeclared_results(experiment),
+    }
+
+
+def _estimate_dict(est: Estimate, per_seed: dict[int, float]) -> dict[str, Any]:
+    finite = {k: (v if math.isfinite(v) else None) for k, v in (("se", est.se), ("low", est.low), ("high", est.high))}
+    mean = est.mean if math.isfinite(est.mean) else None
+    return {"mean": mean, **finite, "n": est.n, "per_seed": {str(s): v for s, v in per_seed.items()}}
+
+
+def _method_dict(rows: list[MethodSummary]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(row.method, {})[row.condition] = _estimate_dict(row.estimate, row.per_seed)
+    return out
+
+
+def _difference_dict(rows: list[Difference]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = {**_estimate_dict(row.estimate, row.per_seed), "verdict": row.verdict}
+        out.setdefault(f"{row.first} - {row.second}", {})[row.condition] = entry
+    return out
+
+
+def write_merged(experiment: Experiment, summary: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``results/table.md`` and ``results/summary.json`` atomically; returns their paths."""
+    results = experiment.root / RESULTS_DIR
+    results.mkdir(parents=True, exist_ok=True)
+    table = atomic_write(results / TABLE_FILE, lambda f: f.write(render_table(experiment, summary).encode()))
+    text = json.dumps(summary, indent=1, ensure_ascii=False) + "\n"
+    data = atomic_write(results / SUMMARY_FILE, lambda f: f.write(text.encode()))
+    return table, data
+
+
+# ----- the Markdown table --------------------------------------------------------------------------------------------
+
+
+def _rows_from(
+    summary_methods: dict[str, Any], condition: str, order: list[str], confidence: float
+) -> list[MethodSummary]:
+    rows = []
+    for method in order:
+        entry = summary_methods.get(method, {}).get(condition)
+        if entry is None:
+            entry = {"mean": None, "se": None, "low": None, "high": None, "n": 0, "per_seed": {}}
+        rows.append(MethodSummary(method, condition, _per_seed(entry), _estimate_of(entry, confidence)))
+    return rows
+
+
+def _per_seed(entry: dict[str, Any]) -> dict[int, float]:
+    return {int(s): v for s, v in entry["per_seed"].items()}
+
+
+def _estimate_of(entry: dict[str, Any], confidence: float) -> Estimate:
+    def number(key: str) -> float:
+        return math.nan if entry.get(key) is None else float(entry[key])
+
+    return Estimate(number("mean"), number("se"), number("low"), number("high"), int(entry["n"]), confidence)
+
+
+def _run_notes(summary: dict[str, Any]) -> dict[str, str]:
+    """Per method, how its declared evaluations stand: ``n done, m failed, ...``."""
+    counts: dict[str, dict[str, int]] = {}
+    for run in summary["runs"]:
+        method_counts = counts.setdefault(run["method"], {})
+        method_counts[run["status"]] = method_counts.get(run["status"], 0) + 1
+    order = ("done", "failed", "incomplete", "stale", "missing")
+    return {m: ", ".join(f"{c[s]} {s}" for s in order if s in c) for m, c in counts.items()}
+
+
+def _condition_section(experiment: Experiment, summary: dict[str, Any], metric: str, condition: str) -> list[str]:
+    """The method table of one condition (with the run counts for ``overall``) and its paired differences."""
+    digits, confidence = METRICS[metric][1], summary["confidence"]
+    tables = summary["metrics"][metric]
+    rows = _rows_from(tables["methods"], condition, list(experiment.methods), confidence)
+    notes = _run_notes(summary) if condition == OVERALL else None
+    lines = [method_table(rows, digits, notes), ""]
+    differences = [
+        Difference(a, b, condition, _per_seed(entry), _estimate_of(entry, confidence))
+        for a, b in experiment.comparisons
+        if (entry := tables["differences"].get(f"{a} - {b}", {}).get(condition)) is not None
+    ]
+    if differences:
+        lines += [difference_table(differences, digits), ""]
+    return lines
+
+
+def headline_table(experiment: Experiment, summary: dict[str, Any]) -> str:
+    """The overall table of the first metric and its differences (what ``mbmeta sweep`` prints at the end)."""
+    metric = experiment.metrics[0]
+    title = f"{experiment.name}: {METRICS[metric][0]}, {OVERALL}"
+    return "\n".join([title, "", *_condition_section(experiment, summary, metric, OVERALL)]).rstrip() + "\n"
+
+
+def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
+    """The Markdown of ``results/table.md``."""
+    methods = list(experiment.methods)
+    confidence = summary["confidence"]
+    e = experiment.evaluation
+    tasks = "every task of the split" if e.tasks is None else f"{e.tasks} tasks of the split"
+    lines = [
+        f"# {experiment.name}: merged results",
+        "",
+        *([experiment.description, ""] if experiment.description else []),
+        f"Family `{experiment.family}`, `{e.split}` split: {tasks} × {e.episodes_per_task} episode(s), evaluation "
+        f"seed(s) {', '.join(map(str, e.seeds))}. Each training seed counts once: the mean of its episodes (over "
+        "every evaluation seed, task and episode), then across seeds the mean, its standard error, the two-sided "
+        f"{100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a verdict says "
+        "`above` or `below` only when the interval of the difference excludes zero.",
+        "",
+        f"Rebuild with `mbmeta sweep experiments/{experiment.name} --merge-only`; reproduce with "
+        f"`mbmeta sweep experiments/{experiment.name}`.",
+        "",
+    ]
+    if experiment.budget:
+        lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
+    for metric in experiment.metrics:
+        named = [OVERALL, *experiment.conditions]
+        lines += [f"## {METRICS[metric][0]}", ""]
+        for condition in named:
+            lines += [f"### {condition}", "", *_condition_section(experiment, summary, metric, condition)]
+        methods_summary = summary["metrics"][metric]["methods"]
+        task_rows = [
+            row
+            for condition in _task_conditions(methods_summary, named)
+            for row in _rows_from(methods_summary, condition, methods, confidence)
+        ]
+        if task_rows:
+            lines += ["### per task", "", condition_table(task_rows, methods, METRICS[metric][1]), ""]
+    lines += ["## runs", "", "| method | training seed | evaluation seed | status | detail |"]
+    lines.append("|---|---:|---:|---|---|")
+    for run in summary["runs"]:
+        lines.append(
+            f"| `{run['method']}` | {run['seed']} | {run['eval_seed']} | {run['status']} | {run['detail'] or '—'} |"
+        )
+    if summary["not_in_design"]:
+        lines += ["", "Result directories not in the design (not merged): " + ", ".join(summary["not_in_design"])]
+    return "\n".join(lines) + "\n"
+
+
+def _task_conditions(methods: dict[str, Any], exclude: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for conditions in methods.values():
+        for condition in conditions:
+            if condition not in exclude:
+                seen.setdefault(condition)
+    return list(seen)
+
+
+def merge_and_write(experiment: Experiment, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Merge, write ``table.md`` and ``summary.json``, and say where; returns the summary."""
+    summary = merge(experiment)
+    table, data = write_merged(experiment, summary)
+    log(f"merged table: {table} (and {data.name})")
+    return summary

@@ -1,0 +1,508 @@
+"""The experiment runner: train and evaluate methods × seeds of an :class:`~mbmeta.runs.experiment.Experiment`.
+
+Each training run is one ``mbmeta train`` subprocess, followed by one ``mbmeta evaluate`` subprocess per method
+that uses its model and evaluation seed; that chain is a :class:`Job`, and up to ``parallel`` jobs run side by side
+(one per core, each with one torch thread). Every subprocess runs in the experiment directory, so the paths in its
+files are relative and the directory can be moved or committed; its output goes to a log file beside its outputs.
+
+Resuming: a ``sweep.json`` stamp beside every run and evaluation records the command's fingerprint, its status and
+(once done) the checkpoint's SHA-256. Running the same sweep again skips trainings and evaluations whose stamp says
+done for the same settings and checkpoint, continues unfinished trainings (``mbmeta train`` resumes by itself) and
+redoes failed or interrupted steps. Results that exist but were made from another checkpoint or other settings
+(e.g. outputs migrated from an earlier layout) are never overwritten: the sweep stops before starting anything
+unless ``replace`` is set, which moves them to ``results/replaced/``.
+
+Scale-out: :func:`job_commands` gives one self-contained shell command per training run (``mbmeta sweep DIR --run
+NAME --jobs 1``) for a SLURM job array or any other scheduler, and :func:`wandb_sweep_config` a W&B sweep whose
+agents run the same commands on many machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mbmeta.data.atomic import atomic_write
+from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.run_dir import CHECKPOINT_FILE
+
+STAMP_FILE = "sweep.json"
+TRAIN_LOG = "train.log"
+EVALUATE_LOG = "evaluate.log"
+RESULTS_FILE = "results.json"
+REPLACED_DIR = "replaced"
+# Environment variables a W&B sweep agent sets for its program; the children log their own W&B runs, so they must
+# not inherit the agent's run id (every child would write into the one sweep run).
+WANDB_AGENT_VARIABLES = ("WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: a selection naming nothing declared, or results it would overwrite."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run and the evaluations of its model (in order); the unit that runs on one core."""
+
+    training: TrainingRun
+    evaluations: tuple[EvaluationRun, ...]
+
+    @property
+    def name(self) -> str:
+        """The training run's name, ``<method>-seed<s>`` (``mbmeta sweep --run`` takes it)."""
+        return self.training.name
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one step of a sweep.
+
+    Attributes:
+        step: ``train <run>`` or ``evaluate <method>-seed<s>/eval<e>``.
+        status: ``done`` (ran and succeeded), ``skipped`` (already done), ``failed`` or ``not run`` (its training
+            failed).
+        seconds: wall time of the subprocess (0 when it did not run).
+        log: the log file, relative to the experiment directory.
+    """
+
+    step: str
+    status: str
+    seconds: float = 0.0
+    log: str = ""
+
+
+def plan_jobs(
+    experiment: Experiment,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    run: str | None = None,
+) -> list[Job]:
+    """The jobs of a sweep, optionally restricted to some methods, training seeds or one training run.
+
+    A method that evaluates another's models (``model_of``) brings that training run into its job; the job then
+    evaluates only the selected methods.
+
+    Raises:
+        SweepError: a method, seed or run that the experiment does not declare.
+    """
+    for name in methods or ():
+        if name not in experiment.methods:
+            raise SweepError(f"{experiment.name}: unknown method {name!r} (declared: {', '.join(experiment.methods)})")
+    evaluations = [
+        e
+        for e in experiment.evaluation_runs()
+        if (methods is None or e.method in methods) and (seeds is None or e.seed in seeds)
+    ]
+    if run is not None:
+        names = list(dict.fromkeys(t.name for t in experiment.training_runs()))
+        if run not in names:
+            raise SweepError(f"{experiment.name}: unknown run {run!r} (runs: {', '.join(names)})")
+        evaluations = [e for e in evaluations if e.training.name == run]
+    if not evaluations:
+        raise SweepError(f"{experiment.name}: the selection (methods {methods}, seeds {seeds}) declares no run")
+    grouped: dict[TrainingRun, list[EvaluationRun]] = {}
+    for evaluation in evaluations:
+        grouped.setdefault(evaluation.training, []).append(evaluation)
+    return [Job(training, tuple(evals)) for training, evals in grouped.items()]
+
+
+# ----- commands --------------------------------------------------------------------------------------------------
+
+
+def train_arguments(run: TrainingRun) -> list[str]:
+    """The ``mbmeta train`` arguments of a training run (paths relative to the experiment directory)."""
+    arguments = ["train"]
+    for config in run.configs:
+        arguments += ["--config", config]
+    return [*arguments, "--loop.seed", str(run.seed), "--loop.run_dir", run.run_dir]
+
+
+def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> dict[str, Any]:
+    """Everything an evaluation's numbers depend on besides the checkpoint (compared before reusing results)."""
+    settings = experiment.evaluation
+    return {
+        "method": evaluation.method,
+        "split": settings.split,
+        "tasks": settings.tasks,
+        "episodes_per_task": settings.episodes_per_task,
+        "num_envs": settings.num_envs,
+        "seed": evaluation.eval_seed,
+        "error_horizon": settings.error_horizon,
+        "agent": experiment.evaluation_agent(evaluation.method),
+    }
+
+
+def evaluate_arguments(experiment: Experiment, evaluation: EvaluationRun) -> list[str]:
+    """The ``mbmeta evaluate`` arguments of an evaluation (paths relative to the experiment directory)."""
+    s = evaluation_settings(experiment, evaluation)
+    arguments = ["evaluate", "--ckpt", f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}", "--labels", s["method"]]
+    arguments += ["--split", s["split"], "--episodes_per_task", str(s["episodes_per_task"])]
+    arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
+    arguments += ["--error_horizon", str(s["error_horizon"])]
+    arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
+    if s["tasks"] is not None:
+        arguments += ["--tasks", str(s["tasks"])]
+    for key, value in s["agent"].items():
+        arguments += [f"--agent.{key}", value if isinstance(value, str) else json.dumps(value)]
+    return [*arguments, "--out", evaluation.out_dir]
+
+
+def train_fingerprint(experiment: Experiment, run: TrainingRun) -> str:
+    """SHA-256 of a training run's arguments and the contents of its config files: a changed config shows."""
+    contents = {config: (experiment.root / config).read_text() for config in run.configs}
+    payload = json.dumps({"arguments": train_arguments(run), "configs": contents}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----- stamps: what was run, with which settings, and how it ended -------------------------------------------------
+
+
+def read_stamp(directory: Path) -> dict[str, Any] | None:
+    """The ``sweep.json`` of a run or evaluation directory, or None.
+
+    Raises:
+        ValueError: the file exists but is not a JSON object (names it).
+    """
+    path = directory / STAMP_FILE
+    if not path.is_file():
+        return None
+    try:
+        stamp = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"sweep stamp {path} is corrupt ({err}); delete it to redo that step") from err
+    if not isinstance(stamp, dict):
+        raise ValueError(f"sweep stamp {path} is corrupt: expected a JSON object")
+    return stamp
+
+
+def write_stamp(directory: Path, stamp: dict[str, Any]) -> None:
+    """Write a ``sweep.json`` atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / STAMP_FILE, lambda f: f.write(json.dumps(stamp, indent=2).encode()))
+
+
+def finished_checkpoint(experiment: Experiment, run: TrainingRun) -> str | None:
+    """The SHA-256 of a training run's final checkpoint if the run is done with its current settings, else None."""
+    directory = experiment.root / run.run_dir
+    stamp = read_stamp(directory)
+    checkpoint = directory / CHECKPOINT_FILE
+    if stamp is None or stamp.get("status") != "done" or not checkpoint.is_file():
+        return None
+    if stamp.get("fingerprint") != train_fingerprint(experiment, run):
+        return None
+    sha = file_sha256(checkpoint)
+    return sha if stamp.get("checkpoint_sha256") == sha else None
+
+
+def training_is_stale(experiment: Experiment, run: TrainingRun) -> bool:
+    """Whether the run directory holds a run the sweep started with other configs (``mbmeta train`` would refuse it).
+
+    A directory without a stamp is left to ``mbmeta train``, which resumes it if its settings are the same.
+    """
+    directory = experiment.root / run.run_dir
+    stamp = read_stamp(directory)
+    started = (directory / "state.json").is_file() or (directory / CHECKPOINT_FILE).is_file()
+    return started and stamp is not None and stamp.get("fingerprint") != train_fingerprint(experiment, run)
+
+
+def evaluation_state(experiment: Experiment, evaluation: EvaluationRun, checkpoint_sha: str | None) -> str:
+    """``done`` (results of this checkpoint and settings exist), ``todo``, or ``stale`` (other results are there).
+
+    Results without a stamp, or stamped for another checkpoint or other settings, are ``stale``; a stamp that says
+    running or failed marks this runner's own unfinished output, which is redone (``todo``).
+    """
+    directory = experiment.root / evaluation.out_dir
+    stamp = read_stamp(directory)
+    has_results = (directory / RESULTS_FILE).is_file()
+    if stamp is None:
+        return "stale" if has_results else "todo"
+    if stamp.get("status") != "done":
+        return "todo"
+    same = stamp.get("settings") == evaluation_settings(experiment, evaluation)
+    if same and has_results and checkpoint_sha is not None and stamp.get("checkpoint_sha256") == checkpoint_sha:
+        return "done"
+    return "stale"
+
+
+# ----- running -----------------------------------------------------------------------------------------------------
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the sweep's subprocesses: one thread each, the runner's own mbmeta, no W&B agent ids.
+
+    The package directory of the running mbmeta goes first on ``PYTHONPATH`` so that ``python -m mbmeta`` in the
+    experiment directory imports the same code as the runner.
+    """
+    env = dict(os.environ if base is None else base)
+    env.update(MBMETA_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault("MUJOCO_GL", "egl")
+    for name in WANDB_AGENT_VARIABLES:
+        env.pop(name, None)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def default_parallel_jobs() -> int:
+    """The cores this process may use (one job per core)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Sweep:
+    """Runs the jobs of an experiment, at most ``parallel`` at a time.
+
+    Args:
+        experiment: the experiment.
+        jobs: what to run (:func:`plan_jobs`).
+        parallel: jobs side by side.
+        replace: move results made from another checkpoint or with other settings to ``results/replaced/`` and
+            redo them (without it, :meth:`check` refuses to start).
+        log: where progress lines go.
+        command: the program prefix of the subprocesses (default: this Python's ``-m mbmeta``).
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        jobs: Sequence[Job],
+        *,
+        parallel: int = 1,
+        replace: bool = False,
+        log: Callable[[str], None] = print,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.jobs = list(jobs)
+        self.parallel = max(1, parallel)
+        self.replace = replace
+        self.log = log
+        self.command = list(command) if command is not None else [sys.executable, "-m", "mbmeta"]
+        self.env = child_environment()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def stale_results(self) -> list[str]:
+        """Run and evaluation directories this sweep would have to replace (relative paths)."""
+        stale = []
+        for job in self.jobs:
+            if training_is_stale(self.experiment, job.training):
+                stale.append(job.training.run_dir)
+            sha = finished_checkpoint(self.experiment, job.training)
+            for evaluation in job.evaluations:
+                if evaluation_state(self.experiment, evaluation, sha) == "stale":
+                    stale.append(evaluation.out_dir)
+        return stale
+
+    def check(self) -> None:
+        """Refuse to start when results would be overwritten and ``replace`` is off.
+
+        Raises:
+            SweepError: names the first such directory and how many there are.
+        """
+        stale = self.stale_results()
+        if stale and not self.replace:
+            raise SweepError(
+                f"{self.experiment.root / stale[0]} (and {len(stale) - 1} more) hold runs or results not made from "
+                "the current configs, checkpoint and settings (e.g. migrated outputs); `--merge-only` tables what is "
+                f"there, `--replace` moves them to {RUNS_DIR}/{REPLACED_DIR}/ or {RESULTS_DIR}/{REPLACED_DIR}/ and "
+                "runs again"
+            )
+
+    def run(self) -> list[Outcome]:
+        """Run every job (after :meth:`check`); returns the outcome of every step, in job order."""
+        self.check()
+        outcomes: list[list[Outcome]] = [[] for _ in self.jobs]
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            futures = [pool.submit(self._run_job, job, outcomes[i]) for i, job in enumerate(self.jobs)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self._stop.set()  # no new subprocess starts; the running ones got the same Ctrl-C
+                raise
+        return [outcome for job_outcomes in outcomes for outcome in job_outcomes]
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self.log(f"[{time.strftime('%H:%M:%S')}] {line}")
+
+    def _run_job(self, job: Job, outcomes: list[Outcome]) -> None:
+        sha, outcome = self._train(job.training)
+        outcomes.append(outcome)
+        for evaluation in job.evaluations:
+            if self._stop.is_set():
+                return
+            step = f"evaluate {evaluation.out_dir.removeprefix(RESULTS_DIR + '/')}"
+            if sha is None:
+                outcomes.append(Outcome(step, "not run"))
+                continue
+            outcomes.append(self._evaluate(evaluation, sha, step))
+
+    def _train(self, run: TrainingRun) -> tuple[str | None, Outcome]:
+        step = f"train {run.name}"
+        directory = self.experiment.root / run.run_dir
+        log = f"{run.run_dir}/{TRAIN_LOG}"
+        sha = finished_checkpoint(self.experiment, run)
+        if sha is not None:
+            self._say(f"skip   {step} (done)")
+            return sha, Outcome(step, "skipped", log=log)
+        if training_is_stale(self.experiment, run):  # only reached with replace=True (check() refused otherwise)
+            self._move_aside(directory)
+        fingerprint = train_fingerprint(self.experiment, run)
+        stamp = {"step": step, "arguments": train_arguments(run), "fingerprint": fingerprint}
+        returncode, seconds = self._subprocess(step, train_arguments(run), directory, TRAIN_LOG, stamp)
+        checkpoint = directory / CHECKPOINT_FILE
+        if returncode == 0 and checkpoint.is_file():
+            sha = file_sha256(checkpoint)
+            write_stamp(directory, {**stamp, "status": "done", "seconds": seconds, "checkpoint_sha256": sha})
+            self._say(f"done   {step} ({_duration(seconds)})")
+            return sha, Outcome(step, "done", seconds, log)
+        write_stamp(directory, {**stamp, "status": "failed", "returncode": returncode, "seconds": seconds})
+        self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
+        return None, Outcome(step, "failed", seconds, log)
+
+    def _evaluate(self, evaluation: EvaluationRun, checkpoint_sha: str, step: str) -> Outcome:
+        directory = self.experiment.root / evaluation.out_dir
+        log = f"{evaluation.out_dir}/{EVALUATE_LOG}"
+        state = evaluation_state(self.experiment, evaluation, checkpoint_sha)
+        if state == "done":
+            self._say(f"skip   {step} (done)")
+            return Outcome(step, "skipped", log=log)
+        if state == "stale":  # only reached with replace=True (check() refused otherwise)
+            self._move_aside(directory)
+        arguments = evaluate_arguments(self.experiment, evaluation)
+        stamp = {
+            "step": step,
+            "arguments": arguments,
+            "settings": evaluation_settings(self.experiment, evaluation),
+            "checkpoint": f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}",
+            "checkpoint_sha256": checkpoint_sha,
+        }
+        returncode, seconds = self._subprocess(step, arguments, directory, EVALUATE_LOG, stamp)
+        status = "done" if returncode == 0 and (directory / RESULTS_FILE).is_file() else "failed"
+        write_stamp(directory, {**stamp, "status": status, "returncode": returncode, "seconds": seconds})
+        if status == "done":
+            self._say(f"done   {step} ({_duration(seconds)})")
+        else:
+            self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
+        return Outcome(step, status, seconds, log)
+
+    def _subprocess(
+        self, step: str, arguments: list[str], directory: Path, log_name: str, stamp: dict[str, Any]
+    ) -> tuple[int, float]:
+        """Run one step, its output appended to ``directory/log_name``; returns (exit code, seconds)."""
+        if self._stop.is_set():
+            return -1, 0.0
+        directory.mkdir(parents=True, exist_ok=True)
+        write_stamp(directory, {**stamp, "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        command = [*self.command, *arguments]
+        self._say(f"start  {step}")
+        start = time.perf_counter()
+        with open(directory / log_name, "a") as log:
+            log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} (cwd {self.experiment.root}): {shlex.join(command)}\n")
+            log.flush()
+            returncode = subprocess.run(
+                command, cwd=self.experiment.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, check=False
+            ).returncode
+        return returncode, round(time.perf_counter() - start, 1)
+
+    def _move_aside(self, directory: Path) -> None:
+        """Move a replaced run or result under ``runs/replaced/`` or ``results/replaced/`` (never deleted)."""
+        top, *rest = directory.relative_to(self.experiment.root).parts
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.experiment.root / top / REPLACED_DIR / f"{Path(*rest)}-{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(directory), str(target))
+        self._say(f"moved  {directory} -> {target}")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+# ----- scale-out: the same runs handed to an existing engine --------------------------------------------------------
+
+
+def job_commands(experiment_dir: str, jobs: Sequence[Job], program: str = "mbmeta") -> list[str]:
+    """One shell command per job, each self-contained: ``mbmeta sweep DIR --run NAME --jobs 1``.
+
+    Each command trains (or resumes) its run and evaluates it, skipping what is done, so a job array can be
+    re-submitted as it is; ``mbmeta sweep DIR --merge-only`` then builds the table from everything on disk.
+    """
+    return [f"{program} sweep {shlex.quote(experiment_dir)} --run {shlex.quote(job.name)} --jobs 1" for job in jobs]
+
+
+def wandb_sweep_config(experiment: Experiment, experiment_dir: str, jobs: Sequence[Job]) -> dict[str, Any]:
+    """A W&B sweep (grid) with one point per job; each agent runs ``mbmeta sweep DIR --run NAME --jobs 1``.
+
+    ``wandb sweep <file>`` registers it and ``wandb agent <id>`` on any number of machines (sharing the experiment
+    directory, e.g. over a network file system) picks up the runs; the merged table is then built with ``mbmeta
+    sweep DIR --merge-only``.
+    """
+    return {
+        "name": f"mbmeta-{experiment.name}",
+        "description": f"mbmeta sweep {experiment_dir}: one training run and its evaluations per point",
+        "program": "mbmeta",
+        "method": "grid",
+        "parameters": {"run": {"values": [job.name for job in jobs]}},
+        "command": ["mbmeta", "sweep", experiment_dir, "--jobs", "1", "${args}"],
+    }
+
+
+def agent_report(summary: dict[str, Any], jobs: Sequence[Job]) -> dict[str, float]:
+    """What a W&B sweep point reports: each of its methods' per-seed overall value and its runs' statuses.
+
+    Keys ``<metric>/<method>`` (the training seed's mean over its episodes, as in the merged table) and
+    ``runs/<status>`` (how many of the point's evaluations are done, failed, ...).
+    """
+    wanted = {(e.method, e.seed) for job in jobs for e in job.evaluations}
+    report: dict[str, float] = {}
+    for metric, tables in summary.get("metrics", {}).items():
+        for method, conditions in tables.get("methods", {}).items():
+            for seed, value in conditions.get("overall", {}).get("per_seed", {}).items():
+                if (method, int(seed)) in wanted:
+                    report[f"{metric}/{method}"] = value
+    for run in summary.get("runs", []):
+        if (run["method"], run["seed"]) in wanted:
+            key = f"runs/{run['status']}"
+            report[key] = report.get(key, 0) + 1
+    return report
+
+
+def log_to_wandb_agent(summary: dict[str, Any], jobs: Sequence[Job]) -> None:
+    """Under a W&B sweep agent (``WANDB_SWEEP_ID`` set), log :func:`agent_report` to the agent's run."""
+    if not os.environ.get("WANDB_SWEEP_ID"):
+        return
+    import wandb
+
+    run = wandb.init(job_type="sweep")
+    try:
+        run.log(agent_report(summary, jobs))
+    finally:
+        run.finish()

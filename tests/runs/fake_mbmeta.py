@@ -1,0 +1,60 @@
+"""A stand-in for ``python -m mbmeta`` in the runner's tests: ``train`` and ``evaluate`` write files of the real
+layout in milliseconds, so scheduling, stamps, resuming and failure handling are tested without torch.
+
+- ``train``: writes ``<run_dir>/model.ckpt`` (its bytes depend on the seed and the configs' contents) and exits 1
+  if the run directory's name is in ``FAKE_FAIL`` (comma-separated).
+- ``evaluate``: writes ``<out>/results.json`` with two episodes (tasks mass 0.2 and 1.5) whose return is
+  ``FAKE_BASE[label] + 10 * training seed + eval seed`` (the training seed read from the checkpoint).
+Every call appends ``<start> <end> <argv>`` to ``FAKE_CALLS`` and sleeps ``FAKE_SLEEP`` seconds.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def option(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def main(argv):
+    start = time.time()
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    command = argv[0]
+    if command == "train":
+        run_dir = Path(option(argv, "--loop.run_dir"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        configs = [Path(argv[i + 1]).read_text() for i, a in enumerate(argv) if a == "--config"]
+        if run_dir.name in os.environ.get("FAKE_FAIL", "").split(","):
+            print("fake train: failing as asked")
+            code = 1
+        else:
+            seed = int(option(argv, "--loop.seed"))
+            (run_dir / "model.ckpt").write_text(json.dumps({"seed": seed, "configs": configs}))
+            (run_dir / "state.json").write_text(json.dumps({"iteration": 1}))
+            code = 0
+    elif command == "evaluate":
+        model = json.loads(Path(option(argv, "--ckpt")).read_text())
+        label, eval_seed = option(argv, "--labels"), int(option(argv, "--seed"))
+        base = json.loads(os.environ.get("FAKE_BASE", "{}")).get(label, 0.0)
+        value = base + 10 * model["seed"] + eval_seed
+        out = Path(option(argv, "--out"))
+        out.mkdir(parents=True, exist_ok=True)
+        episodes = [
+            {"method": label, "task_id": i, "task": {"mass": mass}, "seed": eval_seed, "episode_return": value + i,
+             "length": 200, "terminated": False, "success": None}
+            for i, mass in enumerate((0.2, 1.5))
+        ]  # fmt: skip
+        (out / "results.json").write_text(json.dumps({"episodes": episodes, "family": "pendulum", "split": "test"}))
+        code = 0
+    else:
+        code = 2
+    with open(os.environ["FAKE_CALLS"], "a") as f:
+        f.write(f"{start} {time.time()} {' '.join(argv)}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,5 +1,7 @@
 """`runs/run_dir.py`: the run directory's commit order, resume, integrity errors, temporaries, lock and W&B ids."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.runs import run_dir as run_dir_module
-from mbmeta.runs.run_dir import LoopState, RunDirectory, RunInUseError, wandb_resume_options
+from mbmeta.runs.run_dir import LoopState, RunDirectory, RunInUseError, file_sha256, wandb_resume_options
 
 
 def buffer_of(episodes: int) -> EpisodeBuffer:
@@ -18,6 +20,14 @@ def buffer_of(episodes: int) -> EpisodeBuffer:
         done[-1] = True
         buffer.add_episode(obs[:-1], np.zeros((4, 1)), np.ones(4), obs[1:], ~done & done, done, {"mass": 1.0 + e})
     return buffer
+
+
+@contextmanager
+def started(path: Path) -> Iterator[RunDirectory]:
+    """A locked run directory whose run has started (settings and an empty state recorded)."""
+    with RunDirectory(path) as run:
+        run.start({"loop": {"seed": 0}})
+        yield run
 
 
 def fake_checkpoint(run: RunDirectory, iteration: int) -> Path:
@@ -35,12 +45,14 @@ def test_commit_writes_the_buffer_then_the_state_then_publishes(tmp_path, monkey
     ]:
         real = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, real=real, label=label: (order.append(label), real(*a))[1])
-    with RunDirectory(tmp_path / "run") as run:
-        fake_checkpoint(run, 1)
+    with started(tmp_path / "run") as run:
+        order.clear()  # starting wrote the first, empty state
+        committed = fake_checkpoint(run, 1)
         stale = fake_checkpoint(run, 2)  # e.g. left by an iteration that did not complete
-        state = run.commit(buffer_of(3), iteration=1, checkpoint=run.iteration_checkpoint(1))
+        state = run.commit(buffer_of(3), iteration=1, checkpoint=committed)
     assert order == ["buffer", "state", "publish"]
-    assert state == LoopState(iteration=1, episodes=3, checkpoint="checkpoints/iteration_001.ckpt")
+    assert (state.iteration, state.episodes, state.checkpoint) == (1, 3, "checkpoints/iteration_001.ckpt")
+    assert state.buffer_digest == buffer_of(3).digest() and state.checkpoint_sha256 == file_sha256(committed)
     assert LoopState.load(run.state_path) == state
     assert run.checkpoint_path.read_bytes() == b"weights of iteration 1"
     assert not stale.exists()
@@ -48,15 +60,15 @@ def test_commit_writes_the_buffer_then_the_state_then_publishes(tmp_path, monkey
 
 
 def test_a_commit_before_the_first_fit_publishes_nothing(tmp_path):
-    with RunDirectory(tmp_path / "run") as run:
+    with started(tmp_path / "run") as run:
         state = run.commit(buffer_of(2), iteration=0)
-    assert state == LoopState(iteration=0, episodes=2, checkpoint=None)
+    assert (state.iteration, state.episodes, state.checkpoint, state.checkpoint_sha256) == (0, 2, None, None)
     assert not run.checkpoint_path.exists()
 
 
 def test_resume_drops_episodes_of_an_uncommitted_step(tmp_path):
     lines = []
-    with RunDirectory(tmp_path / "run") as run:
+    with started(tmp_path / "run") as run:
         run.commit(buffer_of(2), iteration=0)
         buffer_of(3).save(run.buffer_path)  # a step appended an episode, then died before its commit
         buffer, checkpoint = run.resume(run.load_state(), lines.append)
@@ -66,7 +78,7 @@ def test_resume_drops_episodes_of_an_uncommitted_step(tmp_path):
 
 
 def test_resume_republishes_the_committed_checkpoint_and_prunes_the_others(tmp_path):
-    with RunDirectory(tmp_path / "run") as run:
+    with started(tmp_path / "run") as run:
         committed = fake_checkpoint(run, 1)
         run.commit(buffer_of(2), iteration=1, checkpoint=committed)
         run.checkpoint_path.unlink()  # killed between the commit and the publish
@@ -78,7 +90,7 @@ def test_resume_republishes_the_committed_checkpoint_and_prunes_the_others(tmp_p
 
 
 def test_resume_with_a_missing_committed_checkpoint_is_a_clear_error(tmp_path):
-    with RunDirectory(tmp_path / "run") as run:
+    with started(tmp_path / "run") as run:
         committed = fake_checkpoint(run, 1)
         run.commit(buffer_of(2), iteration=1, checkpoint=committed)
         committed.unlink()
@@ -87,7 +99,7 @@ def test_resume_with_a_missing_committed_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_resume_with_fewer_episodes_than_committed_is_a_clear_error(tmp_path):
-    with RunDirectory(tmp_path / "run") as run:
+    with started(tmp_path / "run") as run:
         run.commit(buffer_of(3), iteration=0)
         buffer_of(1).save(run.buffer_path)
         with pytest.raises(ValueError, match=r"buffer\.npz holds 1 episodes but the loop state .* records 3"):
@@ -114,9 +126,12 @@ def test_the_lock_refuses_a_second_holder_until_the_first_leaves(tmp_path):
         pass
 
 
-def test_loop_state_is_fresh_without_a_file_and_round_trips(tmp_path):
-    assert LoopState.load(tmp_path / "state.json") == LoopState(0, 0, None)
-    state = LoopState(iteration=2, episodes=17, checkpoint="checkpoints/iteration_002.ckpt")
+def test_an_empty_directory_holds_a_fresh_state_and_a_saved_state_round_trips(tmp_path):
+    with RunDirectory(tmp_path / "run") as run:
+        assert run.load_state() == LoopState()
+    with pytest.raises(FileNotFoundError, match=r"loop state file '.*state\.json' does not exist"):
+        LoopState.load(tmp_path / "state.json")
+    state = LoopState(2, 17, "checkpoints/iteration_002.ckpt", buffer_digest="ab", checkpoint_sha256="cd")
     state.save(tmp_path / "state.json")
     assert LoopState.load(tmp_path / "state.json") == state
 
@@ -124,7 +139,7 @@ def test_loop_state_is_fresh_without_a_file_and_round_trips(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b'{"iteration": 1, "epis', r" \(.*\); delete it to restart the run"),
+        (b'{"iteration": 1, "epis', r" \(.*\); restore it from a backup"),
         (b"\xff\xfe\x00", r" \(.*decode.*\)"),
         (b"[1, 2]", r" \(.*mapping.*\)"),
         (b'{"iteration": 1, "episodes": 2, "surprise": 3}', r" \(.*surprise.*\)"),
@@ -133,8 +148,20 @@ def test_loop_state_is_fresh_without_a_file_and_round_trips(tmp_path):
         (b'{"iteration": true, "episodes": 5}', ": iteration is True, not an int >= 0"),
         (b'{"iteration": 1.5, "episodes": 5}', ": iteration is 1.5, not an int >= 0"),
         (b'{"iteration": 1, "episodes": 5, "checkpoint": 7}', ": checkpoint is 7"),
+        (b'{"iteration": 1, "episodes": 5, "buffer_digest": [1]}', r": buffer_digest is \[1\]"),
     ],
-    ids=["truncated", "not-utf8", "not-an-object", "unknown-key", "negative", "string", "bool", "float", "checkpoint"],
+    ids=[
+        "truncated",
+        "not-utf8",
+        "not-an-object",
+        "unknown-key",
+        "negative",
+        "string",
+        "bool",
+        "float",
+        "checkpoint",
+        "digest",
+    ],  # fmt: skip
 )
 def test_a_corrupt_loop_state_is_an_error_naming_the_file(tmp_path, content, message):
     path = tmp_path / "state.json"

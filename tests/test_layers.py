@@ -95,9 +95,6 @@ def _module_graph() -> dict[str, set[str]]:
     return graph
 
 
-@pytest.mark.xfail(
-    strict=True, reason="two cycles left: envs.juggler <-> juggler_controller, models.dynamics <-> adapters"
-)
 def test_no_import_cycles_inside_a_package():
     graph = _module_graph()
     state: dict[str, int] = {}  # 1: on the stack, 2: done

@@ -69,15 +69,6 @@ def test_rerunning_a_finished_run_adds_nothing(trained_run):
     assert len(offline_runs) == 2 and offline_runs[0].name.split("-")[-1] != offline_runs[1].name.split("-")[-1]
 
 
-def test_wandb_options_resume_the_same_run_online_and_group_offline_starts(tmp_path):
-    from mbmeta.runs.run_dir import wandb_resume_options
-
-    online, again = wandb_resume_options(tmp_path, "online"), wandb_resume_options(tmp_path, "online")
-    assert online == again and online["resume"] == "allow" and online["id"] == (tmp_path / "wandb_id").read_text()
-    offline = wandb_resume_options(tmp_path, "offline")
-    assert "id" not in offline and offline["group"] == online["group"]
-
-
 def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "2", "--episodes_per_task", "1"]
@@ -136,22 +127,6 @@ def test_transfer_fits_where_the_trainer_flags_say(trained_run, tmp_path):
         main([*argv, "--trainer", '{"accelerator": "no_such_accelerator"}'])
 
 
-def test_finetune_changes_only_the_chosen_weights(trained_run):
-    import torch
-
-    from mbmeta.training.finetune import finetune
-
-    module = load_module(trained_run / "model.ckpt")
-    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
-    before = {k: v.clone() for k, v in module.state_dict().items()}
-    tuned = finetune(module, buffer, mode="frozen_encoder", epochs=1, data={"samples_per_epoch": 256})
-    after = tuned.state_dict()
-    assert all(torch.equal(before[k], module.state_dict()[k]) for k in before)  # original untouched
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and not any(k.startswith("model.adapter.") for k in changed)
-    assert not any(k.startswith("model.normaliser.") for k in changed)  # pretrained normaliser kept
-
-
 def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
     cmd = [sys.executable, "-m", "mbmeta", "fit", "--config", "configs/fit_pendulum.yaml"]
     cmd += ["--data.buffer_path", str(trained_run / "buffer.npz"), "--trainer.max_epochs", "1"]
@@ -165,57 +140,3 @@ def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))
-
-
-def test_prediction_error_units_are_the_evaluation_data_std(trained_run):
-    import torch
-
-    from mbmeta.data.segments import SegmentSampler, gather_segments, to_meta_batch
-    from mbmeta.evaluation.prediction import prediction_error
-
-    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
-    module = load_module(trained_run / "model.ckpt")
-    index = SegmentSampler(buffer.episode_starts, 10, 3).sample_fixed(np.random.default_rng(0), 512)
-    batch = to_meta_batch(gather_segments(buffer, index))
-    data_std = torch.as_tensor(buffer.obs.std(axis=0), dtype=torch.float32)
-    with torch.no_grad():
-        expected = module.dynamics.multi_step_error(batch, scale=data_std).numpy()
-        own_units = module.dynamics.multi_step_error(batch).numpy()
-    measured = prediction_error(module, buffer, horizon=3, seed=0)
-    np.testing.assert_allclose(measured, expected, rtol=1e-4)
-    assert not np.allclose(measured, own_units, rtol=1e-3)  # the model's normaliser (fitted on other data) differs
-
-
-def test_per_task_prediction_error_leaves_out_tasks_too_short_to_measure(trained_run):
-    from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task
-    from mbmeta.evaluation.reports import task_label
-
-    module = load_module(trained_run / "model.ckpt")
-    full = EpisodeBuffer.load(trained_run / "buffer.npz")
-    cut = EpisodeBuffer(family=full.family)
-    for episode in range(3):  # episodes 0-1 in full, episode 2 cut to 15 steps (< K + H = 20)
-        steps = {k: v[: (15 if episode == 2 else None)] for k, v in full.episode(episode).items()}
-        cut.add_episode(**steps, task=full.task(episode))
-    labels = {task_label(full.task(e).as_dict()) for e in range(3)}
-    by_task = prediction_error_by_task(module, cut, context_length=10, horizon=10)
-    assert set(by_task) == labels - {task_label(full.task(2).as_dict())}
-    assert all(curve.shape == (10,) and np.isfinite(curve).all() for curve in by_task.values())
-    with pytest.raises(ValueError, match="no episode is long enough"):  # nothing measurable: a clear error
-        prediction_error(module, cut, context_length=10, horizon=200)
-
-
-def test_test_data_adds_episodes_until_every_task_has_a_measurable_one():
-    from mbmeta.envs import get_family
-    from mbmeta.evaluation.episodes import evaluation_tasks
-    from mbmeta.evaluation.prediction import test_data
-    from mbmeta.evaluation.reports import task_label
-
-    family = get_family("juggler_balance")  # random actions drop the ball after ~15-45 steps
-    tasks = evaluation_tasks(family, "test", 8, seed=0)
-    plain = test_data(family, tasks, seed=7919)
-    assert plain.num_episodes == 8 and (plain.episode_lengths < 20).any()  # some task has no 20-step episode
-
-    data = test_data(family, tasks, seed=7919, min_length=20)  # K + H = 10 + 10, as evaluate asks
-    long_enough = {task_label(data.task(int(e)).as_dict()) for e in np.flatnonzero(data.episode_lengths >= 20)}
-    assert long_enough == {task_label(t.as_dict()) for t in tasks}
-    assert np.array_equal(data.episode_lengths[:8], plain.episode_lengths)  # the first round is the plain data

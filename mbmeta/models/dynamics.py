@@ -7,7 +7,7 @@ this from callers: raw observations in, raw next-observation means and variances
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegment, build_adapter
 from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
 from mbmeta.models.gaussian import GaussianHead, gaussian_nll
+from mbmeta.models.layer_weights import NetWeights
 from mbmeta.models.normaliser import Normaliser
 from mbmeta.models.reward import RewardNet
 from mbmeta.types import MetaBatch, Prediction, Transition
@@ -82,6 +83,9 @@ class AdaptedModel:
 
 class MetaDynamicsModel(nn.Module):
     """Meta-learned probabilistic-ensemble dynamics, adapted by one of five methods (implements ``MetaDynamics``).
+
+    Its adapter sees it through :class:`~mbmeta.models.adapters.base.AdaptableModel` (:meth:`normalise_task`,
+    :meth:`adaptable_params`, :meth:`inner_loss`), which this class implements.
 
     Training (:meth:`loss`): adapt on the K context transitions, then predict each of the M targets one step ahead
     from the true target observation (teacher forcing); Gaussian NLL (or MSE if not ``probabilistic``) on the
@@ -267,28 +271,30 @@ class MetaDynamicsModel(nn.Module):
 
     # ------------------------------------------------------------------ functional forward
 
-    def adaptable_params(self) -> dict[str, dict[str, Tensor]]:
-        """The weights the gradient adapter adapts: ``{"dynamics": {...}, "reward": {...}}`` (shared ``[E, ...]``).
+    def normalise_task(self, task: Tensor) -> Tensor:
+        """True task parameters ``[B, T]`` in normalised units ``[B, T]`` (what the oracle conditions on)."""
+        return self.normaliser.normalise_task(task)
 
-        All layers, or the last ``adapt_last_layers`` of each net.
+    def adaptable_params(self) -> dict[str, NetWeights[Tensor]]:
+        """The weights the gradient adapter adapts, per network: ``{"dynamics": ..., "reward": ...}``.
+
+        All layers, or the last ``adapt_last_layers`` of each net, with their shared ``[E, ...]`` tensors.
         """
         nets = {"dynamics": self.dynamics_net}
         if self.reward_net is not None:
             nets["reward"] = self.reward_net
-        params = {}
-        for key, net in nets.items():
-            first = len(net.layers) - self.adapt_last_layers if self.adapt_last_layers else 0
-            params[key] = {name: p for name, p in net.params().items() if int(name.split(".")[1]) >= max(first, 0)}
-        return params
+        if not self.adapt_last_layers:
+            return {key: net.params() for key, net in nets.items()}
+        return {key: net.params().last(self.adapt_last_layers) for key, net in nets.items()}
 
     def predict_normalised(
         self,
         obs_action: Tensor,
         adaptation: Adaptation,
         delta_for_reward: Tensor | None = None,
-        params: dict[str, dict[str, Weight]] | None = None,
+        params: Mapping[str, Mapping[str, Weight]] | None = None,
         with_reward: bool = True,
-        traces: dict[str, LayerTrace] | None = None,
+        traces: Mapping[str, LayerTrace] | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """One batched pass in normalised units.
 
@@ -297,7 +303,8 @@ class MetaDynamicsModel(nn.Module):
             adaptation: from :meth:`adapt_normalised`.
             delta_for_reward: ``[E, B, R, O]`` normalised state change fed to the reward net (training: the true
                 one); None uses the predicted mean.
-            params: weights overriding ``adaptation.params`` (the gradient adapter's inner loop).
+            params: weights overriding ``adaptation.params`` (the gradient adapter's inner loop): per network, a
+                :class:`~mbmeta.models.layer_weights.NetWeights` or a mapping by parameter name.
             with_reward: skip the reward net when False.
             traces: ``{"dynamics": LayerTrace, "reward": LayerTrace}`` (either optional) to record the layers the
                 gradient adapter steps (see :class:`~mbmeta.models.ensemble.LayerTrace`).
@@ -324,10 +331,10 @@ class MetaDynamicsModel(nn.Module):
 
     def inner_loss(
         self,
-        params: dict[str, dict[str, Weight]] | None,
+        params: Mapping[str, Mapping[str, Weight]] | None,
         context: NormalisedSegment,
         mask: Tensor,
-        traces: dict[str, LayerTrace] | None = None,
+        traces: Mapping[str, LayerTrace] | None = None,
     ) -> Tensor:
         """The gradient adapter's context loss: the sum over the B environments of each one's own loss.
 
@@ -338,8 +345,8 @@ class MetaDynamicsModel(nn.Module):
         respect to b's rows (or b's own weights) is the gradient of b's loss.
 
         Args:
-            params: weights ``{"dynamics": {name: ...}, ...}`` (shared ``[E, ...]``, per environment, or low-rank),
-                or None for the model's own.
+            params: weights of some layers per network (``{"dynamics": NetWeights, ...}``; shared ``[E, ...]``, per
+                environment, or low-rank), or None for the model's own.
             context: fields ``[B, K, ...]``.
             mask: ``[B, K]`` bool.
             traces: passed to :meth:`predict_normalised`.

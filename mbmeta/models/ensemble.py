@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mbmeta.models.layer_weights import LayerWeights, NetWeights, as_net_weights
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": F.silu,
     "relu": F.relu,
@@ -282,14 +284,14 @@ class EnsembleMLP(nn.Module):
                 x = self.activation(x)
         return x
 
-    def params(self) -> dict[str, Tensor]:
-        """The weights as a name -> tensor dict (the keys :meth:`grouped_forward` accepts)."""
-        return dict(self.named_parameters())
+    def params(self) -> NetWeights[Tensor]:
+        """Every layer's own weight ``[E, in, out]`` and bias ``[E, 1, out]`` (by name: its named parameters)."""
+        return NetWeights({i: LayerWeights(layer.weight, layer.bias) for i, layer in enumerate(self.layers)})
 
     def grouped_forward(
         self,
         x: Tensor,
-        params: Mapping[str, Weight] | None = None,
+        params: NetWeights[Weight] | Mapping[str, Weight] | None = None,
         cond: Tensor | None = None,
         trace: LayerTrace | None = None,
     ) -> Tensor:
@@ -297,9 +299,10 @@ class EnsembleMLP(nn.Module):
 
         Args:
             x: ``[E, B, R, in - Z]``.
-            params: None (own weights) or a dict with some or all of the keys of :meth:`params` holding shared
-                ``[E, ...]`` or per-group ``[E, B, ...]`` tensors or (weights only) :class:`LowRankUpdate` factors,
-                decided layer by layer; missing keys use the module's own weights.
+            params: None (own weights) or some layers' weights (a :class:`~mbmeta.models.layer_weights.NetWeights`,
+                or a mapping with some of the names of :meth:`params`) holding shared ``[E, ...]`` or per-group
+                ``[E, B, ...]`` tensors or (weights only) :class:`LowRankUpdate` factors, decided layer by layer;
+                layers or fields left out use the module's own weights.
             cond: ``[B, Z]`` extra input features common to all rows of a group (``[E, B, Z]``: per member too), or
                 None (Z = 0).
             trace: record layer inputs and pre-activation probes (see :class:`LayerTrace`); the rows are then
@@ -318,8 +321,14 @@ class EnsembleMLP(nn.Module):
         weights = [layer.weight for layer in self.layers]
         biases = [layer.bias for layer in self.layers]
         if params is not None:
-            weights = [params.get(f"layers.{i}.weight", w) for i, w in enumerate(weights)]
-            biases = [params.get(f"layers.{i}.bias", b) for i, b in enumerate(biases)]
+            params = as_net_weights(params)
+            for i, (weight, bias) in params.layers.items():
+                if i >= len(weights):
+                    raise ValueError(
+                        f"EnsembleMLP.grouped_forward: params for layer {i}, but the net has {len(weights)} layers"
+                    )
+                weights[i] = weights[i] if weight is None else weight
+                biases[i] = biases[i] if bias is None else bias
         per_group = any(isinstance(t, LowRankUpdate) or t.dim() == 4 for t in (*weights, *biases))
         if cond is not None:
             if cond.shape[:-1] not in ((x.shape[1],), tuple(x.shape[:2])):

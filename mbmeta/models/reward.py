@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
+from mbmeta.models.layer_weights import NetWeights
 
 
 class RewardNet(EnsembleMLP):
@@ -48,7 +49,7 @@ class RewardNet(EnsembleMLP):
         self,
         obs_action: Tensor,
         delta: Tensor,
-        params: Mapping[str, Weight] | None = None,
+        params: NetWeights[Weight] | Mapping[str, Weight] | None = None,
         cond: Tensor | None = None,
         trace: LayerTrace | None = None,
     ) -> Tensor:
@@ -57,8 +58,8 @@ class RewardNet(EnsembleMLP):
         Args:
             obs_action: ``[E, B, R, O + A]`` normalised state and action.
             delta: ``[E, B, R, O]`` normalised state change.
-            params: optional weights (shared ``[E, ...]``, per environment ``[E, B, ...]`` or low-rank; see
-                :meth:`EnsembleMLP.grouped_forward`).
+            params: optional weights of some layers (shared ``[E, ...]``, per environment ``[E, B, ...]`` or
+                low-rank; see :meth:`EnsembleMLP.grouped_forward`).
             cond: ``[B, Z]``, ``[E, B, Z]`` or None.
             trace: see :class:`~mbmeta.models.ensemble.LayerTrace`.
 

@@ -1,17 +1,23 @@
-"""What every adapter shares: the normalised context it reads and the adaptation it returns."""
+"""What every adapter shares: the normalised context it reads, the model it adapts, the adaptation it returns.
+
+Adapters see the model only through :class:`AdaptableModel`, a small declared interface, so the adapters package
+depends on no model class (the model depends on the adapters, not the other way round).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from mbmeta.models.ensemble import LowRankUpdate, Weight
+from mbmeta.models.ensemble import LayerTrace, LowRankUpdate, Weight
+from mbmeta.models.layer_weights import NetWeights, as_net_weights
 
-if TYPE_CHECKING:
-    from mbmeta.models.dynamics import MetaDynamicsModel
+AdaptableWeights = Mapping[str, NetWeights[Tensor]]
+"""A model's adaptable weights per network (``{"dynamics": ..., "reward": ...}``), shared ``[E, ...]`` tensors."""
 
 
 class NormalisedSegment(NamedTuple):
@@ -36,12 +42,13 @@ class Adaptation(NamedTuple):
     Attributes:
         z: ``[B, Z]`` conditioning vector for the dynamics and reward nets (``[E, B, Z]`` when each member has its
             own), or None (Z = 0).
-        params: per-environment weights ``{"dynamics": {name: [E, B, ...] or LowRankUpdate}, "reward": {...}}``
-            replacing the shared ones, or None to use the model's own weights.
+        params: per-environment weights of some layers per network (``{"dynamics": NetWeights, "reward": ...}``,
+            each weight ``[E, B, ...]`` or a :class:`LowRankUpdate`) replacing the shared ones, or None to use the
+            model's own weights.
     """
 
     z: Tensor | None
-    params: dict[str, dict[str, Weight]] | None
+    params: Mapping[str, NetWeights[Weight]] | None
 
     def detach(self) -> Adaptation:
         """The same adaptation cut from the autograd graph."""
@@ -58,10 +65,45 @@ class Adaptation(NamedTuple):
             z=self.z, params=self._map_params(lambda w: w.materialise() if isinstance(w, LowRankUpdate) else w)
         )
 
-    def _map_params(self, fn) -> dict[str, dict[str, Weight]] | None:
+    def _map_params(self, fn) -> dict[str, NetWeights[Weight]] | None:
         if self.params is None:
             return None
-        return {net: {name: fn(w) for name, w in named.items()} for net, named in self.params.items()}
+        return {net: as_net_weights(weights).map(fn) for net, weights in self.params.items()}
+
+
+class AdaptableModel(Protocol):
+    """What an adapter may ask of the model it adapts, and all it may ask.
+
+    :class:`~mbmeta.models.dynamics.MetaDynamicsModel` implements it. The model's class, networks and parameter names
+    stay out of reach: the weights come as :class:`~mbmeta.models.layer_weights.NetWeights` (by layer position).
+    """
+
+    def normalise_task(self, task: Tensor) -> Tensor:
+        """True task parameters ``[B, T]`` in the model's normalised units ``[B, T]``."""
+        ...
+
+    def adaptable_params(self) -> AdaptableWeights:
+        """The weights an adapter may replace per environment, per network and layer (shared ``[E, ...]``)."""
+        ...
+
+    def inner_loss(
+        self,
+        params: Mapping[str, NetWeights[Weight]] | None,
+        context: NormalisedSegment,
+        mask: Tensor,
+        traces: Mapping[str, LayerTrace] | None = None,
+    ) -> Tensor:
+        """The context loss ``[]`` under the given weights, summed over environments and members.
+
+        Args:
+            params: weights replacing some of :meth:`adaptable_params` (shared, per environment or low-rank), or
+                None for the model's own.
+            context: normalised fields ``[B, K, ...]``.
+            mask: ``[B, K]`` bool, True on valid slots.
+            traces: per network, a :class:`~mbmeta.models.ensemble.LayerTrace` recording the chosen layers' inputs
+                and pre-activation probes.
+        """
+        ...
 
 
 class Adapter(nn.Module, ABC):
@@ -73,17 +115,17 @@ class Adapter(nn.Module, ABC):
     latent_dim: int = 0
     has_encoder: bool = False
 
-    def bind(self, params: dict[str, dict[str, Tensor]]) -> None:  # noqa: B027 - optional hook, no-op by default
+    def bind(self, params: AdaptableWeights) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once by the model after its networks exist, with its adaptable weights (shared ``[E, ...]``)."""
 
     @abstractmethod
     def forward(
-        self, model: MetaDynamicsModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
     ) -> Adaptation:
         """Adapt to each environment's context.
 
         Args:
-            model: the dynamics model being adapted (gives the normaliser and the functional forward).
+            model: the model being adapted, seen only through :class:`AdaptableModel`.
             context: normalised fields ``[B, K, ...]``, oldest first.
             mask: ``[B, K]`` bool, True where the slot holds a real transition; None means all valid.
             task: ``[B, T]`` true task parameters (only the oracle reads them).

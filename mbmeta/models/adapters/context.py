@@ -12,7 +12,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment, masked_mean, segment_features
+from mbmeta.models.adapters.base import (
+    AdaptableModel,
+    Adaptation,
+    Adapter,
+    NormalisedSegment,
+    masked_mean,
+    segment_features,
+)
 from mbmeta.models.ensemble import EnsembleMLP
 
 
@@ -58,7 +65,10 @@ class ContextAdapter(Adapter):
         encoders = ensemble_size if per_member else 1
         self.encoder = EnsembleMLP(2 * obs_dim + action_dim, latent_dim, hidden_sizes, encoders, activation, generator)
 
-    def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
+    def forward(
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context (see :meth:`Adapter.forward`)."""
         x = segment_features(context)
         b, k, d = x.shape
         e = self.encoder.ensemble_size

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment
+from mbmeta.models.adapters.base import AdaptableModel, AdaptableWeights, Adaptation, Adapter, NormalisedSegment
 from mbmeta.models.ensemble import LayerTrace, LowRankUpdate, Weight
-
-Params = dict[str, dict[str, Tensor]]
-
-
-def _key(net: str, name: str) -> str:
-    # ParameterDict keys may not contain dots.
-    return f"{net}__{name.replace('.', '_')}"
+from mbmeta.models.layer_weights import LayerWeights, NetWeights
 
 
-def _layer_names(i: int) -> tuple[str, str]:
-    return f"layers.{i}.weight", f"layers.{i}.bias"
+def _step_size_key(net: str, layer: int, kind: str) -> str:
+    # The learned step sizes' own names (ParameterDict keys may not contain dots); kept as they were so that
+    # checkpoints written before still load.
+    return f"{net}__layers_{layer}_{kind}"
 
 
 class GradientAdapter(Adapter):
     """Takes ``inner_steps`` SGD steps per environment on the context loss, starting from the shared weights.
 
-    Each environment b minimises its own context loss (:meth:`MetaDynamicsModel.inner_loss`: mean-squared error of
-    the normalised state change and reward over its valid context slots, summed over members). The per-environment
+    Each environment b minimises its own context loss (the model's ``inner_loss``, see
+    :class:`~mbmeta.models.adapters.base.AdaptableModel`; for :class:`~mbmeta.models.dynamics.MetaDynamicsModel`
+    the mean-squared error of the normalised state change and reward over the environment's valid context slots,
+    summed over members). The per-environment
     gradients come from one batched pass over all B contexts and one ``torch.autograd.grad``: for a linear layer,
     environment b's weight gradient is ``H_b^T G_b`` with ``H_b [K, in]`` the layer's inputs on b's context rows and
     ``G_b [K, out]`` the loss gradient w.r.t. its pre-activations there (:class:`~mbmeta.models.ensemble.LayerTrace`
@@ -76,22 +75,39 @@ class GradientAdapter(Adapter):
         self.register_buffer("log_inner_lr", torch.tensor(math.log(inner_lr)))
         self.log_lrs = nn.ParameterDict()
 
-    def bind(self, params: Params) -> None:
+    def bind(self, params: AdaptableWeights) -> None:
         """Create the learned per-tensor step sizes (when ``learn_inner_lr``) for the model's adaptable weights."""
         if self.learn_inner_lr:
-            for net, named in params.items():
-                for name in named:
-                    self.log_lrs[_key(net, name)] = nn.Parameter(self.log_inner_lr.clone())
+            # In the order of the model's parameters (layer by layer, weight before bias), as before.
+            for net, weights in params.items():
+                for i, pair in weights.layers.items():
+                    for kind, tensor in zip(LayerWeights._fields, pair, strict=True):
+                        if tensor is not None:
+                            self.log_lrs[_step_size_key(net, i, kind)] = nn.Parameter(self.log_inner_lr.clone())
 
-    def step_sizes(self, params: Params) -> dict[str, dict[str, Tensor]]:
-        """The inner step size of every adaptable tensor (``[]`` each)."""
+    def step_sizes(self, params: AdaptableWeights) -> dict[str, NetWeights[Tensor]]:
+        """The inner step size ``[]`` of every adaptable tensor, laid out like ``params``."""
         fixed = self.log_inner_lr.exp()
+
+        def size(net: str, i: int, kind: str, tensor: Tensor | None) -> Tensor | None:
+            if tensor is None:
+                return None
+            return self.log_lrs[_step_size_key(net, i, kind)].exp() if self.learn_inner_lr else fixed
+
         return {
-            net: {name: self.log_lrs[_key(net, name)].exp() if self.learn_inner_lr else fixed for name in named}
-            for net, named in params.items()
+            net: NetWeights(
+                {
+                    i: LayerWeights(size(net, i, "weight", w), size(net, i, "bias", b))
+                    for i, (w, b) in weights.layers.items()
+                }
+            )
+            for net, weights in params.items()
         }
 
-    def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
+    def forward(
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context (see :meth:`Adapter.forward`)."""
         b, k = context.obs.shape[:2]
         if self.inner_steps == 0 or k == 0:
             return Adaptation(z=None, params=None)
@@ -107,11 +123,11 @@ class GradientAdapter(Adapter):
             mask = mask.clone() if mask.is_inference() else mask
             shared = model.adaptable_params()
             lrs = self.step_sizes(shared)
-            layers = {net: sorted({int(name.split(".")[1]) for name in named}) for net, named in shared.items()}
+            layers = {net: list(weights.layers) for net, weights in shared.items()}
             # Per net and layer: the traced inputs H and the lr-scaled pre-activation gradients of every step.
             inputs: dict[str, dict[int, list[Tensor]]] = {net: {i: [] for i in idx} for net, idx in layers.items()}
             grads: dict[str, dict[int, list[Tensor]]] = {net: {i: [] for i in idx} for net, idx in layers.items()}
-            params: dict[str, dict[str, Weight]] = shared
+            params: Mapping[str, NetWeights[Weight]] = shared
             for _ in range(self.inner_steps):
                 traces = {net: LayerTrace(idx) for net, idx in layers.items()}
                 with torch.enable_grad():  # the inner gradient is needed even when the caller plans under no_grad
@@ -126,12 +142,12 @@ class GradientAdapter(Adapter):
                         h, g = traces[net].inputs[i], step_grads[net][i]
                         inputs[net][i].append(h if keep_graph else h.detach())
                         grads[net][i].append(g)
-                params = self._updated(shared, lrs, layers, inputs, grads)
+                params = self._updated(shared, lrs, inputs, grads)
         return Adaptation(z=None, params=params)
 
     @staticmethod
     def _clipped(
-        shared: Params,
+        shared: AdaptableWeights,
         traces: dict[str, LayerTrace],
         grads: dict[str, dict[int, Tensor]],
         max_norm: float,
@@ -147,11 +163,11 @@ class GradientAdapter(Adapter):
         squared = 0.0
         for net, by_layer in grads.items():
             for i, g in by_layer.items():
-                w_name, b_name = _layer_names(i)
-                if w_name in shared[net]:
+                own = shared[net].layer(i)
+                if own.weight is not None:
                     h = traces[net].inputs[i]
                     squared = squared + ((h @ h.transpose(-1, -2)) * (g @ g.transpose(-1, -2))).sum((-1, -2))
-                if b_name in shared[net]:
+                if own.bias is not None:
                     squared = squared + g.sum(-2).square().sum(-1)
         # clamp_min keeps the square root's gradient finite where the gradient is exactly zero (no valid context).
         norm = squared.clamp_min(1e-24).sqrt()  # [E, B]
@@ -162,23 +178,24 @@ class GradientAdapter(Adapter):
 
     @staticmethod
     def _updated(
-        shared: Params,
-        lrs: dict[str, dict[str, Tensor]],
-        layers: dict[str, list[int]],
+        shared: AdaptableWeights,
+        lrs: Mapping[str, NetWeights[Tensor]],
         inputs: dict[str, dict[int, list[Tensor]]],
         grads: dict[str, dict[int, list[Tensor]]],
-    ) -> dict[str, dict[str, Weight]]:
+    ) -> dict[str, NetWeights[Weight]]:
         """The weights after the steps so far: ``W - lr_W sum_s H_s^T G_s`` and ``bias - lr_b sum_s,k G_s``."""
-        params: dict[str, dict[str, Weight]] = {}
-        for net, idx in layers.items():
-            params[net] = {}
-            for i in idx:
-                w_name, b_name = _layer_names(i)
-                g = torch.cat(grads[net][i], dim=2)  # [E, B, S, out]
-                if w_name in shared[net]:
+        params: dict[str, NetWeights[Weight]] = {}
+        for net, by_layer in grads.items():
+            updated: dict[int, LayerWeights] = {}
+            for i, steps in by_layer.items():
+                own, lr = shared[net].layer(i), lrs[net].layer(i)
+                g = torch.cat(steps, dim=2)  # [E, B, S, out]
+                weight = bias = None
+                if own.weight is not None:
                     h = torch.cat(inputs[net][i], dim=2)  # [E, B, S, in]
-                    params[net][w_name] = LowRankUpdate(shared[net][w_name], h, lrs[net][w_name] * g)
-                if b_name in shared[net]:
-                    bias = shared[net][b_name].unsqueeze(1)  # [E, 1, 1, out]
-                    params[net][b_name] = bias - lrs[net][b_name] * g.sum(2, keepdim=True)
+                    weight = LowRankUpdate(own.weight, h, lr.weight * g)
+                if own.bias is not None:
+                    bias = own.bias.unsqueeze(1) - lr.bias * g.sum(2, keepdim=True)  # [E, B, 1, out]
+                updated[i] = LayerWeights(weight, bias)
+            params[net] = NetWeights(updated)
         return params

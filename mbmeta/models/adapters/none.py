@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment
+from mbmeta.models.adapters.base import AdaptableModel, Adaptation, Adapter, NormalisedSegment
 
 
 class NoAdapter(Adapter):
@@ -12,5 +12,8 @@ class NoAdapter(Adapter):
 
     latent_dim = 0
 
-    def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
+    def forward(
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context (see :meth:`Adapter.forward`)."""
         return Adaptation(z=None, params=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment
+from mbmeta.models.adapters.base import AdaptableModel, Adaptation, Adapter, NormalisedSegment
 
 
 class OracleAdapter(Adapter):
@@ -20,10 +20,13 @@ class OracleAdapter(Adapter):
             raise ValueError(f"OracleAdapter needs task_dim >= 1 (the number of task parameters), got {task_dim}")
         self.latent_dim = task_dim
 
-    def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
+    def forward(
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context (see :meth:`Adapter.forward`)."""
         b = context.obs.shape[0]
         if task is None:
             raise ValueError("the oracle adapter needs the true task parameters: pass task [B, T] to adapt()")
         if task.dim() != 2 or task.shape != (b, self.latent_dim):
             raise ValueError(f"oracle adapter: task must be [B={b}, T={self.latent_dim}], got {tuple(task.shape)}")
-        return Adaptation(z=model.normaliser.normalise_task(task.to(context.obs.dtype)), params=None)
+        return Adaptation(z=model.normalise_task(task.to(context.obs.dtype)), params=None)

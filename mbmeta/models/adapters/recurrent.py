@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mbmeta.models.adapters.base import Adaptation, Adapter, NormalisedSegment, segment_features
+from mbmeta.models.adapters.base import AdaptableModel, Adaptation, Adapter, NormalisedSegment, segment_features
 
 
 class RecurrentAdapter(Adapter):
@@ -45,7 +45,10 @@ class RecurrentAdapter(Adapter):
             for p in self.parameters():
                 nn.init.uniform_(p, -bound, bound, generator=generator)
 
-    def forward(self, model, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None) -> Adaptation:  # noqa: D102
+    def forward(
+        self, model: AdaptableModel, context: NormalisedSegment, mask: Tensor | None, task: Tensor | None
+    ) -> Adaptation:
+        """Adapt to each environment's context (see :meth:`Adapter.forward`)."""
         x = segment_features(context)
         h = x.new_zeros(x.shape[0], self.hidden_size)
         # A loop over the K time steps (not over members or environments): recurrence is inherently sequential.

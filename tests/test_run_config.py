@@ -24,6 +24,8 @@ def run_dir(tmp_path, request):
     agent = OLD_AGENT if request.param == "old_record" else RUN_AGENT.as_config()
     config = {"loop": {"family": "cartpole"}, "agent": {**agent, "retired_setting": 1}}
     (run / "config.json").write_text(json.dumps(config))
+    for ckpt in ("model.ckpt", "checkpoints/iteration_002.ckpt"):
+        (run / ckpt).write_bytes(b"")  # present (evaluate checks that first); never read by these tests
     return run
 
 

@@ -105,7 +105,7 @@ class _Run:
         from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
         from mbmeta.control import MPCAgent
-        from mbmeta.control.collection import family_env_fns
+        from mbmeta.control.vector_envs import family_env_fns
         from mbmeta.envs import get_family
         from mbmeta.models.dynamics import MetaDynamicsModel
         from mbmeta.models.normaliser import transition_statistics

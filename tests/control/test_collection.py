@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mbmeta.control.agent import MPCAgent
-from mbmeta.control.collection import CallablePolicy, Policy, RandomPolicy, collect_episodes, make_vector_env
+from mbmeta.control.collection import CallablePolicy, Policy, RandomPolicy, collect_episodes
+from mbmeta.control.vector_envs import make_vector_env
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import TaskParams, get_family
 from mbmeta.envs.pendulum import pendulum_dynamics

@@ -9,7 +9,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mbmeta.data.buffer import BufferFormatError, EpisodeBuffer, EpisodeRecorder
+from mbmeta.data.buffer import BufferFormatError, EpisodeBuffer
+from mbmeta.data.recorder import EpisodeRecorder
 from mbmeta.envs.family import TaskParams
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from mbmeta.commands import one_line_errors
 from mbmeta.control.collection import Collection
 from mbmeta.control.factory import make_initial_policy
 from mbmeta.envs import TaskParams, get_family
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("juggler-video")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and write the video; returns the exit code (1 with a one-line message for a bad value)."""
     args = build_parser().parse_args(argv)

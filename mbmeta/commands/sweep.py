@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from mbmeta.commands import one_line_errors
 from mbmeta.runs.experiment import Experiment, ExperimentError, load_experiment
 
 
@@ -78,6 +79,7 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
             )
 
 
+@one_line_errors("sweep")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and sweep (or merge, or print); returns the exit code."""
     from mbmeta.runs.merge import merge_and_write

@@ -1,0 +1,33 @@
+"""benchmarks/planning_cost.py runs on a checkpoint, writes one JSON per setting and the table, and resumes."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "planning_cost.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("planning_cost", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_planning_cost_measures_pairs_and_resumes(tiny_run, tmp_path, capsys):
+    bench = _load()
+    argv = ["--ckpt", str(tiny_run / "model.ckpt"), "--out", str(tmp_path), "--episodes", "2", "--max_steps", "3"]
+    argv += ["--cost_steps", "1", "--cost_envs", "1", "--settings", "cadm_exact", "icem_small_expectation_bf16"]
+    assert bench.main(argv) == 0
+    exact = json.loads((tmp_path / "cadm_exact.json").read_text())
+    cheap = json.loads((tmp_path / "icem_small_expectation_bf16.json").read_text())
+    assert exact["split"] == "train" and len(exact["returns"]) == len(cheap["returns"]) == 2
+    assert exact["agent"]["particles"] == 20 and cheap["agent"]["propagation"] == "expectation"
+    assert exact["cpu_s_per_step"]["1"] > 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| cadm_exact |" in table and "| icem_small_expectation_bf16 |" in table and "minus cadm_exact" in table
+    capsys.readouterr()
+    before = (tmp_path / "cadm_exact.json").read_bytes()
+    assert bench.main(argv) == 0  # a second run measures nothing again
+    assert "cadm_exact: measured already" in capsys.readouterr().out
+    assert (tmp_path / "cadm_exact.json").read_bytes() == before

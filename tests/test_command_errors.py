@@ -60,3 +60,20 @@ def test_the_traceback_variable_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("MBMETA_TRACEBACK", "1")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate.run(["--ckpt", str(tmp_path / "nope.ckpt")])
+
+
+def test_no_render_backend_is_forced_where_egl_is_missing(monkeypatch):
+    # Training never renders: without EGL the command must not force MUJOCO_GL=egl (MuJoCo would fail to load it).
+    import ctypes.util
+
+    from mbmeta import cli
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert cli.main(["--version"]) == 0
+    import os
+
+    assert "MUJOCO_GL" not in os.environ
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
+    assert cli.main(["--version"]) == 0
+    assert os.environ["MUJOCO_GL"] == "egl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -182,21 +183,8 @@ class MetaDataModule(pl.LightningDataModule):
         path = Path(buffer_path)
         if not path.is_file():
             raise FileNotFoundError(f"MetaDataModule: buffer_path {str(path)!r} does not exist (collect data first)")
-        self._configure(
-            EpisodeBuffer.load(path),
-            context_length=context_length,
-            target_length=target_length,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            split_by=split_by,
-            samples_per_epoch=samples_per_epoch,
-            val_samples=val_samples,
-            seed=seed,
-            num_workers=num_workers,
-            pad_context=pad_context,
-            min_context=min_context,
-            context_source=context_source,
-        )
+        settings = {k: v for k, v in self.hparams.items() if k != "buffer_path" and not k.startswith("_")}
+        self._configure(EpisodeBuffer.load(path), **settings)
 
     @classmethod
     def from_buffer(cls, buffer: EpisodeBuffer, **kwargs: Any) -> MetaDataModule:
@@ -204,18 +192,9 @@ class MetaDataModule(pl.LightningDataModule):
         obj = cls.__new__(cls)
         pl.LightningDataModule.__init__(obj)
         defaults = {
-            "context_length": 10,
-            "target_length": 10,
-            "batch_size": 256,
-            "val_fraction": 0.1,
-            "split_by": "episode",
-            "samples_per_epoch": 25_600,
-            "val_samples": 5_120,
-            "seed": 0,
-            "num_workers": 0,
-            "pad_context": False,
-            "min_context": 1,
-            "context_source": "preceding",
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
         }
         unknown = sorted(set(kwargs) - set(defaults))
         if unknown:
@@ -240,19 +219,7 @@ class MetaDataModule(pl.LightningDataModule):
         min_context: int,
         context_source: str,
     ) -> None:
-        check_data_settings(
-            context_length=context_length,
-            target_length=target_length,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            split_by=split_by,
-            samples_per_epoch=samples_per_epoch,
-            val_samples=val_samples,
-            num_workers=num_workers,
-            pad_context=pad_context,
-            min_context=min_context,
-            context_source=context_source,
-        )
+        check_data_settings(**{k: v for k, v in locals().items() if k not in ("self", "buffer")})
         if pad_context and "context_mask" not in MetaBatch._fields:
             # Without a mask the zero-padded slots would look like real transitions to the model.
             raise ValueError("MetaDataModule: pad_context=True needs MetaBatch.context_mask, which this version lacks")

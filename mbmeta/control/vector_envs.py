@@ -12,17 +12,54 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from mbmeta.envs.family import TaskFamily
 
 
-def _make_family_env(family_name: str, env_kwargs: dict[str, Any]) -> gym.Env:
-    """Build one env of a registered family (module level so AsyncVectorEnv can pickle it for spawned workers)."""
+def _make_family_env(family: str, env_kwargs: dict[str, Any]) -> gym.Env:
+    """Build one env of a family found by :func:`~mbmeta.envs.registry.get_family` (a name or an import path).
+
+    Module level, with the family as a string, so that AsyncVectorEnv can pickle it for spawned workers, which import
+    the family's module themselves (never the script being run).
+    """
     from mbmeta.envs import get_family
 
-    return get_family(family_name).make_env(**env_kwargs)
+    return get_family(family).make_env(**env_kwargs)
+
+
+class _LocalFamilyEnv:
+    """Builds envs of a family no fresh process can find (e.g. defined in ``__main__``): fine in this process only.
+
+    Pickling it (what AsyncVectorEnv does for its spawned workers) raises the ValueError saying why and what to do.
+    """
+
+    def __init__(self, family: TaskFamily, env_kwargs: dict[str, Any], why: str) -> None:
+        self.family, self.env_kwargs, self.why = family, env_kwargs, why
+
+    def __call__(self) -> gym.Env:
+        return self.family.make_env(**self.env_kwargs)
+
+    def __reduce__(self) -> Any:
+        raise ValueError(self.why)
 
 
 def family_env_fns(family: TaskFamily | str, num_envs: int, **env_kwargs: Any) -> list[Callable[[], gym.Env]]:
-    """``num_envs`` picklable constructors of a family's environment (for any vector env, including spawn)."""
-    name = family if isinstance(family, str) else family.name
-    return [functools.partial(_make_family_env, name, dict(env_kwargs)) for _ in range(num_envs)]
+    """``num_envs`` constructors of a family's environment, picklable for spawned workers where possible.
+
+    Args:
+        family: a family, or how :func:`~mbmeta.envs.registry.get_family` finds one (name, import path, entry point).
+        num_envs: how many constructors.
+        **env_kwargs: arguments of ``family.make_env``.
+
+    A family is passed to workers by :func:`~mbmeta.envs.registry.family_reference`; one that no fresh process can
+    find (defined in the script being run) still works in one process (``sync``), and ``async`` refuses it with a
+    one-line ValueError when the workers are started.
+    """
+    from mbmeta.envs.registry import family_reference
+
+    if isinstance(family, str):
+        return [functools.partial(_make_family_env, family, dict(env_kwargs)) for _ in range(num_envs)]
+    try:
+        reference = family_reference(family)
+    except ValueError as err:
+        return [_LocalFamilyEnv(family, dict(env_kwargs), str(err)) for _ in range(num_envs)]
+    return [functools.partial(_make_family_env, reference, dict(env_kwargs)) for _ in range(num_envs)]
 
 
 def make_vector_env(

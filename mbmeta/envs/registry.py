@@ -109,6 +109,12 @@ def families(*, installed: bool = True) -> list[TaskFamily]:
     return list(_FAMILIES.values())
 
 
+def installed_families() -> dict[str, str]:
+    """``{family name: "module:NAME"}`` of the families loaded from installed packages' entry points."""
+    families()
+    return {family: _REFERENCES[id(_FAMILIES[family])][1] for family in _ENTRY_POINT_NAMES.values()}
+
+
 def get_family(name: str) -> TaskFamily:
     """The family called ``name``: a registered name or env id, an import path ``module:NAME``, or an entry point.
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -62,6 +64,29 @@ def family_env_fns(family: TaskFamily | str, num_envs: int, **env_kwargs: Any) -
     return [functools.partial(_make_family_env, reference, dict(env_kwargs)) for _ in range(num_envs)]
 
 
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start spawned workers without re-running the parent's main script or module in each of them.
+
+    multiprocessing's spawn re-imports ``__main__`` in every worker, which re-runs a launcher script that lacks an
+    ``if __name__ == "__main__":`` guard (each worker would start the whole run again). The workers need nothing from
+    it: their env constructors are importable functions of mbmeta (families are passed by name or import path) or
+    cloudpickled by value. So ``__main__`` is hidden from multiprocessing (no ``__spec__``, no ``__file__``) while
+    the workers start, and restored at once.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {name: vars(main)[name] for name in ("__spec__", "__file__") if name in vars(main)}
+    main.__spec__ = None
+    vars(main).pop("__file__", None)
+    try:
+        yield
+    finally:
+        vars(main).update(saved)
+
+
 def make_vector_env(
     env_fns: Sequence[Callable[[], gym.Env]], vectorization: Literal["sync", "async"] = "sync"
 ) -> VectorEnv:
@@ -69,12 +94,14 @@ def make_vector_env(
 
     Args:
         env_fns: one constructor per sub-environment.
-        vectorization: ``"sync"`` (one process) or ``"async"`` (one spawned process per sub-environment).
+        vectorization: ``"sync"`` (one process) or ``"async"`` (one spawned process per sub-environment; the
+            workers do not re-run the main script, so a launcher needs no ``__main__`` guard).
     """
     if not env_fns:
         raise ValueError("env_fns is empty: need at least one environment constructor")
     if vectorization == "sync":
         return SyncVectorEnv(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP)
     if vectorization == "async":
-        return AsyncVectorEnv(list(env_fns), context="spawn", autoreset_mode=AutoresetMode.NEXT_STEP)
+        with _main_not_rerun():
+            return AsyncVectorEnv(list(env_fns), context="spawn", autoreset_mode=AutoresetMode.NEXT_STEP)
     raise ValueError(f"unknown vectorization {vectorization!r}; valid values are 'sync' and 'async'")

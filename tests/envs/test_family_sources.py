@@ -3,9 +3,11 @@
 import importlib.metadata
 import os
 import pickle
+import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +39,20 @@ FAMILY_MODULE = textwrap.dedent(
         test={{"gear": [0.2, 2.5]}},
         reward=reward,
         terminated=terminated,
+    )
+
+
+    def reacher_reward(obs, action, next_obs):
+        return -torch.linalg.vector_norm(next_obs[..., 8:10], dim=-1) - (action * action).sum(-1)
+
+
+    REACHER = MujocoFieldFamily(
+        "{name}_reacher",
+        "Reacher-v5",
+        [Field("gear", "actuator_gear")],
+        train={{"gear": Interval(0.5, 1.5)}},
+        test={{"gear": [0.2, 2.5]}},
+        reward=reacher_reward,
     )
 
 
@@ -227,3 +243,41 @@ def test_spawned_workers_import_the_family_by_its_path(user_module):
     )
     recorded = sorted(collection.buffer.task(e)["gear"] for e in range(collection.buffer.num_episodes))
     assert recorded == [0.5, 1.5]
+
+
+# A launcher as users wrote them before import paths existed: no `if __name__ == "__main__":` guard.
+LAUNCHER = textwrap.dedent(
+    """
+    print("launcher started", flush=True)
+    from mbmeta.cli import main
+
+    raise SystemExit(main([
+        "train", "--loop.family", "{module}:REACHER", "--loop.vectorization", "async", "--loop.num_envs", "2",
+        "--loop.run_dir", "run", "--loop.iterations", "1", "--loop.initial_episodes", "2",
+        "--loop.episodes_per_iteration", "2", "--loop.epochs_per_iteration", "1",
+        "--model.ensemble_size", "1", "--model.hidden_sizes", "[16]", "--model.context_hidden", "[16]",
+        "--data.context_length", "3", "--agent.context_length", "3", "--data.target_length", "2",
+        "--data.samples_per_epoch", "64", "--data.val_samples", "16", "--data.batch_size", "16",
+        "--agent.planner", "cem", "--agent.planner.population", "16", "--agent.planner.elites", "4",
+        "--agent.planner.iterations", "1", "--agent.horizon", "3", "--env_kwargs", '{{"max_episode_steps": 10}}',
+    ]))
+    """
+)
+
+
+def test_an_async_run_of_an_import_path_family_from_an_unguarded_launcher_runs_once(user_module, tmp_path):
+    # A real spawned run (2 workers) of the user's family; the workers import it by path and do not re-run the
+    # launcher (before: every worker re-ran the script and tried to start a run of its own).
+    from mbmeta.data.buffer import EpisodeBuffer
+
+    module, name = user_module
+    (tmp_path / "launcher.py").write_text(LAUNCHER.format(module=module))
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", "PYTHONPATH": root}
+    proc = subprocess.run(
+        [sys.executable, "launcher.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("launcher started") == 1
+    buffer = EpisodeBuffer.load(tmp_path / "run" / "buffer.npz")
+    assert buffer.family == f"{name}_reacher" and buffer.num_episodes == 4

@@ -71,12 +71,12 @@ def test_the_guides_commands_train_evaluate_and_act_on_a_tiny_budget(tmp_path):
     assert buffer.family == "reacher_gear" and buffer.env_id == "Reacher-v5" and buffer.num_episodes == 3
     for episode in range(buffer.num_episodes):
         task = buffer.task(episode)
-        assert 0.5 <= task["gear"] <= 1.5 and 0.5 <= task["arm_mass"] <= 1.5  # train split
+        assert 0.5 <= task["gear"] <= 1.5 and 0.5 <= task["damping"] <= 1.5  # train split
 
     # evaluate: found the family again from the run, and ran it on a test task
     with open(work / "results" / "reacher" / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert rows and all(float(row["gear"]) in (0.3, 2.0) and float(row["arm_mass"]) in (0.5, 2.0) for row in rows)
+    assert rows and all(float(row["gear"]) in (0.3, 2.0) and float(row["damping"]) in (0.5, 3.0) for row in rows)
 
     # the agent in the user's own loop
     returns = re.search(r"returns \[(.*?)\]", outputs["own_loop.py"])

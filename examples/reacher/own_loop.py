@@ -33,5 +33,5 @@ def run(checkpoint: str, task: dict, episodes: int = 1, seed: int = 0) -> list[f
 
 
 if __name__ == "__main__":
-    returns = run(sys.argv[1], task={"gear": 0.3, "arm_mass": 2.0}, episodes=2)
-    print(f"returns {np.round(returns, 1).tolist()} on a weak, heavy arm (gear 0.3, arm mass 2.0)")
+    returns = run(sys.argv[1], task={"gear": 0.3, "damping": 3.0}, episodes=2)
+    print(f"returns {np.round(returns, 1).tolist()} on a weak, stiff arm (gear 0.3, damping 3.0)")

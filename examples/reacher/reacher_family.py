@@ -1,4 +1,4 @@
-"""Gymnasium's Reacher-v5 as a task family: its motor gear and arm mass vary (docs/bring_your_own_robot.md)."""
+"""Gymnasium's Reacher-v5 as a task family: its motor gear and joint damping vary (docs/bring_your_own_robot.md)."""
 
 import torch
 
@@ -15,9 +15,9 @@ FAMILY = MujocoFieldFamily(
     "Reacher-v5",
     [
         Field("gear", "actuator_gear", description="scale of both motors' gear (nominal 200)"),
-        Field("arm_mass", ("body_mass", "body_inertia"), index=["body0", "body1"], description="scale of the links"),
+        Field("damping", "dof_damping", index=["joint0", "joint1"], description="scale of the joints' damping"),
     ],
-    train={"gear": Interval(0.5, 1.5), "arm_mass": Interval(0.5, 1.5)},
-    test={"gear": [0.3, 2.0], "arm_mass": [0.5, 2.0]},
+    train={"gear": Interval(0.5, 1.5), "damping": Interval(0.5, 1.5)},
+    test={"gear": [0.3, 2.0], "damping": [0.5, 3.0]},
     reward=reacher_reward,
 )

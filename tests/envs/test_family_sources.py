@@ -73,6 +73,7 @@ def _restore_registry():
     registry.families(installed=False)
     saved = (dict(registry._FAMILIES), dict(registry._REFERENCES), dict(registry._ENTRY_POINT_NAMES))
     loaded = registry._entry_points_loaded
+    registry._entry_points_loaded = False  # entry points are read again, from the (possibly faked) metadata
     yield
     for store, copy in zip((registry._FAMILIES, registry._REFERENCES, registry._ENTRY_POINT_NAMES), saved, strict=True):
         store.clear()

@@ -18,7 +18,7 @@ is bool) and live on the device of whatever produced them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -29,20 +29,48 @@ Split = Literal["train", "test"]
 """Which part of a task family: ``train`` tasks (meta-training) or the disjoint ``test`` tasks."""
 
 
-@dataclass(frozen=True)
-class TaskParams:
-    """The physical parameters of one task, as scale factors (or indices) keyed by parameter name.
+class TaskPairs(tuple[tuple[str, float], ...]):
+    """The ``(name, value)`` pairs of a :class:`TaskParams`, in parameter order (``task.values``).
 
-    Attributes:
-        values: parameter name -> value, in the family's parameter order.
+    A tuple, as ``TaskParams.values`` has always been; calling it (``task.values()``) gives the mapping's values view,
+    as for a ``dict``, so code written for either reading works.
     """
 
-    values: tuple[tuple[str, float], ...]
+    __slots__ = ()
+
+    def __call__(self) -> ValuesView[float]:
+        """The parameter values in order (``Mapping.values()``)."""
+        return ValuesView(dict(self))
+
+
+@dataclass(frozen=True, eq=False)
+class TaskParams(Mapping[str, float]):
+    """The physical parameters of one task: a frozen, hashable, read-only mapping ``name -> value``.
+
+    Values are scale factors (or indices) keyed by parameter name, in the family's parameter order. Everything a
+    read-only mapping offers works: ``task["mass"]``, ``task.get("mass", 1.0)``, ``"mass" in task``, ``len(task)``,
+    ``list(task)`` (the names), ``dict(task)``, ``{**task}``, ``task.items()``, ``task.values()``; a task equals any
+    mapping with the same items (``task == {"mass": 1.5, "length": 0.5}``) and is hashable (a dict key or set
+    member).
+
+    Attributes:
+        values: the ``(name, value)`` pairs in parameter order (a tuple; ``values()`` is the mapping's values view).
+    """
+
+    values: TaskPairs
+
+    def __init__(self, values: Iterable[tuple[str, float]] | Mapping[str, float]) -> None:
+        items = values.items() if isinstance(values, Mapping) else values
+        pairs = TaskPairs((str(k), float(v)) for k, v in items)
+        names = [k for k, _ in pairs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"TaskParams: repeated parameter names in {names}")
+        object.__setattr__(self, "values", pairs)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, float]) -> TaskParams:
-        """Build from a mapping; values are converted to float."""
-        return cls(tuple((str(k), float(v)) for k, v in values.items()))
+        """Build from a mapping (a ``dict`` or another ``TaskParams``); values are converted to float."""
+        return cls(values.items())
 
     def as_dict(self) -> dict[str, float]:
         """The parameters as a plain dict (what ``info["task"]`` carries)."""
@@ -57,6 +85,31 @@ class TaskParams:
             if key == name:
                 return value
         raise KeyError(f"task has no parameter {name!r}; it has {[k for k, _ in self.values]}")
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, name: object) -> bool:
+        return any(key == name for key, _ in self.values)
+
+    def __eq__(self, other: object) -> bool:
+        # Mapping equality (the items, not their order), also against a dict; the hash agrees with it.
+        if isinstance(other, Mapping):
+            return self.as_dict() == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.values))
+
+    def __repr__(self) -> str:
+        return f"TaskParams({self.as_dict()!r})"
+
+    def __reduce__(self) -> tuple[type[TaskParams], tuple[tuple[tuple[str, float], ...]]]:
+        # Pickled (to spawned workers, by set_attr) as plain pairs: no dependence on TaskPairs' pickling.
+        return (TaskParams, (tuple(self.values),))
 
 
 class Transition(NamedTuple):

@@ -1,4 +1,9 @@
-"""``mbmeta envs``: list the task families, their parameters and splits; ``--check`` that the parameters act."""
+"""``mbmeta envs``: list the task families, their parameters and splits; ``--check`` that the parameters act.
+
+Families of installed packages (entry points of the ``mbmeta.families`` group) are listed with the shipped ones;
+``--check`` also takes import paths (``my_pkg.robots:ArmFamily``) and checks the task contract of each family's env
+(takes, applies and reports its task), as ``mbmeta train`` does before collecting.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import argparse
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mbmeta.commands import one_line_errors
-from mbmeta.envs import families, get_family
+from mbmeta.envs import ENTRY_POINT_GROUP, families, get_family
 from mbmeta.envs.family import TaskFamily, describe_regions, task_table_rows
+from mbmeta.envs.registry import installed_families
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="FAMILY",
         default=None,
-        help="check that each task parameter changes the physics (same state and actions, two tasks differing in "
-        "that parameter only); all families if none are named; exit code 1 if a parameter has no effect",
+        help="check that each family's env takes, applies and reports its task and that each task parameter changes "
+        "the physics (same state and actions, two tasks differing in that parameter only); all families if none are "
+        "named (names, or import paths module:NAME); exit code 1 if a check fails",
     )
     parser.add_argument("--steps", type=int, default=30, help="with --check: steps per rollout")
     return parser
@@ -60,20 +68,35 @@ def _condition_rows() -> list[tuple[str, str, str, str]]:
 
 
 def check(names: list[str], steps: int, console: Console) -> int:
-    """Run :func:`~mbmeta.envs.task_effect.check_task_effect` on the named families (all if none); print a table."""
+    """Check the named families (all if none): task contract and per-parameter effect; print a table.
+
+    Runs :func:`~mbmeta.envs.contract.check_family_env` (without the exact reward, which only planning with it
+    needs) and :func:`~mbmeta.envs.task_effect.check_task_effect`.
+    """
+    from mbmeta.envs.contract import check_family_env
     from mbmeta.envs.task_effect import check_task_effect
 
     try:
         chosen: list[TaskFamily] = [get_family(n) for n in names] if names else families()
-    except KeyError as err:
+    except (KeyError, ValueError) as err:
         console.print(f"[red]mbmeta envs --check: {err.args[0]}[/red]", highlight=False)
         return 2
+    broken = []
+    for family in chosen:
+        try:
+            check_family_env(family, exact_reward=False, steps=steps)
+        except ValueError as err:
+            broken.append(str(err))
     table = Table(title=f"does each parameter change the physics? (same state and actions, {steps} steps)")
     for column in ("family", "parameter", "tasks", "Δ obs, step 1", "Δ obs, max", "changes physics"):
         table.add_column(column, overflow="fold")
     inert = []
     for family in chosen:
-        for effect in check_task_effect(family, steps=steps):
+        try:
+            effects = check_task_effect(family, steps=steps)
+        except ValueError:  # e.g. an env that ignores options: already reported by the contract check
+            continue
+        for effect in effects:
             verdict = "yes" if effect.measurable else "[red]NO[/red]"
             if not effect.measurable:
                 inert.append(f"{family.name}.{effect.parameter}")
@@ -82,10 +105,11 @@ def check(names: list[str], steps: int, console: Console) -> int:
                 family.name, effect.parameter, tasks, f"{effect.first_step:.3g}", f"{effect.largest:.3g}", verdict
             )
     console.print(table)
+    for message in broken:
+        console.print(Text(message, style="red"))  # Text: no markup parsing of "info['task']"
     if inert:
         console.print(f"[red]no measurable effect (> 1e-6) of: {', '.join(inert)}[/red]")
-        return 1
-    return 0
+    return 1 if inert or broken else 0
 
 
 @one_line_errors("envs")
@@ -104,6 +128,10 @@ def run(argv: list[str]) -> int:
     for row in _rows():
         table.add_row(*row)
     console.print(table)
+    installed = installed_families()
+    if installed:
+        listed = ", ".join(f"{name} ({where})" for name, where in installed.items())
+        console.print(f"from installed packages (entry points {ENTRY_POINT_GROUP!r}): {listed}", highlight=False)
     conditions = _condition_rows()
     if conditions:
         table = Table(title="reference-protocol test conditions (mbmeta evaluate --protocol cadm)")

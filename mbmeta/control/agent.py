@@ -25,6 +25,7 @@ from mbmeta.control.plan_stats import PlanStats
 from mbmeta.control.policy import Policy
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
+from mbmeta.planners.receding import shift_plan
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
 
 
@@ -343,8 +344,7 @@ class MPCAgent(Policy):
 
     def _shift(self, plans: Tensor) -> Tensor:
         """Drop the executed first step and append the centre of the bounds: ``[..., H, A]``."""
-        centre = ((self.low + self.high) / 2).expand(*plans.shape[:-2], 1, self.action_dim)
-        return torch.cat([plans[..., 1:, :], centre], dim=-2)
+        return shift_plan(plans, (self.low + self.high) / 2)
 
     def observe(
         self,

@@ -2,8 +2,11 @@
 
 A :class:`TaskFamily` names the physical parameters it varies, a *train* split and a disjoint *test* split, samples
 tasks from either with an explicit ``np.random.Generator``, and builds its Gymnasium environment. The environment
-receives a task through ``env.reset(options={"task": task})`` and reports it in ``info["task"]`` (a plain
-``dict[str, float]``, so vector environments stack it); the task never appears in the observation.
+receives a task through ``env.reset(options={"task": task})`` or its settable ``task`` attribute (what
+``vector_env.set_attr("task", ...)`` reaches), applies it to its physics, and reports it in ``info["task"]`` (a plain
+``dict[str, float]``, so vector environments stack it) after every reset and step; the task never appears in the
+observation. ``mbmeta train`` checks this contract before collecting (:mod:`mbmeta.envs.contract`);
+:class:`~mbmeta.envs.mujoco_fields.MujocoFieldFamily` fulfils it for any Gymnasium MuJoCo env.
 
 Splits follow CaDM (see ``DESIGN.md``): a split is a union of *regions*; a region gives each parameter a set of
 allowed values, either discrete (:class:`Choice`) or an interval (:class:`Interval`). Sampling draws a region

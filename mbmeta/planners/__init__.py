@@ -1,7 +1,8 @@
 """Batched sampling planners over action sequences: random shooting, CEM, iCEM and MPPI.
 
 Every planner optimises an objective ``actions [B, N, H, A] -> returns [B, N]`` inside box bounds, for B
-environments in one call; see :class:`~mbmeta.planners.base.Planner`. Their typed, bound-free settings (what a
+environments in one call; see :class:`~mbmeta.planners.base.Planner`. :class:`RecedingHorizon` runs one at every
+control step (warm start and carry shifted by :func:`shift_plan`). The planners' typed, bound-free settings (what a
 config names) are in :mod:`mbmeta.planners.settings`.
 """
 
@@ -15,6 +16,7 @@ from mbmeta.planners.icem import ICEMPlanner
 from mbmeta.planners.mppi import MPPIPlanner
 from mbmeta.planners.noise import coloured_noise
 from mbmeta.planners.random_shooting import RandomShootingPlanner
+from mbmeta.planners.receding import RecedingHorizon, shift_plan
 from mbmeta.planners.settings import PLANNER_SETTINGS, PlannerSettings, planner_name, planner_settings
 
 PLANNERS: dict[str, type[Planner]] = {name: cls.planner_class for name, cls in PLANNER_SETTINGS.items()}
@@ -44,8 +46,10 @@ __all__ = [
     "Planner",
     "PlannerSettings",
     "RandomShootingPlanner",
+    "RecedingHorizon",
     "coloured_noise",
     "make_planner",
     "planner_name",
     "planner_settings",
+    "shift_plan",
 ]

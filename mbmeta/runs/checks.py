@@ -12,7 +12,9 @@ from typing import Any
 
 from mbmeta.control.factory import make_family_planner
 from mbmeta.control.settings import AgentSettings, upgrade_agent_config
+from mbmeta.envs.contract import check_family_env
 from mbmeta.envs.family import TaskFamily
+from mbmeta.envs.registry import family_reference
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule, check_data_settings
 from mbmeta.training.fitting import make_trainer
@@ -41,10 +43,12 @@ def check_settings(
     """Fail fast, before any data is collected, on settings that would otherwise fail minutes or hours later.
 
     Everything the run will build later is built or validated here (environment, planner, model and optimiser
-    settings, data module settings, the ``pl.Trainer``), so a bad value fails in seconds and nothing is committed.
+    settings, data module settings, the ``pl.Trainer``), so a bad value fails in seconds and nothing is committed;
+    the family's env must take, apply and report its task (:func:`check_family`).
 
     Raises:
-        ValueError: a budget <= 0, a bad planner, agent, model, data or trainer setting; the message names it.
+        ValueError: a budget <= 0, a bad planner, agent, model, data or trainer setting, or a family whose env
+            breaks the task contract; the message names it.
     """
     for name in ("initial_episodes", "episodes_per_iteration", "num_envs", "epochs_per_iteration"):
         _check_count("loop", name, getattr(loop, name), 1)
@@ -68,6 +72,7 @@ def check_settings(
         raise ValueError(f"agent.disagreement_penalty must be >= 0, got {agent.disagreement_penalty!r}")
     if env_kwargs:  # unknown gymnasium.make arguments fail here, not after the first fit
         family.make_env(**env_kwargs).close()
+    check_family(loop, model, agent, family)
     make_family_planner(family, agent)
     try:  # builds (and discards) the model: unknown arguments and bad sizes surface now, not after collection
         MetaDynamicsModule(family.obs_dim, family.action_dim, len(family.parameter_names), **model)
@@ -84,6 +89,25 @@ def check_settings(
         make_trainer(max_epochs=1, **{**trainer, "enable_progress_bar": False})
     except Exception as err:  # Lightning raises TypeError, ValueError or its MisconfigurationException
         raise ValueError(f"trainer settings {trainer}: {type(err).__name__}: {err}") from err
+
+
+def check_family(loop: LoopSettings, model: dict[str, Any], agent: AgentSettings, family: TaskFamily) -> None:
+    """Refuse a family the run would collect wrong data with, or could not plan for.
+
+    Its env must take, apply and report the task, and its exact reward (when planning uses it) and termination must
+    agree with ``env.step`` (:func:`~mbmeta.envs.contract.check_family_env`, once per process); with ``async``
+    vectorization, spawned workers must be able to import it; without an exact reward the model must learn one.
+
+    Raises:
+        ValueError: one line naming the family and what is wrong.
+    """
+    if loop.vectorization == "async":
+        family_reference(family)
+    if not agent.exact_reward and model.get("learn_reward") is False:
+        raise ValueError(
+            "agent.exact_reward is false (plan with the learned reward) but model.learn_reward is false: set one true"
+        )
+    check_family_env(family, exact_reward=agent.exact_reward)
 
 
 def check_trainer(trainer: dict[str, Any]) -> None:

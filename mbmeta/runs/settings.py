@@ -11,7 +11,8 @@ class LoopSettings:
     """The model-based loop across training tasks.
 
     Args:
-        family: task-family name (``mbmeta envs`` lists them).
+        family: task family: a name (``mbmeta envs`` lists them, installed packages' too), or an import path
+            ``module:NAME`` of your own family (see docs/bring_your_own_robot.md).
         run_dir: directory of this run: buffer, checkpoint, loop state, W&B files. Re-running the same command
             resumes from the last completed iteration.
         seed: seeds task sampling, environments, weights, batches and planning.

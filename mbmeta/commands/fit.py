@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from mbmeta.commands import one_line_errors
+from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.models.checkpoint import load_checkpoint
 from mbmeta.training.callbacks import DivergenceCallback
 from mbmeta.training.datamodule import MetaDataModule
@@ -64,6 +64,7 @@ def run(argv: list[str]) -> int:
     resume_from = _given_value(argv, "--ckpt_path")
     if resume_from is not None and Path(resume_from).suffix == ".ckpt":  # not "last"/"best": a file to read safely
         load_checkpoint(resume_from)  # a missing, damaged or unsafe file fails here in one line, naming it
+    configure_threads()
     root_dir = _given_root_dir(argv) or os.environ.setdefault(
         "MBMETA_FIT_ROOT_DIR", f"runs/fit/{time.strftime('%Y%m%d-%H%M%S')}"
     )

@@ -104,6 +104,38 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert list((out / "wandb").glob("offline-run-*"))  # the evaluation was logged to W&B (offline)
 
 
+def test_evaluate_writes_results_before_filming_the_first_two_tasks(trained_run, tmp_path, monkeypatch, capsys):
+    from wandb_records import wandb_run_record  # tests/wandb_records.py
+
+    out = tmp_path / "eval-default"
+    filmed = []
+
+    def record_video(module, family, task, path, **kwargs):
+        assert (out / "results.json").is_file() and (out / "results.csv").is_file()  # numbers are safe first
+        filmed.append((path.name, kwargs["method"]))
+        path.write_bytes(b"GIF89a")
+        return path, -12.5
+
+    monkeypatch.setattr("mbmeta.evaluation.video.record_video", record_video)
+    argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "3", "--episodes_per_task", "1"]
+    argv += ["--out", str(out), "--error_horizon", "3", "--wandb.tags", "[smoke]", "--labels", "ctx"]
+    assert main(argv) == 0
+    assert filmed == [("video_ctx_task0.gif", "ctx"), ("video_ctx_task1.gif", "ctx")]  # 2 of the 3 tasks
+    printed = capsys.readouterr().out
+    assert "video 1/2" in printed and "video 2/2" in printed and "return -12.5" in printed
+    assert "wandb sync" in printed  # how to upload the offline run
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    run = wandb_run_record(run_dir)
+    assert (run.display_name, run.run_group, list(run.tags)) == ("evaluate-eval-default", "eval-default", ["smoke"])
+
+
+def test_evaluate_films_every_task_when_asked():
+    from mbmeta.commands.evaluate import build_parser
+
+    assert build_parser().parse_args(["--ckpt", "m.ckpt", "--video_tasks", "all"]).video_tasks == "all"
+    assert build_parser().parse_args(["--ckpt", "m.ckpt"]).video_tasks == 2
+
+
 def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path):
     out = tmp_path / "transfer"
     argv = ["transfer", "--ckpt", str(trained_run / "model.ckpt"), "--task", '{"mass": 0.4, "length": 1.6}']

@@ -46,8 +46,22 @@ def task_label(task: dict[str, float]) -> str:
     return " ".join(f"{k}={v:g}" for k, v in task.items())
 
 
+TASK_PREFIX = "task."
+"""Prefix of the task-parameter columns of ``results.csv`` and the W&B table: a parameter may share a name with an
+episode column (the pendulum's ``length`` and the episode's ``length``)."""
+
+
+def task_columns(names: Sequence[str]) -> list[str]:
+    """Column names of task parameters: ``task.mass``, ``task.length``, ..."""
+    return [f"{TASK_PREFIX}{name}" for name in names]
+
+
 def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``."""
+    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
+
+    The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success``
+    (``length``: the episode's steps; task parameters carry the ``task.`` prefix).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -63,7 +77,8 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
     names = sorted({k for r in records for k in r.task})
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated", "success"])
+        header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
+        writer.writerow([*header, "success"])
         for r in records:
             row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
             success = "" if r.success is None else int(r.success)  # empty: the family defines no success
@@ -105,21 +120,36 @@ def log_to_wandb(
     records: Sequence[EpisodeRecord],
     config: dict[str, Any],
     plan_stats: dict[str, dict[str, float]] | None = None,
+    *,
+    init: dict[str, Any] | None = None,
+    captions: dict[str, str] | None = None,
 ) -> Path:
     """Log an evaluation as a W&B run in ``out_dir``.
 
     Logged: mean/std return per method, the per-episode table, each method's planner statistics (``plan_stats``:
-    method -> ``plan/*`` figures), the prediction-error plot and the videos.
+    method -> ``plan/*`` figures), the prediction-error plot and the videos (``video_*.gif`` in ``out_dir``, each
+    with its caption from ``captions``: file name -> text).
+
+    Args:
+        out_dir: the evaluation's output directory (the W&B files go to ``out_dir/wandb``).
+        records: the episodes.
+        config: the evaluation's settings (the run's W&B config).
+        plan_stats: method -> planner statistics.
+        init: further ``wandb.init`` arguments (``project``, ``entity``, ``mode``, ``tags``, ``group``, ``name``)
+            over the defaults: project ``mbmeta``, name ``evaluate-<out_dir name>``, group ``<out_dir name>``.
+        captions: video file name -> caption.
 
     Offline unless ``WANDB_MODE=online``; returns the run directory (``wandb sync`` it to upload).
     """
     import wandb
 
     out = Path(out_dir)
-    run = wandb.init(project="mbmeta", dir=str(out), job_type="evaluate", config=config)
+    name = out.resolve().name
+    options = {"project": "mbmeta", "name": f"evaluate-{name}", "group": name, **(init or {})}
+    run = wandb.init(dir=str(out), job_type="evaluate", config=config, **options)
     try:
         names = sorted({k for r in records for k in r.task})
-        columns = ["method", "task_id", *names, "seed", "return", "length", "terminated", "success"]
+        columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
         table = wandb.Table(columns=columns)
         for r in records:
             table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
@@ -135,8 +165,32 @@ def log_to_wandb(
         if plot.is_file():
             payload["evaluate/prediction_error"] = wandb.Image(str(plot))
         for video in sorted(out.glob("video_*.gif")):
-            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif")
+            caption = (captions or {}).get(video.name)
+            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif", caption=caption)
         run.log(payload)
     finally:
         run.finish()
     return Path(run.dir).parent
+
+
+def log_checkpoint_artifact(run: Any, path: str | Path, *, name: str) -> bool:
+    """Log a checkpoint as a W&B ``model`` artifact if the run is online; returns whether it was logged.
+
+    Offline runs skip it: an offline artifact is a full copy of the checkpoint inside the run's folder, and the
+    checkpoint is on disk beside it anyway.
+
+    Args:
+        run: a ``wandb`` run (e.g. ``WandbLogger.experiment``).
+        path: the checkpoint file.
+        name: the artifact's name (characters W&B does not allow become ``-``).
+    """
+    import re
+
+    import wandb
+
+    if getattr(run, "offline", True) or getattr(run, "disabled", False):
+        return False
+    artifact = wandb.Artifact(re.sub(r"[^\w.-]", "-", name), type="model")
+    artifact.add_file(str(path))
+    run.log_artifact(artifact)
+    return True

@@ -13,7 +13,7 @@ seeds, so it ends with the same buffer and weights as an uninterrupted run. Sett
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
+from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
 from mbmeta.runs.run_dir import RunDirectory
 from mbmeta.runs.settings import LoopSettings
@@ -45,6 +46,7 @@ def run_training(
     logger: Logger | bool | None = None,
     log: Callable[[str], None] = print,
     env_kwargs: dict[str, Any] | None = None,
+    wandb: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run (or resume) the model-based loop; returns the path of the final checkpoint.
 
@@ -60,6 +62,9 @@ def run_training(
         log: where progress lines go.
         env_kwargs: extra ``gymnasium.make`` arguments for the family's environments (e.g.
             ``{"max_episode_steps": 100}``).
+        wandb: ``WandbLogger`` arguments over the defaults of the logger made when ``logger`` is None (``project``,
+            ``entity``, ``mode``, ``tags``, ``group``, ``name``), and ``log_model``: an online run logs the final
+            checkpoint as a W&B model artifact.
 
     Raises:
         ValueError: bad settings (naming the setting and the valid values), a run directory holding a run with
@@ -89,10 +94,11 @@ def run_training(
             log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
         else:
             state = run.start(config)
+        options = dict(wandb or {})
+        log_model = bool(options.pop("log_model", False))
         if logger is None:
-            logger = WandbLogger(
-                project="mbmeta", name=run.name, save_dir=str(run.path), config=config, **run.wandb_options()
-            )
+            defaults = {"project": "mbmeta", "name": run.name, **run.wandb_options(options.get("mode"))}
+            logger = WandbLogger(save_dir=str(run.path), config=config, **{**defaults, **options})
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
         if buffer is None:
@@ -146,6 +152,8 @@ def run_training(
         if not run.checkpoint_path.is_file():
             raise ValueError(f"no checkpoint in {run.path}: set iterations >= 1 to fit a model")
         if isinstance(logger, WandbLogger):
+            if log_model:
+                log_checkpoint_artifact(logger.experiment, run.checkpoint_path, name=f"model-{run.name}")
             logger.experiment.finish()
         return run.checkpoint_path
 

@@ -115,6 +115,39 @@ def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title
     return path
 
 
+def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Mean episode return per iteration with the min-max band (PNG, written atomically).
+
+    Args:
+        rows: one mapping per iteration with ``iteration``, ``return_mean``, ``return_min``, ``return_max`` and
+            ``policy`` (iteration 0's policy names the first point).
+        path: the PNG to write.
+        title: the plot's title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mbmeta.data.atomic import atomic_write
+
+    iterations = np.array([float(r["iteration"]) for r in rows])
+    mean, low, high = (np.array([float(r[k]) for r in rows]) for k in ("return_mean", "return_min", "return_max"))
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ax.fill_between(iterations, low, high, alpha=0.25, label="min-max over episodes")
+    ax.plot(iterations, mean, marker="o", label="mean return")
+    if len(rows) and float(rows[0]["iteration"]) == 0:
+        ax.annotate(str(rows[0].get("policy", "")), (iterations[0], mean[0]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("iteration (0: initial episodes, then MPC episodes on new train tasks)")
+    ax.set_ylabel("episode return")
+    ax.set_title(title or "learning curve")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+    return path
+
+
 def log_to_wandb(
     out_dir: str | Path,
     records: Sequence[EpisodeRecord],
@@ -168,6 +201,45 @@ def log_to_wandb(
             caption = (captions or {}).get(video.name)
             payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif", caption=caption)
         run.log(payload)
+    finally:
+        run.finish()
+    return Path(run.dir).parent
+
+
+def log_table_to_wandb(
+    out_dir: str | Path,
+    *,
+    job_type: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    config: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    init: dict[str, Any] | None = None,
+) -> Path:
+    """Log one table (``<job_type>/table``) and summary figures as a W&B run in ``out_dir`` (e.g. a transfer study).
+
+    Args:
+        out_dir: the command's output directory (the W&B files go to ``out_dir/wandb``).
+        job_type: the W&B job type and the prefix of the logged keys.
+        columns: the table's columns.
+        rows: its rows.
+        config: the command's settings (the run's W&B config).
+        metrics: figures logged beside the table.
+        init: further ``wandb.init`` arguments over the defaults: project ``mbmeta``, name
+            ``<job_type>-<out_dir name>``, group ``<out_dir name>``.
+
+    Returns:
+        The W&B run directory (``wandb sync`` it to upload an offline run).
+    """
+    import wandb
+
+    out = Path(out_dir)
+    name = out.resolve().name
+    options = {"project": "mbmeta", "name": f"{job_type}-{name}", "group": name, **(init or {})}
+    run = wandb.init(dir=str(out), job_type=job_type, config=config, **options)
+    try:
+        table = wandb.Table(columns=list(columns), data=[list(row) for row in rows])
+        run.log({f"{job_type}/table": table, **{f"{job_type}/{k}": v for k, v in (metrics or {}).items()}})
     finally:
         run.finish()
     return Path(run.dir).parent

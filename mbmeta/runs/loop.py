@@ -28,6 +28,7 @@ from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
+from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.callbacks import DivergenceError
@@ -109,8 +110,10 @@ def run_training(
                     policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
                 )
             buffer = collection.buffer
-            _log_metrics(logger, episode_metrics(collection.episodes, "collect"), step=0)
+            metrics = episode_metrics(collection.episodes, "collect")
+            _log_metrics(logger, metrics, step=0)
             log_episode_table(logger, "collect/episodes", collection.episodes, step=0)
+            _record_curve(run, 0, metrics, loop.initial_policy, len(collection.episodes), buffer, family.name)
             state = run.commit(buffer, iteration=0)
 
         # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------
@@ -146,6 +149,7 @@ def run_training(
                 f"{agent.horizon}-step return planned {metrics['plan/planned_return_mean']:.1f}, "
                 f"realised {metrics['plan/realised_return_mean']:.1f}"
             )
+            _record_curve(run, iteration, metrics, "mpc", len(collection.episodes), buffer, family.name)
             state = run.commit(buffer, iteration=iteration, checkpoint=fitted)  # the commit point of this iteration
 
         # ----- done ---------------------------------------------------------------------------------------------
@@ -156,6 +160,25 @@ def run_training(
                 log_checkpoint_artifact(logger.experiment, run.checkpoint_path, name=f"model-{run.name}")
             logger.experiment.finish()
         return run.checkpoint_path
+
+
+def _record_curve(
+    run: RunDirectory,
+    iteration: int,
+    metrics: dict[str, float],
+    policy: str,
+    episodes: int,
+    buffer: EpisodeBuffer,
+    family: str,
+) -> None:
+    """The iteration's row of the run's ``learning_curve.csv`` and its plot.
+
+    Written just before the commit: an iteration killed after it is redone on resume and replaces its row.
+    """
+    title = f"{family}: {run.name}"
+    record_iteration(
+        run.path, iteration, metrics, policy=policy, episodes=episodes, transitions=buffer.num_transitions, title=title
+    )
 
 
 def _log_metrics(logger: Logger | bool, metrics: dict[str, float], step: int) -> None:

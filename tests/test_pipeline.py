@@ -142,6 +142,7 @@ def test_evaluate_writes_results_before_filming_the_first_two_tasks(trained_run,
     assert filmed == [("video_ctx_task0.gif", "ctx"), ("video_ctx_task1.gif", "ctx")]  # 2 of the 3 tasks
     printed = capsys.readouterr().out
     assert "video 1/2" in printed and "video 2/2" in printed and "return -12.5" in printed
+    assert "evaluating ctx: 3/3 episodes, mean return" in printed  # progress in a log, not only on a terminal
     assert "wandb sync" in printed  # how to upload the offline run
     (run_dir,) = (out / "wandb").glob("offline-run-*")
     run = wandb_run_record(run_dir)

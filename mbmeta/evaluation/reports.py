@@ -128,6 +128,7 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from mbmeta.data.atomic import atomic_write
 
@@ -138,7 +139,8 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title:
     ax.plot(iterations, mean, marker="o", label="mean return")
     if len(rows) and float(rows[0]["iteration"]) == 0:
         ax.annotate(str(rows[0].get("policy", "")), (iterations[0], mean[0]), textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel("iteration (0: initial episodes, then MPC episodes on new train tasks)")
+    ax.set_xlabel("iteration (0: initial episodes)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("episode return")
     ax.set_title(title or "learning curve")
     ax.legend(loc="lower right")

@@ -61,3 +61,21 @@ def test_checkpoints_are_artifacts_only_online(tmp_path):
     (artifact,) = online.logged
     assert (artifact.name, artifact.type) == ("model-run-1", "model")
     assert list(artifact.manifest.entries) == ["model.ckpt"]
+
+
+def test_quickstart_names_its_wandb_runs_from_the_flags(monkeypatch, tmp_path):
+    from wandb_records import wandb_run_record  # tests/wandb_records.py
+
+    from mbmeta.commands import quickstart
+
+    def run_training(loop, *, logger, **kwargs):
+        logger.experiment.finish()  # the W&B run quickstart configured, as the loop would start it
+        raise KeyboardInterrupt  # stop after the first method
+
+    monkeypatch.setattr("mbmeta.runs.loop.run_training", run_training)
+    out = tmp_path / "qs"
+    argv = ["--out", str(out), "--methods", "context", "--wandb.project", "p", "--wandb.tags", "[q]"]
+    assert quickstart.run(argv) == 130
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    run = wandb_run_record(run_dir)
+    assert (run.project, run.display_name, run.run_group, list(run.tags)) == ("p", "context", "qs", ["q"])

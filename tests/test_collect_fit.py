@@ -104,3 +104,18 @@ def test_bad_collect_settings_are_one_line(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_fit_resumes_from_last_in_its_run_directory(collected, fitted, tmp_path):
+    import shutil
+
+    from mbmeta.training.checkpoint import load_checkpoint
+
+    root = tmp_path / "fit"
+    shutil.copytree(fitted.parent.parent, root)
+    first = load_checkpoint(root / "checkpoints" / "last.ckpt")
+    argv = ["fit", "--data.buffer_path", str(collected), "--trainer.default_root_dir", str(root), *FIT]
+    assert main([*argv, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 0
+    resumed = load_checkpoint(root / "checkpoints" / "last.ckpt")
+    assert (first["epoch"], resumed["epoch"]) == (0, 1)
+    assert resumed["global_step"] == 2 * first["global_step"]  # continued, not restarted

@@ -93,7 +93,7 @@ def test_fit_sets_one_thread_before_fitting(monkeypatch, two_threads):
 
     monkeypatch.delenv("MBMETA_THREADS", raising=False)
     monkeypatch.setattr(fit, "MetaCLI", FakeCLI)
-    monkeypatch.setattr(fit, "_report", lambda cli, root_dir: None, raising=False)
+    monkeypatch.setattr(fit, "_report", lambda cli: None)
     fit.run(["--data.buffer_path", "unused.npz"])
     assert seen == [1]
 

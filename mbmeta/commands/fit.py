@@ -65,8 +65,8 @@ class MetaCLI(LightningCLI):
 
     @property
     def root_dir(self) -> Path:
-        """The run directory (``trainer.default_root_dir``)."""
-        return Path(self._get(self.config, "trainer")["default_root_dir"])
+        """The run directory (``trainer.default_root_dir``; the working directory if none is set)."""
+        return Path(self._get(self.config, "trainer").get("default_root_dir") or ".")
 
     @property
     def wandb(self) -> WandbSettings:
@@ -153,12 +153,14 @@ def run(argv: list[str]) -> int:
             args=["fit", *argv],
             trainer_defaults=trainer_defaults(root_dir),
             parser_kwargs={"prog": "mbmeta", "fit": {"prog": "mbmeta fit"}},
+            # a resumed fit (--ckpt_path) continues in its run directory: its config.yaml is rewritten, not refused
+            save_config_kwargs={"overwrite": resume_from is not None},
         )
-    _report(cli, Path(root_dir))
+    _report(cli)
     return 0
 
 
-def _report(cli: MetaCLI, root_dir: Path) -> None:
+def _report(cli: MetaCLI) -> None:
     """Print where the checkpoint and the config are, and how to use them (rank 0 only)."""
     trainer = cli.trainer
     if not trainer.is_global_zero:

@@ -28,8 +28,12 @@ round, after one untimed warm-up run each); the table prints the median over rou
 <commit>``) and on this one, alternating one subprocess per version per round so that both see the same load, and
 prints both tables and the change of the medians.
 
+``--threads N`` sets torch's intra-op threads (default 1, what every ``mbmeta`` command and
+``mbmeta.configure_threads()`` set; ``--threads 0`` keeps torch's own default, what a user's script gets without
+it).
+
 Usage: ``python benchmarks/control_loop.py [--variants pendulum-small-B1 ...] [--rounds 5] [--steps 40]
-[--compare /tmp/before]``.
+[--threads 1] [--compare /tmp/before]``.
 """
 
 from __future__ import annotations
@@ -78,11 +82,13 @@ VARIANTS = {
 
 
 # ------------------------------------------------------------------------------------------------- one process
-def measure(names: list[str], rounds: int, steps: int) -> dict[str, dict[str, list[float]]]:
-    """``{variant: {part: [ms per step, one per round]}}`` measured in this process."""
+def measure(names: list[str], rounds: int, steps: int, threads: int = 1) -> dict[str, dict[str, list[float]]]:
+    """``{variant: {part: [ms per step, one per round]}}`` measured in this process (``threads`` 0: torch's own)."""
     import torch
 
-    torch.set_num_threads(1)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
     runs = {name: _Run(VARIANTS[name]) for name in names}
     for run in runs.values():
         run(3)  # warm-up: first calls allocate, and MuJoCo and torch fill their caches
@@ -261,11 +267,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="vector steps per timed run")
     parser.add_argument("--compare", type=Path, default=None, help="another checkout to measure against this one")
     parser.add_argument("--json", action="store_true", help="print the raw figures as one JSON line")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.compare is not None:
         compare(args.compare, args.variants, args.rounds, args.steps)
         return
-    results = measure(args.variants, args.rounds, args.steps)
+    results = measure(args.variants, args.rounds, args.steps, args.threads)
     if args.json:
         import mbmeta
 

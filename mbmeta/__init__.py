@@ -20,6 +20,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from mbmeta.threads import configure_threads as configure_threads  # noqa: E402
+
 PUBLIC_TYPES = (
     "AdaptedDynamics",
     "MetaDynamics",
@@ -32,7 +34,7 @@ PUBLIC_TYPES = (
     "Transition",
 )
 
-__all__ = ["__version__", *PUBLIC_TYPES]
+__all__ = ["__version__", "configure_threads", *PUBLIC_TYPES]
 
 
 def __getattr__(name: str) -> Any:

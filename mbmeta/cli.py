@@ -43,6 +43,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "juggler-video": Subcommand(
         "Film the scripted Juggler controller (balance or bounce) as a GIF.", "mbmeta.commands.juggler_video:run"
     ),
+    "collect": Subcommand(
+        "Record episodes of a policy (random, scripted, your own, or a checkpoint's agent) into a buffer for fit.",
+        "mbmeta.commands.collect:run",
+    ),
     "fit": Subcommand("Fit a meta-dynamics model on a saved episode buffer (LightningCLI).", "mbmeta.commands.fit:run"),
     "train": Subcommand(
         "Model-based meta-RL loop: collect on train tasks, fit, collect with the adapting MPC agent (resumable).",

@@ -102,7 +102,7 @@ def test_renamed_keys_are_refused_with_the_new_spelling_in_one_line(tmp_path, ca
         argv = ["--config", str(tmp_path / "old.yaml")]
     with pytest.raises(SystemExit):
         train.build_parser().parse_args(argv)
-    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mbmeta train: error:")]
     assert len(error) == 1 and new_spelling in error[0]
 
 

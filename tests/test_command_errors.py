@@ -77,3 +77,35 @@ def test_no_render_backend_is_forced_where_egl_is_missing(monkeypatch):
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
     assert cli.main(["--version"]) == 0
     assert os.environ["MUJOCO_GL"] == "egl"
+
+
+PARSED_COMMANDS = ["train", "evaluate", "transfer", "fit", "quickstart", "juggler-video", "sweep"]
+
+
+def _parse_error_lines(capsys, argv: list[str]) -> list[str]:
+    from mbmeta.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("command", PARSED_COMMANDS)
+def test_an_unknown_flag_is_three_lines_not_the_whole_usage(command, capsys):
+    lines = _parse_error_lines(capsys, [command, "--no_such_flag", "1"])
+    assert len(lines) == 3, lines
+    assert lines[0].startswith(f"usage: mbmeta {command} ") and len(lines[0]) <= 110, lines[0]
+    assert lines[1].startswith(f"mbmeta {command}: error: unrecognized arguments: --no_such_flag"), lines[1]
+    assert lines[2] == f"`mbmeta {command} --help` lists every option"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "transfer", "fit"])
+def test_a_misspelt_config_path_is_named_in_three_lines(command, capsys):
+    lines = _parse_error_lines(capsys, [command, "--config", "configs/pendullum.yaml"])
+    assert len(lines) == 3 and "pendullum.yaml" in lines[1] and "does not exist" in lines[1], lines
+
+
+def test_a_misspelt_flag_gets_the_closest_option(capsys):
+    lines = _parse_error_lines(capsys, ["train", "--loop.iteratons", "3"])
+    assert "--loop.iteratons (did you mean --loop.iterations?)" in lines[1], lines

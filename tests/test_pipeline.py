@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wandb_records import wandb_run_record  # tests/wandb_records.py
 
 from mbmeta.cli import main
 from mbmeta.data.buffer import EpisodeBuffer
@@ -40,10 +41,13 @@ TINY_AGENT = [
 ]  # fmt: skip
 
 
+TINY_WANDB = ["--wandb.tags", "[tiny]", "--wandb.project", "mbmeta-tests"]
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(run_dir)]) == 0
+    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(run_dir), *TINY_WANDB]) == 0
     return run_dir
 
 
@@ -56,13 +60,30 @@ def test_train_writes_buffer_checkpoint_state_and_wandb_run(trained_run):
     module = load_module(trained_run / "model.ckpt")
     assert module.hparams.adaptation == "context"
     assert bool(module.dynamics.normaliser.fitted)
-    # W&B ran offline and wrote its run files locally
-    assert list((trained_run / "wandb").glob("offline-run-*"))
+    # W&B ran offline and wrote its run files locally, named and grouped by the run directory
+    (wandb_run,) = (trained_run / "wandb").glob("offline-run-*")
+    run = wandb_run_record(wandb_run)
+    assert (run.display_name, run.project, list(run.tags)) == (trained_run.name, "mbmeta-tests", ["tiny"])
+    assert run.run_group.startswith(f"{trained_run.name}-")  # the run directory and its W&B id: ties restarts
+
+
+def test_train_keeps_a_learning_curve_of_its_iterations(trained_run):
+    from mbmeta.runs.learning_curve import read_learning_curve
+
+    buffer = EpisodeBuffer.load(trained_run / "buffer.npz")
+    returns = [float(buffer.episode(e)["reward"].sum()) for e in range(buffer.num_episodes)]
+    rows = read_learning_curve(trained_run)
+    assert [(r["iteration"], r["policy"], r["episodes"]) for r in rows] == [(0, "random", 3), (1, "mpc", 2)]
+    # the buffer holds the random episodes first, then the MPC ones (in the order they finished)
+    assert rows[0]["return_mean"] == pytest.approx(np.mean(returns[:3]), rel=1e-5)
+    assert rows[1]["return_mean"] == pytest.approx(np.mean(returns[3:]), rel=1e-5)
+    assert rows[1]["transitions"] == buffer.num_transitions
+    assert (trained_run / "learning_curve.png").stat().st_size > 1000
 
 
 def test_rerunning_a_finished_run_adds_nothing(trained_run):
     before = EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes
-    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(trained_run)]) == 0
+    assert main(["train", *TINY, *TINY_AGENT, "--loop.run_dir", str(trained_run), *TINY_WANDB]) == 0
     assert EpisodeBuffer.load(trained_run / "buffer.npz").num_episodes == before
     # Offline, each start is its own W&B run (syncing one id twice would replace the first), in the run's group.
     offline_runs = sorted((trained_run / "wandb").glob("offline-run-*"))
@@ -104,6 +125,37 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     assert list((out / "wandb").glob("offline-run-*"))  # the evaluation was logged to W&B (offline)
 
 
+def test_evaluate_writes_results_before_filming_the_first_two_tasks(trained_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "eval-default"
+    filmed = []
+
+    def record_video(module, family, task, path, **kwargs):
+        assert (out / "results.json").is_file() and (out / "results.csv").is_file()  # numbers are safe first
+        filmed.append((path.name, kwargs["method"]))
+        path.write_bytes(b"GIF89a")
+        return path, -12.5
+
+    monkeypatch.setattr("mbmeta.evaluation.video.record_video", record_video)
+    argv = ["evaluate", "--ckpt", str(trained_run / "model.ckpt"), "--tasks", "3", "--episodes_per_task", "1"]
+    argv += ["--out", str(out), "--error_horizon", "3", "--wandb.tags", "[smoke]", "--labels", "ctx"]
+    assert main(argv) == 0
+    assert filmed == [("video_ctx_task0.gif", "ctx"), ("video_ctx_task1.gif", "ctx")]  # 2 of the 3 tasks
+    printed = capsys.readouterr().out
+    assert "video 1/2" in printed and "video 2/2" in printed and "return -12.5" in printed
+    assert "evaluating ctx: 3/3 episodes, mean return" in printed  # progress in a log, not only on a terminal
+    assert "wandb sync" in printed  # how to upload the offline run
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    run = wandb_run_record(run_dir)
+    assert (run.display_name, run.run_group, list(run.tags)) == ("evaluate-eval-default", "eval-default", ["smoke"])
+
+
+def test_evaluate_films_every_task_when_asked():
+    from mbmeta.commands.evaluate import build_parser
+
+    assert build_parser().parse_args(["--ckpt", "m.ckpt", "--video_tasks", "all"]).video_tasks == "all"
+    assert build_parser().parse_args(["--ckpt", "m.ckpt"]).video_tasks == 2
+
+
 def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path):
     out = tmp_path / "transfer"
     argv = ["transfer", "--ckpt", str(trained_run / "model.ckpt"), "--task", '{"mass": 0.4, "length": 1.6}']
@@ -117,6 +169,9 @@ def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path
     used = json.loads((out / "transfer.json").read_text())["data"]
     segment_fields = ("context_length", "target_length", "pad_context", "min_context", "context_source")
     assert used == {k: run_data[k] for k in segment_fields} and used["context_source"] == "episode"
+    (wandb_run,) = (out / "wandb").glob("offline-run-*")  # the comparison went to W&B too
+    assert (wandb_run_record(wandb_run).display_name, wandb_run_record(wandb_run).run_group) == ("transfer-transfer",
+                                                                                               "transfer")  # fmt: skip
 
 
 def test_transfer_fits_where_the_trainer_flags_say(trained_run, tmp_path, capsys):
@@ -137,6 +192,14 @@ def test_lightning_cli_fit_on_saved_buffer(trained_run, tmp_path):
     printed = subprocess.run([*cmd, "--print_config"], capture_output=True, text=True, cwd=repo, timeout=300, env=env)
     assert printed.returncode == 0, printed.stderr
     assert "adaptation: recurrent" in printed.stdout and "context_source: episode" in printed.stdout
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600, env=env)
+    proc = subprocess.run([*cmd, "--wandb.tags", "[fit]"], capture_output=True, text=True, cwd=repo, timeout=600,
+                          env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))
+    # one stable checkpoint beside the run's config, and the command says where
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.ckpt")) == [Path("checkpoints/last.ckpt")]
+    assert (tmp_path / "config.yaml").is_file()
+    assert f"checkpoint: {tmp_path / 'checkpoints' / 'last.ckpt'}" in proc.stdout.splitlines()
+    assert load_module(tmp_path / "checkpoints" / "last.ckpt").hparams.adaptation == "recurrent"
+    (wandb_run,) = (tmp_path / "wandb").glob("offline-run-*")
+    run = wandb_run_record(wandb_run)
+    assert (run.display_name, run.run_group, list(run.tags)) == (tmp_path.name, tmp_path.name, ["fit"])

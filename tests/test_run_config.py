@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
+import yaml
 
 from mbmeta.commands import evaluate, transfer
 from mbmeta.commands.agent_arguments import agent_settings
-from mbmeta.commands.run_config import parse_with_run_defaults, run_config, run_segment_settings
+from mbmeta.commands.run_config import LIGHT_AGENT, parse_with_run_defaults, run_config, run_segment_settings
 from mbmeta.control.settings import AgentSettings
 from mbmeta.planners.settings import cem, icem, mppi
 
@@ -60,9 +63,31 @@ def test_a_train_config_is_accepted_and_overrides_the_run_config(run_dir):
     assert agent.planner == cem(population=100, elites=10, iterations=3, alpha=0.1) and agent.horizon == 20
 
 
-def test_without_a_run_config_the_defaults_stand(tmp_path):
+def test_without_a_run_config_the_light_defaults_stand(tmp_path):
     cfg, source = parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(tmp_path / "fit.ckpt")])
-    assert source is None and agent_settings(cfg) == AgentSettings() and cfg.family is None
+    assert source is None and agent_settings(cfg) == LIGHT_AGENT and cfg.family is None
+    sequences = lambda agent: agent.planner.population * agent.planner.iterations  # noqa: E731
+    assert sequences(LIGHT_AGENT) * 5 <= sequences(AgentSettings())  # what makes them light
+    assert "light defaults" in evaluate.describe_agent(LIGHT_AGENT, source)
+
+
+def test_a_fit_run_gives_k_and_the_family_of_its_buffer(tmp_path):
+    from mbmeta.data.buffer import EpisodeBuffer
+
+    buffer = EpisodeBuffer(family="cartpole")
+    buffer.add_episode(np.zeros((2, 4)), np.zeros((2, 1)), np.zeros(2), np.zeros((2, 4)), [0, 0], [0, 1], {"m": 1.0})
+    buffer.save(tmp_path / "data.npz")
+    run = tmp_path / "runs" / "fit" / "20260101-000000"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"model": {}, "data": {"buffer_path": str(tmp_path / "data.npz"), "context_length": 6}, "trainer": {}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(b"")  # present; never read here
+    cfg, source = parse_with_run_defaults(evaluate.build_parser(), ["--ckpt", str(ckpt)])
+    assert source == run / "config.yaml"
+    assert agent_settings(cfg) == dataclasses.replace(LIGHT_AGENT, context_length=6)
+    assert evaluate.family_of_checkpoint(str(ckpt)) == "cartpole"
+    assert "K from" in evaluate.describe_agent(agent_settings(cfg), source)
 
 
 def test_checkpoints_of_runs_with_other_settings_warn(run_dir, tmp_path):

@@ -5,6 +5,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from mbmeta.threads import configure_threads as configure_threads  # every command calls it; kept importable here
+
 TRACEBACK_VARIABLE = "MBMETA_TRACEBACK"
 """Set it (``MBMETA_TRACEBACK=1``) to see the traceback of an error a command would report in one line."""
 
@@ -43,17 +45,3 @@ def one_line_errors(command: str) -> Callable[[Callable[[list[str]], int]], Call
         return guarded
 
     return wrap
-
-
-def configure_threads() -> int:
-    """Set torch's intra-op threads from ``MBMETA_THREADS`` (default 1) and return the number.
-
-    The planner's model calls are many small batched ops interleaved with environment steps: on a few cores, extra
-    torch threads mostly spin against the simulator and other processes (measured 20-40x slower per planning step
-    with 2 threads on a busy 2-core machine). Raise it for large models or GPU-free fitting on many cores.
-    """
-    import torch
-
-    threads = int(os.environ.get("MBMETA_THREADS", "1"))
-    torch.set_num_threads(threads)
-    return threads

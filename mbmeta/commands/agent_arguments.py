@@ -27,6 +27,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 
+from mbmeta.commands.parsing import ShortErrors
 from mbmeta.control.settings import AgentSettings
 from mbmeta.planners.settings import PLANNER_SETTINGS, planner_name
 
@@ -49,8 +50,8 @@ class _KeepListingFormatter(DefaultHelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-class CommandParser(ArgumentParser):
-    """jsonargparse's parser for the planning commands (see the module docstring)."""
+class CommandParser(ShortErrors, ArgumentParser):
+    """jsonargparse's parser for the commands (see the module docstring), with short parse errors."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _KeepListingFormatter)

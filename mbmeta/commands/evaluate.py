@@ -2,16 +2,18 @@
 
     mbmeta evaluate --ckpt runs/pendulum-none/model.ckpt runs/pendulum-context/model.ckpt --out results/pendulum
 
-writes ``results.json`` / ``results.csv`` (one row per episode: method, task parameters, seed, return, length,
-terminated, success where the family defines it), ``prediction_error.png`` (multi-step error against horizon on
-shared random-action test-task data, one line per method), a GIF of one episode per task and method
-(``--video_tasks N``: the first N tasks only), and prints mean ± std (and success rate) per task and overall.
-The agent plans with the settings the first checkpoint's run was trained with, unless ``--config`` / ``--agent.*``
-override them.
+writes ``results.json`` / ``results.csv`` (one row per episode: method, task parameters as ``task.<name>``, seed,
+return, length, terminated, success where the family defines it) and ``prediction_error.png`` (multi-step error
+against horizon on shared random-action test-task data, one line per method), prints mean ± std (and success
+rate) per task and overall, and only then films one episode per method on the first ``--video_tasks`` tasks (2 by
+default, ``all`` for every task; each GIF shows the family, method, task and the return so far) and logs everything
+to W&B. The agent plans with the settings the first checkpoint's run was trained with, unless ``--config`` /
+``--agent.*`` override them; a checkpoint without a run config (``mbmeta fit``) gets a light planner.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +24,15 @@ from rich.table import Table
 
 from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.commands.agent_arguments import CommandParser, agent_settings
-from mbmeta.commands.run_config import add_train_config_groups, parse_with_run_defaults, run_config
+from mbmeta.commands.run_config import (
+    FIT_CONFIG_FILE,
+    LIGHT_AGENT,
+    add_train_config_groups,
+    fit_run_family,
+    parse_with_run_defaults,
+    run_config,
+)
+from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
 from mbmeta.control.settings import AgentSettings
 
 
@@ -46,9 +56,10 @@ def build_parser() -> CommandParser:
     parser.add_argument("--out", type=str, default="results", help="output directory")
     parser.add_argument(
         "--video_tasks",
-        type=int | None,
-        default=None,
-        help="film one episode (GIF) on each of the first N tasks; default: every task; 0: no videos",
+        type=int | Literal["all"],
+        default=2,
+        help="film one episode (GIF) per method on each of the first N tasks (a video takes about as long as the "
+        "episodes of one task); 0: no videos; all: every task",
     )
     parser.add_argument("--error_horizon", type=int, default=10, help="longest horizon of the prediction-error plot")
     parser.add_argument(
@@ -63,6 +74,7 @@ def build_parser() -> CommandParser:
         "--protocol_episodes", type=int | None, default=None, help="episodes per condition (default: CaDM's count)"
     )
     parser.add_agent_arguments()
+    add_wandb_arguments(parser)
     add_train_config_groups(parser)
     return parser
 
@@ -82,10 +94,14 @@ def family_of_checkpoint(ckpt: str) -> str:
     family = found[1].get("loop", {}).get("family") if found else None
     if family:
         return family
+    family = fit_run_family(ckpt)  # a `mbmeta fit` run: the family its buffer records
+    if family:
+        return family
     buffer_path = Path(ckpt).with_name("buffer.npz")
     if not buffer_path.is_file():
         raise ValueError(
-            f"cannot tell the family of {ckpt!r} (no run config.json or buffer.npz beside it): pass --family"
+            f"cannot tell the family of {ckpt!r} (no run config.json, fit {FIT_CONFIG_FILE} with a readable "
+            "data.buffer_path, or buffer.npz beside it): pass --family"
         )
     family = EpisodeBuffer.load(buffer_path).family
     if not family:
@@ -95,7 +111,16 @@ def family_of_checkpoint(ckpt: str) -> str:
 
 def describe_agent(agent: AgentSettings, source: Path | None) -> str:
     """One line: the planner the agent uses and where its settings came from."""
-    origin = f"{source}, then --config / --agent.*" if source is not None else "defaults, --config and --agent.*"
+    light = (
+        f"light defaults ({LIGHT_AGENT.planner}, H={LIGHT_AGENT.horizon}: no `mbmeta train` run config beside "
+        "the checkpoint)"
+    )
+    if source is None:
+        origin = f"{light}, then --config / --agent.*"
+    elif source.name == FIT_CONFIG_FILE:
+        origin = f"{light}, K from {source}, then --config / --agent.*"
+    else:
+        origin = f"{source}, then --config / --agent.*"
     return (
         f"agent: {agent.planner}, H={agent.horizon}, K={agent.context_length}, "
         f"{agent.propagation} (P={agent.particles}), {agent.precision}; settings from {origin}"
@@ -138,18 +163,17 @@ def print_summary(records, console: Console | None = None, title: str = "episode
 
 @one_line_errors("evaluate")
 def run(argv: list[str]) -> int:
-    """Parse ``argv``, evaluate, write and print the results; returns the exit code."""
+    """Parse ``argv``, evaluate, write and print the results, then film and log; returns the exit code."""
     from mbmeta.envs import get_family
-    from mbmeta.evaluation.episodes import evaluate_agent, evaluation_tasks
-    from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task, test_data
+    from mbmeta.evaluation.episodes import evaluation_tasks
     from mbmeta.evaluation.reports import log_to_wandb, plot_prediction_error, write_results
-    from mbmeta.evaluation.video import record_video
-    from mbmeta.training.checkpoint import load_module
 
     cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
     configure_threads()
     if cfg.labels is not None and len(cfg.labels) != len(cfg.ckpt):
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
+    if isinstance(cfg.video_tasks, int) and cfg.video_tasks < 0:
+        raise ValueError(f"--video_tasks must be >= 0 or 'all', got {cfg.video_tasks}")
     family = get_family(cfg.family or family_of_checkpoint(cfg.ckpt[0]))
     agent = agent_settings(cfg)
     if cfg.protocol == "cadm":
@@ -168,14 +192,41 @@ def run(argv: list[str]) -> int:
     console = Console()
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
     console.print(describe_agent(agent, agent_source))
+    modules, records, curves, task_curves, plan_stats = _evaluate_methods(cfg, family, tasks, agent, console)
+    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": agent.as_config()}
+    extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
+    # Results first: an interrupted or failing video step loses no number.
+    write_results(records, out, extra={**extra, **settings})
+    plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
+    console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png)")
+    print_summary(records, console)
+    _print_prediction_error(curves, task_curves, cfg.error_horizon, len(tasks), console)
+    filmed = tasks if cfg.video_tasks == "all" else tasks[: cfg.video_tasks]
+    captions = _film(modules, family, filmed, agent, out, cfg.seed, console)
+    wandb = wandb_settings(cfg)
+    log_to_wandb(out, records, config=settings, plan_stats=plan_stats, init=wandb.init_kwargs(), captions=captions)
+    hint = sync_hint(out, wandb)
+    if hint:
+        console.print(hint, markup=False)
+    return 0
+
+
+def _evaluate_methods(cfg, family, tasks, agent: AgentSettings, console: Console):
+    """Closed-loop episodes and prediction error of every checkpoint, with a line of progress per method."""
+    from mbmeta.evaluation.episodes import evaluate_agent
+    from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task, test_data
+    from mbmeta.training.checkpoint import load_module
+
     # every task needs one episode long enough for a K + H error segment (episodes can end early: juggler)
-    min_length = agent.context_length + cfg.error_horizon
-    data = test_data(family, tasks, seed=cfg.seed + 7919, min_length=min_length)
-    records, curves, task_curves, plan_stats = [], {}, {}, {}
+    data = test_data(family, tasks, seed=cfg.seed + 7919, min_length=agent.context_length + cfg.error_horizon)
+    modules, records, curves, task_curves, plan_stats = {}, [], {}, {}, {}
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
-        console.print(f"[bold]{label}[/bold] ({ckpt})")
+        modules[label] = module
+        episodes = len(tasks) * cfg.episodes_per_task
+        console.print(f"[bold]{label}[/bold] ({ckpt}): {episodes} episodes, {cfg.num_envs} at a time")
+        start = time.perf_counter()
         evaluation = evaluate_agent(
             module,
             family,
@@ -188,6 +239,8 @@ def run(argv: list[str]) -> int:
         )
         records += evaluation.records
         plan_stats[label] = evaluation.plan_stats
+        mean = float(np.mean([r.episode_return for r in evaluation.records]))
+        console.print(f"  done in {time.perf_counter() - start:.0f} s: mean return {mean:.1f}")
         segment = {"context_length": agent.context_length, "horizon": cfg.error_horizon, "seed": cfg.seed}
         try:
             curves[label] = prediction_error(module, data, **segment)
@@ -195,19 +248,32 @@ def run(argv: list[str]) -> int:
             console.print(f"[yellow]prediction error of {label!r} not measured: {err}[/yellow]")
         else:
             task_curves[label] = prediction_error_by_task(module, data, **segment)
-        for task_id, task in enumerate(tasks if cfg.video_tasks is None else tasks[: cfg.video_tasks]):
-            record_video(module, family, task, out / f"video_{label}_task{task_id}.gif", agent=agent, seed=cfg.seed)
-    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": agent.as_config()}
-    extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
-    write_results(records, out, extra={**extra, **settings})
-    plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
-    log_to_wandb(out, records, config=settings, plan_stats=plan_stats)
-    print_summary(records, console)
-    console.print(f"prediction error on test-task data (MSE in its obs-std units) at h=1 / h={cfg.error_horizon}:")
+    return modules, records, curves, task_curves, plan_stats
+
+
+def _print_prediction_error(curves, task_curves, horizon: int, tasks: int, console: Console) -> None:
+    console.print(f"prediction error on test-task data (MSE in its obs-std units) at h=1 / h={horizon}:")
     for label, curve in curves.items():
         median = np.median(np.stack(list(task_curves[label].values())), axis=0)  # non-empty: curve was measured
         mean_text, median_text = f"{curve[0]:.3g} / {curve[-1]:.3g}", f"{median[0]:.3g} / {median[-1]:.3g}"
-        measured = f"{len(task_curves[label])}/{len(tasks)} tasks"
+        measured = f"{len(task_curves[label])}/{tasks} tasks"
         console.print(f"  {label:>10}: mean {mean_text}; median over tasks {median_text} ({measured})")
-    console.print(f"results written to {out}/ (results.json, results.csv, prediction_error.png, videos, wandb/)")
-    return 0
+
+
+def _film(modules, family, tasks, agent: AgentSettings, out: Path, seed: int, console: Console) -> dict[str, str]:
+    """One GIF per method and task, a line of progress each; returns file name -> caption (for W&B)."""
+    from mbmeta.evaluation.reports import task_label
+    from mbmeta.evaluation.video import record_video
+
+    captions: dict[str, str] = {}
+    total, done = len(modules) * len(tasks), 0
+    for label, module in modules.items():
+        for task_id, task in enumerate(tasks):
+            done += 1
+            start = time.perf_counter()
+            path = out / f"video_{label}_task{task_id}.gif"
+            path, episode_return = record_video(module, family, task, path, agent=agent, seed=seed, method=label)
+            text = f"{label}, task {task_id} ({task_label(task.as_dict())}): return {episode_return:.1f}"
+            captions[path.name] = text
+            console.print(f"video {done}/{total}: {path} ({text}; {time.perf_counter() - start:.0f} s)")
+    return captions

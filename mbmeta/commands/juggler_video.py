@@ -58,7 +58,9 @@ def film_controller(
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``mbmeta juggler-video``."""
-    parser = argparse.ArgumentParser(
+    from mbmeta.commands.parsing import ShortArgumentParser  # short parse errors
+
+    parser = ShortArgumentParser(
         prog="mbmeta juggler-video", description="Record the scripted juggler controller as a GIF or MP4."
     )
     parser.add_argument("--task", choices=sorted(FAMILY_NAMES), default="balance", help="which juggler family")

@@ -10,7 +10,6 @@ with the package (:data:`BUDGET`, ``mbmeta/configs/quickstart.yaml``).
 
 from __future__ import annotations
 
-import argparse
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -19,6 +18,8 @@ from jsonargparse import Namespace
 from rich.console import Console
 
 from mbmeta.commands import configure_threads, one_line_errors
+from mbmeta.commands.agent_arguments import CommandParser
+from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
 from mbmeta.runs.settings import LoopSettings
 
 BUDGET = files("mbmeta") / "configs" / "quickstart.yaml"
@@ -32,25 +33,28 @@ def load_budget(path: str | Path | None = None) -> Namespace:
     return build_parser().parse_args(["--config", str(path if path is not None else BUDGET)])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """Arguments of ``mbmeta quickstart``."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="mbmeta quickstart",
         description="Train none / context / oracle models on the Pendulum family's train tasks (small budget), "
         "evaluate them on its held-out test tasks and print the comparison. No GPU, account or network needed.",
+        default_meta=False,
     )
-    parser.add_argument("--out", default="runs/quickstart", help="output directory (runs, results, plots)")
+    parser.add_argument("--out", type=str, default="runs/quickstart", help="output directory (runs, results, plots)")
     parser.add_argument(
-        "--methods", nargs="+", default=["none", "context", "oracle"], help="adaptation methods to compare"
+        "--methods", type=str, nargs="+", default=["none", "context", "oracle"], help="adaptation methods to compare"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of everything")
     parser.add_argument("--tasks", type=int, default=8, help="test tasks to evaluate on (of the 16 in the grid)")
     parser.add_argument(
         "--config",
+        type=str | None,
         default=None,
         help="the budget: a `mbmeta train` config (its loop.family, loop.run_dir, loop.seed and model.adaptation "
         "are quickstart's own); default: the one shipped with mbmeta (mbmeta/configs/quickstart.yaml)",
     )
+    add_wandb_arguments(parser)
     return parser
 
 
@@ -71,6 +75,7 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     budget = load_budget(args.config)
     configure_threads()
+    wandb = wandb_settings(args)
     console = Console()
     out = Path(args.out)
     family = get_family("pendulum")
@@ -80,7 +85,9 @@ def run(argv: list[str]) -> int:
     for method in args.methods:
         console.rule(f"[bold]training: {method}")
         run_dir = out / method
-        logger = WandbLogger(project="mbmeta-quickstart", name=method, save_dir=str(out), group=out.name)
+        name = f"{wandb.name}-{method}" if wandb.name else method
+        options = wandb.init_kwargs(project="mbmeta-quickstart", group=out.resolve().name)
+        logger = WandbLogger(save_dir=str(out), **{**options, "name": name})
         loop = LoopSettings(**{**vars(budget.loop), "family": family.name, "run_dir": str(run_dir), "seed": args.seed})
         checkpoints[method] = run_training(
             loop,
@@ -106,6 +113,9 @@ def run(argv: list[str]) -> int:
     console.print("multi-step prediction error on test-task data (MSE in its obs-std units, horizons 1..10):")
     for method, curve in curves.items():
         console.print(f"  {method:>8}: " + " ".join(f"{v:.3g}" for v in curve))
-    console.print(f"results in {out / 'results'}; W&B runs (offline) in {out / 'wandb'}")
+    console.print(f"results in {out / 'results'}; learning curves in {out}/<method>/learning_curve.png")
+    hint = sync_hint(out, wandb)
+    if hint:
+        console.print(hint, markup=False)
     console.print(f"total time {time.perf_counter() - start:.0f} s")
     return 0

@@ -8,6 +8,10 @@ describe training and are ignored).
 Precedence, lowest first: :class:`AgentSettings` defaults < the run's ``config.json`` < ``--config`` files <
 command-line flags. A run recorded by an older mbmeta (``planner`` + ``planner_options``, ``context_size``) is read
 in today's form (:func:`~mbmeta.control.settings.upgrade_agent_config`).
+
+A checkpoint without a ``mbmeta train`` run config (e.g. written by ``mbmeta fit``) is planned for with
+:data:`LIGHT_AGENT` instead of the heavier :class:`AgentSettings` defaults (which plan ~5x more sequences per step),
+with K (``context_length``) from the ``data`` group of the ``mbmeta fit`` run's ``config.yaml`` where there is one.
 """
 
 from __future__ import annotations
@@ -19,13 +23,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import ArgumentParser, Namespace
 
 from mbmeta.control.settings import AgentSettings, upgrade_agent_config
+from mbmeta.planners.settings import cem
 from mbmeta.runs.run_dir import CHECKPOINT_DIR, CONFIG_FILE
 
 TRAIN_ONLY_GROUPS = ("loop", "model", "data", "trainer", "env_kwargs")
 AGENT_FIELDS = tuple(f.name for f in dataclasses.fields(AgentSettings))
+
+LIGHT_AGENT = AgentSettings(planner=cem(population=100, elites=10, iterations=3, alpha=0.1), horizon=20)
+"""The agent of a checkpoint without a run config: ``configs/pendulum.yaml``'s planner (CEM 100 x 3, H = 20), which
+plans 300 sequences per step instead of the defaults' 2000 (CEM 400 x 5)."""
+
+FIT_CONFIG_FILE = "config.yaml"  # what LightningCLI saves in a `mbmeta fit` run directory
 
 
 def add_train_config_groups(parser: ArgumentParser, uses: Mapping[str, str] | None = None) -> None:
@@ -72,6 +84,40 @@ def run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+def fit_run_config(ckpt: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The ``config.yaml`` of the ``mbmeta fit`` run a checkpoint belongs to, and its contents.
+
+    Looks in the checkpoint's directory and up to three above it (``RUN/checkpoints/last.ckpt``, and Lightning's
+    own ``RUN/<project>/<run id>/checkpoints/epoch=...ckpt``) for a LightningCLI config with a ``data`` group.
+
+    Returns:
+        ``(path, config)``, or None when there is none (or it cannot be read: the settings are optional).
+    """
+    ckpt = Path(ckpt)
+    for directory in list(ckpt.parents)[:4]:
+        path = directory / FIT_CONFIG_FILE
+        if not path.is_file():
+            continue
+        try:
+            config = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            return None
+        if isinstance(config, dict) and isinstance(config.get("data"), dict) and "model" in config:
+            return path, config
+    return None
+
+
+def fit_run_family(ckpt: str | Path) -> str | None:
+    """The family of a ``mbmeta fit`` checkpoint: the one its buffer (``data.buffer_path``) records, or None."""
+    from mbmeta.data.buffer import EpisodeBuffer
+
+    found = fit_run_config(ckpt)
+    buffer_path = found[1]["data"].get("buffer_path") if found else None
+    if not isinstance(buffer_path, str) or not Path(buffer_path).is_file():
+        return None
+    return EpisodeBuffer.load(buffer_path).family or None
+
+
 # The data settings that define what a model was trained on (segment shapes); fine-tuning must cut the same segments.
 SEGMENT_FIELDS = ("context_length", "target_length", "pad_context", "min_context", "context_source")
 
@@ -115,9 +161,10 @@ def parse_with_run_defaults(
 
     Returns:
         The parsed namespace (``family`` filled from a passed train config's ``loop.family`` when not given) and
-        the run config file the agent defaults came from (None if there was none). With several
-        checkpoints whose runs used different agent settings, warns that the first run's settings are used for all
-        (one planner for the whole comparison).
+        the run config file the agent defaults came from (a ``mbmeta fit`` run's ``config.yaml`` gives only K;
+        None if there was none). Without a ``mbmeta train`` run config the defaults are :data:`LIGHT_AGENT`. With
+        several checkpoints whose runs used different agent settings, warns that the first run's settings are used
+        for all (one planner for the whole comparison).
     """
     cfg = parser.parse_args(list(argv))
     if ckpts is None:
@@ -125,7 +172,13 @@ def parse_with_run_defaults(
     ckpts = [ckpts] if isinstance(ckpts, str) else list(ckpts)
     found = run_agent_settings(ckpts[0])
     if found is None:
-        return _with_config_family(cfg), None
+        light = {k: v for k, v in LIGHT_AGENT.as_config().items() if k in AGENT_FIELDS}
+        fitted = fit_run_config(ckpts[0])
+        context_length = fitted[1]["data"].get("context_length") if fitted else None
+        if isinstance(context_length, int) and not isinstance(context_length, bool):
+            light["context_length"] = context_length
+        parser.set_defaults({f"agent.{k}": v for k, v in light.items()})
+        return _with_config_family(parser.parse_args(list(argv))), fitted[0] if fitted else None
     source, agent = found
     for other in ckpts[1:]:
         theirs = run_agent_settings(other)

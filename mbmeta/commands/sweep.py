@@ -25,7 +25,9 @@ from mbmeta.runs.experiment import Experiment, ExperimentError, load_experiment
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``mbmeta sweep``."""
-    parser = argparse.ArgumentParser(
+    from mbmeta.commands.parsing import ShortArgumentParser  # short parse errors
+
+    parser = ShortArgumentParser(
         prog="mbmeta sweep",
         description="Train and evaluate the methods × seeds an experiment directory declares (experiment.yaml), "
         "several runs side by side, resumably; then write one merged table with mean, standard error and 95 %% "

@@ -6,7 +6,9 @@ Configured by YAML files and command-line overrides (jsonargparse), e.g.::
         --agent.planner icem --agent.planner.population 300
 
 Running the same command again resumes the run in ``loop.run_dir``. K is ``data.context_length`` (what the model
-is trained on) and ``agent.context_length`` (what the agent adapts on): they must be equal.
+is trained on) and ``agent.context_length`` (what the agent adapts on): they must be equal. Trainer options go
+either dotted (``--trainer.accelerator gpu --trainer.gradient_clip_val 1.0``, as in ``mbmeta fit``) or as one
+mapping (``--trainer '{"accelerator": "gpu"}'``); both merge, later ones win. ``--wandb.*`` names the W&B run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from jsonargparse import ActionConfigFile
 
 from mbmeta.commands import configure_threads, one_line_errors
 from mbmeta.commands.agent_arguments import CommandParser, agent_settings
+from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.datamodule import MetaDataModule
 from mbmeta.training.module import MetaDynamicsModule
@@ -44,8 +47,9 @@ def build_parser() -> CommandParser:
         "--trainer",
         type=dict[str, Any],
         default={},
-        help="extra pytorch_lightning.Trainer arguments (a mapping), e.g. "
-        '\'{"accelerator": "gpu", "devices": 2, "strategy": "ddp_spawn"}\'',
+        help="extra pytorch_lightning.Trainer arguments, one at a time (--trainer.accelerator gpu "
+        '--trainer.gradient_clip_val 1.0) or as a mapping (\'{"accelerator": "gpu", "devices": 2, '
+        '"strategy": "ddp_spawn"}\'); max_epochs is --loop.epochs_per_iteration, the logger is --wandb.*',
     )
     parser.add_argument(
         "--env_kwargs",
@@ -53,6 +57,7 @@ def build_parser() -> CommandParser:
         default={},
         help="extra gymnasium.make arguments for the family's environments, e.g. '{\"max_episode_steps\": 100}'",
     )
+    add_wandb_arguments(parser)
     return parser
 
 
@@ -64,6 +69,7 @@ def run(argv: list[str]) -> int:
     parser = build_parser()
     cfg = parser.parse_args(argv)
     configure_threads()
+    wandb = wandb_settings(cfg)
     ckpt = run_training(
         LoopSettings(**vars(cfg.loop)),
         model=dict(vars(cfg.model)),
@@ -72,8 +78,13 @@ def run(argv: list[str]) -> int:
         trainer=dict(cfg.trainer),
         env_kwargs=dict(cfg.env_kwargs),
         log=_log,
+        wandb={**wandb.init_kwargs(), "log_model": wandb.log_model},
     )
     print(f"checkpoint: {ckpt}", flush=True)
+    print(f"learning curve: {ckpt.parent / 'learning_curve.png'}", flush=True)
+    hint = sync_hint(cfg.loop.run_dir, wandb)
+    if hint:
+        print(hint, flush=True)
     return 0
 
 

@@ -3,7 +3,8 @@
     mbmeta transfer --ckpt runs/pendulum/model.ckpt --task '{"mass": 0.3, "length": 1.7}' --episodes 1 5 20
 
 prints and writes (``transfer.json``) closed-loop returns on the task for zero-shot adaptation, the model
-fine-tuned on 1, 5 and 20 episodes, and the same architecture trained from scratch on the same episodes.
+fine-tuned on 1, 5 and 20 episodes, and the same architecture trained from scratch on the same episodes, and logs
+the table to W&B (``--wandb.*``; offline unless ``--wandb.mode online`` or ``WANDB_MODE=online``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mbmeta.commands.run_config import (
     parse_with_run_defaults,
     run_segment_settings,
 )
+from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
 from mbmeta.models.dynamics import FinetuneMode
 
 # The `--trainer` keys transfer honours: where fine-tuning and from-scratch training run.
@@ -51,6 +53,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--seed", type=int, default=0, help="seeds data, training and evaluation")
     parser.add_argument("--out", type=str, default="results/transfer", help="output directory")
     parser.add_agent_arguments()
+    add_wandb_arguments(parser)
     add_train_config_groups(
         parser,
         {
@@ -116,4 +119,21 @@ def run(argv: list[str]) -> int:
     }
     (out / "transfer.json").write_text(json.dumps(payload, indent=2))
     console.print(f"written {out / 'transfer.json'}")
+    _log_to_wandb(out, payload, rows, wandb_settings(cfg), console)
     return 0
+
+
+def _log_to_wandb(out: Path, payload: dict, rows: list, wandb, console: Console) -> None:
+    """The comparison as a W&B table, with each row's mean return as a figure."""
+    from mbmeta.evaluation.reports import log_table_to_wandb
+
+    columns = ["method", "episodes", "return_mean", "return_std", "error_h1", "error_hmax"]
+    table = [[r.method, r.episodes, r.mean, r.std, r.error_h1, r.error_hmax] for r in rows]
+    metrics = {f"{r.method}_{r.episodes}/return_mean": r.mean for r in rows}
+    config = {k: v for k, v in payload.items() if k != "rows"}
+    log_table_to_wandb(
+        out, job_type="transfer", columns=columns, rows=table, config=config, metrics=metrics, init=wandb.init_kwargs()
+    )
+    hint = sync_hint(out, wandb)
+    if hint:
+        console.print(hint, markup=False)

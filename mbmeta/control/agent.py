@@ -26,7 +26,10 @@ from mbmeta.control.policy import Policy
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners.base import Planner
 from mbmeta.planners.receding import shift_plan
+from mbmeta.threads import too_many_threads_message
 from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
+
+_threads_checked = False  # the thread check runs once per process, at the first act() on CPU
 
 
 def _model_device(dynamics: Any) -> torch.device:
@@ -36,6 +39,15 @@ def _model_device(dynamics: Any) -> torch.device:
             return tensor.device
     device = getattr(dynamics, "device", None)
     return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def _warn_once_about_threads() -> None:
+    """Warn (once per process) when torch has more threads than free cores: a user's loop then plans ~20x slower."""
+    global _threads_checked
+    _threads_checked = True
+    message = too_many_threads_message()
+    if message is not None:
+        warnings.warn(f"MPCAgent: {message}", RuntimeWarning, stacklevel=3)
 
 
 class MPCAgent(Policy):
@@ -275,6 +287,8 @@ class MPCAgent(Policy):
         Raises:
             ValueError: ``obs`` of the wrong shape or with NaN/inf (names the expected shape).
         """
+        if not _threads_checked and self.device.type == "cpu":
+            _warn_once_about_threads()
         obs_t, single = self._checked_obs(obs)
         task_t = None if task is None else torch.as_tensor(np.asarray(task, dtype=np.float32), device=self.device)
         first = self.act_tensor(obs_t, task_t).cpu().numpy()

@@ -110,7 +110,7 @@ def evaluate_agent(
     method = method or module.hparams.adaptation
     mpc = make_agent(module.dynamics, family, agent, seed=seed)
     launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
-    with episode_progress(f"evaluating {method}", len(launches)) as on_episode:
+    with episode_progress(f"evaluating {method}", len(launches), log_lines=4) as on_episode:
         collection = collect_episodes(
             mpc,
             len(launches),

@@ -46,8 +46,22 @@ def task_label(task: dict[str, float]) -> str:
     return " ".join(f"{k}={v:g}" for k, v in task.items())
 
 
+TASK_PREFIX = "task."
+"""Prefix of the task-parameter columns of ``results.csv`` and the W&B table: a parameter may share a name with an
+episode column (the pendulum's ``length`` and the episode's ``length``)."""
+
+
+def task_columns(names: Sequence[str]) -> list[str]:
+    """Column names of task parameters: ``task.mass``, ``task.length``, ..."""
+    return [f"{TASK_PREFIX}{name}" for name in names]
+
+
 def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``."""
+    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
+
+    The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success``
+    (``length``: the episode's steps; task parameters carry the ``task.`` prefix).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -63,7 +77,8 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
     names = sorted({k for r in records for k in r.task})
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "task_id", *names, "seed", "episode_return", "length", "terminated", "success"])
+        header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
+        writer.writerow([*header, "success"])
         for r in records:
             row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
             success = "" if r.success is None else int(r.success)  # empty: the family defines no success
@@ -100,26 +115,76 @@ def plot_prediction_error(curves: dict[str, np.ndarray], path: str | Path, title
     return path
 
 
+def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Mean episode return per iteration with the min-max band (PNG, written atomically).
+
+    Args:
+        rows: one mapping per iteration with ``iteration``, ``return_mean``, ``return_min``, ``return_max`` and
+            ``policy`` (iteration 0's policy names the first point).
+        path: the PNG to write.
+        title: the plot's title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    from mbmeta.data.atomic import atomic_write
+
+    iterations = np.array([float(r["iteration"]) for r in rows])
+    mean, low, high = (np.array([float(r[k]) for r in rows]) for k in ("return_mean", "return_min", "return_max"))
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ax.fill_between(iterations, low, high, alpha=0.25, label="min-max over episodes")
+    ax.plot(iterations, mean, marker="o", label="mean return")
+    if len(rows) and float(rows[0]["iteration"]) == 0:
+        ax.annotate(str(rows[0].get("policy", "")), (iterations[0], mean[0]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("iteration (0: initial episodes)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("episode return")
+    ax.set_title(title or "learning curve")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+    return path
+
+
 def log_to_wandb(
     out_dir: str | Path,
     records: Sequence[EpisodeRecord],
     config: dict[str, Any],
     plan_stats: dict[str, dict[str, float]] | None = None,
+    *,
+    init: dict[str, Any] | None = None,
+    captions: dict[str, str] | None = None,
 ) -> Path:
     """Log an evaluation as a W&B run in ``out_dir``.
 
     Logged: mean/std return per method, the per-episode table, each method's planner statistics (``plan_stats``:
-    method -> ``plan/*`` figures), the prediction-error plot and the videos.
+    method -> ``plan/*`` figures), the prediction-error plot and the videos (``video_*.gif`` in ``out_dir``, each
+    with its caption from ``captions``: file name -> text).
+
+    Args:
+        out_dir: the evaluation's output directory (the W&B files go to ``out_dir/wandb``).
+        records: the episodes.
+        config: the evaluation's settings (the run's W&B config).
+        plan_stats: method -> planner statistics.
+        init: further ``wandb.init`` arguments (``project``, ``entity``, ``mode``, ``tags``, ``group``, ``name``)
+            over the defaults: project ``mbmeta``, name ``evaluate-<out_dir name>``, group ``<out_dir name>``.
+        captions: video file name -> caption.
 
     Offline unless ``WANDB_MODE=online``; returns the run directory (``wandb sync`` it to upload).
     """
     import wandb
 
     out = Path(out_dir)
-    run = wandb.init(project="mbmeta", dir=str(out), job_type="evaluate", config=config)
+    name = out.resolve().name
+    options = {"project": "mbmeta", "name": f"evaluate-{name}", "group": name, **(init or {})}
+    run = wandb.init(dir=str(out), job_type="evaluate", config=config, **options)
     try:
         names = sorted({k for r in records for k in r.task})
-        columns = ["method", "task_id", *names, "seed", "return", "length", "terminated", "success"]
+        columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
         table = wandb.Table(columns=columns)
         for r in records:
             table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
@@ -135,8 +200,71 @@ def log_to_wandb(
         if plot.is_file():
             payload["evaluate/prediction_error"] = wandb.Image(str(plot))
         for video in sorted(out.glob("video_*.gif")):
-            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif")
+            caption = (captions or {}).get(video.name)
+            payload[f"evaluate/{video.stem}"] = wandb.Video(str(video), format="gif", caption=caption)
         run.log(payload)
     finally:
         run.finish()
     return Path(run.dir).parent
+
+
+def log_table_to_wandb(
+    out_dir: str | Path,
+    *,
+    job_type: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    config: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    init: dict[str, Any] | None = None,
+) -> Path:
+    """Log one table (``<job_type>/table``) and summary figures as a W&B run in ``out_dir`` (e.g. a transfer study).
+
+    Args:
+        out_dir: the command's output directory (the W&B files go to ``out_dir/wandb``).
+        job_type: the W&B job type and the prefix of the logged keys.
+        columns: the table's columns.
+        rows: its rows.
+        config: the command's settings (the run's W&B config).
+        metrics: figures logged beside the table.
+        init: further ``wandb.init`` arguments over the defaults: project ``mbmeta``, name
+            ``<job_type>-<out_dir name>``, group ``<out_dir name>``.
+
+    Returns:
+        The W&B run directory (``wandb sync`` it to upload an offline run).
+    """
+    import wandb
+
+    out = Path(out_dir)
+    name = out.resolve().name
+    options = {"project": "mbmeta", "name": f"{job_type}-{name}", "group": name, **(init or {})}
+    run = wandb.init(dir=str(out), job_type=job_type, config=config, **options)
+    try:
+        table = wandb.Table(columns=list(columns), data=[list(row) for row in rows])
+        run.log({f"{job_type}/table": table, **{f"{job_type}/{k}": v for k, v in (metrics or {}).items()}})
+    finally:
+        run.finish()
+    return Path(run.dir).parent
+
+
+def log_checkpoint_artifact(run: Any, path: str | Path, *, name: str) -> bool:
+    """Log a checkpoint as a W&B ``model`` artifact if the run is online; returns whether it was logged.
+
+    Offline runs skip it: an offline artifact is a full copy of the checkpoint inside the run's folder, and the
+    checkpoint is on disk beside it anyway.
+
+    Args:
+        run: a ``wandb`` run (e.g. ``WandbLogger.experiment``).
+        path: the checkpoint file.
+        name: the artifact's name (characters W&B does not allow become ``-``).
+    """
+    import re
+
+    import wandb
+
+    if getattr(run, "offline", True) or getattr(run, "disabled", False):
+        return False
+    artifact = wandb.Artifact(re.sub(r"[^\w.-]", "-", name), type="model")
+    artifact.add_file(str(path))
+    run.log_artifact(artifact)
+    return True

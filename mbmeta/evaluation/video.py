@@ -2,7 +2,8 @@
 
 The episode runs through the one episode loop, :func:`~mbmeta.control.collection.collect_episodes`, whose
 ``on_step`` hook renders a frame after the reset and after every step: the filmed episode is exactly what the
-collector would record.
+collector would record. With a caption, every frame carries it (e.g. family, method and task) and the step and
+return so far, burned into the pixels with Pillow (which writes the GIFs anyway).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def film_episode(
     size: int = 240,
     fps: int = 20,
     pass_task: bool = False,
+    caption: str | None = None,
 ) -> tuple[Path, Collection]:
     """Run one episode of ``policy`` on ``task`` and write its frames (the reset's and one per step) as a video.
 
@@ -49,6 +51,8 @@ def film_episode(
         size: frame width and height in pixels.
         fps: frames per second of the video.
         pass_task: give the policy the true task (an oracle model).
+        caption: text (lines separated by newlines) written at the top of every frame, above a line with the step
+            and the return so far; None films the bare frames.
 
     Returns:
         The path written and the collection (one episode in its buffer).
@@ -75,6 +79,12 @@ def film_episode(
     collection = collect_episodes(
         policy, 1, family=family, tasks=[task], seed=seed, env_kwargs=env_kwargs, pass_task=pass_task, on_step=render
     )
+    if caption is not None:
+        returns = np.concatenate([[0.0], np.cumsum(collection.buffer.reward, dtype=np.float64)])
+        frames = [
+            burn_text(frame, f"{caption}\nstep {t}  return {returns[min(t, len(returns) - 1)]:.1f}")
+            for t, frame in enumerate(frames)
+        ]
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".gif":
         iio.imwrite(out, np.stack(frames), duration=1000 / fps, loop=0)
@@ -89,6 +99,35 @@ def film_episode(
     return out, collection
 
 
+def burn_text(frame: np.ndarray, text: str) -> np.ndarray:
+    """A copy of an RGB frame ``[height, width, 3]`` (uint8) with ``text`` in white on a dark band at the top.
+
+    The font scales with the frame (about 1/20 of its width); lines longer than the frame are cut, not wrapped.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
+    size = max(8, image.width // 20)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one fixed bitmap size
+        font = ImageFont.load_default()
+    lines = text.splitlines()
+    height = (size + 3) * len(lines) + 4
+    band = Image.new("RGBA", (image.width, height), (0, 0, 0, 150))
+    image.paste(band, (0, 0), band)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((4, 2 + i * (size + 3)), line, fill=(255, 255, 255), font=font)
+    return np.asarray(image)
+
+
+def video_caption(family: str, method: str, task: TaskParams | dict[str, float]) -> str:
+    """The caption of an evaluation video: family and method, then the task's parameters."""
+    values = task.as_dict() if isinstance(task, TaskParams) else dict(task)
+    return f"{family} | {method}\n" + " ".join(f"{k}={v:g}" for k, v in values.items())
+
+
 def record_video(
     module: MetaDynamicsModule,
     family: TaskFamily,
@@ -99,9 +138,19 @@ def record_video(
     seed: int = 0,
     size: int = 240,
     fps: int = 20,
-) -> Path:
-    """Film one episode of the MPC agent with this model on ``task`` (see :func:`film_episode`)."""
+    method: str | None = None,
+) -> tuple[Path, float]:
+    """Film one episode of the MPC agent with this model on ``task`` (see :func:`film_episode`).
+
+    Every frame carries the family, the method (default: the model's adaptation), the task and the return so far.
+
+    Returns:
+        The path written and the episode's return.
+    """
     mpc = make_agent(module.dynamics, family, agent or AgentSettings(), seed=seed)
     oracle = module.hparams.adaptation == "oracle"
-    out, _ = film_episode(mpc, family, task, path, seed=seed, size=size, fps=fps, pass_task=oracle)
-    return out
+    caption = video_caption(family.name, method or module.hparams.adaptation, task)
+    out, filmed = film_episode(
+        mpc, family, task, path, seed=seed, size=size, fps=fps, pass_task=oracle, caption=caption
+    )
+    return out, float(filmed.episodes[0].episode_return)

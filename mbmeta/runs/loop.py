@@ -13,7 +13,7 @@ seeds, so it ends with the same buffer and weights as an uninterrupted run. Sett
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
+from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
+from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.callbacks import DivergenceError
@@ -45,6 +47,7 @@ def run_training(
     logger: Logger | bool | None = None,
     log: Callable[[str], None] = print,
     env_kwargs: dict[str, Any] | None = None,
+    wandb: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run (or resume) the model-based loop; returns the path of the final checkpoint.
 
@@ -60,6 +63,9 @@ def run_training(
         log: where progress lines go.
         env_kwargs: extra ``gymnasium.make`` arguments for the family's environments (e.g.
             ``{"max_episode_steps": 100}``).
+        wandb: ``WandbLogger`` arguments over the defaults of the logger made when ``logger`` is None (``project``,
+            ``entity``, ``mode``, ``tags``, ``group``, ``name``), and ``log_model``: an online run logs the final
+            checkpoint as a W&B model artifact.
 
     Raises:
         ValueError: bad settings (naming the setting and the valid values), a run directory holding a run with
@@ -89,10 +95,11 @@ def run_training(
             log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
         else:
             state = run.start(config)
+        options = dict(wandb or {})
+        log_model = bool(options.pop("log_model", False))
         if logger is None:
-            logger = WandbLogger(
-                project="mbmeta", name=run.name, save_dir=str(run.path), config=config, **run.wandb_options()
-            )
+            defaults = {"project": "mbmeta", "name": run.name, **run.wandb_options(options.get("mode"))}
+            logger = WandbLogger(save_dir=str(run.path), config=config, **{**defaults, **options})
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
         if buffer is None:
@@ -103,8 +110,10 @@ def run_training(
                     policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
                 )
             buffer = collection.buffer
-            _log_metrics(logger, episode_metrics(collection.episodes, "collect"), step=0)
+            metrics = episode_metrics(collection.episodes, "collect")
+            _log_metrics(logger, metrics, step=0)
             log_episode_table(logger, "collect/episodes", collection.episodes, step=0)
+            _record_curve(run, 0, metrics, loop.initial_policy, len(collection.episodes), buffer, family.name)
             state = run.commit(buffer, iteration=0)
 
         # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------
@@ -140,14 +149,36 @@ def run_training(
                 f"{agent.horizon}-step return planned {metrics['plan/planned_return_mean']:.1f}, "
                 f"realised {metrics['plan/realised_return_mean']:.1f}"
             )
+            _record_curve(run, iteration, metrics, "mpc", len(collection.episodes), buffer, family.name)
             state = run.commit(buffer, iteration=iteration, checkpoint=fitted)  # the commit point of this iteration
 
         # ----- done ---------------------------------------------------------------------------------------------
         if not run.checkpoint_path.is_file():
             raise ValueError(f"no checkpoint in {run.path}: set iterations >= 1 to fit a model")
         if isinstance(logger, WandbLogger):
+            if log_model:
+                log_checkpoint_artifact(logger.experiment, run.checkpoint_path, name=f"model-{run.name}")
             logger.experiment.finish()
         return run.checkpoint_path
+
+
+def _record_curve(
+    run: RunDirectory,
+    iteration: int,
+    metrics: dict[str, float],
+    policy: str,
+    episodes: int,
+    buffer: EpisodeBuffer,
+    family: str,
+) -> None:
+    """The iteration's row of the run's ``learning_curve.csv`` and its plot.
+
+    Written just before the commit: an iteration killed after it is redone on resume and replaces its row.
+    """
+    title = f"{family}: {run.name}"
+    record_iteration(
+        run.path, iteration, metrics, policy=policy, episodes=episodes, transitions=buffer.num_transitions, title=title
+    )
 
 
 def _log_metrics(logger: Logger | bool, metrics: dict[str, float], step: int) -> None:

@@ -78,3 +78,33 @@ def test_bad_paths_and_steps_fail_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         film_episode(never, FAMILY, task, tmp_path / "clip.gif", steps=0)
     assert never.plan_stats.calls == 0 and not list(tmp_path.iterdir())
+
+
+def test_burned_text_changes_only_the_band_at_the_top():
+    from mbmeta.evaluation.video import burn_text
+
+    frame = np.full((96, 96, 3), 128, dtype=np.uint8)
+    one, other = burn_text(frame, "pendulum | context\nstep 1  return -1.0"), burn_text(frame, "x\nstep 2  return 5")
+    assert one.shape == frame.shape and one.dtype == np.uint8
+    assert one[: one.shape[0] // 2].min(axis=-1).max() > 200  # white text was drawn on the dark band
+    band = one.shape[0] // 2  # two lines of ~1/20-width text fit in the top half
+    assert np.array_equal(one[band:], frame[band:]) and not np.array_equal(one[:band], other[:band])
+    assert np.array_equal(frame, np.full((96, 96, 3), 128, dtype=np.uint8))  # the input is not changed
+
+
+@pytest.mark.skipif(not offscreen_gl(), reason="offscreen OpenGL unavailable (MUJOCO_GL=egl)")
+def test_a_captioned_film_shows_the_caption_and_the_running_return(tmp_path):
+    import imageio.v3 as iio
+
+    from mbmeta.evaluation.video import burn_text
+
+    task = FAMILY.sample(np.random.default_rng(2), 1, "test")[0]
+    kwargs = dict(steps=3, seed=3, size=64, pass_task=True)
+    plain, _ = film_episode(agent(), FAMILY, task, tmp_path / "plain.gif", **kwargs)
+    path, filmed = film_episode(agent(), FAMILY, task, tmp_path / "caption.gif", caption="pendulum | oracle", **kwargs)
+    bare, captioned = iio.imread(plain), iio.imread(path)
+    returns = np.concatenate([[0.0], np.cumsum(filmed.buffer.reward, dtype=np.float64)])
+    for t in range(len(bare)):  # each frame: its own step and return so far
+        expected = burn_text(bare[t], f"pendulum | oracle\nstep {t}  return {returns[t]:.1f}")
+        assert np.abs(captioned[t].astype(int) - expected.astype(int)).mean() < 2  # GIF palette quantisation
+        assert np.abs(captioned[t].astype(int) - bare[t].astype(int)).mean() > 2

@@ -7,9 +7,17 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from wandb_records import wandb_run_record  # tests/wandb_records.py
 
 from mbmeta.evaluation.episodes import EpisodeRecord
-from mbmeta.evaluation.reports import plot_prediction_error, success_rates, summarise, task_label, write_results
+from mbmeta.evaluation.reports import (
+    log_to_wandb,
+    plot_prediction_error,
+    success_rates,
+    summarise,
+    task_label,
+    write_results,
+)
 
 
 def record(method, mass, episode_return, success=None, task_id=0, seed=0, **task):
@@ -59,25 +67,33 @@ def test_write_results_round_trips_through_json_and_csv(tmp_path):
 
     with open(tmp_path / "out" / "results.csv", newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["method", "task_id", "damping", "mass", "seed", "episode_return", "length", "terminated",
-                       "success"]  # fmt: skip
+    assert rows[0] == ["method", "task_id", "task.damping", "task.mass", "seed", "episode_return", "length",
+                       "terminated", "success"]  # fmt: skip
     assert len(rows) == 1 + len(records)
     assert rows[1] == ["context", "0", "nan", "0.5", "0", "1.0000", "200", "0", "1"]
     assert rows[4][-1] == ""  # no success defined: an empty cell
     assert rows[5][:6] == ["none", "1", "1.5", "2.0", "0", "0.1235"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in evaluation/reports.py write_results: a task parameter named like a record column (the pendulum's "
-    "'length') gives results.csv two 'length' columns, and a reader keyed by name loses one of them",
-)
 def test_csv_columns_of_pendulum_tasks_are_unambiguous(tmp_path):
     pendulum_record = EpisodeRecord("context", 0, {"mass": 0.5, "length": 1.6}, 0, -10.0, 200, False, True)
     write_results([pendulum_record], tmp_path)
     with open(tmp_path / "results.csv", newline="") as f:
         header = next(csv.reader(f))
     assert len(header) == len(set(header)), header
+    assert {"task.length", "length"} <= set(header)  # the rod's length and the episode's, told apart
+
+
+def test_wandb_table_columns_are_unambiguous_and_the_run_is_named(tmp_path):
+    pendulum_record = EpisodeRecord("context", 0, {"mass": 0.5, "length": 1.6}, 0, -10.0, 200, False, True)
+    out = tmp_path / "pend-eval"
+    run_dir = log_to_wandb(out, [pendulum_record], config={"family": "pendulum"}, init={"tags": ["t1"]})
+    tables = list(run_dir.rglob("*.table.json"))
+    assert len(tables) == 1, tables
+    columns = json.loads(tables[0].read_text())["columns"]
+    assert len(columns) == len(set(columns)) and {"task.length", "length"} <= set(columns), columns
+    run = wandb_run_record(run_dir)
+    assert (run.display_name, run.run_group, list(run.tags)) == ("evaluate-pend-eval", "pend-eval", ["t1"])
 
 
 def test_write_results_refuses_values_json_cannot_hold(tmp_path):

@@ -76,7 +76,9 @@ def test_the_guides_commands_train_evaluate_and_act_on_a_tiny_budget(tmp_path):
     # evaluate: found the family again from the run, and ran it on a test task
     with open(work / "results" / "reacher" / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert rows and all(float(row["gear"]) in (0.3, 2.0) and float(row["damping"]) in (0.5, 3.0) for row in rows)
+    assert rows and all(
+        float(row["task.gear"]) in (0.3, 2.0) and float(row["task.damping"]) in (0.5, 3.0) for row in rows
+    )
 
     # the agent in the user's own loop
     returns = re.search(r"returns \[(.*?)\]", outputs["own_loop.py"])

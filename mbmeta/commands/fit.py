@@ -157,10 +157,11 @@ def run(argv: list[str]) -> int:
             save_config_kwargs={"overwrite": resume_from is not None},
         )
     _report(cli)
-    if isinstance(cli.trainer.logger, WandbLogger):
+    logger = getattr(getattr(cli, "trainer", None), "logger", None)
+    if isinstance(logger, WandbLogger):
         # Close the W&B run: a later W&B logger in the same process (a `mbmeta train` called from Python after this
         # fit) would otherwise reuse this run and write into this fit's directory.
-        cli.trainer.logger.experiment.finish()
+        logger.experiment.finish()
     return 0
 
 

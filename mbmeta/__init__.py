@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-
 from mbmeta.threads import configure_threads as configure_threads  # noqa: E402
 
 PUBLIC_TYPES = (

@@ -38,6 +38,7 @@ from mbmeta.control.policy import CallablePolicy, Policy, as_policy
 from mbmeta.control.vector_envs import family_env_fns, make_vector_env
 from mbmeta.data.buffer import EpisodeBuffer, TaskLike
 from mbmeta.data.recorder import EpisodeRecorder
+from mbmeta.envs.contract import CONTRACT, check_family_env
 from mbmeta.envs.family import TaskFamily, TaskParams
 from mbmeta.types import Transition
 
@@ -240,6 +241,7 @@ def collect_episodes(
             raise ValueError("give envs (a vector env or env constructors) or a family to build them from")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        check_family_env(fam, exact_reward=False)  # once per family and process: takes, applies, reports its task
         vec = make_vector_env(family_env_fns(fam, num_envs, **(env_kwargs or {})), vectorization)
     elif isinstance(envs, VectorEnv):
         vec = envs
@@ -467,13 +469,18 @@ class _AssignedTasks:
             return
         names = tuple(k for k, _ in assigned.values)
         reported = _reported_tasks(info, names, len(self.tasks))
-        if reported is None:
-            return
+        if reported is None:  # the labels could not be checked: the buffer might record tasks the physics never had
+            raise RuntimeError(f"the sub-environments were assigned tasks but report none in info['task']; {CONTRACT}")
         if self._expected is None:
             nan = np.full(len(names), np.nan)
             self._expected = np.stack([nan if t is None else t.as_array().astype(np.float64) for t in self.tasks])
         # np.allclose(reported, expected, rtol=1e-6, atol=1e-6) per row, over the parameters the env reports
         close = np.abs(reported - self._expected) <= 1e-6 + 1e-6 * np.abs(self._expected)
+        silent = np.flatnonzero(active & np.isnan(reported).all(axis=1))
+        if silent.size:
+            raise RuntimeError(
+                f"sub-environment {int(silent[0])} was assigned a task but reports none in info['task']; {CONTRACT}"
+            )
         wrong = np.flatnonzero(active & ~(close | np.isnan(reported)).all(axis=1))
         if wrong.size:
             i = int(wrong[0])

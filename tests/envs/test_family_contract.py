@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,29 @@ def test_learned_reward_planning_needs_a_model_that_learns_it():
         check_settings(model={**small, "learn_reward": False}, agent=learned, **settings)
     with pytest.raises(ValueError, match=r"has no exact reward"):
         check_settings(model=small, agent=AgentSettings(), **settings)
+
+
+@pytest.mark.parametrize("family_type", [PlainGymnasiumEnv, IgnoredTask], ids=["reports-nothing", "ignores-task"])
+def test_collect_episodes_from_python_refuses_a_broken_family_before_any_step(family_type):
+    """The same check as `mbmeta train`, for a user who collects with the library's collector directly."""
+    from mbmeta.control.collection import collect_episodes
+
+    family = family_type(name=f"contract_python_{family_type.__name__}")
+    policy = lambda obs: np.zeros((obs.shape[0], 1), np.float32)  # noqa: E731
+    with pytest.raises(ValueError, match=rf"family {family.name!r}: ") as error:
+        collect_episodes(policy, 1, family=family, env_kwargs={"max_episode_steps": 5})
+    assert "\n" not in str(error.value)
+
+
+def test_envs_that_report_no_task_stop_a_collection_that_assigns_tasks():
+    """User-built envs given with tasks: the labels cannot be checked, so nothing is recorded under them."""
+    from mbmeta.control.collection import collect_episodes
+
+    family = GearFamily(name="contract_user_envs")
+    tasks = family.sample(np.random.default_rng(0), 2, "train")
+    policy = lambda obs: np.zeros((obs.shape[0], 1), np.float32)  # noqa: E731
+    plain = [lambda: gym.make("InvertedPendulum-v5", max_episode_steps=5)] * 2
+    with pytest.raises(RuntimeError, match=r"assigned tasks? but reports? none in info\['task'\]; a family's env must"):
+        collect_episodes(policy, 2, envs=plain, tasks=tasks)
+    honest = [lambda: family.make_env(max_episode_steps=5)] * 2
+    assert collect_episodes(policy, 2, envs=honest, tasks=tasks).buffer.num_episodes == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections import defaultdict
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mbmeta.data.atomic import atomic_write
 from mbmeta.evaluation.episodes import EpisodeRecord
 
 
@@ -60,7 +62,8 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
     """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
 
     The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success``
-    (``length``: the episode's steps; task parameters carry the ``task.`` prefix).
+    (``length``: the episode's steps; task parameters carry the ``task.`` prefix). Each file is written atomically:
+    an interruption leaves the previous file or the new one.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,16 +76,17 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
         "success_rate": success_rates(records),
         **(extra or {}),
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+    atomic_write(out / "results.json", lambda f: f.write(json.dumps(payload, indent=2, default=_json_default).encode()))
     names = sorted({k for r in records for k in r.task})
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
-        writer.writerow([*header, "success"])
-        for r in records:
-            row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
-            success = "" if r.success is None else int(r.success)  # empty: the family defines no success
-            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
+    writer.writerow([*header, "success"])
+    for r in records:
+        row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
+        success = "" if r.success is None else int(r.success)  # empty: the family defines no success
+        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+    atomic_write(out / "results.csv", lambda f: f.write(text.getvalue().encode()))
 
 
 def _json_default(value: Any) -> Any:
@@ -129,8 +133,6 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-
-    from mbmeta.data.atomic import atomic_write
 
     iterations = np.array([float(r["iteration"]) for r in rows])
     mean, low, high = (np.array([float(r[k]) for r in rows]) for k in ("return_mean", "return_min", "return_max"))

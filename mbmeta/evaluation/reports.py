@@ -185,17 +185,7 @@ def log_to_wandb(
     options = {"project": "mbmeta", "name": f"evaluate-{name}", "group": name, **(init or {})}
     run = wandb.init(dir=str(out), job_type="evaluate", config=config, **options)
     try:
-        names = sorted({k for r in records for k in r.task})
-        columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
-        table = wandb.Table(columns=columns)
-        for r in records:
-            table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
-                           r.terminated, r.success)  # fmt: skip
-        payload: dict[str, Any] = {"evaluate/episodes": table}
-        for method, by_task in summarise(records).items():
-            payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
-        for method, by_task in success_rates(records).items():
-            payload[f"evaluate/{method}/success_rate"] = by_task["overall"]
+        payload = results_payload(records)
         for method, stats in (plan_stats or {}).items():
             payload.update({f"evaluate/{method}/{name}": value for name, value in stats.items()})
         plot = out / "prediction_error.png"
@@ -208,6 +198,28 @@ def log_to_wandb(
     finally:
         run.finish()
     return Path(run.dir).parent
+
+
+def results_payload(records: Sequence[EpisodeRecord], prefix: str = "evaluate") -> dict[str, Any]:
+    """What W&B gets of an evaluation's episodes: the per-episode table and each method's mean/std return and success.
+
+    Keys: ``<prefix>/episodes`` (a ``wandb.Table`` with the columns of ``results.csv``), ``<prefix>/<method>/
+    return_mean``, ``.../return_std`` and, where the family defines success, ``.../success_rate``.
+    """
+    import wandb
+
+    names = sorted({k for r in records for k in r.task})
+    columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
+    table = wandb.Table(columns=columns)
+    for r in records:
+        table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
+                       r.terminated, r.success)  # fmt: skip
+    payload: dict[str, Any] = {f"{prefix}/episodes": table}
+    for method, by_task in summarise(records).items():
+        payload[f"{prefix}/{method}/return_mean"], payload[f"{prefix}/{method}/return_std"] = by_task["overall"][:2]
+    for method, by_task in success_rates(records).items():
+        payload[f"{prefix}/{method}/success_rate"] = by_task["overall"]
+    return payload
 
 
 def log_table_to_wandb(

@@ -66,7 +66,8 @@ class BaselineSettings:
         eval_seed: environment seed of the evaluation episodes (0 as ``mbmeta evaluate``; the same for every seed,
             so seeds differ only in training).
         num_envs: training environments stepped together (sb3's ``DummyVecEnv``).
-        eval_envs: evaluation environments stepped together.
+        eval_envs: evaluation environments stepped together (4, as ``mbmeta evaluate --num_envs``: which episode
+            runs in which environment, and so its initial state, depends on it).
         checkpoint_every: environment steps between checkpoints for resuming (at the next evaluation); 0: none.
         target_length: the curve's ``length_mean`` (the juggler's balance time) whose first reaching is reported;
             None: 90 % of the family's episode length (450 of 500 steps for the juggler).
@@ -85,7 +86,7 @@ class BaselineSettings:
     seed: int = 0
     eval_seed: int = 0
     num_envs: int = 1
-    eval_envs: int = 8
+    eval_envs: int = 4
     checkpoint_every: int = 100_000
     target_length: float | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -161,12 +162,12 @@ def algorithm_class(algo: str) -> Any:
 
 def check_hparams(algo_class: Any, hparams: dict[str, Any]) -> None:
     """Raise ValueError naming unknown keyword arguments of the algorithm (sb3 would raise a TypeError later)."""
-    accepted = set(inspect.signature(algo_class.__init__).parameters) - {"self", "policy", "env", "seed", "device"}
+    reserved = {"self", "policy", "env", "seed", "device", "verbose", "_init_setup_model"}  # set by the runner
+    accepted = set(inspect.signature(algo_class.__init__).parameters) - reserved
     unknown = sorted(set(hparams) - accepted)
     if unknown:
-        raise ValueError(
-            f"{algo_class.__name__} has no hyperparameter {unknown}; its are {', '.join(sorted(accepted))}"
-        )
+        valid = ", ".join(sorted(accepted))
+        raise ValueError(f"{algo_class.__name__} has no hyperparameter(s) {unknown}; its hyperparameters are {valid}")
 
 
 def load_model(out: str | Path, path: str | Path | None = None) -> Any:
@@ -278,16 +279,17 @@ def train_baseline(
     eval_seconds = 0.0
     last_checkpoint = restart
 
-    def evaluate(episodes: int) -> list[EpisodeRecord]:
+    def evaluate(episodes: int, envs: Any = None) -> list[EpisodeRecord]:
+        """The deterministic policy on the evaluated tasks (in ``envs``, or in environments of its own)."""
         return evaluate_policy(
             SB3Policy(model), family, eval_tasks, method=settings.method, episodes_per_task=episodes,
-            seed=settings.eval_seed, envs=eval_env,
+            num_envs=settings.eval_envs, seed=settings.eval_seed, envs=envs,
         )  # fmt: skip
 
     def on_evaluation(env_steps: int, train_episodes: int) -> None:
         nonlocal eval_seconds, last_checkpoint
         began = time.perf_counter()
-        records = evaluate(settings.eval_episodes)
+        records = evaluate(settings.eval_episodes, eval_env)
         eval_seconds += time.perf_counter() - began
         point = curve_point(
             records,
@@ -324,7 +326,7 @@ def train_baseline(
         from mbmeta.evaluation.reports import write_results
 
         model_path = atomic_write(out / MODEL_FILE, model.save)
-        records = evaluate(settings.final_episodes)
+        records = evaluate(settings.final_episodes)  # as evaluate_policy(..., num_envs=eval_envs) gives it again
         reached = steps_to_reach(curve, "length_mean", target)
         extra = {
             "settings": settings.as_config(),
@@ -339,6 +341,7 @@ def train_baseline(
         run.log({STEP_KEY: model.num_timesteps, **results_payload(records, prefix="baseline/final")})
         run.summary.update({"baseline/steps_to_target_length": reached, "baseline/steps_per_second": steps_per_second})
         _write_state(out, {"finished": True, "env_steps": model.num_timesteps, "wandb_id": run_id})
+        _remove_checkpoint_files(out / CHECKPOINT_DIR)  # SAC's replay buffer is ~100 MB per million steps
     finally:
         train_env.close()
         eval_env.close()
@@ -402,6 +405,11 @@ def _save_checkpoint(model: Any, out: Path, env_steps: int, train_episodes: int,
         keep.add(buffer)
     state = {"env_steps": env_steps, "train_episodes": train_episodes, "model": f"model-{env_steps}.zip"}
     _write_state(out, {**state, "replay_buffer": buffer, "wandb_id": run_id})
+    _remove_checkpoint_files(directory, keep)
+
+
+def _remove_checkpoint_files(directory: Path, keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """Delete the checkpoint's model and replay-buffer files except those named in ``keep``."""
     for old in [*directory.glob("model-*.zip"), *directory.glob("replay_buffer-*.pkl")]:
         if old.name not in keep:
             old.unlink(missing_ok=True)

@@ -189,6 +189,7 @@ def train_baseline(
     out: str | Path,
     *,
     wandb_init: dict[str, Any] | None = None,
+    log_model: bool = True,
     log: Callable[[str], None] = print,
 ) -> BaselineResult:
     """Train, evaluate every ``eval_every`` steps, save the model and the final evaluation; resume if possible.
@@ -198,6 +199,7 @@ def train_baseline(
         out: the run directory; running again with the same settings resumes (or, when finished, only reloads).
         wandb_init: further ``wandb.init`` arguments (``project``, ``entity``, ``mode``, ``tags``, ``group``,
             ``name``) over the defaults: project ``mbmeta``, name ``baseline-<out name>``, group ``<out name>``.
+        log_model: log the final model as a W&B model artifact when the run is online.
         log: where progress lines go.
 
     Raises:
@@ -254,7 +256,7 @@ def train_baseline(
     import wandb
 
     from mbmeta.baselines.wandb_output import STEP_KEY, WandbOutput
-    from mbmeta.evaluation.reports import results_payload
+    from mbmeta.evaluation.reports import log_checkpoint_artifact, results_payload
 
     name = out.resolve().name
     run_id = state.get("wandb_id") or secrets.token_hex(4)
@@ -339,6 +341,8 @@ def train_baseline(
         }
         write_results(records, out, extra=extra)
         run.log({STEP_KEY: model.num_timesteps, **results_payload(records, prefix="baseline/final")})
+        if log_model:
+            log_checkpoint_artifact(run, model_path, name=f"baseline-{name}")
         run.summary.update({"baseline/steps_to_target_length": reached, "baseline/steps_per_second": steps_per_second})
         _write_state(out, {"finished": True, "env_steps": model.num_timesteps, "wandb_id": run_id})
         _remove_checkpoint_files(out / CHECKPOINT_DIR)  # SAC's replay buffer is ~100 MB per million steps

@@ -51,6 +51,7 @@ def run(argv: list[str]) -> int:
     cfg = build_parser().parse_args(argv)
     configure_threads()
     settings = BaselineSettings(**{f: cfg[f] for f in BaselineSettings.__dataclass_fields__})
+    settings.validate()  # before the first line of output
     console = Console()
     wandb = wandb_settings(cfg)
     console.print(
@@ -62,6 +63,7 @@ def run(argv: list[str]) -> int:
         settings,
         cfg.out,
         wandb_init=wandb.init_kwargs(),
+        log_model=wandb.log_model,
         log=lambda text: console.print(text, markup=False, soft_wrap=True),
     )
     print_summary(result.records, console, title=f"final evaluation: episode return (mean ± std), {settings.method}")

@@ -56,6 +56,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Evaluate trained agents on held-out tasks: returns, prediction error, videos (JSON, CSV, PNG, GIF).",
         "mbmeta.commands.evaluate:run",
     ),
+    "baseline": Subcommand(
+        "Model-free baseline (stable-baselines3 PPO/SAC), multi-task or from scratch, with its learning curve.",
+        "mbmeta.commands.baseline:run",
+    ),
     "sweep": Subcommand(
         "Train and evaluate an experiment's methods × seeds side by side (resumable); merge them into one table.",
         "mbmeta.commands.sweep:run",

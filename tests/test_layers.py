@@ -1,8 +1,9 @@
 """Imports go one way (DESIGN.md §2), checked from the source with ``ast`` (module- and function-level imports):
 
-    types ← {envs, models, planners} ← data ← control ← training ← evaluation ← runs ← commands/cli
+    types ← {envs, models, planners} ← data ← control ← training ← evaluation ← {runs, baselines} ← commands/cli
 
-- a layer imports only the layers below it (``models`` and ``planners`` never import each other);
+- a layer imports only the layers below it (``models`` and ``planners`` never import each other, nor do ``runs``
+  and ``baselines``, the model-free baselines of stable-baselines3);
 - gymnasium and MuJoCo are imported only in ``envs`` and the layers above ``data``, Lightning only in ``training``
   and above, so importing ``types``, ``models``, ``planners`` or ``data`` pulls in no simulator and no Lightning;
 - no import cycle between the modules of one package, type-checking imports included (a module that needs
@@ -17,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mbmeta"
 
-ORDER = ["types", "envs|models|planners", "data", "control", "training", "evaluation", "runs", "commands|cli"]
+ORDER = ["types", "envs|models|planners", "data", "control", "training", "evaluation", "runs|baselines", "commands|cli"]
 LAYER_RANK = {name: rank for rank, group in enumerate(ORDER) for name in group.split("|")}
 SIBLINGS_ALLOWED = {("commands", "cli")}  # cli dispatches to commands, commands import nothing of cli
 NO_SIMULATOR = {"types", "models", "planners", "data"}

@@ -12,11 +12,15 @@ TRACEBACK_VARIABLE = "MBMETA_TRACEBACK"
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures a user can act on: bad settings or files, OS errors (missing, permission, disk full), divergence."""
+    """Failures a user can act on: bad settings or files, OS errors, divergence, a missing optional extra.
+
+    OS errors: a missing file, no permission, a full disk; an extra: ``pip install -e '.[baselines]'``.
+    """
+    from mbmeta.baselines.extra import MissingExtraError
     from mbmeta.runs.run_dir import RunInUseError
     from mbmeta.training.callbacks import DivergenceError
 
-    return (ValueError, KeyError, OSError, DivergenceError, RunInUseError)
+    return (ValueError, KeyError, OSError, DivergenceError, RunInUseError, MissingExtraError)
 
 
 def one_line_errors(command: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:

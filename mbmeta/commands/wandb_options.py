@@ -1,9 +1,9 @@
 """The ``wandb`` group of the commands that train or evaluate: project, entity, mode, tags, group, name.
 
 ``--wandb.project P --wandb.entity E --wandb.mode online --wandb.tags '[a, b]'`` on ``train``, ``evaluate``,
-``transfer``, ``quickstart`` and ``fit``. Logging stays offline unless ``--wandb.mode online`` or ``WANDB_MODE=online``
-(then ``wandb login`` first); offline runs are written under the command's output directory and uploaded later with
-``wandb sync`` (each command prints the line to run).
+``transfer``, ``quickstart``, ``fit`` and ``baseline``. Logging stays offline unless ``--wandb.mode online`` or
+``WANDB_MODE=online`` (then ``wandb login`` first); offline runs are written under the command's output directory
+and uploaded later with ``wandb sync`` (each command prints the line to run).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class WandbSettings:
             the restarts of a resumed run together), the output directory's for ``evaluate`` / ``transfer``.
         name: W&B run name; default: the run directory's name (``evaluate`` / ``transfer``: the command and the
             output directory's name).
-        log_model: online, log the final checkpoint as a W&B model artifact (``train``, ``fit``).
+        log_model: online, log the final checkpoint as a W&B model artifact (``train``, ``fit``, ``baseline``).
     """
 
     project: str | None = None

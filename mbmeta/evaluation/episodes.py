@@ -6,14 +6,16 @@ Every method is evaluated with the same tasks, environment seeds and planner set
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from gymnasium.vector import VectorEnv
 
-from mbmeta.control.collection import collect_episodes
+from mbmeta.control.collection import EpisodeStats, collect_episodes
 from mbmeta.control.factory import make_agent
+from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import Choice, TaskFamily
 from mbmeta.evaluation.metrics import realised_horizon_return
@@ -109,19 +111,94 @@ def evaluate_agent(
     agent = agent or AgentSettings()
     method = method or module.hparams.adaptation
     mpc = make_agent(module.dynamics, family, agent, seed=seed)
+    episodes = episodes_per_task * len(tasks)
+    with episode_progress(f"evaluating {method}", episodes, log_lines=4) as on_episode:
+        records, collected = _run_policy(
+            mpc, family, tasks, method=method, episodes_per_task=episodes_per_task, num_envs=num_envs, seed=seed,
+            env_kwargs=env_kwargs, pass_task=module.hparams.adaptation == "oracle", on_episode=on_episode,
+        )  # fmt: skip
+    plan_stats = {
+        **mpc.plan_stats.summary("plan/"),
+        "plan/realised_return_mean": realised_horizon_return(collected, agent),
+    }
+    return Evaluation(records, plan_stats)
+
+
+def evaluate_returns(
+    module: MetaDynamicsModule, family: TaskFamily, tasks: Sequence[TaskParams], **kwargs: Any
+) -> list[EpisodeRecord]:
+    """The episode records of :func:`evaluate_agent` (same arguments)."""
+    return evaluate_agent(module, family, tasks, **kwargs).records
+
+
+def evaluate_policy(
+    policy: Policy,
+    family: TaskFamily,
+    tasks: Sequence[TaskParams],
+    *,
+    method: str,
+    episodes_per_task: int = 1,
+    num_envs: int = 4,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    envs: VectorEnv | None = None,
+) -> list[EpisodeRecord]:
+    """Episode records of any batched :class:`~mbmeta.control.policy.Policy` on each task, as :func:`evaluate_agent`.
+
+    The same launches, environment seeds and records as :func:`evaluate_agent` (so a model-free baseline's results
+    read like the MPC agent's): task ``j``'s ``r``-th episode has seed ``seed + r``.
+
+    Args:
+        policy: acts on ``obs [B, O]`` with ``[B, A]``.
+        family: the task family (success and validation of the tasks).
+        tasks: the tasks, each run ``episodes_per_task`` times.
+        method: the label of the records.
+        episodes_per_task: episodes per task.
+        num_envs: environments stepped together when ``envs`` is None.
+        seed: environment seed of the first episode of each task.
+        env_kwargs: arguments of ``family.make_env`` when ``envs`` is None.
+        envs: a vector env in ``NEXT_STEP`` autoreset mode to reuse (not closed here), or None to build one.
+
+    Returns:
+        One record per episode, sorted by task and seed.
+    """
+    records, _ = _run_policy(
+        policy, family, tasks, method=method, episodes_per_task=episodes_per_task, num_envs=num_envs, seed=seed,
+        env_kwargs=env_kwargs, envs=envs,
+    )  # fmt: skip
+    return records
+
+
+def _run_policy(
+    policy: Policy,
+    family: TaskFamily,
+    tasks: Sequence[TaskParams],
+    *,
+    method: str,
+    episodes_per_task: int,
+    num_envs: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    envs: VectorEnv | None = None,
+    pass_task: bool = False,
+    on_episode: Callable[[EpisodeStats], None] | None = None,
+) -> tuple[list[EpisodeRecord], list[EpisodeStats]]:
+    """Every task ``episodes_per_task`` times: the sorted records and the collector's episode stats."""
+    if episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
-    with episode_progress(f"evaluating {method}", len(launches), log_lines=4) as on_episode:
-        collection = collect_episodes(
-            mpc,
-            len(launches),
-            family=family,
-            tasks=[tasks[task_id] for task_id, _ in launches],
-            num_envs=min(num_envs, len(launches)),
-            seed=seed,
-            env_kwargs=env_kwargs,
-            pass_task=module.hparams.adaptation == "oracle",
-            on_episode=on_episode,
-        )
+    collection = collect_episodes(
+        policy,
+        len(launches),
+        envs=envs,
+        family=family,
+        tasks=[tasks[task_id] for task_id, _ in launches],
+        num_envs=min(num_envs, len(launches)),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        pass_task=pass_task,
+        on_episode=on_episode,
+    )
     records = []
     for stats in collection.episodes:
         task_id, rep = launches[stats.launch]
@@ -137,15 +214,4 @@ def evaluate_agent(
                 success=stats.success,
             )
         )
-    plan_stats = {
-        **mpc.plan_stats.summary("plan/"),
-        "plan/realised_return_mean": realised_horizon_return(collection.episodes, agent),
-    }
-    return Evaluation(sorted(records, key=lambda r: (r.task_id, r.seed)), plan_stats)
-
-
-def evaluate_returns(
-    module: MetaDynamicsModule, family: TaskFamily, tasks: Sequence[TaskParams], **kwargs: Any
-) -> list[EpisodeRecord]:
-    """The episode records of :func:`evaluate_agent` (same arguments)."""
-    return evaluate_agent(module, family, tasks, **kwargs).records
+    return sorted(records, key=lambda r: (r.task_id, r.seed)), collection.episodes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections import defaultdict
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mbmeta.data.atomic import atomic_write
 from mbmeta.evaluation.episodes import EpisodeRecord
 
 
@@ -60,7 +62,8 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
     """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
 
     The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success``
-    (``length``: the episode's steps; task parameters carry the ``task.`` prefix).
+    (``length``: the episode's steps; task parameters carry the ``task.`` prefix). Each file is written atomically:
+    an interruption leaves the previous file or the new one.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,16 +76,17 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
         "success_rate": success_rates(records),
         **(extra or {}),
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+    atomic_write(out / "results.json", lambda f: f.write(json.dumps(payload, indent=2, default=_json_default).encode()))
     names = sorted({k for r in records for k in r.task})
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
-        writer.writerow([*header, "success"])
-        for r in records:
-            row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
-            success = "" if r.success is None else int(r.success)  # empty: the family defines no success
-            writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
+    writer.writerow([*header, "success"])
+    for r in records:
+        row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
+        success = "" if r.success is None else int(r.success)  # empty: the family defines no success
+        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+    atomic_write(out / "results.csv", lambda f: f.write(text.getvalue().encode()))
 
 
 def _json_default(value: Any) -> Any:
@@ -129,8 +133,6 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: str | Path, title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-
-    from mbmeta.data.atomic import atomic_write
 
     iterations = np.array([float(r["iteration"]) for r in rows])
     mean, low, high = (np.array([float(r[k]) for r in rows]) for k in ("return_mean", "return_min", "return_max"))
@@ -183,17 +185,7 @@ def log_to_wandb(
     options = {"project": "mbmeta", "name": f"evaluate-{name}", "group": name, **(init or {})}
     run = wandb.init(dir=str(out), job_type="evaluate", config=config, **options)
     try:
-        names = sorted({k for r in records for k in r.task})
-        columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
-        table = wandb.Table(columns=columns)
-        for r in records:
-            table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
-                           r.terminated, r.success)  # fmt: skip
-        payload: dict[str, Any] = {"evaluate/episodes": table}
-        for method, by_task in summarise(records).items():
-            payload[f"evaluate/{method}/return_mean"], payload[f"evaluate/{method}/return_std"] = by_task["overall"][:2]
-        for method, by_task in success_rates(records).items():
-            payload[f"evaluate/{method}/success_rate"] = by_task["overall"]
+        payload = results_payload(records)
         for method, stats in (plan_stats or {}).items():
             payload.update({f"evaluate/{method}/{name}": value for name, value in stats.items()})
         plot = out / "prediction_error.png"
@@ -206,6 +198,28 @@ def log_to_wandb(
     finally:
         run.finish()
     return Path(run.dir).parent
+
+
+def results_payload(records: Sequence[EpisodeRecord], prefix: str = "evaluate") -> dict[str, Any]:
+    """What W&B gets of an evaluation's episodes: the per-episode table and each method's mean/std return and success.
+
+    Keys: ``<prefix>/episodes`` (a ``wandb.Table`` with the columns of ``results.csv``), ``<prefix>/<method>/
+    return_mean``, ``.../return_std`` and, where the family defines success, ``.../success_rate``.
+    """
+    import wandb
+
+    names = sorted({k for r in records for k in r.task})
+    columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
+    table = wandb.Table(columns=columns)
+    for r in records:
+        table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
+                       r.terminated, r.success)  # fmt: skip
+    payload: dict[str, Any] = {f"{prefix}/episodes": table}
+    for method, by_task in summarise(records).items():
+        payload[f"{prefix}/{method}/return_mean"], payload[f"{prefix}/{method}/return_std"] = by_task["overall"][:2]
+    for method, by_task in success_rates(records).items():
+        payload[f"{prefix}/{method}/success_rate"] = by_task["overall"]
+    return payload
 
 
 def log_table_to_wandb(

@@ -2,7 +2,7 @@
 
     mbmeta sweep experiments/pendulum                         # everything, one job per core, resumable
     mbmeta sweep experiments/pendulum --methods none context --seeds 0 1 --jobs 2
-    mbmeta sweep experiments/pendulum --merge-only            # rebuild results/table.md from what is on disk
+    mbmeta sweep experiments/pendulum --merge-only            # rebuild results/table.md (and curve.md) from disk
     mbmeta sweep experiments/pendulum --print-commands        # one shell command per run (SLURM job arrays, ...)
     mbmeta sweep experiments/pendulum --wandb-sweep           # a W&B sweep YAML (wandb sweep / wandb agent)
 
@@ -59,7 +59,8 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
     """Parse every training run's composed configs with ``mbmeta train``'s parser before anything starts.
 
     Raises:
-        ExperimentError: a config that does not parse, or trains another family than the experiment declares.
+        ExperimentError: a config that does not parse, trains another family than the experiment declares, keeps
+            no checkpoint where every kept checkpoint is to be evaluated, or a protocol the family does not have.
     """
     from jsonargparse import ArgumentError
 
@@ -79,11 +80,25 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
                 f"{experiment.root}: run {run.name}: its configs train loop.family {cfg.loop.family!r}, "
                 f"but experiment.yaml declares family {experiment.family!r}"
             )
+        if experiment.evaluation.every_kept_checkpoint and cfg.loop.keep_checkpoints_every < 1:
+            raise ExperimentError(
+                f"{experiment.root}: run {run.name}: evaluate.every_kept_checkpoint is true but its configs keep no "
+                "checkpoint (set loop.keep_checkpoints_every >= 1)"
+            )
+    if experiment.evaluation.protocol == "cadm":
+        from mbmeta.envs import get_family
+        from mbmeta.evaluation.protocol import protocol_conditions
+
+        try:
+            protocol_conditions(get_family(experiment.family))
+        except ValueError as err:
+            raise ExperimentError(f"{experiment.root}: evaluate.protocol cadm: {err}") from err
 
 
 @one_line_errors("sweep")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and sweep (or merge, or print); returns the exit code."""
+    from mbmeta.runs.curve import merge_curve_and_write
     from mbmeta.runs.merge import merge_and_write
     from mbmeta.runs.sweep import (
         Sweep,
@@ -103,7 +118,9 @@ def run(argv: list[str]) -> int:
     try:
         experiment = load_experiment(args.experiment)
         if args.merge_only:
-            _print_headline(experiment, merge_and_write(experiment))
+            summary = merge_and_write(experiment)
+            merge_curve_and_write(experiment)
+            _print_headline(experiment, summary)
             return 0
         jobs = plan_jobs(experiment, args.methods, args.seeds, args.run)
         directory = str(Path(args.experiment))
@@ -119,6 +136,8 @@ def run(argv: list[str]) -> int:
                 print("mbmeta " + " ".join(train_arguments(job.training)))
                 for evaluation in job.evaluations:
                     print("mbmeta " + " ".join(evaluate_arguments(experiment, evaluation)))
+                if experiment.evaluation.every_kept_checkpoint:
+                    print("# then one mbmeta evaluate per checkpoint the run keeps (loop.keep_checkpoints_every)")
             return 0
         check_train_configs(experiment, [job.training for job in jobs])
         sweep = Sweep(experiment, jobs, parallel=args.jobs or default_parallel_jobs(), replace=args.replace)
@@ -126,6 +145,7 @@ def run(argv: list[str]) -> int:
         print(f"sweep {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)
+        merge_curve_and_write(experiment)
         log_to_wandb_agent(summary, jobs)
     except (ExperimentError, SweepError, ValueError) as err:
         return _error(str(err))

@@ -242,6 +242,12 @@ def finished_checkpoint(experiment: Experiment, run: TrainingRun) -> str | None:
     return sha if stamp.get("checkpoint_sha256") == sha else None
 
 
+def started_with_current_configs(experiment: Experiment, run: TrainingRun) -> bool:
+    """Whether the sweep started the training run with its current configs (its stamp's fingerprint matches)."""
+    stamp = read_stamp(experiment.root / run.run_dir)
+    return stamp is not None and stamp.get("fingerprint") == train_fingerprint(experiment, run)
+
+
 def training_is_stale(experiment: Experiment, run: TrainingRun) -> bool:
     """Whether the run directory holds a run the sweep started with other configs (``mbmeta train`` would refuse it).
 
@@ -340,6 +346,9 @@ class Sweep:
             redo them (without it, :meth:`check` refuses to start).
         log: where progress lines go.
         command: the program prefix of the subprocesses (default: this Python's ``-m mbmeta``).
+        train: train (or resume) each run first; False evaluates only what exists: the final models of finished
+            runs, and the kept checkpoints of every run started with the current configs, finished or not (e.g. a
+            run stopped when its time ran out, or one still training in another process).
     """
 
     def __init__(
@@ -351,11 +360,13 @@ class Sweep:
         replace: bool = False,
         log: Callable[[str], None] = print,
         command: Sequence[str] | None = None,
+        train: bool = True,
     ) -> None:
         self.experiment = experiment
         self.jobs = list(jobs)
         self.parallel = max(1, parallel)
         self.replace = replace
+        self.train = train
         self.log = log
         self.command = list(command) if command is not None else [sys.executable, "-m", "mbmeta"]
         self.env = child_environment()
@@ -411,8 +422,11 @@ class Sweep:
             self.log(f"[{time.strftime('%H:%M:%S')}] {line}")
 
     def _run_job(self, job: Job, outcomes: list[Outcome]) -> None:
-        sha, outcome = self._train(job.training)
-        outcomes.append(outcome)
+        if self.train:
+            sha, outcome = self._train(job.training)
+            outcomes.append(outcome)
+        else:
+            sha = finished_checkpoint(self.experiment, job.training)
         for evaluation in job.evaluations:
             if self._stop.is_set():
                 return
@@ -421,8 +435,8 @@ class Sweep:
                 outcomes.append(Outcome(step, "not run"))
                 continue
             outcomes.append(self._evaluate(evaluation, sha, step))
-        if sha is None:
-            return
+        if not started_with_current_configs(self.experiment, job.training):
+            return  # no kept checkpoint of these configs (a failed training still has its kept ones evaluated)
         for curve in curve_evaluations(self.experiment, job):
             if self._stop.is_set():
                 return

@@ -8,6 +8,7 @@ c1 −10 (moderate), c2 −20 (moderate), c3 −30 (extreme).
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -202,3 +203,39 @@ def test_a_bad_design_is_refused_naming_the_key(tmp_path, evaluate, changes, mes
     root = write_protocol_experiment(tmp_path / "exp", evaluate, **changes)
     with pytest.raises(ExperimentError, match=message):
         load_experiment(root)
+
+
+def test_evaluate_only_evaluates_the_kept_checkpoints_of_a_run_stopped_early(swept, fake):
+    run = swept.root / "runs" / "context-seed1"
+    stamp = json.loads((run / "sweep.json").read_text())
+    (run / "sweep.json").write_text(json.dumps({**stamp, "status": "running"}))  # as a kill during training leaves it
+    (run / "model.ckpt").unlink()
+    shutil.rmtree(swept.root / "results/context-seed1")  # nothing of it evaluated yet
+    before = len(calls(fake))
+    outcomes = {o.step: o.status for o in sweep(swept, train=False).run()}
+    new = calls(fake)[before:]
+    assert not any(c.startswith("train") for c in new)
+    assert sorted(c.split("--out ")[1] for c in new) == [
+        "results/context-seed1/curve/iteration_001/eval0", "results/context-seed1/curve/iteration_002/eval0"
+    ]  # fmt: skip
+    assert outcomes["evaluate context-seed1/eval0"] == "not run"  # no final model yet
+    assert outcomes["evaluate context-seed1/curve/iteration_002/eval0"] == "done"
+    assert "train context-seed1" not in outcomes
+
+
+def test_evaluate_only_leaves_kept_checkpoints_of_other_configs_alone(swept, fake):
+    (swept.root / "configs" / "context.yaml").write_text("model:\n  adaptation: context\n  latent_dim: 3\n")
+    shutil.rmtree(swept.root / "results/context-seed0/curve")
+    shutil.rmtree(swept.root / "results/context-seed0/eval0")
+    before = len(calls(fake))
+    with pytest.raises(SweepError, match="runs/context-seed0 .* not made from the current configs"):
+        sweep(swept, train=False).run()
+    assert len(calls(fake)) == before
+
+
+def test_evaluate_only_does_not_go_with_replace(tmp_path, capsys):
+    from mbmeta.cli import main
+
+    root = write_protocol_experiment(tmp_path / "exp")
+    assert main(["sweep", str(root), "--evaluate-only", "--replace"]) == 1
+    assert "--replace moves runs aside" in capsys.readouterr().err

@@ -152,10 +152,14 @@ class RunLock:
 
     Two processes running the same directory would interleave their writes; the second one fails at once instead.
     Where ``fcntl`` is missing (Windows) the lock is a no-op.
+
+    Args:
+        run_dir: the directory.
+        name: the lock file's name in it (another name locks something else in the same directory).
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_FILE
+    def __init__(self, run_dir: Path, name: str = LOCK_FILE) -> None:
+        self.path = run_dir / name
         self._file: Any = None
 
     def __enter__(self) -> RunLock:

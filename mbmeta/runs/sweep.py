@@ -38,7 +38,15 @@ from typing import Any
 
 from mbmeta.data.atomic import atomic_write
 from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, CurveEvaluation, EvaluationRun, Experiment, TrainingRun
-from mbmeta.runs.run_dir import CHECKPOINT_FILE, STATE_FILE, KeptCheckpoint, LoopState, file_sha256
+from mbmeta.runs.run_dir import (
+    CHECKPOINT_FILE,
+    STATE_FILE,
+    KeptCheckpoint,
+    LoopState,
+    RunInUseError,
+    RunLock,
+    file_sha256,
+)
 
 STAMP_FILE = "sweep.json"
 TRAIN_LOG = "train.log"
@@ -466,7 +474,6 @@ class Sweep:
         return None, Outcome(step, "failed", seconds, log)
 
     def _evaluate(self, evaluation: EvaluationRun, checkpoint_sha: str, step: str) -> Outcome:
-        state = evaluation_state(self.experiment, evaluation, checkpoint_sha)
         stamp = {
             "step": step,
             "arguments": evaluate_arguments(self.experiment, evaluation),
@@ -474,7 +481,8 @@ class Sweep:
             "checkpoint": f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}",
             "checkpoint_sha256": checkpoint_sha,
         }
-        return self._run_evaluation(evaluation.out_dir, state, stamp)
+        state = lambda: evaluation_state(self.experiment, evaluation, checkpoint_sha)  # noqa: E731
+        return self._run_evaluation(evaluation.out_dir, state, stamp, evaluation.training.run_dir)
 
     def _evaluate_kept(self, curve: CurveEvaluation) -> Outcome:
         """Evaluate a kept checkpoint, after checking it is the file ``state.json`` committed."""
@@ -494,10 +502,27 @@ class Sweep:
             "episodes": curve.kept.episodes,
             "transitions": curve.kept.transitions,
         }
-        return self._run_evaluation(curve.out_dir, curve_state(self.experiment, curve), stamp)
+        state = lambda: curve_state(self.experiment, curve)  # noqa: E731
+        return self._run_evaluation(curve.out_dir, state, stamp, curve.evaluation.training.run_dir)
 
-    def _run_evaluation(self, out_dir: str, state: str, stamp: dict[str, Any]) -> Outcome:
-        """Run one ``mbmeta evaluate`` into ``out_dir`` unless it is done; ``stamp`` says what it evaluates."""
+    def _run_evaluation(
+        self, out_dir: str, state_of: Callable[[], str], stamp: dict[str, Any], run_dir: str
+    ) -> Outcome:
+        """Run one ``mbmeta evaluate`` into ``out_dir`` unless it is done; ``stamp`` says what it evaluates.
+
+        A lock in the evaluated run's directory (one per output) keeps two sweeps (e.g. ``--evaluate-only`` beside
+        a training sweep) from writing the same output; the state is read once the lock is held.
+        """
+        step = stamp["step"]
+        lock = RunLock(self.experiment.root / run_dir, f".evaluate-{out_dir.replace('/', '_')}.lock")
+        try:
+            with lock:
+                return self._run_locked_evaluation(out_dir, state_of(), stamp)
+        except RunInUseError:
+            self._say(f"busy   {step} (another sweep is evaluating it)")
+            return Outcome(step, "not run", log=f"{out_dir}/{EVALUATE_LOG}")
+
+    def _run_locked_evaluation(self, out_dir: str, state: str, stamp: dict[str, Any]) -> Outcome:
         step, directory, log = stamp["step"], self.experiment.root / out_dir, f"{out_dir}/{EVALUATE_LOG}"
         if state == "done":
             self._say(f"skip   {step} (done)")

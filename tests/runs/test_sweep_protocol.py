@@ -239,3 +239,17 @@ def test_evaluate_only_does_not_go_with_replace(tmp_path, capsys):
     root = write_protocol_experiment(tmp_path / "exp")
     assert main(["sweep", str(root), "--evaluate-only", "--replace"]) == 1
     assert "--replace moves runs aside" in capsys.readouterr().err
+
+
+def test_an_evaluation_another_sweep_is_running_is_left_to_it(swept, fake):
+    from mbmeta.runs.run_dir import RunLock
+
+    out = "results/none-seed0/curve/iteration_002/eval0"
+    shutil.rmtree(swept.root / out)
+    lock = RunLock(swept.root / "runs" / "none-seed0", f".evaluate-{out.replace('/', '_')}.lock")
+    before = len(calls(fake))
+    with lock:  # held by another sweep
+        outcomes = {o.step: o.status for o in sweep(swept).run()}
+    assert outcomes["evaluate none-seed0/curve/iteration_002/eval0"] == "not run"
+    assert len(calls(fake)) == before and not (swept.root / out).exists()
+    assert {o.status for o in sweep(swept).run()} == {"skipped", "done"}  # released: now evaluated

@@ -82,7 +82,7 @@ class Outcome:
         step: ``train <run>``, ``evaluate <method>-seed<s>/eval<e>`` or
             ``evaluate <method>-seed<s>/curve/iteration_NNN/eval<e>``.
         status: ``done`` (ran and succeeded), ``skipped`` (already done), ``failed`` or ``not run`` (its training
-            failed).
+            failed or has not finished, or another sweep is running it).
         seconds: wall time of the subprocess (0 when it did not run).
         log: the log file, relative to the experiment directory.
     """

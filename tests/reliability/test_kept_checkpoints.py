@@ -2,7 +2,6 @@
 changes nothing else (same buffer and weights as a run that keeps none)."""
 
 import json
-import os
 import shutil
 import signal
 
@@ -18,8 +17,9 @@ from .runs import Train, assert_same_run, line_seen
 @pytest.fixture(scope="module")
 def reference_keeping_none(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference_keeping_none")
-    os.environ["WANDB_MODE"] = "disabled"
-    run_training(**tiny_settings(run_dir, iterations=2))
+    with pytest.MonkeyPatch.context() as patch:  # module scope: restore WANDB_MODE for the tests that follow
+        patch.setenv("WANDB_MODE", "disabled")
+        run_training(**tiny_settings(run_dir, iterations=2))
     return run_dir
 
 

@@ -2,7 +2,9 @@
 
     mbmeta sweep experiments/pendulum                         # everything, one job per core, resumable
     mbmeta sweep experiments/pendulum --methods none context --seeds 0 1 --jobs 2
-    mbmeta sweep experiments/pendulum --merge-only            # rebuild results/table.md from what is on disk
+    mbmeta sweep experiments/pendulum --merge-only            # rebuild results/table.md (and curve.md) from disk
+    mbmeta sweep experiments/pendulum --evaluate-only         # evaluate what exists (e.g. kept checkpoints of a
+                                                              # run stopped early), train nothing, then merge
     mbmeta sweep experiments/pendulum --print-commands        # one shell command per run (SLURM job arrays, ...)
     mbmeta sweep experiments/pendulum --wandb-sweep           # a W&B sweep YAML (wandb sweep / wandb agent)
 
@@ -46,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     actions = parser.add_mutually_exclusive_group()
     actions.add_argument("--merge-only", action="store_true", help="only rebuild the table from results on disk")
     actions.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="train nothing: evaluate the final models of finished runs and the kept checkpoints of every run "
+        "started with the current configs (finished, stopped or still training), then merge",
+    )
+    actions.add_argument(
         "--print-commands", action="store_true", help="print one self-contained shell command per training run"
     )
     actions.add_argument(
@@ -59,7 +67,8 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
     """Parse every training run's composed configs with ``mbmeta train``'s parser before anything starts.
 
     Raises:
-        ExperimentError: a config that does not parse, or trains another family than the experiment declares.
+        ExperimentError: a config that does not parse, trains another family than the experiment declares, keeps
+            no checkpoint where every kept checkpoint is to be evaluated, or a protocol the family does not have.
     """
     from jsonargparse import ArgumentError
 
@@ -79,11 +88,25 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
                 f"{experiment.root}: run {run.name}: its configs train loop.family {cfg.loop.family!r}, "
                 f"but experiment.yaml declares family {experiment.family!r}"
             )
+        if experiment.evaluation.every_kept_checkpoint and cfg.loop.keep_checkpoints_every < 1:
+            raise ExperimentError(
+                f"{experiment.root}: run {run.name}: evaluate.every_kept_checkpoint is true but its configs keep no "
+                "checkpoint (set loop.keep_checkpoints_every >= 1)"
+            )
+    if experiment.evaluation.protocol == "cadm":
+        from mbmeta.envs import get_family
+        from mbmeta.evaluation.protocol import protocol_conditions
+
+        try:
+            protocol_conditions(get_family(experiment.family))
+        except ValueError as err:
+            raise ExperimentError(f"{experiment.root}: evaluate.protocol cadm: {err}") from err
 
 
 @one_line_errors("sweep")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and sweep (or merge, or print); returns the exit code."""
+    from mbmeta.runs.curve import merge_curve_and_write
     from mbmeta.runs.merge import merge_and_write
     from mbmeta.runs.sweep import (
         Sweep,
@@ -100,10 +123,14 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         return _error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.evaluate_only and args.replace:
+        return _error("--replace moves runs aside to train them again; it does not go with --evaluate-only")
     try:
         experiment = load_experiment(args.experiment)
         if args.merge_only:
-            _print_headline(experiment, merge_and_write(experiment))
+            summary = merge_and_write(experiment)
+            merge_curve_and_write(experiment)
+            _print_headline(experiment, summary)
             return 0
         jobs = plan_jobs(experiment, args.methods, args.seeds, args.run)
         directory = str(Path(args.experiment))
@@ -119,17 +146,23 @@ def run(argv: list[str]) -> int:
                 print("mbmeta " + " ".join(train_arguments(job.training)))
                 for evaluation in job.evaluations:
                     print("mbmeta " + " ".join(evaluate_arguments(experiment, evaluation)))
+                if experiment.evaluation.every_kept_checkpoint:
+                    print("# then one mbmeta evaluate per checkpoint the run keeps (loop.keep_checkpoints_every)")
             return 0
         check_train_configs(experiment, [job.training for job in jobs])
-        sweep = Sweep(experiment, jobs, parallel=args.jobs or default_parallel_jobs(), replace=args.replace)
+        parallel = args.jobs or default_parallel_jobs()
+        sweep = Sweep(experiment, jobs, parallel=parallel, replace=args.replace, train=not args.evaluate_only)
         sweep.check()  # before saying anything: results it would overwrite stop it here
-        print(f"sweep {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
+        what = "evaluating the models of" if args.evaluate_only else "sweep"
+        print(f"{what} {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)
+        merge_curve_and_write(experiment)
         log_to_wandb_agent(summary, jobs)
     except (ExperimentError, SweepError, ValueError) as err:
         return _error(str(err))
-    failed = [o for o in outcomes if o.status in ("failed", "not run")]
+    # with --evaluate-only, evaluations of unfinished trainings are expected not to run
+    failed = [o for o in outcomes if o.status == "failed" or (o.status == "not run" and not args.evaluate_only)]
     _print_headline(experiment, summary)
     if failed:
         print(f"mbmeta sweep: {len(failed)} step(s) failed or not run: {', '.join(o.step for o in failed)}")

@@ -10,7 +10,9 @@ Here every condition (and the train set, drawn the same way from the train split
 own task drawn as CaDM draws it (:meth:`TaskFamily.sample` on the condition: a region uniformly, then every
 parameter uniformly from its set), and its own start state. The report gives, per method, each condition's mean
 return, standard error and ``n``; the moderate and extreme averages (the mean of their conditions' means, with the
-standard error of that mean); and the test average over all test conditions (CaDM's logged ``test_tot``).
+standard error of that mean); and the test average over all test conditions (CaDM's logged ``test_tot``). The
+statistics are :mod:`mbmeta.evaluation.statistics`'; the experiment runner reduces each training seed to these
+numbers (:func:`protocol_scores` of its episodes) before summarising across seeds.
 
 Every method sees the same tasks and environment seeds, so the numbers compare between methods.
 """
@@ -21,7 +23,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from mbmeta.data.atomic import atomic_write
 from mbmeta.envs import families
 from mbmeta.envs.family import Condition, TaskFamily, describe_regions
 from mbmeta.evaluation.episodes import EpisodeRecord, evaluate_agent
+from mbmeta.evaluation.statistics import estimate, mean_of_means
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
 
@@ -127,31 +130,41 @@ def evaluate_protocol(
     return out
 
 
-def _stderr(values: Sequence[float]) -> float:
-    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+def protocol_scores(rows: Sequence[Mapping[str, Any]]) -> list[Score]:
+    """Per method: a :class:`Score` per condition (order of appearance), then the moderate, extreme and test averages.
+
+    Args:
+        rows: episodes as ``protocol.json`` stores them: mappings with ``method``, ``condition``, ``group`` and
+            ``episode_return`` (other keys are ignored).
+    """
+    scores: list[Score] = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        conditions, estimates = {}, {}
+        for name in dict.fromkeys(r["condition"] for r in mine):
+            returns = [float(r["episode_return"]) for r in mine if r["condition"] == name]
+            group = next(r["group"] for r in mine if r["condition"] == name)
+            est = estimate(returns)
+            conditions[name], estimates[name] = Score(method, name, group, est.mean, est.se, est.n), est
+        scores += conditions.values()
+        test = [name for name, s in conditions.items() if s.group != TRAIN]
+        for average in (*GROUP_ORDER, TEST):
+            members = test if average == TEST else [name for name in test if conditions[name].group == average]
+            if not members:
+                continue
+            mean, stderr = mean_of_means([estimates[name] for name in members])
+            scores.append(Score(method, average, average, mean, stderr, sum(conditions[m].n for m in members)))
+    return scores
 
 
 def summarise_protocol(episodes: Sequence[ProtocolEpisode]) -> list[Score]:
     """Per method: a :class:`Score` per condition (report order), then the moderate, extreme and test averages."""
-    scores: list[Score] = []
-    for method in dict.fromkeys(e.record.method for e in episodes):
-        rows = [e for e in episodes if e.record.method == method]
-        conditions = {}
-        for name in dict.fromkeys(e.condition for e in rows):
-            returns = [e.record.episode_return for e in rows if e.condition == name]
-            group = next(e.group for e in rows if e.condition == name)
-            conditions[name] = Score(method, name, group, float(np.mean(returns)), _stderr(returns), len(returns))
-        scores += conditions.values()
-        test = [s for s in conditions.values() if s.group != TRAIN]
-        for name in (*GROUP_ORDER, TEST):
-            members = test if name == TEST else [s for s in test if s.group == name]
-            if not members:
-                continue
-            # mean of the condition means; conditions are independent, so their standard errors add in quadrature
-            stderr = math.sqrt(sum(s.stderr**2 for s in members)) / len(members)
-            mean = float(np.mean([s.mean for s in members]))
-            scores.append(Score(method, name, name, mean, stderr, sum(s.n for s in members)))
-    return scores
+    return protocol_scores([protocol_row(e) for e in episodes])
+
+
+def protocol_row(episode: ProtocolEpisode) -> dict[str, Any]:
+    """One episode as ``protocol.json`` stores it: its condition and group, then the episode record's fields."""
+    return {"condition": episode.condition, "group": episode.group, **asdict(episode.record)}
 
 
 def format_protocol_table(scores: Sequence[Score], descriptions: dict[str, str] | None = None) -> str:
@@ -194,7 +207,7 @@ def write_protocol(
     payload = {
         **settings,
         "scores": [asdict(s) for s in scores],
-        "episodes": [{"condition": e.condition, "group": e.group, **asdict(e.record)} for e in episodes],
+        "episodes": [protocol_row(e) for e in episodes],
     }
     text = json.dumps(payload, indent=2, default=float)
     json_path = atomic_write(out / "protocol.json", lambda f: f.write(text.encode()))

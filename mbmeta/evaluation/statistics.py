@@ -126,6 +126,23 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimat
     return Estimate(mean, se, mean - half, mean + half, n, confidence)
 
 
+def mean_of_means(estimates: Sequence[Estimate]) -> tuple[float, float]:
+    """The unweighted mean of independent estimates' means, and its standard error.
+
+    The standard errors add in quadrature: ``sqrt(sum se_i^2) / k`` for ``k`` estimates (NaN if any is NaN). This is
+    how an average over conditions (e.g. CaDM's moderate test average, the mean of its conditions' means) is
+    reported for one model.
+
+    Raises:
+        ValueError: no estimates.
+    """
+    if not estimates:
+        raise ValueError("mean_of_means: no estimates to average")
+    k = len(estimates)
+    mean = math.fsum(e.mean for e in estimates) / k
+    return mean, math.sqrt(math.fsum(e.se**2 for e in estimates)) / k
+
+
 ABOVE, BELOW, NOT_ESTABLISHED = "above", "below", "not established"
 
 

@@ -123,6 +123,53 @@ class Difference:
         return f"{self.first} − {self.second}"
 
 
+SeedValues = Mapping[str, Mapping[str, Mapping[int, float]]]  # method -> condition -> training seed -> value
+
+
+def summarise_values(
+    values: SeedValues, conditions: Sequence[str], confidence: float = CONFIDENCE
+) -> list[MethodSummary]:
+    """Every method (in the order of ``values``) in every condition: its per-seed values and their estimate."""
+    rows = []
+    for condition in conditions:
+        for method, by_condition in values.items():
+            per_seed = dict(sorted(by_condition.get(condition, {}).items()))
+            rows.append(MethodSummary(method, condition, per_seed, estimate(list(per_seed.values()), confidence)))
+    return rows
+
+
+def difference_values(
+    values: SeedValues,
+    comparisons: Sequence[tuple[str, str]],
+    conditions: Sequence[str],
+    confidence: float = CONFIDENCE,
+) -> list[Difference]:
+    """Each comparison ``(a, b)`` in every condition: ``a − b`` per shared seed, summarised across those seeds.
+
+    Raises:
+        ValueError: a comparison names a method without values.
+    """
+    rows = []
+    for first, second in comparisons:
+        for name in (first, second):
+            if name not in values:
+                raise ValueError(f"comparison {first} − {second}: no results for method {name!r}")
+        for condition in conditions:
+            a, b = values[first].get(condition, {}), values[second].get(condition, {})
+            diffs = {seed: a[seed] - b[seed] for seed in sorted(a) if seed in b}
+            rows.append(Difference(first, second, condition, diffs, estimate(list(diffs.values()), confidence)))
+    return rows
+
+
+def episode_seed_values(
+    episodes: Mapping[str, EpisodesBySeed], metric: str, conditions: Sequence[Condition]
+) -> dict[str, dict[str, dict[int, float]]]:
+    """``method -> condition -> seed -> value``: each seed's mean of the metric over its episodes in the condition."""
+    return {
+        method: {c.name: seed_values(by_seed, metric, c) for c in conditions} for method, by_seed in episodes.items()
+    }
+
+
 def summarise_methods(
     episodes: Mapping[str, EpisodesBySeed],
     metric: str,
@@ -130,12 +177,8 @@ def summarise_methods(
     confidence: float = CONFIDENCE,
 ) -> list[MethodSummary]:
     """Every method in every condition (methods in the order of ``episodes``)."""
-    rows = []
-    for condition in conditions:
-        for method, by_seed in episodes.items():
-            values = seed_values(by_seed, metric, condition)
-            rows.append(MethodSummary(method, condition.name, values, estimate(list(values.values()), confidence)))
-    return rows
+    values = episode_seed_values(episodes, metric, conditions)
+    return summarise_values(values, [c.name for c in conditions], confidence)
 
 
 def paired_differences(
@@ -150,17 +193,8 @@ def paired_differences(
     Raises:
         ValueError: a comparison names a method without episodes.
     """
-    rows = []
-    for first, second in comparisons:
-        for name in (first, second):
-            if name not in episodes:
-                raise ValueError(f"comparison {first} − {second}: no results for method {name!r}")
-        for condition in conditions:
-            a = seed_values(episodes[first], metric, condition)
-            b = seed_values(episodes[second], metric, condition)
-            diffs = {seed: a[seed] - b[seed] for seed in a if seed in b}
-            rows.append(Difference(first, second, condition.name, diffs, estimate(list(diffs.values()), confidence)))
-    return rows
+    values = episode_seed_values(episodes, metric, conditions)
+    return difference_values(values, comparisons, [c.name for c in conditions], confidence)
 
 
 def format_number(value: float, digits: int = 1, signed: bool = False) -> str:

@@ -8,6 +8,8 @@ report compares, and the budget. Example::
     train:
       configs: [configs/pendulum.yaml]          # composed in this order, then each method's files
       seeds: [0, 1, 2]                          # training seeds (--loop.seed), for every method unless it says
+      order: method                             # jobs method by method (default), or `seed`: every method's seed 0
+                                                # first, so a sweep stopped early leaves complete pairs
     methods:
       none: configs/methods/none.yaml           # one file, or {configs: [...], seeds: [...]}
       context: {configs: [configs/methods/context.yaml]}
@@ -19,6 +21,13 @@ report compares, and the budget. Example::
       num_envs: 16
       seeds: [0]                                # evaluation seeds (--seed)
       agent: {}                                 # --agent.* overrides (a method's own `agent` goes on top)
+      every_kept_checkpoint: false              # also evaluate every checkpoint the loop keeps
+                                                # (loop.keep_checkpoints_every): the learning curve
+      curve_episodes: null                      # episodes per task (per condition with protocol) of those
+                                                # evaluations; null: as the final one's
+    # or, CaDM's protocol (cadm_* families): `mbmeta evaluate --protocol cadm`, the train set and each test
+    # condition; then split, tasks, episodes_per_task, error_horizon and video_tasks do not apply:
+    #   evaluate: {protocol: cadm, protocol_episodes: null, num_envs: 10, seeds: [0]}   # null: CaDM's count
     report:
       metrics: [episode_return]                 # the first is the headline; also length, success
       comparisons: [[context, none]]            # paired differences first − second
@@ -29,13 +38,15 @@ Files are laid out as::
 
     runs/<method>-seed<s>/                      the mbmeta train run directory (plus the runner's train.log, sweep.json)
     results/<method>-seed<s>/eval<e>/           one mbmeta evaluate output (evaluate.log, sweep.json)
+    results/<method>-seed<s>/curve/iteration_NNN/eval<e>/   the evaluation of a kept checkpoint
     results/table.md, results/summary.json      the merged table
+    results/curve.md, curve.json, curve.png     the learning curve (with every_kept_checkpoint)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +54,7 @@ from typing import Any
 import yaml
 
 from mbmeta.evaluation.tables import METRICS
+from mbmeta.runs.run_dir import KeptCheckpoint
 
 EXPERIMENT_FILE = "experiment.yaml"
 RUNS_DIR = "runs"
@@ -50,9 +62,17 @@ RESULTS_DIR = "results"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
-TRAIN_KEYS = {"configs", "seeds"}
+TRAIN_KEYS = {"configs", "seeds", "order"}
 METHOD_KEYS = {"configs", "seeds", "model_of", "agent"}
-EVALUATE_KEYS = {"split", "tasks", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent"}
+EVALUATE_KEYS = {
+    "split", "tasks", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
+    "protocol", "protocol_episodes", "every_kept_checkpoint", "curve_episodes",
+}  # fmt: skip
+PROTOCOLS = ("cadm",)
+# evaluate keys of `mbmeta evaluate`'s own evaluation that the protocol replaces (refused beside it)
+NOT_WITH_PROTOCOL = ("split", "tasks", "episodes_per_task", "error_horizon", "video_tasks")
+ORDERS = ("method", "seed")
+CURVE_DIR = "curve"
 REPORT_KEYS = {"metrics", "comparisons", "conditions"}
 
 
@@ -73,6 +93,12 @@ class EvaluationSettings:
         error_horizon: longest horizon of the prediction-error curve.
         video_tasks: GIFs of the first N tasks (0: none; videos do not change the numbers).
         agent: ``--agent.*`` overrides for every method.
+        protocol: ``cadm`` for CaDM's evaluation protocol (``mbmeta evaluate --protocol cadm``), None for the
+            test-split evaluation above.
+        protocol_episodes: episodes per protocol condition (None: the family's, CaDM's count).
+        every_kept_checkpoint: also evaluate every checkpoint a run keeps (``loop.keep_checkpoints_every``).
+        curve_episodes: episodes per task (per condition with a protocol) when evaluating kept checkpoints; None:
+            as the final evaluation.
     """
 
     split: str = "test"
@@ -83,6 +109,15 @@ class EvaluationSettings:
     error_horizon: int = 10
     video_tasks: int = 0
     agent: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None
+    protocol_episodes: int | None = None
+    every_kept_checkpoint: bool = False
+    curve_episodes: int | None = None
+
+    @property
+    def results_file(self) -> str:
+        """The file an evaluation writes its episodes to (present once it is done)."""
+        return "protocol.json" if self.protocol else "results.json"
 
 
 @dataclass(frozen=True)
@@ -144,6 +179,31 @@ class EvaluationRun:
         return f"{RESULTS_DIR}/{run_name(self.method, self.seed)}/eval{self.eval_seed}"
 
 
+@dataclass(frozen=True)
+class CurveEvaluation:
+    """One ``mbmeta evaluate`` of a kept checkpoint (a point of the learning curve) at one evaluation seed.
+
+    Attributes:
+        evaluation: the final model's evaluation of the same method, training seed and evaluation seed.
+        kept: the kept checkpoint, as its run's ``state.json`` records it.
+    """
+
+    evaluation: EvaluationRun
+    kept: KeptCheckpoint
+
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint, relative to the experiment directory."""
+        return f"{self.evaluation.training.run_dir}/{self.kept.checkpoint}"
+
+    @property
+    def out_dir(self) -> str:
+        """The output directory, relative to the experiment directory."""
+        e = self.evaluation
+        where = f"{CURVE_DIR}/iteration_{self.kept.iteration:03d}/eval{e.eval_seed}"
+        return f"{RESULTS_DIR}/{run_name(e.method, e.seed)}/{where}"
+
+
 def run_name(method: str, seed: int) -> str:
     """The directory name of a method's training seed: ``<method>-seed<s>``."""
     return f"{method}-seed{seed}"
@@ -164,6 +224,7 @@ class Experiment:
         comparisons: paired differences ``(first, second)``.
         conditions: named test conditions: name -> parameter -> values.
         budget: free-form description of the budget (recorded in the table).
+        order: ``method`` (jobs method by method) or ``seed`` (every method's seed 0, then seed 1, ...).
     """
 
     root: Path
@@ -176,6 +237,7 @@ class Experiment:
     comparisons: tuple[tuple[str, str], ...] = ()
     conditions: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    order: str = "method"
 
     @property
     def name(self) -> str:
@@ -183,23 +245,34 @@ class Experiment:
         return self.root.name
 
     def training_runs(self) -> list[TrainingRun]:
-        """Every training run, by method (file order), then seed."""
-        return [
+        """Every training run, by method (file order), then seed; by seed first with ``order: seed``."""
+        runs = [
             TrainingRun(m.name, seed, (*self.train_configs, *m.configs))
             for m in self.methods.values()
             if m.trains
             for seed in m.seeds
         ]
+        return self._ordered(runs)
 
     def evaluation_runs(self) -> list[EvaluationRun]:
-        """Every evaluation, by method, seed, evaluation seed."""
+        """Every evaluation, by method, seed, evaluation seed; by seed first with ``order: seed``."""
         trainings = {(t.method, t.seed): t for t in self.training_runs()}
-        return [
+        evaluations = [
             EvaluationRun(m.name, seed, eval_seed, trainings[(m.model_of, seed)])
             for m in self.methods.values()
             for seed in m.seeds
             for eval_seed in self.evaluation.seeds
         ]
+        return self._ordered(evaluations)
+
+    def _ordered(self, runs: list[Any]) -> list[Any]:
+        return sorted(runs, key=lambda run: run.seed) if self.order == "seed" else runs  # stable: methods in order
+
+    def curve_evaluations(self, evaluation: EvaluationRun, kept: Sequence[KeptCheckpoint]) -> list[CurveEvaluation]:
+        """The evaluations of a run's kept checkpoints for one final evaluation (none unless every_kept_checkpoint)."""
+        if not self.evaluation.every_kept_checkpoint:
+            return []
+        return [CurveEvaluation(evaluation, k) for k in sorted(kept, key=lambda k: k.iteration)]
 
     def evaluation_agent(self, method: str) -> dict[str, Any]:
         """The ``--agent.*`` overrides a method is evaluated with (the experiment's, then its own)."""
@@ -286,6 +359,9 @@ class _Parser:
             raise self.fail("train.configs", "missing (required)")
         train_configs = self.config_files(train["configs"], "train.configs")
         default_seeds = self.seeds(train.get("seeds", [0]), "train.seeds")
+        order = train.get("order", "method")
+        if order not in ORDERS:
+            raise self.fail("train.order", f"expected one of {', '.join(ORDERS)}, got {order!r}")
         methods = self.methods(raw["methods"], default_seeds)
         evaluation = self.evaluation(raw["evaluate"])
         report = self.mapping(raw.get("report", {}), "report", REPORT_KEYS)
@@ -297,6 +373,13 @@ class _Parser:
                 raise self.fail("report.metrics", f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
         comparisons = self.comparisons(report.get("comparisons", []), methods)
         conditions = self.conditions(report.get("conditions", {}))
+        if evaluation.protocol is not None:
+            if metrics != ["episode_return"]:
+                raise self.fail(
+                    "report.metrics", f"evaluate.protocol {evaluation.protocol} reports episode_return only"
+                )
+            if conditions:
+                raise self.fail("report.conditions", f"evaluate.protocol {evaluation.protocol} has its own conditions")
         budget = self.mapping(raw.get("budget", {}), "budget")
         description = raw.get("description", "")
         if not isinstance(description, str):
@@ -312,6 +395,7 @@ class _Parser:
             comparisons=comparisons,
             conditions=conditions,
             budget=budget,
+            order=order,
         )
 
     def methods(self, raw: Any, default_seeds: tuple[int, ...]) -> dict[str, Method]:
@@ -364,6 +448,28 @@ class _Parser:
         if "seeds" in raw:
             settings["seeds"] = self.seeds(raw["seeds"], "evaluate.seeds")
         settings["agent"] = self.mapping(raw.get("agent", {}), "evaluate.agent")
+        protocol = raw.get("protocol")
+        if protocol is not None:
+            if protocol not in PROTOCOLS:
+                raise self.fail(
+                    "evaluate.protocol", f"expected one of {', '.join(PROTOCOLS)} or null, got {protocol!r}"
+                )
+            ignored = [key for key in NOT_WITH_PROTOCOL if key in raw]
+            if ignored:
+                raise self.fail(f"evaluate.{ignored[0]}", f"does not apply with evaluate.protocol {protocol}")
+            settings["protocol"] = protocol
+        if raw.get("protocol_episodes") is not None:
+            if protocol is None:
+                raise self.fail("evaluate.protocol_episodes", "applies only with evaluate.protocol")
+            settings["protocol_episodes"] = self.integer(raw["protocol_episodes"], "evaluate.protocol_episodes", 1)
+        every = raw.get("every_kept_checkpoint", False)
+        if not isinstance(every, bool):
+            raise self.fail("evaluate.every_kept_checkpoint", f"expected true or false, got {every!r}")
+        settings["every_kept_checkpoint"] = every
+        if raw.get("curve_episodes") is not None:
+            if not every:
+                raise self.fail("evaluate.curve_episodes", "applies only with evaluate.every_kept_checkpoint: true")
+            settings["curve_episodes"] = self.integer(raw["curve_episodes"], "evaluate.curve_episodes", 1)
         return EvaluationSettings(**settings)
 
     def comparisons(self, raw: Any, methods: Mapping[str, Method]) -> tuple[tuple[str, str], ...]:

@@ -150,7 +150,8 @@ def run_training(
                 f"realised {metrics['plan/realised_return_mean']:.1f}"
             )
             _record_curve(run, iteration, metrics, "mpc", len(collection.episodes), buffer, family.name)
-            state = run.commit(buffer, iteration=iteration, checkpoint=fitted)  # the commit point of this iteration
+            keep = loop.keeps_checkpoint(iteration)  # kept for good (learning curves), else pruned by the next commit
+            state = run.commit(buffer, iteration=iteration, checkpoint=fitted, keep=keep)  # this iteration's commit
 
         # ----- done ---------------------------------------------------------------------------------------------
         if not run.checkpoint_path.is_file():

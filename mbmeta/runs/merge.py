@@ -1,10 +1,16 @@
 """The merged table of an experiment: every declared evaluation on disk, summarised across training seeds.
 
-Reads ``results/<method>-seed<s>/eval<e>/results.json`` for every evaluation the experiment declares, checks each
-against its ``sweep.json`` stamp (same evaluation settings as the design; results of other settings are reported as
-stale and left out), and writes ``results/table.md`` (for people) and ``results/summary.json`` (for programs). Every
-declared run appears: done, failed (training or evaluation, with its log), incomplete, stale or missing; result
-directories the design does not declare are listed too, so nothing on disk is silently ignored or silently used.
+Reads ``results/<method>-seed<s>/eval<e>/results.json`` (``protocol.json`` with ``evaluate.protocol: cadm``) for every
+evaluation the experiment declares, checks each against its ``sweep.json`` stamp (same evaluation settings as the
+design; results of other settings are reported as stale and left out), and writes ``results/table.md`` (for people)
+and ``results/summary.json`` (for programs). Every declared run appears: done, failed (training or evaluation, with
+its log), incomplete, stale or missing; result directories the design does not declare are listed too, so nothing
+on disk is silently ignored or silently used.
+
+Each training seed is reduced first (its episodes over every evaluation seed), then summarised across seeds. Under
+CaDM's protocol a seed's number in a condition (``train``, ``c0`` …) is the mean return of its episodes there, and
+in an average (``moderate``, ``extreme``, ``test``) the mean of its conditions' numbers, as CaDM reports them
+(:func:`~mbmeta.evaluation.protocol.protocol_scores`); the headline is the moderate average (CaDM's Table 1).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.data.atomic import atomic_write
+from mbmeta.evaluation.protocol import GROUP_ORDER, TEST, TRAIN, protocol_scores
 from mbmeta.evaluation.statistics import CONFIDENCE, Estimate
 from mbmeta.evaluation.tables import (
     METRICS,
@@ -26,15 +33,18 @@ from mbmeta.evaluation.tables import (
     condition_table,
     conditions_for,
     difference_table,
+    difference_values,
     method_table,
     paired_differences,
     summarise_methods,
+    summarise_values,
 )
 from mbmeta.runs.experiment import RESULTS_DIR, EvaluationRun, Experiment
-from mbmeta.runs.sweep import REPLACED_DIR, RESULTS_FILE, STAMP_FILE, evaluation_settings, read_stamp
+from mbmeta.runs.sweep import REPLACED_DIR, STAMP_FILE, evaluation_settings, read_stamp
 
 TABLE_FILE = "table.md"
 SUMMARY_FILE = "summary.json"
+PROTOCOL_HEADLINE = "moderate"  # CaDM's Table 1 reports the moderate test average
 
 
 @dataclass(frozen=True)
@@ -55,20 +65,9 @@ class RunStatus:
 
 def evaluation_status(experiment: Experiment, evaluation: EvaluationRun) -> RunStatus:
     """The status of one declared evaluation, from its stamp and its training run's stamp."""
-    directory = experiment.root / evaluation.out_dir
-    stamp = read_stamp(directory)
-    if stamp is not None and stamp.get("status") == "done":
-        if not (directory / RESULTS_FILE).is_file():
-            return RunStatus(evaluation, "incomplete", f"{evaluation.out_dir}/{RESULTS_FILE} is missing")
-        if stamp.get("settings") != evaluation_settings(experiment, evaluation):
-            return RunStatus(evaluation, "stale", "evaluated with other settings than the design's")
-        return RunStatus(evaluation, "done")
-    if stamp is not None and stamp.get("status") == "failed":
-        return RunStatus(evaluation, "failed", f"evaluation failed, see {evaluation.out_dir}/evaluate.log")
-    if stamp is not None and stamp.get("status") == "running":
-        return RunStatus(evaluation, "incomplete", "evaluation started but did not finish")
-    if (directory / RESULTS_FILE).is_file():
-        return RunStatus(evaluation, "stale", f"results without a {STAMP_FILE}: settings unknown")
+    status, detail = output_status(experiment, evaluation.out_dir, evaluation_settings(experiment, evaluation))
+    if status != "missing":
+        return RunStatus(evaluation, status, detail)
     training = read_stamp(experiment.root / evaluation.training.run_dir)
     if training is not None and training.get("status") == "failed":
         detail = training.get("detail") or f"training failed, see {evaluation.training.run_dir}/train.log"
@@ -78,24 +77,92 @@ def evaluation_status(experiment: Experiment, evaluation: EvaluationRun) -> RunS
     return RunStatus(evaluation, "missing", "not run yet")
 
 
+def output_status(experiment: Experiment, out_dir: str, settings: dict[str, Any]) -> tuple[str, str]:
+    """``(status, detail)`` of one evaluation output from its stamp: done, failed, incomplete, stale or missing."""
+    directory = experiment.root / out_dir
+    results_file = experiment.evaluation.results_file
+    stamp = read_stamp(directory)
+    if stamp is not None and stamp.get("status") == "done":
+        if not (directory / results_file).is_file():
+            return "incomplete", f"{out_dir}/{results_file} is missing"
+        if stamp.get("settings") != settings:
+            return "stale", "evaluated with other settings than the design's"
+        return "done", ""
+    if stamp is not None and stamp.get("status") == "failed":
+        return "failed", f"evaluation failed, see {out_dir}/evaluate.log"
+    if stamp is not None and stamp.get("status") == "running":
+        return "incomplete", "evaluation started but did not finish"
+    if (directory / results_file).is_file():
+        return "stale", f"results without a {STAMP_FILE}: settings unknown"
+    return "missing", "not run yet"
+
+
 def load_episodes(experiment: Experiment, status: RunStatus) -> list[dict[str, Any]]:
-    """The episodes of a done evaluation (its method's only).
+    """The episodes of a done evaluation (its method's only)."""
+    return load_output(experiment, status.evaluation.out_dir, status.evaluation.method)
+
+
+def load_output(experiment: Experiment, out_dir: str, method: str) -> list[dict[str, Any]]:
+    """The episodes of one method in an evaluation output (``results.json``, or ``protocol.json`` with a protocol).
 
     Raises:
-        ValueError: the results are of another family or split, or hold no episode of the method (names the file).
+        ValueError: the results are of another family, split or protocol, or hold no episode of the method (names
+            the file).
     """
-    path = experiment.root / status.evaluation.out_dir / RESULTS_FILE
+    settings = experiment.evaluation
+    path = experiment.root / out_dir / settings.results_file
     try:
         results = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from err
-    family, split = results.get("family"), results.get("split")
-    if family not in (None, experiment.family) or split not in (None, experiment.evaluation.split):
-        raise ValueError(f"{path} evaluates {family}/{split}, not {experiment.family}/{experiment.evaluation.split}")
-    episodes = [e for e in results.get("episodes", []) if e.get("method") == status.evaluation.method]
+    family = results.get("family")
+    if settings.protocol is not None:
+        if family != experiment.family or results.get("protocol") != settings.protocol:
+            found = f"protocol {results.get('protocol')} on {family}"
+            raise ValueError(f"{path} holds {found}, not protocol {settings.protocol} on {experiment.family}")
+    else:
+        split = results.get("split")
+        if family not in (None, experiment.family) or split not in (None, settings.split):
+            raise ValueError(f"{path} evaluates {family}/{split}, not {experiment.family}/{settings.split}")
+    episodes = [e for e in results.get("episodes", []) if e.get("method") == method]
     if not episodes:
-        raise ValueError(f"{path} holds no episode labelled {status.evaluation.method!r}")
+        raise ValueError(f"{path} holds no episode labelled {method!r}")
     return episodes
+
+
+Rows = dict[str, dict[int, list[dict[str, Any]]]]  # method -> training seed -> episodes (over evaluation seeds)
+
+
+def protocol_values(rows: Rows, order: list[str] | None = None) -> tuple[list[str], dict[str, dict[str, dict]]]:
+    """Per method, condition and training seed, the seed's protocol score (:func:`protocol_scores` of its episodes).
+
+    Returns:
+        The conditions and averages: ``order`` (also those without results yet), then any other found, in order of
+        appearance; and ``method -> condition -> seed -> value``.
+    """
+    values: dict[str, dict[str, dict[int, float]]] = {method: {} for method in rows}
+    seen: dict[str, None] = {}
+    for method, by_seed in rows.items():
+        for seed, episodes in sorted(by_seed.items()):
+            for score in protocol_scores(episodes):
+                values[method].setdefault(score.name, {})[seed] = score.mean
+                seen.setdefault(score.name)
+    ordered = list(order or [])
+    return ordered + [name for name in seen if name not in ordered], values
+
+
+def protocol_order(family: str) -> tuple[list[str], dict[str, str]]:
+    """The report order of a family's protocol conditions and averages, and what each covers (empty if unknown)."""
+    from mbmeta.envs import get_family
+    from mbmeta.evaluation.protocol import condition_descriptions, protocol_conditions
+
+    try:
+        found = get_family(family)
+        names = [c.name for c in protocol_conditions(found)]
+        descriptions = condition_descriptions(found)
+    except (KeyError, ValueError):
+        return [TRAIN, *GROUP_ORDER, TEST], {}
+    return [*names, *GROUP_ORDER, TEST], descriptions
 
 
 def undeclared_results(experiment: Experiment) -> list[str]:
@@ -104,7 +171,7 @@ def undeclared_results(experiment: Experiment) -> list[str]:
     results = experiment.root / RESULTS_DIR
     found = {
         str(p.parent.relative_to(experiment.root))
-        for pattern in (f"*/*/{RESULTS_FILE}", f"*/*/{STAMP_FILE}")
+        for pattern in (f"*/*/{experiment.evaluation.results_file}", f"*/*/{STAMP_FILE}")
         for p in results.glob(pattern)
         if p.parent.parent.name != REPLACED_DIR
     }
@@ -114,17 +181,32 @@ def undeclared_results(experiment: Experiment) -> list[str]:
 def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, Any]:
     """Summarise every done evaluation of the experiment; returns what :func:`write_merged` writes."""
     statuses = [evaluation_status(experiment, e) for e in experiment.evaluation_runs()]
-    episodes: dict[str, dict[int, list[dict[str, Any]]]] = {m: {} for m in experiment.methods}
+    episodes: Rows = {m: {} for m in experiment.methods}
     for status in statuses:
         if status.status == "done":
             seed_episodes = episodes[status.evaluation.method].setdefault(status.evaluation.seed, [])
             seed_episodes += load_episodes(experiment, status)
-    conditions = conditions_for(episodes, experiment.conditions)
-    metrics = {}
-    for metric in experiment.metrics:
-        rows = summarise_methods(episodes, metric, conditions, confidence)
-        differences = paired_differences(episodes, experiment.comparisons, metric, conditions, confidence)
-        metrics[metric] = {"methods": _method_dict(rows), "differences": _difference_dict(differences)}
+    protocol: dict[str, Any] = {}
+    if experiment.evaluation.protocol is not None:
+        order, descriptions = protocol_order(experiment.family)
+        names, values = protocol_values(episodes, order)
+        rows = summarise_values(values, names, confidence)
+        differences = difference_values(values, experiment.comparisons, names, confidence)
+        metrics = {"episode_return": {"methods": _method_dict(rows), "differences": _difference_dict(differences)}}
+        protocol = {
+            "protocol": experiment.evaluation.protocol,
+            "protocol_episodes": experiment.evaluation.protocol_episodes,
+            "headline": PROTOCOL_HEADLINE,
+            "conditions": names,
+            "condition_descriptions": {name: descriptions.get(name, "") for name in names},
+        }
+    else:
+        conditions = conditions_for(episodes, experiment.conditions)
+        metrics = {}
+        for metric in experiment.metrics:
+            rows = summarise_methods(episodes, metric, conditions, confidence)
+            differences = paired_differences(episodes, experiment.comparisons, metric, conditions, confidence)
+            metrics[metric] = {"methods": _method_dict(rows), "differences": _difference_dict(differences)}
     return {
         "experiment": experiment.name,
         "family": experiment.family,
@@ -134,6 +216,7 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
         "budget": experiment.budget,
         "evaluation_seeds": list(experiment.evaluation.seeds),
         "named_conditions": {name: list(values) for name, values in experiment.conditions.items()},
+        **protocol,
         "metrics": metrics,
         "runs": [
             {
@@ -151,7 +234,8 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
     }
 
 
-def _estimate_dict(est: Estimate, per_seed: dict[int, float]) -> dict[str, Any]:
+def estimate_dict(est: Estimate, per_seed: dict[int, float]) -> dict[str, Any]:
+    """An estimate as ``summary.json`` stores it: mean, se, low, high (None if undefined), n, per-seed values."""
     finite = {k: (v if math.isfinite(v) else None) for k, v in (("se", est.se), ("low", est.low), ("high", est.high))}
     mean = est.mean if math.isfinite(est.mean) else None
     return {"mean": mean, **finite, "n": est.n, "per_seed": {str(s): v for s, v in per_seed.items()}}
@@ -160,14 +244,14 @@ def _estimate_dict(est: Estimate, per_seed: dict[int, float]) -> dict[str, Any]:
 def _method_dict(rows: list[MethodSummary]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        out.setdefault(row.method, {})[row.condition] = _estimate_dict(row.estimate, row.per_seed)
+        out.setdefault(row.method, {})[row.condition] = estimate_dict(row.estimate, row.per_seed)
     return out
 
 
 def _difference_dict(rows: list[Difference]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        entry = {**_estimate_dict(row.estimate, row.per_seed), "verdict": row.verdict}
+        entry = {**estimate_dict(row.estimate, row.per_seed), "verdict": row.verdict}
         out.setdefault(f"{row.first} - {row.second}", {})[row.condition] = entry
     return out
 
@@ -193,7 +277,7 @@ def _rows_from(
         entry = summary_methods.get(method, {}).get(condition)
         if entry is None:
             entry = {"mean": None, "se": None, "low": None, "high": None, "n": 0, "per_seed": {}}
-        rows.append(MethodSummary(method, condition, _per_seed(entry), _estimate_of(entry, confidence)))
+        rows.append(MethodSummary(method, condition, _per_seed(entry), estimate_of(entry, confidence)))
     return rows
 
 
@@ -201,7 +285,9 @@ def _per_seed(entry: dict[str, Any]) -> dict[int, float]:
     return {int(s): v for s, v in entry["per_seed"].items()}
 
 
-def _estimate_of(entry: dict[str, Any], confidence: float) -> Estimate:
+def estimate_of(entry: dict[str, Any], confidence: float) -> Estimate:
+    """The :class:`Estimate` of an entry as :func:`estimate_dict` stores it."""
+
     def number(key: str) -> float:
         return math.nan if entry.get(key) is None else float(entry[key])
 
@@ -218,15 +304,20 @@ def _run_notes(summary: dict[str, Any]) -> dict[str, str]:
     return {m: ", ".join(f"{c[s]} {s}" for s in order if s in c) for m, c in counts.items()}
 
 
+def headline(summary: dict[str, Any]) -> str:
+    """The condition the headline table shows: ``overall``, or the moderate average under CaDM's protocol."""
+    return summary.get("headline", OVERALL)
+
+
 def _condition_section(experiment: Experiment, summary: dict[str, Any], metric: str, condition: str) -> list[str]:
-    """The method table of one condition (with the run counts for ``overall``) and its paired differences."""
+    """The method table of one condition (with the run counts for the headline) and its paired differences."""
     digits, confidence = METRICS[metric][1], summary["confidence"]
     tables = summary["metrics"][metric]
     rows = _rows_from(tables["methods"], condition, list(experiment.methods), confidence)
-    notes = _run_notes(summary) if condition == OVERALL else None
+    notes = _run_notes(summary) if condition == headline(summary) else None
     lines = [method_table(rows, digits, notes), ""]
     differences = [
-        Difference(a, b, condition, _per_seed(entry), _estimate_of(entry, confidence))
+        Difference(a, b, condition, _per_seed(entry), estimate_of(entry, confidence))
         for a, b in experiment.comparisons
         if (entry := tables["differences"].get(f"{a} - {b}", {}).get(condition)) is not None
     ]
@@ -237,13 +328,15 @@ def _condition_section(experiment: Experiment, summary: dict[str, Any], metric: 
 
 def headline_table(experiment: Experiment, summary: dict[str, Any]) -> str:
     """The overall table of the first metric and its differences (what ``mbmeta sweep`` prints at the end)."""
-    metric = experiment.metrics[0]
-    title = f"{experiment.name}: {METRICS[metric][0]}, {OVERALL}"
-    return "\n".join([title, "", *_condition_section(experiment, summary, metric, OVERALL)]).rstrip() + "\n"
+    metric, condition = experiment.metrics[0], headline(summary)
+    title = f"{experiment.name}: {METRICS[metric][0]}, {condition}"
+    return "\n".join([title, "", *_condition_section(experiment, summary, metric, condition)]).rstrip() + "\n"
 
 
 def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
     """The Markdown of ``results/table.md``."""
+    if "protocol" in summary:
+        return render_protocol_table(experiment, summary)
     methods = list(experiment.methods)
     confidence = summary["confidence"]
     e = experiment.evaluation
@@ -277,15 +370,58 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         ]
         if task_rows:
             lines += ["### per task", "", condition_table(task_rows, methods, METRICS[metric][1]), ""]
-    lines += ["## runs", "", "| method | training seed | evaluation seed | status | detail |"]
-    lines.append("|---|---:|---:|---|---|")
+    return "\n".join(lines + _runs_section(summary)) + "\n"
+
+
+def _runs_section(summary: dict[str, Any]) -> list[str]:
+    lines = ["## runs", "", "| method | training seed | evaluation seed | status | detail |", "|---|---:|---:|---|---|"]
     for run in summary["runs"]:
         lines.append(
             f"| `{run['method']}` | {run['seed']} | {run['eval_seed']} | {run['status']} | {run['detail'] or '—'} |"
         )
     if summary["not_in_design"]:
         lines += ["", "Result directories not in the design (not merged): " + ", ".join(summary["not_in_design"])]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> str:
+    """The Markdown of ``results/table.md`` under CaDM's protocol: the headline, every condition, the runs."""
+    methods, confidence = list(experiment.methods), summary["confidence"]
+    e = experiment.evaluation
+    episodes = "the family's (CaDM's) number of" if e.protocol_episodes is None else f"{e.protocol_episodes}"
+    describe = summary["condition_descriptions"]
+    lines = [
+        f"# {experiment.name}: merged results",
+        "",
+        *([experiment.description, ""] if experiment.description else []),
+        f"Family `{experiment.family}`, CaDM's evaluation protocol (`mbmeta evaluate --protocol {e.protocol}`): the "
+        f"train set and each test condition, {episodes} episodes each, every episode on its own task drawn as CaDM "
+        f"draws them; evaluation seed(s) {', '.join(map(str, e.seeds))}. Each training seed counts once: its number "
+        "in a condition is the mean return of its episodes there (over every evaluation seed), in an average the "
+        "mean of its conditions' numbers, as CaDM reports them; across seeds the mean, its standard error, the "
+        f"two-sided {100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a "
+        "verdict says `above` or `below` only when the interval of the difference excludes zero. The headline is "
+        "the moderate average, the number CaDM's Table 1 reports.",
+        "",
+        f"Rebuild with `mbmeta sweep experiments/{experiment.name} --merge-only`; reproduce with "
+        f"`mbmeta sweep experiments/{experiment.name}`.",
+        "",
+    ]
+    if experiment.budget:
+        lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
+    lines += ["## episode return, every condition", ""]
+    table_rows = [
+        row
+        for name in summary["conditions"]
+        for row in _rows_from(summary["metrics"]["episode_return"]["methods"], name, methods, confidence)
+    ]
+    if table_rows:
+        lines += [condition_table(table_rows, methods, METRICS["episode_return"][1]), ""]
+    names = [headline(summary), *(n for n in summary["conditions"] if n != headline(summary))]
+    for name in names:
+        title = f"### {name}" + (f" ({describe[name]})" if describe.get(name) else "")
+        lines += [title, "", *_condition_section(experiment, summary, "episode_return", name)]
+    return "\n".join(lines + _runs_section(summary)) + "\n"
 
 
 def _task_conditions(methods: dict[str, Any], exclude: list[str]) -> list[str]:

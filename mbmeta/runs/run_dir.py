@@ -5,10 +5,12 @@ A run directory holds::
     config.json                     settings of the run (a resumed run must use the same ones)
     wandb_id                        the W&B run id (online: a resumed run logs into the same W&B run)
     buffer.npz                      every episode collected so far
-    checkpoints/iteration_NNN.ckpt  the model fitted in the last completed iteration
+    checkpoints/iteration_NNN.ckpt  the model fitted in the last completed iteration (and, with
+                                    ``loop.keep_checkpoints_every``, those of every k-th iteration)
     model.ckpt                      the same file under a stable name (a hard link or copy)
     state.json                      the commit record: iterations completed, episodes in the buffer, checkpoint,
-                                    the digest of the committed episodes and the SHA-256 of the checkpoint
+                                    the digest of the committed episodes and the SHA-256 of the checkpoint; the
+                                    kept checkpoints with their SHA-256 and what they were fitted on
 
 Every file is written atomically (temporary sibling, flush, fsync, rename; mode from the umask), and a step is
 committed only when ``state.json`` is rewritten after its buffer and checkpoint are on disk. A directory is either
@@ -41,6 +43,45 @@ WANDB_ID_FILE = "wandb_id"
 LOCK_FILE = ".lock"
 
 
+@dataclasses.dataclass(frozen=True)
+class KeptCheckpoint:
+    """A checkpoint kept for good (``loop.keep_checkpoints_every``): a point of a learning curve.
+
+    Attributes:
+        iteration: the iteration that fitted it (1-based).
+        checkpoint: its path relative to the run directory.
+        sha256: SHA-256 of the file when it was committed.
+        episodes: episodes the model was fitted on (the buffer before that iteration's collection).
+        transitions: transitions (environment steps) the model was fitted on.
+    """
+
+    iteration: int
+    checkpoint: str
+    sha256: str
+    episodes: int
+    transitions: int
+
+    @classmethod
+    def from_record(cls, record: Any, where: str) -> KeptCheckpoint:
+        """Read one ``kept`` entry of a state file.
+
+        Raises:
+            ValueError: the entry is not an object with these fields and types (``where`` names the file).
+        """
+        try:
+            kept = cls(**record)
+        except TypeError as err:
+            raise ValueError(f"{where} is corrupt: kept checkpoint {record!r} ({err})") from err
+        for name in ("iteration", "episodes", "transitions"):
+            value = getattr(kept, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{where} is corrupt: kept checkpoint {name} is {value!r}, not an int >= 0")
+        for name in ("checkpoint", "sha256"):
+            if not isinstance(getattr(kept, name), str):
+                raise ValueError(f"{where} is corrupt: kept checkpoint {name} is {getattr(kept, name)!r}")
+        return kept
+
+
 @dataclasses.dataclass
 class LoopState:
     """Progress of a run: the commit record, rewritten atomically after every completed step.
@@ -50,6 +91,8 @@ class LoopState:
         episodes: episodes in the buffer when the state was saved; extra episodes found on resume were written by
             a step that did not complete and are dropped (then collected again).
         checkpoint: the completed iteration's checkpoint, relative to the run directory (None before the first fit).
+        kept: the checkpoints kept for good, by iteration (written only when there are some, so a run that keeps
+            none has the same state file as before the setting existed).
     """
 
     iteration: int = 0
@@ -57,6 +100,7 @@ class LoopState:
     checkpoint: str | None = None
     buffer_digest: str | None = None
     checkpoint_sha256: str | None = None
+    kept: tuple[KeptCheckpoint, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> LoopState:
@@ -78,6 +122,9 @@ class LoopState:
             raise
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError, OSError) as err:
             raise ValueError(f"loop state file {str(path)!r} is corrupt ({err}); {ways_out}") from err
+        if not isinstance(state.kept, list | tuple):
+            raise ValueError(f"loop state file {str(path)!r} is corrupt: kept is {state.kept!r}, not a list")
+        state.kept = tuple(KeptCheckpoint.from_record(k, f"loop state file {str(path)!r}") for k in state.kept)
         for name in ("iteration", "episodes"):
             value = getattr(state, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -90,7 +137,10 @@ class LoopState:
 
     def save(self, path: Path) -> None:
         """Write the state atomically."""
-        atomic_write(path, lambda f: f.write(json.dumps(dataclasses.asdict(self)).encode()))
+        record = dataclasses.asdict(self)
+        if not self.kept:
+            del record["kept"]
+        atomic_write(path, lambda f: f.write(json.dumps(record).encode()))
 
 
 class RunInUseError(RuntimeError):
@@ -102,10 +152,14 @@ class RunLock:
 
     Two processes running the same directory would interleave their writes; the second one fails at once instead.
     Where ``fcntl`` is missing (Windows) the lock is a no-op.
+
+    Args:
+        run_dir: the directory.
+        name: the lock file's name in it (another name locks something else in the same directory).
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_FILE
+    def __init__(self, run_dir: Path, name: str = LOCK_FILE) -> None:
+        self.path = run_dir / name
         self._file: Any = None
 
     def __enter__(self) -> RunLock:
@@ -246,11 +300,10 @@ class RunDirectory:
                 )
             return LoopState()
         state = LoopState.load(self.state_path)
-        if state.checkpoint is not None:
-            committed = (self.path / state.checkpoint).resolve()
-            if not committed.is_relative_to(self.path.resolve()):
+        for checkpoint in (state.checkpoint, *(k.checkpoint for k in state.kept)):
+            if checkpoint is not None and not (self.path / checkpoint).resolve().is_relative_to(self.path.resolve()):
                 raise ValueError(
-                    f"loop state file {str(self.state_path)!r} is corrupt: checkpoint {state.checkpoint!r} lies "
+                    f"loop state file {str(self.state_path)!r} is corrupt: checkpoint {checkpoint!r} lies "
                     "outside the run directory"
                 )
         if state.episodes > 0:
@@ -296,7 +349,7 @@ class RunDirectory:
         """The committed buffer and checkpoint of a run with ``state.episodes > 0``.
 
         Drops episodes an interrupted step appended, republishes ``model.ckpt`` from the committed iteration
-        checkpoint and deletes any other iteration checkpoint.
+        checkpoint and deletes any other iteration checkpoint but the kept ones.
 
         Returns:
             The buffer, and the committed checkpoint (None before the first fit).
@@ -335,28 +388,46 @@ class RunDirectory:
             )
         if committed != self.checkpoint_path:
             publish(committed, self.checkpoint_path)  # repairs a kill between the commit and the publish
-        self._prune_checkpoints(keep=committed)
+        self._prune_checkpoints(committed, state.kept)
         return buffer, committed
 
-    def commit(self, buffer: EpisodeBuffer, iteration: int, checkpoint: Path | None = None) -> LoopState:
-        """Save the buffer, then the state (the commit point), then publish the checkpoint as ``model.ckpt``."""
+    def commit(
+        self, buffer: EpisodeBuffer, iteration: int, checkpoint: Path | None = None, *, keep: bool = False
+    ) -> LoopState:
+        """Save the buffer, then the state (the commit point), then publish the checkpoint as ``model.ckpt``.
+
+        Args:
+            buffer: every episode collected so far.
+            iteration: the iteration this commit completes (0: the initial data).
+            checkpoint: the checkpoint fitted in this iteration (None for iteration 0).
+            keep: keep the checkpoint for good: it is recorded in the state's ``kept`` list (with its SHA-256 and
+                the episodes and transitions of the previous commit, which it was fitted on) and never pruned.
+        """
+        previous = LoopState.load(self.state_path) if self.state_path.is_file() else LoopState()
         buffer.save(self.buffer_path)
-        state = LoopState(iteration=iteration, episodes=buffer.num_episodes, buffer_digest=buffer.digest())
+        state = LoopState(
+            iteration=iteration, episodes=buffer.num_episodes, buffer_digest=buffer.digest(), kept=previous.kept
+        )
         if checkpoint is not None:
             state.checkpoint = str(checkpoint.relative_to(self.path))
             state.checkpoint_sha256 = file_sha256(checkpoint)
+            if keep:
+                fitted = previous.episodes, int(buffer.episode_starts[previous.episodes])  # what it was fitted on
+                record = KeptCheckpoint(iteration, state.checkpoint, state.checkpoint_sha256, *fitted)
+                state.kept = (*(k for k in previous.kept if k.iteration != iteration), record)
         state.save(self.state_path)
         if checkpoint is not None:
             publish(checkpoint, self.checkpoint_path)
-            self._prune_checkpoints(keep=checkpoint)
+            self._prune_checkpoints(checkpoint, state.kept)
         return state
 
     def wandb_options(self, mode: str | None = None) -> dict[str, str]:
         """See :func:`wandb_resume_options`."""
         return wandb_resume_options(self.path, mode)
 
-    def _prune_checkpoints(self, keep: Path) -> None:
-        """Delete iteration checkpoints other than ``keep`` (older ones, or one left by an uncommitted iteration)."""
+    def _prune_checkpoints(self, committed: Path, kept: tuple[KeptCheckpoint, ...] = ()) -> None:
+        """Delete iteration checkpoints but the committed and the kept ones (older ones, or an uncommitted one)."""
+        keep = {committed.resolve(), *((self.path / k.checkpoint).resolve() for k in kept)}
         for path in self.checkpoint_dir.glob("iteration_*.ckpt"):
-            if path.resolve() != keep.resolve():
+            if path.resolve() not in keep:
                 path.unlink(missing_ok=True)

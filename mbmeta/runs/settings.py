@@ -28,6 +28,10 @@ class LoopSettings:
             batched over them.
         vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).
         epochs_per_iteration: Lightning epochs of fitting per iteration (warm-started from the previous iteration).
+        keep_checkpoints_every: also keep the checkpoint of every k-th iteration (k, 2k, ...) under
+            ``checkpoints/``, recorded with its SHA-256 and the transitions it was fitted on in ``state.json``
+            (for learning curves); 0 keeps only the last one. Changes no result, but a resumed run must keep the
+            same value, so that its kept checkpoints are exactly every k-th.
     """
 
     family: str = "pendulum"
@@ -41,3 +45,14 @@ class LoopSettings:
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"
     epochs_per_iteration: int = 10
+    keep_checkpoints_every: int = 0
+
+    def __post_init__(self) -> None:
+        k = self.keep_checkpoints_every
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise ValueError(f"loop.keep_checkpoints_every must be an int >= 0 (0: keep none), got {k!r}")
+
+    def keeps_checkpoint(self, iteration: int) -> bool:
+        """Whether the checkpoint fitted in ``iteration`` is kept for good (``keep_checkpoints_every``)."""
+        k = self.keep_checkpoints_every
+        return k > 0 and iteration % k == 0

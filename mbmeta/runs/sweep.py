@@ -1,9 +1,11 @@
 """The experiment runner: train and evaluate methods × seeds of an :class:`~mbmeta.runs.experiment.Experiment`.
 
 Each training run is one ``mbmeta train`` subprocess, followed by one ``mbmeta evaluate`` subprocess per method
-that uses its model and evaluation seed; that chain is a :class:`Job`, and up to ``parallel`` jobs run side by side
-(one per core, each with one torch thread). Every subprocess runs in the experiment directory, so the paths in its
-files are relative and the directory can be moved or committed; its output goes to a log file beside its outputs.
+that uses its model and evaluation seed (with ``evaluate.protocol: cadm``, ``mbmeta evaluate --protocol cadm``), then,
+with ``evaluate.every_kept_checkpoint``, one per checkpoint the run kept (the learning curve); that chain is a
+:class:`Job`, and up to ``parallel`` jobs run side by side (one per core, each with one torch thread). Every
+subprocess runs in the experiment directory, so the paths in its files are relative and the directory can be moved
+or committed; its output goes to a log file beside its outputs.
 
 Resuming: a ``sweep.json`` stamp beside every run and evaluation records the command's fingerprint, its status and
 (once done) the checkpoint's SHA-256. Running the same sweep again skips trainings and evaluations whose stamp says
@@ -35,13 +37,20 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.data.atomic import atomic_write
-from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, EvaluationRun, Experiment, TrainingRun
-from mbmeta.runs.run_dir import CHECKPOINT_FILE
+from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, CurveEvaluation, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.run_dir import (
+    CHECKPOINT_FILE,
+    STATE_FILE,
+    KeptCheckpoint,
+    LoopState,
+    RunInUseError,
+    RunLock,
+    file_sha256,
+)
 
 STAMP_FILE = "sweep.json"
 TRAIN_LOG = "train.log"
 EVALUATE_LOG = "evaluate.log"
-RESULTS_FILE = "results.json"
 REPLACED_DIR = "replaced"
 # Environment variables a W&B sweep agent sets for its program; the children log their own W&B runs, so they must
 # not inherit the agent's run id (every child would write into the one sweep run).
@@ -70,9 +79,10 @@ class Outcome:
     """What happened to one step of a sweep.
 
     Attributes:
-        step: ``train <run>`` or ``evaluate <method>-seed<s>/eval<e>``.
+        step: ``train <run>``, ``evaluate <method>-seed<s>/eval<e>`` or
+            ``evaluate <method>-seed<s>/curve/iteration_NNN/eval<e>``.
         status: ``done`` (ran and succeeded), ``skipped`` (already done), ``failed`` or ``not run`` (its training
-            failed).
+            failed or has not finished, or another sweep is running it).
         seconds: wall time of the subprocess (0 when it did not run).
         log: the log file, relative to the experiment directory.
     """
@@ -132,6 +142,15 @@ def train_arguments(run: TrainingRun) -> list[str]:
 def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> dict[str, Any]:
     """Everything an evaluation's numbers depend on besides the checkpoint (compared before reusing results)."""
     settings = experiment.evaluation
+    if settings.protocol is not None:
+        return {
+            "method": evaluation.method,
+            "protocol": settings.protocol,
+            "protocol_episodes": settings.protocol_episodes,
+            "num_envs": settings.num_envs,
+            "seed": evaluation.eval_seed,
+            "agent": experiment.evaluation_agent(evaluation.method),
+        }
     return {
         "method": evaluation.method,
         "split": settings.split,
@@ -144,19 +163,44 @@ def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> di
     }
 
 
+def curve_settings(experiment: Experiment, curve: CurveEvaluation) -> dict[str, Any]:
+    """The settings of a kept checkpoint's evaluation: the final one's, with ``curve_episodes`` where it is set."""
+    settings = {**evaluation_settings(experiment, curve.evaluation), "iteration": curve.kept.iteration}
+    episodes = experiment.evaluation.curve_episodes
+    if episodes is not None:
+        settings["protocol_episodes" if experiment.evaluation.protocol else "episodes_per_task"] = episodes
+    return settings
+
+
 def evaluate_arguments(experiment: Experiment, evaluation: EvaluationRun) -> list[str]:
     """The ``mbmeta evaluate`` arguments of an evaluation (paths relative to the experiment directory)."""
-    s = evaluation_settings(experiment, evaluation)
-    arguments = ["evaluate", "--ckpt", f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}", "--labels", s["method"]]
-    arguments += ["--split", s["split"], "--episodes_per_task", str(s["episodes_per_task"])]
-    arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
-    arguments += ["--error_horizon", str(s["error_horizon"])]
-    arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
-    if s["tasks"] is not None:
-        arguments += ["--tasks", str(s["tasks"])]
+    checkpoint = f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}"
+    settings = evaluation_settings(experiment, evaluation)
+    return _evaluate_arguments(experiment, settings, checkpoint, evaluation.out_dir)
+
+
+def curve_arguments(experiment: Experiment, curve: CurveEvaluation) -> list[str]:
+    """The ``mbmeta evaluate`` arguments of a kept checkpoint's evaluation."""
+    return _evaluate_arguments(experiment, curve_settings(experiment, curve), curve.checkpoint, curve.out_dir)
+
+
+def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: str, out_dir: str) -> list[str]:
+    arguments = ["evaluate", "--ckpt", checkpoint, "--labels", s["method"]]
+    if "protocol" in s:
+        arguments[1:1] = ["--protocol", s["protocol"]]
+        if s["protocol_episodes"] is not None:
+            arguments += ["--protocol_episodes", str(s["protocol_episodes"])]
+        arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
+    else:
+        arguments += ["--split", s["split"], "--episodes_per_task", str(s["episodes_per_task"])]
+        arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
+        arguments += ["--error_horizon", str(s["error_horizon"])]
+        arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
+        if s["tasks"] is not None:
+            arguments += ["--tasks", str(s["tasks"])]
     for key, value in s["agent"].items():
         arguments += [f"--agent.{key}", value if isinstance(value, str) else json.dumps(value)]
-    return [*arguments, "--out", evaluation.out_dir]
+    return [*arguments, "--out", out_dir]
 
 
 def train_fingerprint(experiment: Experiment, run: TrainingRun) -> str:
@@ -164,15 +208,6 @@ def train_fingerprint(experiment: Experiment, run: TrainingRun) -> str:
     contents = {config: (experiment.root / config).read_text() for config in run.configs}
     payload = json.dumps({"arguments": train_arguments(run), "configs": contents}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----- stamps: what was run, with which settings, and how it ended -------------------------------------------------
@@ -215,6 +250,12 @@ def finished_checkpoint(experiment: Experiment, run: TrainingRun) -> str | None:
     return sha if stamp.get("checkpoint_sha256") == sha else None
 
 
+def started_with_current_configs(experiment: Experiment, run: TrainingRun) -> bool:
+    """Whether the sweep started the training run with its current configs (its stamp's fingerprint matches)."""
+    stamp = read_stamp(experiment.root / run.run_dir)
+    return stamp is not None and stamp.get("fingerprint") == train_fingerprint(experiment, run)
+
+
 def training_is_stale(experiment: Experiment, run: TrainingRun) -> bool:
     """Whether the run directory holds a run the sweep started with other configs (``mbmeta train`` would refuse it).
 
@@ -222,7 +263,7 @@ def training_is_stale(experiment: Experiment, run: TrainingRun) -> bool:
     """
     directory = experiment.root / run.run_dir
     stamp = read_stamp(directory)
-    started = (directory / "state.json").is_file() or (directory / CHECKPOINT_FILE).is_file()
+    started = (directory / STATE_FILE).is_file() or (directory / CHECKPOINT_FILE).is_file()
     return started and stamp is not None and stamp.get("fingerprint") != train_fingerprint(experiment, run)
 
 
@@ -232,17 +273,46 @@ def evaluation_state(experiment: Experiment, evaluation: EvaluationRun, checkpoi
     Results without a stamp, or stamped for another checkpoint or other settings, are ``stale``; a stamp that says
     running or failed marks this runner's own unfinished output, which is redone (``todo``).
     """
-    directory = experiment.root / evaluation.out_dir
+    settings = evaluation_settings(experiment, evaluation)
+    return output_state(experiment, evaluation.out_dir, settings, checkpoint_sha)
+
+
+def curve_state(experiment: Experiment, curve: CurveEvaluation) -> str:
+    """:func:`evaluation_state` of a kept checkpoint's evaluation (against the SHA-256 ``state.json`` records)."""
+    return output_state(experiment, curve.out_dir, curve_settings(experiment, curve), curve.kept.sha256)
+
+
+def output_state(experiment: Experiment, out_dir: str, settings: dict[str, Any], checkpoint_sha: str | None) -> str:
+    """``done``, ``todo`` or ``stale`` for the evaluation output in ``out_dir`` (see :func:`evaluation_state`)."""
+    directory = experiment.root / out_dir
     stamp = read_stamp(directory)
-    has_results = (directory / RESULTS_FILE).is_file()
+    has_results = (directory / experiment.evaluation.results_file).is_file()
     if stamp is None:
         return "stale" if has_results else "todo"
     if stamp.get("status") != "done":
         return "todo"
-    same = stamp.get("settings") == evaluation_settings(experiment, evaluation)
+    same = stamp.get("settings") == settings
     if same and has_results and checkpoint_sha is not None and stamp.get("checkpoint_sha256") == checkpoint_sha:
         return "done"
     return "stale"
+
+
+def kept_checkpoints(experiment: Experiment, run: TrainingRun) -> tuple[KeptCheckpoint, ...]:
+    """The checkpoints a training run kept, as its ``state.json`` records them (none before it starts).
+
+    Raises:
+        ValueError: the state file is corrupt (names it).
+    """
+    path = experiment.root / run.run_dir / STATE_FILE
+    return LoopState.load(path).kept if path.is_file() else ()
+
+
+def curve_evaluations(experiment: Experiment, job: Job) -> list[CurveEvaluation]:
+    """The kept-checkpoint evaluations of a job, from its run's ``state.json`` (empty unless every_kept_checkpoint)."""
+    if not experiment.evaluation.every_kept_checkpoint:
+        return []
+    kept = kept_checkpoints(experiment, job.training)
+    return [c for evaluation in job.evaluations for c in experiment.curve_evaluations(evaluation, kept)]
 
 
 # ----- running -----------------------------------------------------------------------------------------------------
@@ -284,6 +354,9 @@ class Sweep:
             redo them (without it, :meth:`check` refuses to start).
         log: where progress lines go.
         command: the program prefix of the subprocesses (default: this Python's ``-m mbmeta``).
+        train: train (or resume) each run first; False evaluates only what exists: the final models of finished
+            runs, and the kept checkpoints of every run started with the current configs, finished or not (e.g. a
+            run stopped when its time ran out, or one still training in another process).
     """
 
     def __init__(
@@ -295,11 +368,13 @@ class Sweep:
         replace: bool = False,
         log: Callable[[str], None] = print,
         command: Sequence[str] | None = None,
+        train: bool = True,
     ) -> None:
         self.experiment = experiment
         self.jobs = list(jobs)
         self.parallel = max(1, parallel)
         self.replace = replace
+        self.train = train
         self.log = log
         self.command = list(command) if command is not None else [sys.executable, "-m", "mbmeta"]
         self.env = child_environment()
@@ -316,6 +391,9 @@ class Sweep:
             for evaluation in job.evaluations:
                 if evaluation_state(self.experiment, evaluation, sha) == "stale":
                     stale.append(evaluation.out_dir)
+            for curve in curve_evaluations(self.experiment, job):
+                if curve_state(self.experiment, curve) == "stale":
+                    stale.append(curve.out_dir)
         return stale
 
     def check(self) -> None:
@@ -352,8 +430,11 @@ class Sweep:
             self.log(f"[{time.strftime('%H:%M:%S')}] {line}")
 
     def _run_job(self, job: Job, outcomes: list[Outcome]) -> None:
-        sha, outcome = self._train(job.training)
-        outcomes.append(outcome)
+        if self.train:
+            sha, outcome = self._train(job.training)
+            outcomes.append(outcome)
+        else:
+            sha = finished_checkpoint(self.experiment, job.training)
         for evaluation in job.evaluations:
             if self._stop.is_set():
                 return
@@ -362,6 +443,12 @@ class Sweep:
                 outcomes.append(Outcome(step, "not run"))
                 continue
             outcomes.append(self._evaluate(evaluation, sha, step))
+        if not started_with_current_configs(self.experiment, job.training):
+            return  # no kept checkpoint of these configs (a failed training still has its kept ones evaluated)
+        for curve in curve_evaluations(self.experiment, job):
+            if self._stop.is_set():
+                return
+            outcomes.append(self._evaluate_kept(curve))
 
     def _train(self, run: TrainingRun) -> tuple[str | None, Outcome]:
         step = f"train {run.name}"
@@ -387,24 +474,67 @@ class Sweep:
         return None, Outcome(step, "failed", seconds, log)
 
     def _evaluate(self, evaluation: EvaluationRun, checkpoint_sha: str, step: str) -> Outcome:
-        directory = self.experiment.root / evaluation.out_dir
-        log = f"{evaluation.out_dir}/{EVALUATE_LOG}"
-        state = evaluation_state(self.experiment, evaluation, checkpoint_sha)
-        if state == "done":
-            self._say(f"skip   {step} (done)")
-            return Outcome(step, "skipped", log=log)
-        if state == "stale":  # only reached with replace=True (check() refused otherwise)
-            self._move_aside(directory)
-        arguments = evaluate_arguments(self.experiment, evaluation)
         stamp = {
             "step": step,
-            "arguments": arguments,
+            "arguments": evaluate_arguments(self.experiment, evaluation),
             "settings": evaluation_settings(self.experiment, evaluation),
             "checkpoint": f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}",
             "checkpoint_sha256": checkpoint_sha,
         }
-        returncode, seconds = self._subprocess(step, arguments, directory, EVALUATE_LOG, stamp)
-        status = "done" if returncode == 0 and (directory / RESULTS_FILE).is_file() else "failed"
+        state = lambda: evaluation_state(self.experiment, evaluation, checkpoint_sha)  # noqa: E731
+        return self._run_evaluation(evaluation.out_dir, state, stamp, evaluation.training.run_dir)
+
+    def _evaluate_kept(self, curve: CurveEvaluation) -> Outcome:
+        """Evaluate a kept checkpoint, after checking it is the file ``state.json`` committed."""
+        step = f"evaluate {curve.out_dir.removeprefix(RESULTS_DIR + '/')}"
+        checkpoint = self.experiment.root / curve.checkpoint
+        if not checkpoint.is_file() or file_sha256(checkpoint) != curve.kept.sha256:
+            problem = "is missing" if not checkpoint.is_file() else "differs from the one state.json records (SHA-256)"
+            self._say(f"FAILED {step} (kept checkpoint {checkpoint} {problem})")
+            return Outcome(step, "failed")
+        stamp = {
+            "step": step,
+            "arguments": curve_arguments(self.experiment, curve),
+            "settings": curve_settings(self.experiment, curve),
+            "checkpoint": curve.checkpoint,
+            "checkpoint_sha256": curve.kept.sha256,
+            "iteration": curve.kept.iteration,
+            "episodes": curve.kept.episodes,
+            "transitions": curve.kept.transitions,
+        }
+        state = lambda: curve_state(self.experiment, curve)  # noqa: E731
+        return self._run_evaluation(curve.out_dir, state, stamp, curve.evaluation.training.run_dir)
+
+    def _run_evaluation(
+        self, out_dir: str, state_of: Callable[[], str], stamp: dict[str, Any], run_dir: str
+    ) -> Outcome:
+        """Run one ``mbmeta evaluate`` into ``out_dir`` unless it is done; ``stamp`` says what it evaluates.
+
+        A lock in the evaluated run's directory (one per output) keeps two sweeps (e.g. ``--evaluate-only`` beside
+        a training sweep) from writing the same output; the state is read once the lock is held.
+        """
+        step = stamp["step"]
+        lock = RunLock(self.experiment.root / run_dir, f".evaluate-{out_dir.replace('/', '_')}.lock")
+        try:
+            with lock:
+                return self._run_locked_evaluation(out_dir, state_of(), stamp)
+        except RunInUseError:
+            self._say(f"busy   {step} (another sweep is evaluating it)")
+            return Outcome(step, "not run", log=f"{out_dir}/{EVALUATE_LOG}")
+
+    def _run_locked_evaluation(self, out_dir: str, state: str, stamp: dict[str, Any]) -> Outcome:
+        step, directory, log = stamp["step"], self.experiment.root / out_dir, f"{out_dir}/{EVALUATE_LOG}"
+        if state == "done":
+            self._say(f"skip   {step} (done)")
+            return Outcome(step, "skipped", log=log)
+        if state == "stale":
+            if not self.replace:  # results that appeared after check(), e.g. a kept checkpoint's of another run
+                self._say(f"FAILED {step} ({directory} holds other results; --replace moves them aside)")
+                return Outcome(step, "failed", log=log)
+            self._move_aside(directory)
+        returncode, seconds = self._subprocess(step, stamp["arguments"], directory, EVALUATE_LOG, stamp)
+        done = returncode == 0 and (directory / self.experiment.evaluation.results_file).is_file()
+        status = "done" if done else "failed"
         write_stamp(directory, {**stamp, "status": status, "returncode": returncode, "seconds": seconds})
         if status == "done":
             self._say(f"done   {step} ({_duration(seconds)})")
@@ -478,14 +608,15 @@ def wandb_sweep_config(experiment: Experiment, experiment_dir: str, jobs: Sequen
 def agent_report(summary: dict[str, Any], jobs: Sequence[Job]) -> dict[str, float]:
     """What a W&B sweep point reports: each of its methods' per-seed overall value and its runs' statuses.
 
-    Keys ``<metric>/<method>`` (the training seed's mean over its episodes, as in the merged table) and
+    Keys ``<metric>/<method>`` (the training seed's headline value: the mean over its episodes, or its moderate
+    average under CaDM's protocol, as in the merged table) and
     ``runs/<status>`` (how many of the point's evaluations are done, failed, ...).
     """
     wanted = {(e.method, e.seed) for job in jobs for e in job.evaluations}
     report: dict[str, float] = {}
     for metric, tables in summary.get("metrics", {}).items():
         for method, conditions in tables.get("methods", {}).items():
-            for seed, value in conditions.get("overall", {}).get("per_seed", {}).items():
+            for seed, value in conditions.get(summary.get("headline", "overall"), {}).get("per_seed", {}).items():
                 if (method, int(seed)) in wanted:
                     report[f"{metric}/{method}"] = value
     for run in summary.get("runs", []):

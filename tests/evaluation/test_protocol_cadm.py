@@ -19,6 +19,7 @@ from mbmeta.evaluation.protocol import (
     evaluate_protocol,
     format_protocol_table,
     protocol_conditions,
+    protocol_scores,
     protocol_tasks,
     summarise_protocol,
     write_protocol,
@@ -88,6 +89,12 @@ def test_scores_per_condition_and_the_group_averages():
     assert [s.name for s in summarise_protocol(synthetic()) if s.method == "none"] == [
         "train", "c0", "c1", "c2", "c3", "moderate", "extreme", "test"
     ]  # fmt: skip
+
+
+def test_scores_of_the_stored_episodes_equal_those_of_the_run(tmp_path):
+    episodes = synthetic()
+    json_path, _ = write_protocol(episodes, summarise_protocol(episodes), tmp_path, {})
+    assert protocol_scores(json.loads(json_path.read_text())["episodes"]) == summarise_protocol(episodes)
 
 
 def test_a_single_episode_has_no_standard_error():

@@ -6,6 +6,7 @@ import pytest
 
 from mbmeta.evaluation.statistics import (
     estimate,
+    mean_of_means,
     regularized_incomplete_beta,
     t_cdf,
     t_quantile,
@@ -95,3 +96,12 @@ def test_non_finite_values_are_refused():
 def test_bad_arguments_are_refused(p, df):
     with pytest.raises(ValueError):
         t_quantile(p, df)
+
+
+def test_mean_of_means_adds_standard_errors_in_quadrature():
+    a, b = estimate([1.0, 3.0]), estimate([10.0, 10.0, 16.0])  # se 1 and sqrt(12 / 3) = 2
+    mean, se = mean_of_means([a, b])
+    assert mean == pytest.approx((2.0 + 12.0) / 2) and se == pytest.approx(math.sqrt(1.0 + 4.0) / 2)
+    assert math.isnan(mean_of_means([a, estimate([5.0])])[1])  # one episode: no standard error
+    with pytest.raises(ValueError, match="no estimates"):
+        mean_of_means([])

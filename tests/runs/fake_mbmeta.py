@@ -2,17 +2,27 @@
 layout in milliseconds, so scheduling, stamps, resuming and failure handling are tested without torch.
 
 - ``train``: writes ``<run_dir>/model.ckpt`` (its bytes depend on the seed and the configs' contents) and exits 1
-  if the run directory's name is in ``FAKE_FAIL`` (comma-separated).
+  if the run directory's name is in ``FAKE_FAIL`` (comma-separated). With ``FAKE_KEEP`` (iterations, e.g. ``1,2``)
+  it also writes those kept checkpoints and records them in ``state.json`` as the loop does, each fitted on
+  ``1000 * iteration`` transitions.
 - ``evaluate``: writes ``<out>/results.json`` with two episodes (tasks mass 0.2 and 1.5) whose return is
-  ``FAKE_BASE[label] + 10 * training seed + eval seed`` (the training seed read from the checkpoint).
+  ``FAKE_BASE[label] + 10 * training seed + eval seed`` (the training seed read from the checkpoint). With
+  ``--protocol cadm`` it writes ``<out>/protocol.json`` instead: ``--protocol_episodes`` (default 10) episodes per
+  condition, episode i returning ``FAKE_BASE[label] + FAKE_SLOPE[label] (default 10) * training seed + eval seed +
+  100 * iteration (kept checkpoints; 0 for model.ckpt) + OFFSET[condition] + i``.
 Every call appends ``<start> <end> <argv>`` to ``FAKE_CALLS`` and sleeps ``FAKE_SLEEP`` seconds.
 """
 
+import hashlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+# condition -> (group, return offset) of the fake protocol
+CONDITIONS = {"train": ("train", 0), "c0": ("extreme", -40), "c1": ("moderate", -10), "c2": ("moderate", -20),
+              "c3": ("extreme", -30)}  # fmt: skip
 
 
 def option(argv, name):
@@ -33,15 +43,37 @@ def main(argv):
         else:
             seed = int(option(argv, "--loop.seed"))
             (run_dir / "model.ckpt").write_text(json.dumps({"seed": seed, "configs": configs}))
-            (run_dir / "state.json").write_text(json.dumps({"iteration": 1}))
+            kept = []
+            for iteration in [int(i) for i in os.environ.get("FAKE_KEEP", "").split(",") if i]:
+                path = run_dir / "checkpoints" / f"iteration_{iteration:03d}.ckpt"
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(json.dumps({"seed": seed, "configs": configs, "iteration": iteration}))
+                sha = hashlib.sha256(path.read_bytes()).hexdigest()
+                record = {"iteration": iteration, "checkpoint": f"checkpoints/{path.name}", "sha256": sha}
+                kept.append({**record, "episodes": 10 * iteration, "transitions": 1000 * iteration})
+            (run_dir / "state.json").write_text(json.dumps({"iteration": 1, **({"kept": kept} if kept else {})}))
             code = 0
     elif command == "evaluate":
         model = json.loads(Path(option(argv, "--ckpt")).read_text())
         label, eval_seed = option(argv, "--labels"), int(option(argv, "--seed"))
         base = json.loads(os.environ.get("FAKE_BASE", "{}")).get(label, 0.0)
-        value = base + 10 * model["seed"] + eval_seed
         out = Path(option(argv, "--out"))
         out.mkdir(parents=True, exist_ok=True)
+        if "--protocol" in argv:
+            slope = json.loads(os.environ.get("FAKE_SLOPE", "{}")).get(label, 10.0)
+            value = base + slope * model["seed"] + eval_seed + 100 * model.get("iteration", 0)
+            n = int(option(argv, "--protocol_episodes")) if "--protocol_episodes" in argv else 10
+            rows = [
+                {"condition": name, "group": group, "method": label, "task_id": i, "task": {"mass": 1.0},
+                 "seed": eval_seed, "episode_return": value + offset + i, "length": 200, "terminated": False}
+                for name, (group, offset) in CONDITIONS.items() for i in range(n)
+            ]  # fmt: skip
+            payload = {"protocol": "cadm", "family": "cadm_pendulum", "episodes": rows}
+            (out / "protocol.json").write_text(json.dumps(payload))
+            with open(os.environ["FAKE_CALLS"], "a") as f:
+                f.write(f"{start} {time.time()} {' '.join(argv)}\n")
+            return 0
+        value = base + 10 * model["seed"] + eval_seed
         episodes = [
             {"method": label, "task_id": i, "task": {"mass": mass}, "seed": eval_seed, "episode_return": value + i,
              "length": 200, "terminated": False, "success": None}

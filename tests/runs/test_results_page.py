@@ -18,7 +18,12 @@ from mbmeta.runs.merge import merge, render_table
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "results.md"
-EXPERIMENTS = sorted(p.parent for p in (REPO / "experiments").glob("*/experiment.yaml") if p.parent.name != "smoke")
+DESIGNED = sorted(
+    p.parent for p in (REPO / "experiments").glob("*/experiment.yaml") if not p.parent.name.startswith("smoke")
+)
+# an experiment is reported once its merged table is committed; until then its README says it has not run
+EXPERIMENTS = [root for root in DESIGNED if (root / "results" / "summary.json").is_file()]
+NOT_RUN = "**Status: not run yet.**"
 LINK = re.compile(r"\]\(\.\./experiments/([^/)]+)/\)")
 COMPARISON = re.compile(r"^`([^`]+)` − `([^`]+)`$")
 
@@ -41,6 +46,12 @@ def mean_cell(entry: dict, pair_n: int) -> str:
     if entry["n"] > 1:
         text += f" ± {format_number(entry['se'])}"
     return text + (f" (n = {entry['n']})" if entry["n"] != pair_n else "")
+
+
+@pytest.mark.parametrize("root", [r for r in DESIGNED if r not in EXPERIMENTS], ids=lambda p: p.name)
+def test_an_experiment_without_a_merged_table_says_it_has_not_run(root):
+    assert NOT_RUN in (root / "README.md").read_text()
+    assert not list(root.glob("results/*/eval*/sweep.json"))  # no evaluation output left unmerged
 
 
 def test_the_page_has_a_row_for_every_headline_comparison():

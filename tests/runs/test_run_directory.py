@@ -1,5 +1,6 @@
 """`runs/run_dir.py`: the run directory's commit order, resume, integrity errors, temporaries, lock and W&B ids."""
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,3 +187,66 @@ def test_wandb_mode_comes_from_the_environment_and_a_damaged_id_is_replaced(tmp_
     assert (tmp_path / "wandb_id").read_text() == options["id"]
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert "id" not in wandb_resume_options(tmp_path)
+
+
+def test_a_kept_checkpoint_is_recorded_with_what_it_was_fitted_on_and_never_pruned(tmp_path):
+    with started(tmp_path / "run") as run:
+        run.commit(buffer_of(2), iteration=0)
+        first = fake_checkpoint(run, 1)
+        state = run.commit(buffer_of(3), iteration=1, checkpoint=first, keep=True)
+        second = fake_checkpoint(run, 2)
+        run.commit(buffer_of(4), iteration=2, checkpoint=second)  # not kept: pruned by the next commit
+        third = fake_checkpoint(run, 3)
+        final = run.commit(buffer_of(5), iteration=3, checkpoint=third, keep=True)
+    (kept,) = state.kept
+    # fitted on the buffer of the previous commit: 2 episodes of 4 transitions
+    assert (kept.iteration, kept.episodes, kept.transitions) == (1, 2, 8)
+    assert kept.checkpoint == "checkpoints/iteration_001.ckpt"
+    assert kept.sha256 == file_sha256(first)
+    assert [(k.iteration, k.episodes, k.transitions) for k in final.kept] == [(1, 2, 8), (3, 4, 16)]
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["iteration_001.ckpt", "iteration_003.ckpt"]
+    assert LoopState.load(run.state_path) == final
+
+
+def test_resume_keeps_the_kept_checkpoints_and_drops_an_uncommitted_one(tmp_path):
+    with started(tmp_path / "run") as run:
+        run.commit(buffer_of(2), iteration=0)
+        run.commit(buffer_of(3), iteration=1, checkpoint=fake_checkpoint(run, 1), keep=True)
+        run.commit(buffer_of(4), iteration=2, checkpoint=fake_checkpoint(run, 2))
+        uncommitted = fake_checkpoint(run, 3)  # fitted, then killed before its commit
+        run.resume(run.load_state(), lambda line: None)
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["iteration_001.ckpt", "iteration_002.ckpt"]
+    assert not uncommitted.exists()
+
+
+def test_a_state_without_kept_checkpoints_is_written_as_before(tmp_path):
+    with started(tmp_path / "run") as run:
+        run.commit(buffer_of(2), iteration=1, checkpoint=fake_checkpoint(run, 1))
+    assert set(json.loads(run.state_path.read_text())) == {
+        "iteration", "episodes", "checkpoint", "buffer_digest", "checkpoint_sha256"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kept, message",
+    [
+        ("3", "kept is 3, not a list"),
+        ('[{"iteration": 1}]', "kept checkpoint .*missing"),
+        ('[{"iteration": -1, "checkpoint": "c", "sha256": "s", "episodes": 1, "transitions": 2}]', "iteration is -1"),
+        ('[{"iteration": 1, "checkpoint": 5, "sha256": "s", "episodes": 1, "transitions": 2}]', "checkpoint is 5"),
+    ],
+    ids=["not-a-list", "fields-missing", "negative", "path-not-a-string"],
+)
+def test_a_corrupt_kept_list_is_an_error_naming_the_file(tmp_path, kept, message):
+    path = tmp_path / "state.json"
+    path.write_text(f'{{"iteration": 1, "episodes": 2, "kept": {kept}}}')
+    with pytest.raises(ValueError, match=rf"loop state file '.*state\.json' is corrupt.*{message}"):
+        LoopState.load(path)
+
+
+def test_a_kept_checkpoint_outside_the_run_directory_is_refused(tmp_path):
+    with started(tmp_path / "run") as run:
+        kept = '[{"iteration": 1, "checkpoint": "../x.ckpt", "sha256": "s", "episodes": 1, "transitions": 2}]'
+        run.state_path.write_text(f'{{"iteration": 0, "episodes": 0, "kept": {kept}}}')
+        with pytest.raises(ValueError, match=r"checkpoint '\.\./x\.ckpt' lies outside the run directory"):
+            run.load_state()

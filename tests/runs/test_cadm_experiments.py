@@ -1,0 +1,57 @@
+"""The reproduction experiments of issue 19 (experiments/cadm_{pendulum,cartpole,halfcheetah}) are designed as fixed:
+their configs are CaDM's reference configs (only the kept checkpoints and the run directory added), their seeds,
+methods and evaluation are the issue's, and every training run's configs parse as `mbmeta sweep` will run them."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mbmeta.commands.sweep import check_train_configs
+from mbmeta.runs.experiment import load_experiment
+from mbmeta.runs.sweep import plan_jobs
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+REFERENCE = EXPERIMENTS / "cadm_reference" / "configs"
+DESIGNS = {  # family config, training seeds, methods, learning curve
+    "cadm_pendulum": ("pendulum", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
+    "cadm_cartpole": ("cartpole", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
+    "cadm_halfcheetah": ("halfcheetah", [0, 1], ["none", "context"], True),
+}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_the_configs_are_cadms_reference_configs(name):
+    family = DESIGNS[name][0]
+    config = load(EXPERIMENTS / name / "configs" / f"{family}.yaml")
+    reference = load(REFERENCE / f"{family}.yaml")
+    assert config["loop"].pop("keep_checkpoints_every") == 4
+    for loop in (config["loop"], reference["loop"]):
+        loop.pop("run_dir")  # the runner sets it
+    assert config == reference
+    for method in ("none", "context"):
+        assert load(EXPERIMENTS / name / "configs" / "methods" / f"{method}.yaml") == load(
+            REFERENCE / "methods" / f"{method}.yaml"
+        )
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_the_design_is_the_issues(name):
+    _, seeds, methods, curve = DESIGNS[name]
+    experiment = load_experiment(EXPERIMENTS / name)
+    assert list(experiment.methods) == methods
+    assert all(list(m.seeds) == seeds for m in experiment.methods.values())
+    assert experiment.evaluation.protocol == "cadm" and experiment.evaluation.protocol_episodes is None  # CaDM's 10
+    assert experiment.evaluation.every_kept_checkpoint is curve
+    assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
+    assert "**Status: not run yet.**" in (EXPERIMENTS / name / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_every_run_parses_as_the_sweep_will_run_it(name):
+    experiment = load_experiment(EXPERIMENTS / name)
+    check_train_configs(experiment, [job.training for job in plan_jobs(experiment)])

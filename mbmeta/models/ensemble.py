@@ -15,12 +15,23 @@ writes and re-reads tens of megabytes per layer, and allocations that big are fr
 as much as the matmuls (measured: one pass over 16k rows per member took 486 ms vs 260 ms in 512-row chunks; see
 ``docs/performance.md``). Chunking never changes the result (with one torch thread): each output row is computed by
 exactly the same operations whatever its chunk (tested bit for bit; see :data:`ROW_QUANTUM`).
+
+Without gradients (planning, evaluation) a faster path runs, with the kernel chosen by measurement
+(``benchmarks/model_speed.py --sweep-kernels``, ``docs/performance.md``): below :data:`MEMBER_MATMUL_ROWS` rows per
+member one ``baddbmm`` per layer (few large ops beat many small ones), from there one ``addmm`` per member and layer
+(MKL's batched matmul runs below its plain matmul on these shapes); activations in place; the output of the last
+layer written straight into the result and the hidden layers into two reused scratch buffers (no ``torch.cat`` of
+chunks, no fresh allocation per layer). With one torch thread this path gives bit-identical results to the training
+path (the same MKL kernels per row; tested). :meth:`EnsembleMLP.freeze` resolves a network's weights once for many
+such calls (:class:`FrozenWeights`), with conditioning and affine maps of the input and output (a normaliser)
+folded into the first and last layers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -37,6 +48,28 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
 }
 """Activation names accepted by :class:`EnsembleMLP` (``silu`` is the swish of PETS / CaDM)."""
+
+INPLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": partial(F.silu, inplace=True),
+    "relu": torch.relu_,
+    "elu": partial(F.elu, inplace=True),
+    "gelu": F.gelu,  # torch has no in-place GELU: this one returns a new tensor
+    "tanh": torch.tanh_,
+}
+"""The same functions overwriting their input where torch has an in-place kernel (the no-grad path: one pass and no
+allocation per layer). Use the return value (GELU's is a new tensor). Same kernels, so the same bits as
+:data:`ACTIVATIONS`."""
+
+MEMBER_MATMUL_ROWS = 128
+"""Rows per member from which the no-grad path runs one ``addmm`` per member and layer instead of one ``baddbmm`` per
+layer. Chosen by measurement (``benchmarks/model_speed.py --sweep-kernels``, E=5, 4x200; see ``docs/performance.md``):
+at 40 rows per member (CEM N=200, one particle, one environment) the batched matmul is ~15% faster, at 200 rows and
+above the per-member matmuls are 15-25% faster, with one thread and with two."""
+
+MEMBER_CHUNK_ROWS = 2048
+"""Rows per member per chunk on the per-member path (a multiple of :data:`ROW_QUANTUM`). Chosen by measurement
+(``benchmarks/model_speed.py --sweep-kernels``): per-member matmuls run fastest on long chunks (each member's weights
+stay in cache over them); the cap keeps the two scratch buffers small (~1.6 MB each for 200-wide layers)."""
 
 DEFAULT_CHUNK_ROWS = 512
 """Rows per member per chunk. Chosen by measurement (``benchmarks/model_speed.py --sweep-chunks``: 256-1024 are equally
@@ -226,6 +259,47 @@ class LayerTrace:
         self.probes: dict[int, Tensor] = {}
 
 
+class FrozenWeights:
+    """A network's weights resolved once for many evaluations (planning): what :meth:`EnsembleMLP.freeze` returns.
+
+    Every layer's weight and bias as a plain tensor, with conditioning and affine maps already folded in (see
+    :meth:`EnsembleMLP.freeze`), so that each :meth:`EnsembleMLP.grouped_forward` call is the layers' matmuls and
+    activations and nothing else. Copies in another dtype (bf16 autocast) are made once and kept.
+
+    Args:
+        weights: per layer ``[E, in, out]`` (shared by the groups) or ``[E, B, in, out]`` (one per group).
+        biases: per layer ``[E, 1, out]`` (shared) or ``[E, B, 1, out]`` (one per group).
+    """
+
+    def __init__(self, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> None:
+        if len(weights) != len(biases) or not weights:
+            raise ValueError(f"FrozenWeights needs one bias per weight, got {len(weights)} and {len(biases)}")
+        self.weights, self.biases = tuple(weights), tuple(biases)
+        self._casts: dict[torch.dtype, FrozenWeights] = {}
+
+    @property
+    def shared(self) -> bool:
+        """True when every weight is shared by the groups (``[E, in, out]``; biases may be per group)."""
+        return all(w.dim() == 3 for w in self.weights)
+
+    @property
+    def in_features(self) -> int:
+        """The size of the input rows the first layer takes."""
+        return self.weights[0].shape[-2]
+
+    def to(self, dtype: torch.dtype) -> FrozenWeights:
+        """The same weights in ``dtype`` (itself when they already are; otherwise a copy, made once and kept)."""
+        if dtype == self.weights[0].dtype:
+            return self
+        if dtype not in self._casts:
+            self._casts[dtype] = FrozenWeights([w.to(dtype) for w in self.weights], [b.to(dtype) for b in self.biases])
+        return self._casts[dtype]
+
+    def requires_grad(self) -> bool:
+        """Whether any tensor is part of an autograd graph (then the autograd-safe path runs)."""
+        return any(t.requires_grad for t in (*self.weights, *self.biases))
+
+
 class EnsembleMLP(nn.Module):
     """An ensemble of E MLPs with stacked weights.
 
@@ -238,6 +312,8 @@ class EnsembleMLP(nn.Module):
         generator: source of the initial weights (None: torch's default generator).
         chunk_rows: rows per member evaluated together (see the module docstring); None or 0 evaluates every input
             in one pass. Only speed depends on it, never the result. A plain attribute: change it at any time.
+        member_matmul_rows: rows per member from which the no-grad path runs one matmul per member (see
+            :data:`MEMBER_MATMUL_ROWS`); None or 0: always one batched matmul. A plain attribute, like ``chunk_rows``.
     """
 
     def __init__(
@@ -250,13 +326,18 @@ class EnsembleMLP(nn.Module):
         generator: torch.Generator | None = None,
         *,
         chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+        member_matmul_rows: int | None = MEMBER_MATMUL_ROWS,
     ) -> None:
         super().__init__()
         if chunk_rows is not None and chunk_rows < 0:
             raise ValueError(f"chunk_rows must be a positive number of rows (or None/0: no chunking), got {chunk_rows}")
+        if member_matmul_rows is not None and member_matmul_rows < 0:
+            raise ValueError(f"member_matmul_rows must be >= 0 (or None: never per member), got {member_matmul_rows}")
         self.chunk_rows = chunk_rows
+        self.member_matmul_rows = member_matmul_rows
         self.activation_name = activation
         self.activation = activation_fn(activation)
+        self._activation_ = INPLACE_ACTIVATIONS[activation]
         sizes = [in_features, *hidden_sizes, out_features]
         self.layers = nn.ModuleList(
             EnsembleLinear(i, o, ensemble_size, generator=generator) for i, o in zip(sizes[:-1], sizes[1:], strict=True)
@@ -272,6 +353,9 @@ class EnsembleMLP(nn.Module):
         Returns:
             ``[E, R, out]``.
         """
+        if x.dim() == 3 and self._fast_path_applies(x):
+            weights, biases = self._own_weights()
+            return self._evaluate(x[:, None], weights, biases)[:, 0]
         spans = chunk_spans(x.shape[1], self.chunk_rows) if x.dim() == 3 else None
         if spans is None:
             return self._plain_layers(x)
@@ -288,10 +372,74 @@ class EnsembleMLP(nn.Module):
         """Every layer's own weight ``[E, in, out]`` and bias ``[E, 1, out]`` (by name: its named parameters)."""
         return NetWeights({i: LayerWeights(layer.weight, layer.bias) for i, layer in enumerate(self.layers)})
 
+    def _own_weights(self) -> tuple[list[Weight], list[Tensor]]:
+        # Straight from the layers (a planner calls this thousands of times; named_parameters() walks the modules).
+        return [layer.weight for layer in self.layers], [layer.bias for layer in self.layers]
+
+    def _resolved(self, params: NetWeights[Weight] | Mapping[str, Weight] | None) -> tuple[list[Weight], list[Tensor]]:
+        """Every layer's weight and bias: ``params`` where given, the module's own elsewhere."""
+        weights, biases = self._own_weights()
+        if params is not None:
+            params = as_net_weights(params)
+            for i, (weight, bias) in params.layers.items():
+                if i >= len(weights):
+                    raise ValueError(
+                        f"EnsembleMLP.grouped_forward: params for layer {i}, but the net has {len(weights)} layers"
+                    )
+                weights[i] = weights[i] if weight is None else weight
+                biases[i] = biases[i] if bias is None else bias
+        return weights, biases
+
+    def freeze(
+        self,
+        params: NetWeights[Weight] | Mapping[str, Weight] | None = None,
+        cond: Tensor | None = None,
+        *,
+        input_scale: Tensor | None = None,
+        input_shift: Tensor | None = None,
+        output_scale: Tensor | None = None,
+        output_shift: Tensor | None = None,
+    ) -> FrozenWeights:
+        """Resolve the weights once for many :meth:`grouped_forward` calls (pass the result as ``params``).
+
+        The frozen net computes ``f(x * input_scale + input_shift) * output_scale + output_shift``, where ``f`` is
+        :meth:`grouped_forward` with ``params`` and ``cond``: the affine maps (e.g. a normaliser) are folded into the
+        first and last layers (``W1 * input_scale[:, None]``, ``b1 + input_shift @ W1``; ``WL * output_scale``,
+        ``bL * output_scale + output_shift``), ``cond`` into the first layer's bias and a :class:`LowRankUpdate`
+        into full per-group weights. Equal to the unfolded computation up to float rounding (tested).
+
+        Args:
+            params: as in :meth:`grouped_forward`.
+            cond: ``[B, Z]`` or ``[E, B, Z]`` conditioning vector, or None.
+            input_scale: ``[in - Z]`` per input feature, or None (1).
+            input_shift: ``[in - Z]``, or None (0).
+            output_scale: ``[out]`` per output feature, or None (1).
+            output_shift: ``[out]``, or None (0).
+
+        Returns:
+            The frozen weights: ``grouped_forward(x, frozen)`` takes ``x [E, B, R, in - Z]`` with B as in ``cond``
+            (or any B when nothing is per group).
+        """
+        weights, biases = self._resolved(params)
+        weights = [w.materialise() if isinstance(w, LowRankUpdate) else w for w in weights]
+        if cond is not None:
+            weights[0], biases[0] = _fold_cond(weights[0], biases[0], cond)
+        first = weights[0]
+        if input_shift is not None:
+            biases[0] = _add_bias(biases[0], (input_shift @ first).unsqueeze(-2))
+        if input_scale is not None:
+            weights[0] = first * input_scale[:, None]
+        if output_scale is not None:
+            weights[-1] = weights[-1] * output_scale
+            biases[-1] = biases[-1] * output_scale
+        if output_shift is not None:
+            biases[-1] = biases[-1] + output_shift
+        return FrozenWeights(weights, biases)
+
     def grouped_forward(
         self,
         x: Tensor,
-        params: NetWeights[Weight] | Mapping[str, Weight] | None = None,
+        params: NetWeights[Weight] | Mapping[str, Weight] | FrozenWeights | None = None,
         cond: Tensor | None = None,
         trace: LayerTrace | None = None,
     ) -> Tensor:
@@ -302,33 +450,25 @@ class EnsembleMLP(nn.Module):
             params: None (own weights) or some layers' weights (a :class:`~mbmeta.models.layer_weights.NetWeights`,
                 or a mapping with some of the names of :meth:`params`) holding shared ``[E, ...]`` or per-group
                 ``[E, B, ...]`` tensors or (weights only) :class:`LowRankUpdate` factors, decided layer by layer;
-                layers or fields left out use the module's own weights.
+                layers or fields left out use the module's own weights. Or :class:`FrozenWeights` from
+                :meth:`freeze` (which hold any ``cond`` already: then ``cond`` and ``trace`` must be None).
             cond: ``[B, Z]`` extra input features common to all rows of a group (``[E, B, Z]``: per member too), or
                 None (Z = 0).
             trace: record layer inputs and pre-activation probes (see :class:`LayerTrace`); the rows are then
                 evaluated in one pass (no chunking), so that each probe is one tensor.
 
         Returns:
-            ``[E, B, R, out]``.
+            ``[E, B, R, out]`` (in the autocast dtype under autocast).
         """
+        if isinstance(params, FrozenWeights):
+            return self._frozen_forward(x, params, cond, trace)
         z = 0 if cond is None else cond.shape[-1]
         if x.dim() != 4 or x.shape[-1] + z != self.in_features:
             raise ValueError(
                 f"EnsembleMLP.grouped_forward expects x [E, B, R, {self.in_features - z}] (in_features "
                 f"{self.in_features} minus cond size {z}), got {tuple(x.shape)}"
             )
-        # Straight from the layers (a planner calls this thousands of times; named_parameters() walks the modules).
-        weights = [layer.weight for layer in self.layers]
-        biases = [layer.bias for layer in self.layers]
-        if params is not None:
-            params = as_net_weights(params)
-            for i, (weight, bias) in params.layers.items():
-                if i >= len(weights):
-                    raise ValueError(
-                        f"EnsembleMLP.grouped_forward: params for layer {i}, but the net has {len(weights)} layers"
-                    )
-                weights[i] = weights[i] if weight is None else weight
-                biases[i] = biases[i] if bias is None else bias
+        weights, biases = self._resolved(params)
         per_group = any(isinstance(t, LowRankUpdate) or t.dim() == 4 for t in (*weights, *biases))
         if cond is not None:
             if cond.shape[:-1] not in ((x.shape[1],), tuple(x.shape[:2])):
@@ -338,20 +478,51 @@ class EnsembleMLP(nn.Module):
                 )
             if isinstance(weights[0], LowRankUpdate):
                 raise ValueError("EnsembleMLP.grouped_forward: a LowRankUpdate first layer cannot take cond")
-            k = x.shape[-1]
-            w_z = weights[0][..., k:, :]
-            weights[0] = weights[0][..., :k, :]
-            # cond @ W_z once per (member, group), folded into the first layer's bias: [E, B, 1, out]. The rows never
-            # carry cond, and no extra pass over the first layer's output adds it.
-            # cond [B, Z] (shared by the members) or [E, B, Z] (one per member); w_z [E, Z, out] or [E, B, Z, out].
-            if w_z.dim() == 3:
-                extra = (cond @ w_z).unsqueeze(-2)
-            else:
-                extra = (cond if cond.dim() == 3 else cond[None]).unsqueeze(-2) @ w_z
-            biases[0] = (biases[0] if biases[0].dim() == 4 else biases[0].unsqueeze(1)) + extra
-        e, groups, rows, _ = x.shape
+            weights[0], biases[0] = _fold_cond(weights[0], biases[0], cond)
         if trace is not None:
             return self._grouped_layers(x, weights, biases, trace)
+        if not per_group and self._fast_path_applies(x, cond):
+            return self._evaluate(x, weights, biases)
+        return self._chunked(x, weights, biases, per_group)
+
+    def _fast_path_applies(self, x: Tensor, *extra: Tensor | None) -> bool:
+        """The no-grad path: no autograd graph to build, and no autocast to honour (it ignores ``out=`` matmuls)."""
+        if torch.is_autocast_enabled(x.device.type):
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        tensors = (x, *(t for t in extra if t is not None), *self.parameters())
+        return not any(t.requires_grad for t in tensors)
+
+    def _frozen_forward(
+        self, x: Tensor, frozen: FrozenWeights, cond: Tensor | None, trace: LayerTrace | None
+    ) -> Tensor:
+        if cond is not None or trace is not None:
+            raise ValueError("EnsembleMLP.grouped_forward: frozen weights hold the conditioning already; no cond/trace")
+        if x.dim() != 4 or x.shape[0] != self.ensemble_size or x.shape[-1] != frozen.in_features:
+            raise ValueError(
+                f"EnsembleMLP.grouped_forward expects x [E={self.ensemble_size}, B, R, {frozen.in_features}] for these "
+                f"frozen weights, got {tuple(x.shape)}"
+            )
+        device_type = x.device.type
+        if torch.is_autocast_enabled(device_type):
+            # Autocast would cast the frozen (non-leaf) weights again at every call and skips out= matmuls: cast them
+            # once (kept by the FrozenWeights) and the rows here, then run the layers with autocast off.
+            dtype = torch.get_autocast_dtype(device_type)
+            with torch.autocast(device_type, enabled=False):
+                return self._frozen_layers(x.to(dtype), frozen.to(dtype))
+        return self._frozen_layers(x, frozen)
+
+    def _frozen_layers(self, x: Tensor, frozen: FrozenWeights) -> Tensor:
+        weights, biases = list(frozen.weights), list(frozen.biases)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or frozen.requires_grad())
+        if frozen.shared and not needs_grad:
+            return self._evaluate(x, weights, biases)
+        return self._chunked(x, weights, biases, per_group=not frozen.shared or any(b.dim() == 4 for b in biases[1:]))
+
+    def _chunked(self, x: Tensor, weights: Sequence[Weight], biases: Sequence[Tensor], per_group: bool) -> Tensor:
+        """The autograd-safe path: ``x [E, B, R, in]`` in chunks of rows, every layer on a chunk before the next."""
+        e, groups, rows, _ = x.shape
         if per_group:
             # Per-group weights: chunk the rows of every group together (slicing groups would copy the weights).
             spans = chunk_spans(rows, self.chunk_rows and max(self.chunk_rows // groups, ROW_QUANTUM))
@@ -369,6 +540,69 @@ class EnsembleMLP(nn.Module):
             outs.append(self._shared_layers(flat[:, span], weights, [first_bias, *biases[1:]]))
         out = torch.cat(outs, dim=1)
         return out.view(e, groups, rows, out.shape[-1])
+
+    def _evaluate(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+        """The no-grad path: ``x [E, B, R, in]`` -> ``[E, B, R, out]``, the kernel chosen by rows per member.
+
+        Weights are shared ``[E, in, out]``; biases ``[E, 1, out]`` or ``[E, B, 1, out]`` (see the module docstring).
+        """
+        e, groups, rows, k = x.shape
+        total = groups * rows
+        flat = x.reshape(e, total, k)  # a view, also of rows expanded over the members (stride 0)
+        if not self.member_matmul_rows or total < self.member_matmul_rows:
+            return self._batched(flat, weights, biases, slice(0, total), rows).view(e, groups, rows, -1)
+        out = x.new_empty(e, total, weights[-1].shape[-1])
+        # Per member, whole ROW_QUANTUM blocks of rows; the rest (none, or one to two quanta) for all members in one
+        # batched pass. Why: the activation's kernel computes a tensor's last (numel mod 32) elements in a scalar
+        # tail whose bits differ from its vector body; per-member tensors of whole quanta have no tail, and the
+        # batched rest puts the tail on exactly the elements the training path's [E, rows, width] activation does
+        # (see ROW_QUANTUM); the rest is at least one quantum, since tiny matmuls take other kernel paths. So both
+        # paths give the same bits with one thread.
+        rest = total % ROW_QUANTUM
+        head = max(0, total - rest - (ROW_QUANTUM if rest else 0))
+        if head:
+            self._per_member(flat, weights, biases, head, rows, out)
+        if head < total:
+            out[:, head:] = self._batched(flat[:, head:], weights, biases, slice(head, total), rows)
+        return out.view(e, groups, rows, out.shape[-1])
+
+    def _batched(
+        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], span: slice, rows: int
+    ) -> Tensor:
+        """Every layer on ``flat [E, n, in]`` (rows ``span`` of the groups' rows): one ``baddbmm`` per layer."""
+        last = len(weights) - 1
+        h = flat
+        for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+            h = torch.baddbmm(_rows_of(bias, span, rows) if bias.dim() == 4 else bias, h, weight)
+            if i < last:
+                h = self._activation_(h)
+        return h
+
+    def _per_member(
+        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], head: int, rows: int, out: Tensor
+    ) -> None:
+        """Rows ``[0, head)`` of ``flat [E, B·R, in]`` into ``out [E, B·R, out]``: one ``addmm`` per member and layer.
+
+        The hidden layers write into two scratch buffers used in turn (one read, one written), the last layer
+        straight into ``out``: no allocation per layer, no concatenation.
+        """
+        e, last = flat.shape[0], len(weights) - 1
+        spans = chunk_spans(head, MEMBER_CHUNK_ROWS) or [slice(0, head)]  # all whole quanta, since head is
+        longest = max(span.stop - span.start for span in spans)
+        widths = [w.shape[-1] for w in weights[:-1]]
+        scratch = [flat.new_empty(longest * max(widths)) for _ in range(2)] if widths else []
+        span_biases = [[_rows_of(b, span, rows) if b.dim() == 4 else b for b in biases] for span in spans]
+        # Member by member (its weights stay in cache over the chunks), chunk by chunk.
+        for member in range(e):
+            for span, chunk_biases in zip(spans, span_biases, strict=True):
+                n = span.stop - span.start
+                h = flat[member, span]
+                for i, (weight, bias) in enumerate(zip(weights, chunk_biases, strict=True)):
+                    if i == last:
+                        torch.addmm(bias[member], h, weight[member], out=out[member, span])
+                    else:
+                        buffer = scratch[i % 2][: n * widths[i]].view(n, widths[i])
+                        h = self._activation_(torch.addmm(bias[member], h, weight[member], out=buffer))
 
     def _shared_layers(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
         """Every layer on a chunk of rows ``x [E, R', in]``; biases ``[E, 1, out]`` or ``[E, R', out]``."""
@@ -394,6 +628,31 @@ class EnsembleMLP(nn.Module):
             if i < len(weights) - 1:
                 x = self.activation(x)
         return x
+
+
+def _add_bias(bias: Tensor, extra: Tensor) -> Tensor:
+    """``bias + extra`` where either is ``[E, 1, out]`` (shared) or ``[E, B, 1, out]`` (per group)."""
+    if bias.dim() == extra.dim():
+        return bias + extra
+    if bias.dim() == 3:
+        return bias.unsqueeze(1) + extra
+    return bias + extra.unsqueeze(1)
+
+
+def _fold_cond(weight: Tensor, bias: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+    """The first layer without its conditioning rows, and its bias plus ``cond @ W_z``.
+
+    Returns ``[E, (B,) in - Z, out]`` and ``[E, B, 1, out]``. ``cond`` ``[B, Z]`` (shared by the members) or
+    ``[E, B, Z]`` (one per member); ``weight`` ``[E, in, out]`` or ``[E, B, in, out]``. The rows never carry cond,
+    and no extra pass over the first layer's output adds it.
+    """
+    k = weight.shape[-2] - cond.shape[-1]
+    w_z = weight[..., k:, :]
+    if w_z.dim() == 3:
+        extra = (cond @ w_z).unsqueeze(-2)
+    else:
+        extra = (cond if cond.dim() == 3 else cond[None]).unsqueeze(-2) @ w_z
+    return weight[..., :k, :], (bias if bias.dim() == 4 else bias.unsqueeze(1)) + extra
 
 
 def _rows_of(extra: Tensor, span: slice, rows: int) -> Tensor:

@@ -8,14 +8,14 @@ this from callers: raw observations in, raw next-observation means and variances
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegment, build_adapter
-from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
-from mbmeta.models.gaussian import GaussianHead, gaussian_nll
+from mbmeta.models.ensemble import EnsembleMLP, FrozenWeights, LayerTrace, Weight
+from mbmeta.models.gaussian import FoldedVariance, GaussianHead, gaussian_nll
 from mbmeta.models.layer_weights import NetWeights
 from mbmeta.models.normaliser import Normaliser
 from mbmeta.models.reward import RewardNet
@@ -25,11 +25,32 @@ FinetuneMode = Literal["all", "frozen_encoder", "last_layer"]
 FINETUNE_MODES: tuple[str, ...] = ("all", "frozen_encoder", "last_layer")
 
 
+class PlanningWeights(NamedTuple):
+    """An :class:`AdaptedModel`'s networks frozen for planning, with the normaliser folded into them.
+
+    Attributes:
+        dynamics: the dynamics net's weights: it maps raw ``(obs, action)`` rows to the raw state change (mean
+            columns) and, when probabilistic, ``max_logvar - raw log-variance`` (the head's input, flipped).
+        head: the Gaussian head folded to give raw variances from the flipped columns, or None (deterministic).
+        reward: the reward net's weights: raw ``(obs, action, Δ)`` rows to the raw reward; None without one.
+    """
+
+    dynamics: FrozenWeights
+    head: FoldedVariance | None
+    reward: FrozenWeights | None
+
+
 class AdaptedModel:
     """A :class:`MetaDynamicsModel` adapted to B environments (implements ``mbmeta.types.AdaptedDynamics``).
 
-    Each call is: normalise, one batched pass of the dynamics ensemble (plus one of the reward ensemble when the
-    model learns rewards), denormalise. Call it under ``torch.no_grad()`` when planning.
+    Each call is one batched pass of the dynamics ensemble (plus one of the reward ensemble when asked for) and the
+    few passes that turn its output into a prediction. The normaliser, the adapter's conditioning and its weights are
+    folded into the networks once (:meth:`planning_weights`, at the first call; see
+    :meth:`~mbmeta.models.ensemble.EnsembleMLP.freeze`), so a call takes raw observations and actions to raw
+    next-observation means and variances without normalising or denormalising anything. The result equals
+    normalise → :meth:`MetaDynamicsModel.predict_normalised` → denormalise up to float rounding (tested). Call it
+    under ``torch.no_grad()`` when planning (then the networks run their no-grad path; with gradients enabled the
+    folded weights stay in the autograd graph and the autograd-safe path runs).
 
     Attributes:
         ensemble_size: E.
@@ -44,13 +65,59 @@ class AdaptedModel:
     def __init__(self, model: MetaDynamicsModel, adaptation: Adaptation, batch_size: int) -> None:
         self.model, self.adaptation, self.batch_size = model, adaptation.materialise(), batch_size
         self.ensemble_size = model.ensemble_size
+        self._planning: PlanningWeights | None = None
+
+    def planning_weights(self) -> PlanningWeights:
+        """The networks frozen for this adaptation with the normaliser folded in (built once, without gradients).
+
+        With gradients enabled they are built afresh at each call (and kept out of the cache), so that a caller who
+        differentiates through the prediction gets gradients to the model's parameters.
+        """
+        if self._planning is not None:
+            return self._planning
+        m, n = self.model, self.model.normaliser
+        params, z = self.adaptation.params, self.adaptation.z
+        # Normalised input = raw * (1 / std) - mean / std, feature by feature: folded into the first layers.
+        obs_scale, action_scale = n.obs_std.reciprocal(), n.action_std.reciprocal()
+        in_scale = torch.cat([obs_scale, action_scale])
+        in_shift = torch.cat([-n.obs_mean * obs_scale, -n.action_mean * action_scale])
+        if m.head is None:
+            out_scale, out_shift = n.delta_std, n.delta_mean
+        else:  # mean columns denormalised; log-variance columns flipped to max_logvar - raw (FoldedVariance)
+            out_scale = torch.cat([n.delta_std, -torch.ones_like(n.delta_std)])
+            out_shift = torch.cat([n.delta_mean, m.head.max_logvar])
+        dynamics = m.dynamics_net.freeze(
+            None if params is None else params["dynamics"],
+            z,
+            input_scale=in_scale,
+            input_shift=in_shift,
+            output_scale=out_scale,
+            output_shift=out_shift,
+        )
+        head = None if m.head is None else m.head.folded(n.delta_std)
+        reward = None
+        if m.reward_net is not None:
+            delta_scale = n.delta_std.reciprocal()
+            reward = m.reward_net.freeze(
+                None if params is None else params["reward"],
+                z,
+                input_scale=torch.cat([in_scale, delta_scale]),
+                input_shift=torch.cat([in_shift, -n.delta_mean * delta_scale]),
+                output_scale=n.reward_std.reshape(1),
+                output_shift=n.reward_mean.reshape(1),
+            )
+        planning = PlanningWeights(dynamics, head, reward)
+        if not torch.is_grad_enabled():
+            self._planning = planning
+        return planning
 
     def __call__(self, obs: Tensor, action: Tensor, with_reward: bool = True) -> Prediction:
         """Predict one step for every member.
 
         Args:
             obs: ``[E, B, *S, O]`` raw observations; row ``[e, b, ...]`` is predicted by member ``e`` under
-                environment ``b``'s adaptation (pass ``obs.expand(E, ...)`` to ask all members the same rows).
+                environment ``b``'s adaptation (pass ``obs.expand(E, ...)`` to ask all members the same rows: they
+                are then read once, not copied per member).
             action: ``[E, B, *S, A]`` raw actions.
             with_reward: False skips the learned reward net (``reward`` is then None; mean and var are unchanged):
                 a planner that scores with an exact reward function need not pay for it.
@@ -67,18 +134,27 @@ class AdaptedModel:
             raise ValueError(
                 f"AdaptedModel: action must be {tuple(obs.shape[:-1]) + (a,)} to match obs, got {tuple(action.shape)}"
             )
-        n = m.normaliser
-        x = torch.cat([n.normalise_obs(obs), n.normalise_action(action)], dim=-1).reshape(e, b, -1, o + a)
-        delta, logvar, reward = m.predict_normalised(x, self.adaptation, with_reward=with_reward)
+        planning = self.planning_weights()
         lead = obs.shape[:-1]
-        mean = obs + n.denormalise_delta(delta).view(*lead, o)
-        if logvar is None:
+        x = _rows(obs, action).reshape(e, b, -1, o + a)
+        out = m.dynamics_net.grouped_forward(x, planning.dynamics)  # [E, B, R, O (+ O)]
+        delta = out[..., :o]
+        mean = obs + delta.reshape(lead + (o,))
+        if planning.head is None:
             var = mean.new_zeros(()).expand_as(mean)
         else:
-            var = (logvar.exp() * n.delta_std.square()).view(*lead, o)
-        if reward is not None:
-            reward = n.denormalise_reward(reward).view(lead)
+            var = planning.head.variance(out[..., o:]).view(lead + (o,))
+        reward = None
+        if with_reward and planning.reward is not None:
+            reward = m.reward_net.predict(x, delta, planning.reward).reshape(lead)
         return Prediction(mean=mean, var=var, reward=reward)
+
+
+def _rows(obs: Tensor, action: Tensor) -> Tensor:
+    """``[E, B, *S, O + A]`` network input rows; joined once when both are expanded over the members (stride 0)."""
+    if obs.shape[0] > 1 and obs.stride(0) == 0 and action.stride(0) == 0:
+        return torch.cat([obs[0], action[0]], dim=-1).expand(obs.shape[0], *obs.shape[1:-1], -1)
+    return torch.cat([obs, action], dim=-1)
 
 
 class MetaDynamicsModel(nn.Module):

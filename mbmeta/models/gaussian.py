@@ -7,6 +7,8 @@ The bounds follow PETS / CaDM: ``max_logvar`` and ``min_logvar`` are learned per
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -52,9 +54,57 @@ class GaussianHead(nn.Module):
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw_logvar)
         return self.min_logvar + F.softplus(logvar - self.min_logvar)
 
+    def folded(self, scale: Tensor) -> FoldedVariance:
+        """The head arranged for planning: variances in units ``scale`` from a flipped raw output.
+
+        See :class:`FoldedVariance`.
+
+        Args:
+            scale: ``[O]`` the output unit (e.g. the normaliser's state-change std): variances come out multiplied
+                by ``scale²``.
+        """
+        return FoldedVariance(
+            upper=self.max_logvar,
+            span=self.max_logvar - self.min_logvar,
+            offset=self.min_logvar + 2 * scale.log(),
+        )
+
     def bound_penalty(self) -> Tensor:
         """``sum(max_logvar) - sum(min_logvar)``: add a small multiple to the loss to keep the bounds tight."""
         return self.max_logvar.sum() - self.min_logvar.sum()
+
+
+class FoldedVariance(NamedTuple):
+    """A :class:`GaussianHead` rearranged so that a planning step costs as few passes as possible.
+
+    The network's last layer is folded to output ``flipped = upper - raw`` directly (weights negated, bias
+    ``upper - b``: see :meth:`mbmeta.models.ensemble.EnsembleMLP.freeze`), and the output unit goes into ``offset``:
+    ``var = exp(min + softplus(span - softplus(flipped))) * scale²`` is then five passes (two softplus, a subtraction,
+    an addition and the exponential, the last three in place) instead of the head's six plus exponential, square and
+    product. The same function as ``GaussianHead.forward(raw).exp() * scale²`` up to float rounding (tested).
+
+    Attributes:
+        upper: ``[O]`` ``max_logvar``, the shift folded into the last layer.
+        span: ``[O]`` ``max_logvar - min_logvar``.
+        offset: ``[O]`` ``min_logvar + 2 log scale``.
+    """
+
+    upper: Tensor
+    span: Tensor
+    offset: Tensor
+
+    def variance(self, flipped: Tensor) -> Tensor:
+        """Variance ``[..., O]`` in ``scale²`` units (in the head's dtype) from ``flipped = max_logvar - raw``.
+
+        Args:
+            flipped: ``[..., O]`` in any float dtype (bf16 under autocast).
+        """
+        t = F.softplus(flipped.to(self.span.dtype))
+        if torch.is_grad_enabled() and (t.requires_grad or self.span.requires_grad):
+            t = self.span - t  # out= does not record gradients
+        else:
+            t = torch.sub(self.span, t, out=t)
+        return F.softplus(t).add_(self.offset).exp_()
 
 
 def gaussian_nll(mean: Tensor, logvar: Tensor, target: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from mbmeta.models.ensemble import EnsembleMLP, LayerTrace, Weight
+from mbmeta.models.ensemble import EnsembleMLP, FrozenWeights, LayerTrace, Weight
 from mbmeta.models.layer_weights import NetWeights
 
 
@@ -49,17 +49,17 @@ class RewardNet(EnsembleMLP):
         self,
         obs_action: Tensor,
         delta: Tensor,
-        params: NetWeights[Weight] | Mapping[str, Weight] | None = None,
+        params: NetWeights[Weight] | Mapping[str, Weight] | FrozenWeights | None = None,
         cond: Tensor | None = None,
         trace: LayerTrace | None = None,
     ) -> Tensor:
-        """Predict the normalised reward.
+        """Predict the normalised reward (raw, with frozen weights that fold the normaliser in).
 
         Args:
             obs_action: ``[E, B, R, O + A]`` normalised state and action.
             delta: ``[E, B, R, O]`` normalised state change.
             params: optional weights of some layers (shared ``[E, ...]``, per environment ``[E, B, ...]`` or
-                low-rank; see :meth:`EnsembleMLP.grouped_forward`).
+                low-rank; see :meth:`EnsembleMLP.grouped_forward`), or frozen weights (:meth:`EnsembleMLP.freeze`).
             cond: ``[B, Z]``, ``[E, B, Z]`` or None.
             trace: see :class:`~mbmeta.models.ensemble.LayerTrace`.
 

@@ -6,8 +6,14 @@ Propagation (how particles use the ensemble, after PETS):
 
 - ``"tsinf"``: each particle is tied to one member for the whole rollout. Rows are laid out ``[E, B, N, P/E, ...]``
   so member ``e`` computes only its own particles (P must be divisible by E).
-- ``"ts1"``: each particle is handed to a random member at every step. Rows are shuffled into ``[E, B, R/E, ...]``
-  by a fresh random permutation each step (every member gets an equal share; R = N·P padded to a multiple of E).
+- ``"ts1"``: each particle is handed to a random member at every step. The R = N·P rows (padded to a multiple of E)
+  sit in slots ``[E, B, S, ...]`` (S = R/E per member) in groups of E: group k is the column of slots ``[:, b, k]``.
+  At every step each group is turned by its own uniformly random number of places over the members (one gather
+  of the states; the actions of all steps are put in place once per call). So each particle's member is uniform at
+  every step and independent of its members at the other steps — the law of PETS's TS-1 — every member computes
+  exactly S rows, the E particles of a group are always on distinct members (a stratification, like the balanced
+  permutation used before) and groups are independent of each other. Which particles share a group is fixed by
+  position (row j is in group j mod S), and candidates are exchangeable, so that choice changes nothing.
 - ``"expectation"``: one particle per candidate; every member predicts it and the next state is the members'
   average mean (no sampling). ``"tsinf"`` with ``particles = E`` and ``sample=False`` is the other common
   "expectation": each member's own mean trajectory, returns averaged.
@@ -38,7 +44,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from mbmeta.planners.sampling import gaussian, uniform
+from mbmeta.planners.sampling import gaussian, integers, uniform
 from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn
 
 Propagation = Literal["ts1", "tsinf", "expectation"]
@@ -174,11 +180,12 @@ class RolloutObjective:
         self, total: Tensor, alive: Tensor | None, step: int, reward: Tensor, obs: Tensor, action: Tensor, nxt: Tensor
     ) -> tuple[Tensor, Tensor | None]:
         weight = self.discount**step
+        # In place: `total` is the objective's own buffer (one pass, no allocation per step).
         if alive is None:
-            total = total + weight * reward
+            total.add_(reward, alpha=weight)
         else:
             # where, not multiply: a diverged row's NaN reward after termination must not leak into the return.
-            total = total + torch.where(alive, weight * reward, torch.zeros_like(reward))
+            total.add_(torch.where(alive, reward, 0.0), alpha=weight)
         if self.termination_fn is not None:
             with self._exact():
                 done = self.termination_fn(obs, action, nxt)
@@ -245,35 +252,41 @@ class RolloutObjective:
         batch, n, horizon, action_dim = actions.shape
         members, particles = self.members, self.particles
         obs_dim = self.obs.shape[1]
-        rows = n * particles
-        padded = -(-rows // members) * members  # rows rounded up to a multiple of E; extra slots repeat rows
-        share = padded // members
-        state = self.obs[:, None, :].expand(batch, rows, obs_dim)  # [B, R, O], row = candidate·P + particle
-        total = torch.zeros(batch, rows, device=actions.device, dtype=actions.dtype)
+        rows = n * particles  # row = candidate·P + particle
+        share = -(-rows // members)  # S slots per member; rows past R (padding) repeat real rows
+        # Slot (e, b, k) holds row ((e - turned[t, b, k]) mod E)·S + k at step t: turned = the group's turns so far.
+        turns = integers(members, (horizon, batch, share), self.generator, actions)  # [H, B, S]
+        turned = turns.cumsum(0).remainder_(members)
+        member = torch.arange(members, device=actions.device)[None, :, None, None]  # [1, E, 1, 1]
+        held = (member - turned[:, None]).remainder_(members) * share + torch.arange(share, device=actions.device)
+        candidate = held.remainder(rows) if share * members > rows else held  # a padding slot repeats a real row
+        if particles > 1:
+            candidate = candidate.div(particles, rounding_mode="floor")
+        # Every step's actions in slot order, in one gather per call: [H, E, B, S, A].
+        index = candidate.permute(0, 2, 1, 3).reshape(horizon, batch, members * share, 1)
+        placed = torch.take_along_dim(actions.permute(2, 0, 1, 3), index, dim=2)
+        placed = placed.view(horizon, batch, members, share, action_dim).transpose(1, 2).contiguous()
+        # Step t moves slot ((e - turns[t]) mod E, b, k)'s particle to slot (e, b, k).
+        moves = (member - turns[:, None]).remainder_(members)  # [H, E, B, S]
+        state = self.obs[None, :, None, :].expand(members, batch, share, obs_dim)
+        total = torch.zeros(members, batch, share, device=actions.device, dtype=actions.dtype)
         alive = None
         for t in range(horizon):
-            action = actions[:, :, None, t].expand(batch, n, particles, action_dim).reshape(batch, rows, action_dim)
-            # A random permutation per environment: slot j (member j // share) computes row perm[j] mod R.
-            perm = uniform((batch, padded), self.generator, actions).argsort(dim=1)
-            source = perm % rows
-            slot_of_row = perm.argsort(dim=1)[:, :rows]  # where each row's (first) copy was computed
-
-            def to_members(x: Tensor, source=source) -> Tensor:
-                picked = torch.take_along_dim(x, source[:, :, None], dim=1)  # [B, R', D]
-                return picked.reshape(batch, members, share, x.shape[-1]).transpose(0, 1)  # [E, B, R'/E, D]
-
-            def to_rows(y: Tensor, slot_of_row=slot_of_row) -> Tensor:
-                flat = y.transpose(0, 1).reshape(batch, padded, *y.shape[3:])  # [B, R', ...]
-                index = slot_of_row.reshape(batch, rows, *([1] * (flat.ndim - 2)))
-                return torch.take_along_dim(flat, index, dim=1)
-
-            pred = self._call(to_members(state), to_members(action))
-            nxt = self._next(to_rows(pred.mean), to_rows(pred.var))
-            learned = None if pred.reward is None else to_rows(pred.reward)
-            reward = self._reward(state, action, nxt, learned)
+            if t:
+                move = moves[t]
+                state = torch.take_along_dim(state, move[..., None], dim=0)
+                total = torch.take_along_dim(total, move, dim=0)
+                alive = None if alive is None else torch.take_along_dim(alive, move, dim=0)
+            action = placed[t]
+            pred = self._call(state, action)
+            nxt = self._next(pred.mean, pred.var)
+            reward = self._reward(state, action, nxt, pred.reward)
             total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
             state = nxt
-        return total.reshape(batch, n, particles).mean(dim=2)
+        # Back to row order (each row is held by exactly one slot), padding dropped.
+        by_row = total.new_empty(batch, members * share)
+        by_row.scatter_(1, held[-1].transpose(0, 1).reshape(batch, -1), total.transpose(0, 1).reshape(batch, -1))
+        return by_row[:, :rows].reshape(batch, n, particles).mean(dim=2)
 
     def _all_members(self, actions: Tensor) -> Tensor:
         """ts1/tsinf with a disagreement penalty: every member predicts every row, each particle keeps its own."""

@@ -33,3 +33,10 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) ->
     if generator.device == like.device:
         return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
     return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+
+
+def integers(high: int, shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
+    """Uniform integers in ``[0, high)`` of ``shape`` (int64) on ``like``'s device, drawn from ``generator``."""
+    if generator.device == like.device:
+        return torch.randint(high, shape, generator=generator, device=like.device)
+    return torch.randint(high, shape, generator=generator, device=generator.device).to(like.device)

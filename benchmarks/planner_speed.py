@@ -1,50 +1,66 @@
-"""Planner speed at HalfCheetah size, and the pendulum closed-loop checks of the speed options.
+"""Planner speed against a plain reference floor (PETS scale and the latency regime), ten environments in one call,
+and the closed-loop pendulum checks of the speed options.
 
-Three sections (``--sections speed bf16 icem``; all by default):
+Sections (``--sections``; all by default):
 
-``speed``: ms per planning step, model rows/s and the ratio to the floor, at HalfCheetah dimensions (the
-``halfcheetah_mass`` family's observation of 18 entries — Gymnasium's 17 plus the x velocity it rewards — and 6
-actions). The model is a real :class:`~mbmeta.models.dynamics.MetaDynamicsModel` (CaDM context adapter, ensemble of
-E=5, 4×200 SiLU, Gaussian outputs, learned reward head; untrained weights and a fitted normaliser: speed does not depend
-on training) adapted to B environments; plans score with the family's exact reward, so the objective skips the reward
-head. Settings:
+``speed``: one agent step at HalfCheetah dimensions (O = 18: the ``halfcheetah_mass`` family's observation, A = 6)
+with a real :class:`~mbmeta.models.dynamics.MetaDynamicsModel` (CaDM context adapter, E = 5 ensemble of 4×200 SiLU,
+Gaussian outputs, learned reward head; untrained weights and a fitted normaliser: speed does not depend on
+training), planning with the family's exact reward (so the reward head is skipped). Settings (``--settings``):
 
-- ``pets``: CEM N=500, H=30, 5 iterations, 50 elites, P=20 particles TS-∞, B=1: 1.5M model rows per step;
-- ``loop-B1`` / ``loop-B10``: CEM N=200, H=30, 5 iterations, 20 elites, expectation (P=1, every member predicts
-  every candidate), B=1 and B=10 environments in one call (150k model rows per step and environment).
+- ``pets``: CEM N=500, 50 elites, 5 iterations, H=30, P=20 TS-∞, B=1: 1.5 M model rows per step, 2000 rows per
+  member and call;
+- ``latency``: CEM N=200, 20 elites, 5 iterations, H=30, P=1 TS-1, B=1: 30 000 model rows per step, 40 per member
+  and call (the regime real control loops run in).
 
-Timed per setting, interleaved (one warm-up each, then ``--repeats`` rounds of every variant in turn):
+Variants, timed round by round in turn (one untimed warm-up each):
 
-- ``plan``: one planning step (``CEMPlanner.plan`` over a ``RolloutObjective``), fp32;
-- ``floor``: the bare stacked-weight ensemble MLP — one ``baddbmm`` + SiLU per layer on plain tensors of the shapes
-  the objective feeds the model (``[E, rows per member, O+A]``), ``H × iterations`` times and nothing else;
-- ``floor-chunked``: the same bare MLP evaluated in 512-row chunks, as :class:`~mbmeta.models.ensemble.EnsembleMLP`
-  does (the fastest fp32 the bare MLP achieves here; see ``model_speed.py``);
-- ``model``: our adapted model's own calls (normalise, context bias, ensemble, Gaussian head, denormalise) on those
-  shapes, without (as the objective calls it) and with the reward head;
-- ``plan-bf16`` / ``floor-bf16``: the planning step with ``precision="bf16"`` and the bare MLP under bf16 autocast.
+- ``agent``: one :class:`~mbmeta.control.MPCAgent` step (``act_tensor``: adapt on a K=10 window, build the
+  objective, plan, shift the warm start), fp32; ``agent-bf16``: the same with ``precision="bf16"``;
+- ``plan``: the planner alone (``CEMPlanner.plan`` over a ``RolloutObjective`` on a fixed adapted model);
+- ``model``: the adapted model's own calls on the shapes the objective feeds it, H×I times (no reward head);
+- ``floor``: the plain reference anyone can reproduce without mbmeta — the same weights as E separate tensors per
+  layer, for each call and member ``torch.addmm(b, x, W)`` (``x @ W + b``) and an in-place SiLU, on the rows per
+  member of one objective call, the same H×I sequential calls and nothing else; ``floor-bf16``: the same in bf16
+  (weights and rows cast once);
+- ``one-batch``: the same reference evaluating the rows of all H×I calls in one call per member (``latency``).
 
-Times are CPU seconds of this process (``time.process_time``; the minimum over repeats): on a shared machine
-wall-clock time also counts the time other processes hold the core, CPU time does not. The median wall-clock time of
-the planning step is printed beside. ``ratio`` = plan / floor: the cost of everything around the model.
+``tenenv``: the ``latency`` planner for B=10 environments in one agent call (``B10``) vs one B=1 agent called ten
+times (``B1x10``), for each propagation mode that takes P=1 (``ts1``, ``expectation``); the ratio is the cost per
+environment of ten calls over one call.
 
-``bf16``: closed-loop return on the real MuJoCo pendulum with a small learned model (E=5, 3×200, fitted here in
-~20 s to the exact pendulum dynamics), planning in fp32 vs bf16, several start states (seeds) batched in one agent.
+Ratios are taken within each round (every variant of a round sees the same load) and reported as the median and
+[min-max] over rounds. The clock is wall time with several torch threads (CPU time would add up the threads) and
+CPU time of this process with one (it leaves out the time other processes hold the core).
+
+``--compare DIR`` runs the ``speed`` and ``tenenv`` sections on the code of another checkout (e.g.
+``git worktree add --detach /tmp/before <commit>``) and on this one, alternating one subprocess per version per round
+(so that both see the same load), and prints both versions' ratios; with ``closed-loop`` it also runs the pendulum
+episodes once per version and pairs their returns.
+
+``closed-loop``: closed-loop return on the real MuJoCo pendulum with a small learned model (E=5, 3×200, fitted here
+to the exact pendulum dynamics), 8 start states batched in one agent, 2 planner seeds, for each propagation mode
+(``expectation`` and ``ts1``, P=1) and precision (fp32, bf16).
 
 ``icem``: closed-loop return of CEM vs iCEM on the real pendulum with the exact dynamics as the model, and the model
 rows each spends per step (``PlanResult.rows``).
 
-Usage: ``python benchmarks/planner_speed.py [--sections speed bf16 icem] [--settings pets loop-B1 loop-B10]
-[--repeats 3] [--threads 1] [--seeds 6]``.
+Usage: ``python benchmarks/planner_speed.py [--sections speed tenenv closed-loop icem] [--settings pets latency]
+[--rounds 5] [--threads 2] [--compare /tmp/before]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -70,37 +86,45 @@ class Setting:
     horizon: int
     propagation: str
     particles: int
-    batch: int
+
+    @property
+    def calls(self) -> int:
+        return self.horizon * self.iterations
+
+    def rows_per_member(self, batch: int) -> int:
+        """Rows each member computes per objective call."""
+        if self.propagation == "expectation":
+            return batch * self.population
+        return -(-batch * self.population * self.particles // ENSEMBLE)
 
 
 SETTINGS = {
-    "pets": Setting("pets", 500, 50, 5, 30, "tsinf", 20, 1),
-    "loop-B1": Setting("loop-B1", 200, 20, 5, 30, "expectation", 1, 1),
-    "loop-B10": Setting("loop-B10", 200, 20, 5, 30, "expectation", 1, 10),
+    "pets": Setting("pets", 500, 50, 5, 30, "tsinf", 20),
+    "latency": Setting("latency", 200, 20, 5, 30, "ts1", 1),
 }
+TENENV_MODES = ("ts1", "expectation")
 ENSEMBLE = 5
 HIDDEN = (200, 200, 200, 200)
 CONTEXT = 10
-CHUNK = 512
+ONE_BATCH_MAX_ROWS = 60_000  # per member: above this the one-batch reference is not run (memory)
 
 
 # ----------------------------------------------------------------------------------------------------- timing
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, tuple[float, float]]:
-    """``{name: (min CPU s, median wall s)}``; variants alternate so load drift hits all alike."""
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict[str, list[float]]]:
+    """``{name: {"wall": [s per round], "cpu": [...]}}``; variants alternate so that load drift hits all alike."""
     for fn in fns.values():
         fn()
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    times = {k: {"wall": [], "cpu": []} for k in fns}
+    for _ in range(rounds):
         for name, fn in fns.items():
             c, w = time.process_time(), time.perf_counter()
             fn()
-            cpu[name].append(time.process_time() - c)
-            wall[name].append(time.perf_counter() - w)
-    return {k: (min(cpu[k]), statistics.median(wall[k])) for k in fns}
+            times[name]["cpu"].append(time.process_time() - c)
+            times[name]["wall"].append(time.perf_counter() - w)
+    return times
 
 
-# ------------------------------------------------------------------------------------------------------ speed
+# ----------------------------------------------------------------------------------------------------- models
 def build_model(obs_dim: int, action_dim: int) -> MetaDynamicsModel:
     model = MetaDynamicsModel(
         obs_dim, action_dim, adaptation="context", ensemble_size=ENSEMBLE, hidden_sizes=HIDDEN, seed=0
@@ -118,8 +142,8 @@ def build_model(obs_dim: int, action_dim: int) -> MetaDynamicsModel:
     return model
 
 
-def context(batch: int, obs_dim: int, action_dim: int) -> Transition:
-    g = torch.Generator().manual_seed(1)
+def context(batch: int, obs_dim: int, action_dim: int, seed: int = 1) -> Transition:
+    g = torch.Generator().manual_seed(seed)
     obs = torch.randn(batch, CONTEXT, obs_dim, generator=g)
     return Transition(
         obs,
@@ -130,130 +154,256 @@ def context(batch: int, obs_dim: int, action_dim: int) -> Transition:
     )
 
 
-def bare_mlp(in_features: int, out_features: int) -> Callable[[torch.Tensor, int | None], torch.Tensor]:
-    """The floor: stacked [E, in, out] weights, one baddbmm + SiLU per layer, plain tensors, no module."""
-    g = torch.Generator().manual_seed(4)
-    sizes = [in_features, *HIDDEN, out_features]
-    layers = [
-        (torch.randn(ENSEMBLE, i, o, generator=g) / i**0.5, 0.1 * torch.randn(ENSEMBLE, 1, o, generator=g))
-        for i, o in zip(sizes[:-1], sizes[1:], strict=True)
-    ]
+class Reference:
+    """The plain reference ensemble: the model's dynamics weights as E separate tensors per layer, evaluated member
+    by member as ``torch.addmm(b, x, W)`` (``x @ W + b``) with an in-place SiLU — nothing of mbmeta's code.
 
-    def layers_on(x: torch.Tensor) -> torch.Tensor:
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
-                x = F.silu(x)
-        return x
+    The first layer keeps the rows of the O + A inputs (the adapter's z enters the model as a per-environment bias:
+    no per-row work).
+    """
 
-    def forward(x: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        if not chunk or x.shape[1] <= chunk:
-            return layers_on(x)
-        return torch.cat([layers_on(x[:, s : s + chunk]) for s in range(0, x.shape[1], chunk)], dim=1)
+    def __init__(self, model: MetaDynamicsModel, dtype: torch.dtype = torch.float32) -> None:
+        inputs = model.obs_dim + model.action_dim
+        layers = model.dynamics_net.layers
+        self.members = [
+            [
+                (
+                    (layer.weight[e, :inputs] if i == 0 else layer.weight[e]).detach().to(dtype).contiguous(),
+                    layer.bias[e, 0].detach().to(dtype).clone(),
+                )
+                for i, layer in enumerate(layers)
+            ]
+            for e in range(ENSEMBLE)
+        ]
+        self.in_features, self.dtype = inputs, dtype
 
-    return forward
+    def rows(self, count: int, seed: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return [torch.randn(count, self.in_features, generator=g).to(self.dtype) for _ in range(ENSEMBLE)]
+
+    def __call__(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        outs = []
+        for x, layers in zip(xs, self.members, strict=True):
+            h = x
+            for i, (w, b) in enumerate(layers):
+                h = torch.addmm(b, h, w)
+                if i < len(layers) - 1:
+                    F.silu(h, inplace=True)
+            outs.append(h)
+        return outs
 
 
-def speed_setting(setting: Setting, model: MetaDynamicsModel, reward_fn, obs_dim: int, action_dim: int, repeats: int):
-    b, n, h, p = setting.batch, setting.population, setting.horizon, setting.particles
-    with torch.no_grad():
-        adapted = model.adapt(context(b, obs_dim, action_dim))
-    start_obs = torch.randn(b, obs_dim, generator=torch.Generator().manual_seed(2))
+def make_agent(
+    model: MetaDynamicsModel, family, setting: Setting, batch: int, propagation: str, precision: str = "fp32"
+) -> MPCAgent:
+    """An agent with a full context window of random transitions for ``batch`` environments."""
+    space = family.action_space
     planner = CEMPlanner(
-        -torch.ones(action_dim),
-        torch.ones(action_dim),
-        population=n,
-        elites=setting.elites,
-        iterations=setting.iterations,
+        space.low, space.high, population=setting.population, elites=setting.elites, iterations=setting.iterations
     )
-    init = torch.zeros(b, h, action_dim)
+    agent = MPCAgent(
+        model,
+        planner,
+        family.reward,
+        horizon=setting.horizon,
+        context_length=CONTEXT,
+        propagation=propagation,
+        particles=setting.particles,
+        precision=precision,
+        seed=0,
+    )
+    agent.reset(batch_size=batch)
+    window = context(batch, model.obs_dim, model.action_dim)
+    for k in range(CONTEXT):
+        step = Transition(*(f[:, k] for f in window))
+        agent.observe_tensor(step, torch.ones(batch, dtype=torch.bool))
+    return agent
 
-    def plan(precision: str) -> Callable[[], None]:
-        def run() -> None:
+
+# ------------------------------------------------------------------------------------------------------ speed
+def speed_setting(setting: Setting, model: MetaDynamicsModel, family, rounds: int, variants: list[str]) -> dict:
+    obs_dim, action_dim = model.obs_dim, model.action_dim
+    per_member, calls = setting.rows_per_member(1), setting.calls
+    start_obs = torch.randn(1, obs_dim, generator=torch.Generator().manual_seed(2))
+    fns: dict[str, Callable[[], object]] = {}
+    with torch.no_grad():
+        adapted = model.adapt(context(1, obs_dim, action_dim))
+    if "agent" in variants:
+        agent = make_agent(model, family, setting, 1, setting.propagation)
+        fns["agent"] = lambda: agent.act_tensor(start_obs)
+    if "agent-bf16" in variants:
+        agent16 = make_agent(model, family, setting, 1, setting.propagation, "bf16")
+        fns["agent-bf16"] = lambda: agent16.act_tensor(start_obs)
+    if "plan" in variants:
+        space = family.action_space
+        planner = CEMPlanner(
+            space.low, space.high, population=setting.population, elites=setting.elites, iterations=setting.iterations
+        )
+        init = torch.zeros(1, setting.horizon, action_dim)
+
+        def plan() -> None:
             generator = torch.Generator().manual_seed(3)
             objective = RolloutObjective(
                 adapted,
                 start_obs,
-                reward_fn,
+                family.reward,
                 propagation=setting.propagation,
-                particles=p,
+                particles=setting.particles,
                 generator=generator,
-                precision=precision,
             )
             planner.plan(objective, init, generator=generator)
 
-        return run
+        fns["plan"] = plan
+    if "model" in variants:
+        g = torch.Generator().manual_seed(5)
+        x_obs = torch.randn(ENSEMBLE, 1, per_member, obs_dim, generator=g)
+        x_act = torch.rand(ENSEMBLE, 1, per_member, action_dim, generator=g) * 2 - 1
 
-    # The tensor shapes the objective feeds the model, called H × iterations times.
-    shape = (ENSEMBLE, b, n, p // ENSEMBLE) if setting.propagation == "tsinf" else (ENSEMBLE, b, n)
-    per_member = int(np.prod(shape[1:]))
-    calls = h * setting.iterations
-    g = torch.Generator().manual_seed(5)
-    x_obs = torch.randn(*shape, obs_dim, generator=g)
-    x_act = torch.rand(*shape, action_dim, generator=g) * 2 - 1
-    floor_net = bare_mlp(obs_dim + action_dim, 2 * obs_dim)
-    x_flat = torch.randn(ENSEMBLE, per_member, obs_dim + action_dim, generator=g)
-
-    def repeat(fn: Callable[[], object], autocast: bool = False) -> Callable[[], None]:
-        def run() -> None:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        def model_calls() -> None:
+            with torch.no_grad():
                 for _ in range(calls):
-                    fn()
+                    adapted(x_obs, x_act, with_reward=False)
 
-        return run
-
-    fns = {
-        "plan": plan("fp32"),
-        "floor": repeat(lambda: floor_net(x_flat)),
-        "floor-chunked": repeat(lambda: floor_net(x_flat, CHUNK)),
-        "model": repeat(lambda: adapted(x_obs, x_act, with_reward=False)),
-        "model+reward": repeat(lambda: adapted(x_obs, x_act)),
-        "plan-bf16": plan("bf16"),
-        "floor-bf16": repeat(lambda: floor_net(x_flat), autocast=True),
-    }
-    times = interleaved(fns, repeats)
-    rows = ENSEMBLE * per_member * calls
-    return {"setting": setting.name, "B": b, "rows": rows, **{k: v for k, v in times.items()}}
+        fns["model"] = model_calls
+    for name, dtype in (("floor", torch.float32), ("floor-bf16", torch.bfloat16)):
+        if name in variants:
+            reference = Reference(model, dtype)
+            xs = reference.rows(per_member, seed=6)
+            fns[name] = lambda reference=reference, xs=xs: [reference(xs) for _ in range(calls)]
+    if "one-batch" in variants and per_member * calls <= ONE_BATCH_MAX_ROWS:
+        reference = Reference(model)
+        big = reference.rows(per_member * calls, seed=7)
+        fns["one-batch"] = lambda: reference(big)
+    with torch.no_grad():
+        return interleaved(fns, rounds)
 
 
-def speed_section(args: argparse.Namespace) -> None:
+def tenenv_section(model: MetaDynamicsModel, family, rounds: int) -> dict:
+    setting = SETTINGS["latency"]
+    obs = torch.randn(10, model.obs_dim, generator=torch.Generator().manual_seed(8))
+    fns: dict[str, Callable[[], object]] = {}
+    for mode in TENENV_MODES:
+        ten = make_agent(model, family, setting, 10, mode)
+        one = make_agent(model, family, setting, 1, mode)
+        fns[f"{mode}-B10"] = lambda ten=ten: ten.act_tensor(obs)
+        fns[f"{mode}-B1x10"] = lambda one=one: [one.act_tensor(obs[i : i + 1]) for i in range(10)]
+    with torch.no_grad():
+        return interleaved(fns, rounds)
+
+
+RATIOS = {  # name: (numerator, denominator)
+    "agent / floor": ("agent", "floor"),
+    "agent / one-batch": ("agent", "one-batch"),
+    "plan / floor": ("plan", "floor"),
+    "model / floor": ("model", "floor"),
+    "floor / one-batch": ("floor", "one-batch"),
+    "agent-bf16 / floor": ("agent-bf16", "floor"),
+    "agent-bf16 / floor-bf16": ("agent-bf16", "floor-bf16"),
+}
+
+
+def ratios(results: dict, clock: str) -> dict[str, dict[str, list[float]]]:
+    """Per setting, every ratio of :data:`RATIOS` (and the ten-environment ratios) round by round."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for setting, times in results.items():
+        if setting == "tenenv":
+            out[setting] = {
+                f"{mode}: 10 calls / one call": [
+                    a / b for a, b in zip(times[f"{mode}-B1x10"][clock], times[f"{mode}-B10"][clock], strict=True)
+                ]
+                for mode in TENENV_MODES
+                if f"{mode}-B10" in times
+            }
+            continue
+        out[setting] = {
+            name: [a / b for a, b in zip(times[num][clock], times[den][clock], strict=True)]
+            for name, (num, den) in RATIOS.items()
+            if num in times and den in times
+        }
+    return out
+
+
+def cell(values: list[float], fmt: str = ".3f") -> str:
+    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def report(results: dict, clock: str, rounds: int) -> None:
+    for setting, times in results.items():
+        print(f"\n== {setting}: ms per call ({clock}), median [min-max] over {rounds} rounds")
+        for name, values in times.items():
+            print(f"   {name:>20} {cell([1e3 * v for v in values[clock]], '.1f')}")
+    print(f"\n== ratios ({clock} time, within each round), median [min-max] over {rounds} rounds")
+    for setting, by_name in ratios(results, clock).items():
+        for name, values in by_name.items():
+            print(f"   {setting:>8} {name:>26} {cell(values)}")
+
+
+def measure_speed(args: argparse.Namespace) -> dict:
     family = mbmeta.envs.get_family("halfcheetah_mass")
-    env = family.make_env()
-    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    env.close()
+    obs_dim, action_dim = family.observation_space.shape[0], family.action_space.shape[0]
     model = build_model(obs_dim, action_dim)
-    print(f"\n== speed: O={obs_dim}, A={action_dim}, E={ENSEMBLE}, 4x200 SiLU; CPU ms (min of {args.repeats})")
-    header = (
-        f"{'setting':>9} {'B':>3} {'rows/step':>10} {'plan ms':>9} {'wall ms':>9} {'rows/s':>9} {'floor ms':>9} "
-        f"{'ratio':>6} {'ratio/chunked':>13} {'model/floor':>11} {'+reward head':>12}"
-    )
-    print(header, flush=True)
     results = {}
-    for name in args.settings:
-        r = speed_setting(SETTINGS[name], model, family.reward, obs_dim, action_dim, args.repeats)
-        results[name] = r
-        plan, floor = r["plan"][0], r["floor"][0]
-        print(
-            f"{name:>9} {r['B']:>3} {r['rows']:>10} {1e3 * plan:>9.1f} {1e3 * r['plan'][1]:>9.1f} "
-            f"{r['rows'] / plan:>9.3g} {1e3 * floor:>9.1f} {plan / floor:>6.3f} {plan / r['floor-chunked'][0]:>13.3f} "
-            f"{r['model'][0] / floor:>11.3f} {r['model+reward'][0] / floor:>12.3f}",
-            flush=True,
-        )
-    print("\n   bf16 autocast (plan-bf16 vs the fp32 floor and the bf16 floor):")
-    print(
-        f"{'setting':>9} {'plan-bf16 ms':>13} {'floor-bf16 ms':>14} {'fp32 floor / plan-bf16':>23} {'ratio bf16':>11}"
-    )
-    for name, r in results.items():
-        p16, f16 = r["plan-bf16"][0], r["floor-bf16"][0]
-        print(f"{name:>9} {1e3 * p16:>13.1f} {1e3 * f16:>14.1f} {r['floor'][0] / p16:>21.2f} {p16 / f16:>11.3f}")
-    if "loop-B1" in results and "loop-B10" in results:
-        one, ten = results["loop-B1"], results["loop-B10"]
-        for key in ("plan", "plan-bf16"):
-            per_env = ten[key][0] / 10
-            print(
-                f"\n   {key}: 10 environments in one call {1e3 * per_env:.1f} ms per environment vs "
-                f"{1e3 * one[key][0]:.1f} ms for one environment per call: {one[key][0] / per_env:.2f}x cheaper",
-            )
+    if "speed" in args.sections:
+        for name in args.settings:
+            results[name] = speed_setting(SETTINGS[name], model, family, args.rounds, args.variants)
+    if "tenenv" in args.sections:
+        results["tenenv"] = tenenv_section(model, family, args.rounds)
+    return results
+
+
+def run_version(root: Path, args: argparse.Namespace, sections: list[str], rounds: int) -> dict:
+    """This script's ``--json`` output, run on the code under ``root`` in a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, __file__, "--json", "--threads", str(args.threads), "--rounds", str(rounds)]
+    command += ["--sections", *sections, "--settings", *args.settings, "--variants", *args.variants]
+    command += ["--seeds", str(args.seeds), "--fit-steps", str(args.fit_steps)]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{root} failed:\n{proc.stderr[-3000:]}")
+    payload = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(payload["mbmeta"]).resolve().is_relative_to(root.resolve()), payload["mbmeta"]
+    return payload
+
+
+def compare(other: Path, args: argparse.Namespace) -> None:
+    here = Path(__file__).resolve().parents[1]
+    versions = {"before": other.resolve(), "after": here}
+    timed = [s for s in args.sections if s in ("speed", "tenenv")]
+    merged: dict[str, dict] = {v: {} for v in versions}
+    clock = "wall" if args.threads > 1 else "cpu"
+    for r in range(args.rounds if timed else 0):
+        order = list(versions.items()) if r % 2 == 0 else list(reversed(versions.items()))
+        for version, root in order:
+            payload = run_version(root, args, timed, 1)
+            for setting, times in payload["results"].items():
+                for name, clocks in times.items():
+                    slot = merged[version].setdefault(setting, {}).setdefault(name, {"wall": [], "cpu": []})
+                    for key in ("wall", "cpu"):
+                        slot[key] += clocks[key]
+            print(f"round {r + 1}/{args.rounds}: {version} done", file=sys.stderr, flush=True)
+    if timed:
+        for version, root in versions.items():
+            print(f"\n######## {version}: {root}")
+            report(merged[version], clock, args.rounds)
+        print(f"\n######## ratios before -> after ({clock}), median [min-max] over {args.rounds} rounds")
+        before, after = ratios(merged["before"], clock), ratios(merged["after"], clock)
+        for setting, by_name in after.items():
+            for name, values in by_name.items():
+                old = before.get(setting, {}).get(name)
+                print(f"   {setting:>8} {name:>26} {cell(old) if old else '-':>24} -> {cell(values)}")
+        print("\nJSON " + json.dumps(merged))
+    if "closed-loop" in args.sections:
+        returns = {v: run_version(root, args, ["closed-loop"], 1)["closed_loop"] for v, root in versions.items()}
+        print("\n######## closed loop, after - before (same model, start states and planner seeds), mean ± s.e.")
+        for key, after_returns in returns["after"].items():
+            if key in returns["before"]:
+                d = np.array(after_returns) - np.array(returns["before"][key])
+                se = d.std(ddof=1) / len(d) ** 0.5
+                print(
+                    f"   {key:>28}: {np.mean(returns['before'][key]):8.1f} -> {np.mean(after_returns):8.1f}"
+                    f"   paired difference {d.mean():+.2f} ± {se:.2f}"
+                )
+        print("\nJSON " + json.dumps(returns))
 
 
 # ------------------------------------------------------------------------------------------------- pendulum
@@ -332,41 +482,54 @@ def fit_pendulum_model(steps: int) -> MetaDynamicsModel:
     return model
 
 
-def bf16_section(args: argparse.Namespace) -> None:
+def closed_loop_section(args: argparse.Namespace) -> dict[str, list[float]]:
+    """``{"mode precision seed s": [return per start state]}``; prints the table."""
     seeds = list(range(args.seeds))
     start = time.perf_counter()
     model = fit_pendulum_model(args.fit_steps)
     print(
-        f"\n== bf16 on the pendulum: E=5 3x200 model fitted in {time.perf_counter() - start:.0f} s; CEM N=60, "
-        f"8 elites, 3 iterations, H=15, expectation; {len(seeds)} start states batched, 2 planner seeds"
+        f"\n== closed loop on the pendulum: E=5 3x200 model fitted in {time.perf_counter() - start:.0f} s; CEM N=60, "
+        f"8 elites, 3 iterations, H=15, P=1; {len(seeds)} start states batched, 2 planner seeds"
     )
-    print(f"{'precision':>9} {'planner seed':>12} {'mean return':>12} {'plan CPU s/step':>16}  per-start returns")
-    returns = {}
-    for agent_seed in (0, 1):
-        for precision in ("fp32", "bf16"):
-            agent = MPCAgent(
-                model,
-                CEMPlanner([-2.0], [2.0], population=60, elites=8, iterations=3),
-                PENDULUM.reward,
-                horizon=15,
-                context_size=1,
-                propagation="expectation",
-                precision=precision,
-                seed=agent_seed,
-            )
-            c = time.process_time()
-            r = returns[precision, agent_seed] = closed_loop(agent, seeds, agent_seed)
-            per_step = (time.process_time() - c) / PENDULUM.episode_steps
-            print(f"{precision:>9} {agent_seed:>12} {r.mean():>12.1f} {per_step:>16.3f}  {np.round(r, 1).tolist()}")
+    print(
+        f"{'propagation':>11} {'precision':>9} {'planner seed':>12} {'mean return':>12} {'plan CPU s/step':>16}  "
+        "per-start returns"
+    )
+    returns: dict[str, list[float]] = {}
+    for propagation in ("expectation", "ts1"):
+        for agent_seed in (0, 1):
+            for precision in ("fp32", "bf16"):
+                agent = MPCAgent(
+                    model,
+                    CEMPlanner([-2.0], [2.0], population=60, elites=8, iterations=3),
+                    PENDULUM.reward,
+                    horizon=15,
+                    context_length=1,
+                    propagation=propagation,
+                    precision=precision,
+                    seed=agent_seed,
+                )
+                c = time.process_time()
+                r = closed_loop(agent, seeds, agent_seed)
+                returns[f"{propagation} {precision} seed {agent_seed}"] = r.tolist()
+                per_step = (time.process_time() - c) / PENDULUM.episode_steps
+                print(
+                    f"{propagation:>11} {precision:>9} {agent_seed:>12} {r.mean():>12.1f} {per_step:>16.3f}  "
+                    f"{np.round(r, 1).tolist()}",
+                    flush=True,
+                )
 
-    def paired(a: np.ndarray, b: np.ndarray) -> str:
-        d = a - b
+    def paired(a: list[float], b: list[float]) -> str:
+        d = np.array(a) - np.array(b)
         return f"{d.mean():+.1f} ± {d.std(ddof=1) / len(d) ** 0.5:.1f}"
 
-    bf16 = np.concatenate([returns["bf16", k] for k in (0, 1)])
-    fp32 = np.concatenate([returns["fp32", k] for k in (0, 1)])
-    print(f"   bf16 - fp32 (same start and planner seed), mean ± s.e.: {paired(bf16, fp32)}")
-    print(f"   noise reference, fp32 planner seed 1 - seed 0:        {paired(returns['fp32', 1], returns['fp32', 0])}")
+    for propagation in ("expectation", "ts1"):
+        both = {p: sum((returns[f"{propagation} {p} seed {k}"] for k in (0, 1)), []) for p in ("fp32", "bf16")}
+        difference = paired(both["bf16"], both["fp32"])
+        print(f"   {propagation}: bf16 - fp32 (same start and planner seed), mean ± s.e.: {difference}")
+        noise = paired(returns[f"{propagation} fp32 seed 1"], returns[f"{propagation} fp32 seed 0"])
+        print(f"   {propagation}: noise reference, fp32 planner seed 1 - seed 0:        {noise}")
+    return returns
 
 
 def icem_section(args: argparse.Namespace) -> None:
@@ -388,7 +551,7 @@ def icem_section(args: argparse.Namespace) -> None:
     cem_rows, cem_returns = None, None
     for name, planner in planners.items():
         counter = RowCounter(planner)
-        agent = MPCAgent(ExactPendulumModel(), counter, PENDULUM.reward, horizon=30, context_size=1)
+        agent = MPCAgent(ExactPendulumModel(), counter, PENDULUM.reward, horizon=30, context_length=1)
         returns = closed_loop(agent, seeds)
         rows = counter.rows / counter.calls
         if cem_rows is None:
@@ -400,22 +563,36 @@ def icem_section(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    sections = ["speed", "tenenv", "closed-loop", "icem"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", nargs="+", default=["speed", "bf16", "icem"], choices=["speed", "bf16", "icem"])
+    parser.add_argument("--sections", nargs="+", default=sections, choices=sections)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    variants = ["agent", "plan", "model", "floor", "one-batch", "agent-bf16", "floor-bf16"]
+    parser.add_argument("--variants", nargs="+", default=variants, choices=variants)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (interleaved over the variants)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--seeds", type=int, default=8, help="pendulum start states (batched environments)")
-    parser.add_argument("--fit-steps", type=int, default=1500, help="Adam steps fitting the bf16 section's model")
+    parser.add_argument("--fit-steps", type=int, default=1500, help="Adam steps fitting the closed-loop model")
+    parser.add_argument("--compare", type=Path, default=None, help="another checkout to measure against this one")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    if "speed" in args.sections:
-        speed_section(args)
-    if "bf16" in args.sections:
-        bf16_section(args)
+    if args.compare is not None:
+        compare(args.compare, args)
+        return
+    if not args.json:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    payload: dict = {"mbmeta": mbmeta.__file__, "threads": torch.get_num_threads()}
+    if "speed" in args.sections or "tenenv" in args.sections:
+        payload["results"] = measure_speed(args)
+        if not args.json:
+            report(payload["results"], "wall" if args.threads > 1 else "cpu", args.rounds)
+    if "closed-loop" in args.sections:
+        payload["closed_loop"] = closed_loop_section(args)
     if "icem" in args.sections:
         icem_section(args)
+    if args.json:
+        print(json.dumps(payload))
 
 
 if __name__ == "__main__":

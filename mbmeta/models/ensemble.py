@@ -19,12 +19,13 @@ exactly the same operations whatever its chunk (tested bit for bit; see :data:`R
 Without gradients (planning, evaluation) a faster path runs, with the kernel chosen by measurement
 (``benchmarks/model_speed.py --sweep-kernels``, ``docs/performance.md``): below :data:`MEMBER_MATMUL_ROWS` rows per
 member one ``baddbmm`` per layer (few large ops beat many small ones), from there one ``addmm`` per member and layer
-(MKL's batched matmul runs below its plain matmul on these shapes); activations in place; the output of the last
-layer written straight into the result and the hidden layers into two reused scratch buffers (no ``torch.cat`` of
-chunks, no fresh allocation per layer). With one torch thread this path gives bit-identical results to the training
-path (the same MKL kernels per row; tested). :meth:`EnsembleMLP.freeze` resolves a network's weights once for many
-such calls (:class:`FrozenWeights`), with conditioning and affine maps of the input and output (a normaliser)
-folded into the first and last layers.
+(MKL's batched matmul runs 20-30% below its plain matmul on these shapes); activations in place; hidden layers in two
+reused scratch buffers and the last layer written straight into the result (no ``torch.cat`` of chunks, no
+allocation per layer). The batched kernel gives bit-identical results to the training path with one thread; the
+per-member kernel activates each member's rows on their own, so the activation's scalar tail (see
+:data:`ROW_QUANTUM`) falls on other elements: equal to float rounding (tested). :meth:`EnsembleMLP.freeze` resolves a
+network's weights once for many such calls (:class:`FrozenWeights`), with conditioning and affine maps of the input
+and output (a normaliser) folded into the first and last layers.
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ at 40 rows per member (CEM N=200, one particle, one environment) the batched mat
 above the per-member matmuls are 15-25% faster, with one thread and with two."""
 
 MEMBER_CHUNK_ROWS = 2048
-"""Rows per member per chunk on the per-member path (a multiple of :data:`ROW_QUANTUM`). Chosen by measurement
-(``benchmarks/model_speed.py --sweep-kernels``): per-member matmuls run fastest on long chunks (each member's weights
-stay in cache over them); the cap keeps the two scratch buffers small (~1.6 MB each for 200-wide layers)."""
+"""Rows per member per chunk on the per-member path. Chosen by measurement (``benchmarks/model_speed.py
+--sweep-kernels``, one thread): at 2000 rows per member, chunks of 2048 (i.e. none) ran 1-2% faster than the plain
+reference and chunks of 256-512 4-6% slower; the cap keeps the two scratch buffers at ~1.6 MB for 200-wide layers
+(a fresh allocation that large would be an ``mmap`` with page faults at every call)."""
 
 DEFAULT_CHUNK_ROWS = 512
 """Rows per member per chunk. Chosen by measurement (``benchmarks/model_speed.py --sweep-chunks``: 256-1024 are equally
@@ -550,20 +552,11 @@ class EnsembleMLP(nn.Module):
         total = groups * rows
         flat = x.reshape(e, total, k)  # a view, also of rows expanded over the members (stride 0)
         if not self.member_matmul_rows or total < self.member_matmul_rows:
+            if self.chunk_rows and total > self.chunk_rows:  # only when the per-member kernel is switched off
+                return self._chunked(x, weights, biases, per_group=False)
             return self._batched(flat, weights, biases, slice(0, total), rows).view(e, groups, rows, -1)
         out = x.new_empty(e, total, weights[-1].shape[-1])
-        # Per member, whole ROW_QUANTUM blocks of rows; the rest (none, or one to two quanta) for all members in one
-        # batched pass. Why: the activation's kernel computes a tensor's last (numel mod 32) elements in a scalar
-        # tail whose bits differ from its vector body; per-member tensors of whole quanta have no tail, and the
-        # batched rest puts the tail on exactly the elements the training path's [E, rows, width] activation does
-        # (see ROW_QUANTUM); the rest is at least one quantum, since tiny matmuls take other kernel paths. So both
-        # paths give the same bits with one thread.
-        rest = total % ROW_QUANTUM
-        head = max(0, total - rest - (ROW_QUANTUM if rest else 0))
-        if head:
-            self._per_member(flat, weights, biases, head, rows, out)
-        if head < total:
-            out[:, head:] = self._batched(flat[:, head:], weights, biases, slice(head, total), rows)
+        self._per_member(flat, weights, biases, rows, out)
         return out.view(e, groups, rows, out.shape[-1])
 
     def _batched(
@@ -579,20 +572,21 @@ class EnsembleMLP(nn.Module):
         return h
 
     def _per_member(
-        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], head: int, rows: int, out: Tensor
+        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], rows: int, out: Tensor
     ) -> None:
-        """Rows ``[0, head)`` of ``flat [E, B·R, in]`` into ``out [E, B·R, out]``: one ``addmm`` per member and layer.
+        """Every layer on ``flat [E, B·R, in]`` into ``out [E, B·R, out]``: one ``addmm`` per member and layer.
 
-        The hidden layers write into two scratch buffers used in turn (one read, one written), the last layer
-        straight into ``out``: no allocation per layer, no concatenation.
+        Member by member (its weights stay in cache over its rows), in long chunks of rows (see
+        :data:`MEMBER_CHUNK_ROWS`): the hidden layers write into two scratch buffers used in turn (one read, one
+        written) and are activated in place; the last layer writes straight into ``out``. No allocation per layer,
+        no concatenation.
         """
-        e, last = flat.shape[0], len(weights) - 1
-        spans = chunk_spans(head, MEMBER_CHUNK_ROWS) or [slice(0, head)]  # all whole quanta, since head is
+        e, total, last = flat.shape[0], flat.shape[1], len(weights) - 1
+        spans = chunk_spans(total, MEMBER_CHUNK_ROWS) or [slice(0, total)]
         longest = max(span.stop - span.start for span in spans)
         widths = [w.shape[-1] for w in weights[:-1]]
         scratch = [flat.new_empty(longest * max(widths)) for _ in range(2)] if widths else []
         span_biases = [[_rows_of(b, span, rows) if b.dim() == 4 else b for b in biases] for span in spans]
-        # Member by member (its weights stay in cache over the chunks), chunk by chunk.
         for member in range(e):
             for span, chunk_biases in zip(spans, span_biases, strict=True):
                 n = span.stop - span.start

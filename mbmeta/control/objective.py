@@ -266,17 +266,20 @@ class RolloutObjective:
         index = candidate.permute(0, 2, 1, 3).reshape(horizon, batch, members * share, 1)
         placed = torch.take_along_dim(actions.permute(2, 0, 1, 3), index, dim=2)
         placed = placed.view(horizon, batch, members, share, action_dim).transpose(1, 2).contiguous()
-        # Step t moves slot ((e - turns[t]) mod E, b, k)'s particle to slot (e, b, k).
-        moves = (member - turns[:, None]).remainder_(members)  # [H, E, B, S]
+        # Step t moves slot ((e - turns[t]) mod E, b, k)'s particle to slot (e, b, k): as flat slot indices [H, E·B·S],
+        # so that a step's move is one index_select of whole state rows.
+        slots = batch * share
+        sources = (member - turns[:, None]).remainder_(members).mul_(slots)
+        sources = sources.add_(torch.arange(slots, device=actions.device).view(1, 1, batch, share)).view(horizon, -1)
         state = self.obs[None, :, None, :].expand(members, batch, share, obs_dim)
         total = torch.zeros(members, batch, share, device=actions.device, dtype=actions.dtype)
         alive = None
         for t in range(horizon):
             if t:
-                move = moves[t]
-                state = torch.take_along_dim(state, move[..., None], dim=0)
-                total = torch.take_along_dim(total, move, dim=0)
-                alive = None if alive is None else torch.take_along_dim(alive, move, dim=0)
+                source = sources[t]
+                state = state.reshape(-1, obs_dim).index_select(0, source).view(members, batch, share, obs_dim)
+                total = total.view(-1).index_select(0, source).view(members, batch, share)
+                alive = None if alive is None else alive.view(-1).index_select(0, source).view(members, batch, share)
             action = placed[t]
             pred = self._call(state, action)
             nxt = self._next(pred.mean, pred.var)

@@ -276,8 +276,18 @@ class FrozenWeights:
     def __init__(self, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> None:
         if len(weights) != len(biases) or not weights:
             raise ValueError(f"FrozenWeights needs one bias per weight, got {len(weights)} and {len(biases)}")
-        self.weights, self.biases = tuple(weights), tuple(biases)
+        per_group = [t.shape[1] for t in (*weights, *biases) if t.dim() == 4]
+        if len(set(per_group)) > 1:
+            raise ValueError(f"FrozenWeights: per-group tensors disagree on the number of groups: {sorted(per_group)}")
+        self.groups: int | None = per_group[0] if per_group else None
+        """B of the per-group tensors (the rows must come in that many groups), or None when nothing is per group."""
+        # A per-group bias of one group is a shared one: no per-row expansion at every call.
+        self.weights = tuple(weights)
+        self.biases = tuple(b[:, 0] if b.dim() == 4 and b.shape[1] == 1 else b for b in biases)
         self._casts: dict[torch.dtype, FrozenWeights] = {}
+        self.row_biases: dict[tuple[int, int, int, int], Tensor] = {}
+        """Per-group biases expanded to rows ``[E, n, out]``, kept by (layer, first row, end row, rows per group):
+        built at the first call, reused by the planner's thousands of calls on rows of the same shape."""
 
     @property
     def shared(self) -> bool:
@@ -294,7 +304,9 @@ class FrozenWeights:
         if dtype == self.weights[0].dtype:
             return self
         if dtype not in self._casts:
-            self._casts[dtype] = FrozenWeights([w.to(dtype) for w in self.weights], [b.to(dtype) for b in self.biases])
+            cast = FrozenWeights([w.to(dtype) for w in self.weights], [b.to(dtype) for b in self.biases])
+            cast.groups = self.groups
+            self._casts[dtype] = cast
         return self._casts[dtype]
 
     def requires_grad(self) -> bool:
@@ -506,6 +518,11 @@ class EnsembleMLP(nn.Module):
                 f"EnsembleMLP.grouped_forward expects x [E={self.ensemble_size}, B, R, {frozen.in_features}] for these "
                 f"frozen weights, got {tuple(x.shape)}"
             )
+        if frozen.groups is not None and x.shape[1] != frozen.groups:
+            raise ValueError(
+                f"EnsembleMLP.grouped_forward: these frozen weights are per group for B={frozen.groups} groups, "
+                f"got x {tuple(x.shape)}"
+            )
         device_type = x.device.type
         if torch.is_autocast_enabled(device_type):
             # Autocast would cast the frozen (non-leaf) weights again at every call and skips out= matmuls: cast them
@@ -519,7 +536,7 @@ class EnsembleMLP(nn.Module):
         weights, biases = list(frozen.weights), list(frozen.biases)
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or frozen.requires_grad())
         if frozen.shared and not needs_grad:
-            return self._evaluate(x, weights, biases)
+            return self._evaluate(x, weights, biases, frozen.row_biases)
         return self._chunked(x, weights, biases, per_group=not frozen.shared or any(b.dim() == 4 for b in biases[1:]))
 
     def _chunked(self, x: Tensor, weights: Sequence[Weight], biases: Sequence[Tensor], per_group: bool) -> Tensor:
@@ -543,10 +560,17 @@ class EnsembleMLP(nn.Module):
         out = torch.cat(outs, dim=1)
         return out.view(e, groups, rows, out.shape[-1])
 
-    def _evaluate(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+    def _evaluate(
+        self,
+        x: Tensor,
+        weights: Sequence[Tensor],
+        biases: Sequence[Tensor],
+        row_biases: dict[tuple[int, int, int, int], Tensor] | None = None,
+    ) -> Tensor:
         """The no-grad path: ``x [E, B, R, in]`` -> ``[E, B, R, out]``, the kernel chosen by rows per member.
 
-        Weights are shared ``[E, in, out]``; biases ``[E, 1, out]`` or ``[E, B, 1, out]`` (see the module docstring).
+        Weights are shared ``[E, in, out]``; biases ``[E, 1, out]`` or ``[E, B, 1, out]`` (see the module docstring);
+        ``row_biases`` keeps the per-group biases expanded to rows between calls (see :class:`FrozenWeights`).
         """
         e, groups, rows, k = x.shape
         total = groups * rows
@@ -554,25 +578,35 @@ class EnsembleMLP(nn.Module):
         if not self.member_matmul_rows or total < self.member_matmul_rows:
             if self.chunk_rows and total > self.chunk_rows:  # only when the per-member kernel is switched off
                 return self._chunked(x, weights, biases, per_group=False)
-            return self._batched(flat, weights, biases, slice(0, total), rows).view(e, groups, rows, -1)
+            span = slice(0, total)
+            layers = zip(weights, _span_biases(biases, span, rows, row_biases), strict=True)
+            return self._batched(flat, layers).view(e, groups, rows, -1)
         out = x.new_empty(e, total, weights[-1].shape[-1])
-        self._per_member(flat, weights, biases, rows, out)
+        self._per_member(flat, weights, biases, rows, out, row_biases)
         return out.view(e, groups, rows, out.shape[-1])
 
-    def _batched(
-        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], span: slice, rows: int
-    ) -> Tensor:
-        """Every layer on ``flat [E, n, in]`` (rows ``span`` of the groups' rows): one ``baddbmm`` per layer."""
-        last = len(weights) - 1
+    def _batched(self, flat: Tensor, layers: Iterable[tuple[Tensor, Tensor]]) -> Tensor:
+        """Every layer on ``flat [E, n, in]``: one ``baddbmm`` per layer.
+
+        Args:
+            flat: ``[E, n, in]``.
+            layers: per layer, weight ``[E, in, out]`` and bias ``[E, 1, out]`` or ``[E, n, out]``.
+        """
+        layers = list(layers)
         h = flat
-        for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-            h = torch.baddbmm(_rows_of(bias, span, rows) if bias.dim() == 4 else bias, h, weight)
-            if i < last:
-                h = self._activation_(h)
-        return h
+        for weight, bias in layers[:-1]:
+            h = self._activation_(torch.baddbmm(bias, h, weight))
+        weight, bias = layers[-1]
+        return torch.baddbmm(bias, h, weight)
 
     def _per_member(
-        self, flat: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor], rows: int, out: Tensor
+        self,
+        flat: Tensor,
+        weights: Sequence[Tensor],
+        biases: Sequence[Tensor],
+        rows: int,
+        out: Tensor,
+        row_biases: dict[tuple[int, int, int, int], Tensor] | None,
     ) -> None:
         """Every layer on ``flat [E, B·R, in]`` into ``out [E, B·R, out]``: one ``addmm`` per member and layer.
 
@@ -586,7 +620,7 @@ class EnsembleMLP(nn.Module):
         longest = max(span.stop - span.start for span in spans)
         widths = [w.shape[-1] for w in weights[:-1]]
         scratch = [flat.new_empty(longest * max(widths)) for _ in range(2)] if widths else []
-        span_biases = [[_rows_of(b, span, rows) if b.dim() == 4 else b for b in biases] for span in spans]
+        span_biases = [_span_biases(biases, span, rows, row_biases) for span in spans]
         for member in range(e):
             for span, chunk_biases in zip(spans, span_biases, strict=True):
                 n = span.stop - span.start
@@ -622,6 +656,28 @@ class EnsembleMLP(nn.Module):
             if i < len(weights) - 1:
                 x = self.activation(x)
         return x
+
+
+def _span_biases(
+    biases: Sequence[Tensor], span: slice, rows: int, kept: dict[tuple[int, int, int, int], Tensor] | None
+) -> list[Tensor]:
+    """The layers' biases for rows ``span`` of ``[E, B·R]``.
+
+    Shared ones as they are; per-group ones ``[E, B, 1, out]`` expanded to ``[E, len, out]`` (looked up in, or added
+    to, ``kept`` when given).
+    """
+    out = []
+    for i, bias in enumerate(biases):
+        if bias.dim() == 4:
+            key = (i, span.start, span.stop, rows)
+            if kept is None:
+                bias = _rows_of(bias, span, rows)
+            elif key in kept:
+                bias = kept[key]
+            else:
+                bias = kept[key] = _rows_of(bias, span, rows).contiguous()
+        out.append(bias)
+    return out
 
 
 def _add_bias(bias: Tensor, extra: Tensor) -> Tensor:

@@ -195,3 +195,19 @@ def test_plain_reference_member_loop_agrees():
                 h = h @ layer.weight[m] + layer.bias[m, 0]
                 h = F.silu(h) if i < len(net.layers) - 1 else h
             torch.testing.assert_close(out[m], h, rtol=1e-6, atol=1e-6)
+
+
+def test_frozen_per_group_biases_are_expanded_once_and_the_groups_checked():
+    net = mlp(member_matmul_rows=1)
+    g = torch.Generator().manual_seed(10)
+    x, cond = torch.randn(E, 4, 300, K, generator=g), torch.randn(4, Z, generator=g)
+    with torch.no_grad():
+        frozen = net.freeze(None, cond)
+        first = net.grouped_forward(x, frozen)
+        kept = dict(frozen.row_biases)
+        second = net.grouped_forward(x, frozen)
+        assert kept and all(frozen.row_biases[k] is v for k, v in kept.items()), "built at the first call, reused"
+        torch.testing.assert_close(first, net.grouped_forward(x, None, cond), rtol=1e-6, atol=1e-6)
+    assert torch.equal(first, second)
+    with pytest.raises(ValueError, match="per group for B=4 groups"):
+        net.grouped_forward(x[:, :3], frozen)

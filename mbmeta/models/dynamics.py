@@ -32,7 +32,8 @@ class PlanningWeights(NamedTuple):
         dynamics: the dynamics net's weights: it maps raw ``(obs, action)`` rows to the raw state change (mean
             columns) and, when probabilistic, ``max_logvar - raw log-variance`` (the head's input, flipped).
         head: the Gaussian head folded to give raw variances from the flipped columns, or None (deterministic).
-        reward: the reward net's weights: raw ``(obs, action, Δ)`` rows to the raw reward; None without one.
+        reward: the reward net's weights: raw ``(obs, action, Δ)`` rows to the raw reward; None without one (or
+            before it is asked for).
     """
 
     dynamics: FrozenWeights
@@ -67,47 +68,56 @@ class AdaptedModel:
         self.ensemble_size = model.ensemble_size
         self._planning: PlanningWeights | None = None
 
-    def planning_weights(self) -> PlanningWeights:
-        """The networks frozen for this adaptation with the normaliser folded in (built once, without gradients).
+    def planning_weights(self, with_reward: bool = True) -> PlanningWeights:
+        """The networks frozen for this adaptation with the normaliser folded in (each built once, without gradients).
+
+        Args:
+            with_reward: also the reward net (else ``reward`` is None, and it is not built until asked for: a planner
+                scoring with an exact reward never pays for it).
 
         With gradients enabled they are built afresh at each call (and kept out of the cache), so that a caller who
         differentiates through the prediction gets gradients to the model's parameters.
         """
-        if self._planning is not None:
-            return self._planning
+        keep = not torch.is_grad_enabled()
+        dynamics = self._planning if keep else None
+        if dynamics is not None and (not with_reward or dynamics.reward is not None or self.model.reward_net is None):
+            return dynamics
         m, n = self.model, self.model.normaliser
         params, z = self.adaptation.params, self.adaptation.z
         # Normalised input = raw * (1 / std) - mean / std, feature by feature: folded into the first layers.
         obs_scale, action_scale = n.obs_std.reciprocal(), n.action_std.reciprocal()
         in_scale = torch.cat([obs_scale, action_scale])
         in_shift = torch.cat([-n.obs_mean * obs_scale, -n.action_mean * action_scale])
-        if m.head is None:
-            out_scale, out_shift = n.delta_std, n.delta_mean
-        else:  # mean columns denormalised; log-variance columns flipped to max_logvar - raw (FoldedVariance)
-            out_scale = torch.cat([n.delta_std, -torch.ones_like(n.delta_std)])
-            out_shift = torch.cat([n.delta_mean, m.head.max_logvar])
-        dynamics = m.dynamics_net.freeze(
-            None if params is None else params["dynamics"],
-            z,
-            input_scale=in_scale,
-            input_shift=in_shift,
-            output_scale=out_scale,
-            output_shift=out_shift,
-        )
-        head = None if m.head is None else m.head.folded(n.delta_std)
-        reward = None
-        if m.reward_net is not None:
-            delta_scale = n.delta_std.reciprocal()
-            reward = m.reward_net.freeze(
-                None if params is None else params["reward"],
+        if dynamics is None:
+            if m.head is None:
+                out_scale, out_shift = n.delta_std, n.delta_mean
+            else:  # mean columns denormalised; log-variance columns flipped to max_logvar - raw (FoldedVariance)
+                out_scale = torch.cat([n.delta_std, -torch.ones_like(n.delta_std)])
+                out_shift = torch.cat([n.delta_mean, m.head.max_logvar])
+            frozen = m.dynamics_net.freeze(
+                None if params is None else params["dynamics"],
                 z,
-                input_scale=torch.cat([in_scale, delta_scale]),
-                input_shift=torch.cat([in_shift, -n.delta_mean * delta_scale]),
-                output_scale=n.reward_std.reshape(1),
-                output_shift=n.reward_mean.reshape(1),
+                input_scale=in_scale,
+                input_shift=in_shift,
+                output_scale=out_scale,
+                output_shift=out_shift,
             )
-        planning = PlanningWeights(dynamics, head, reward)
-        if not torch.is_grad_enabled():
+            dynamics = PlanningWeights(frozen, None if m.head is None else m.head.folded(n.delta_std), None)
+            if keep:
+                self._planning = dynamics
+        if not with_reward or m.reward_net is None or dynamics.reward is not None:
+            return dynamics
+        delta_scale = n.delta_std.reciprocal()
+        reward = m.reward_net.freeze(
+            None if params is None else params["reward"],
+            z,
+            input_scale=torch.cat([in_scale, delta_scale]),
+            input_shift=torch.cat([in_shift, -n.delta_mean * delta_scale]),
+            output_scale=n.reward_std.reshape(1),
+            output_shift=n.reward_mean.reshape(1),
+        )
+        planning = dynamics._replace(reward=reward)
+        if keep:
             self._planning = planning
         return planning
 
@@ -134,7 +144,7 @@ class AdaptedModel:
             raise ValueError(
                 f"AdaptedModel: action must be {tuple(obs.shape[:-1]) + (a,)} to match obs, got {tuple(action.shape)}"
             )
-        planning = self.planning_weights()
+        planning = self.planning_weights(with_reward)
         lead = obs.shape[:-1]
         x = _rows(obs, action).reshape(e, b, -1, o + a)
         out = m.dynamics_net.grouped_forward(x, planning.dynamics)  # [E, B, R, O (+ O)]

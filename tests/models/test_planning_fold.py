@@ -104,7 +104,11 @@ def test_planning_weights_are_built_once_without_gradients_and_afresh_with_them(
     obs, action = inputs(6)
     adapted = model.adapt(batch.context)
     with torch.no_grad():
-        assert adapted.planning_weights() is adapted.planning_weights()
+        first = adapted.planning_weights(with_reward=False)
+        assert first.reward is None, "the reward net is frozen only when asked for"
+        full = adapted.planning_weights()
+        assert full.dynamics is first.dynamics and full.reward is not None
+        assert adapted.planning_weights() is full and adapted.planning_weights(with_reward=False) is full
     fresh = model.adapt(batch.context)
     assert fresh.planning_weights() is not fresh.planning_weights()
     pred = fresh(obs, action)  # gradients flow through the folds to the parameters

@@ -9,6 +9,10 @@ Prints four tables:
    environments), the training batch's (2560 = 256 segments × M=10) and a huge one (16384). The issue asks for >= 3x.
    ``one pass`` is the same batched forward without chunking (``chunk_rows=None``), to show what chunking buys.
 2. ``--sweep-chunks``: forward throughput per chunk size, the measurement behind ``DEFAULT_CHUNK_ROWS``.
+   ``--sweep-kernels``: the no-grad path's two kernels (one ``baddbmm`` per layer; one ``addmm`` per member and
+   layer, at several chunk sizes) against the plain per-member reference (``x @ W + b``, in-place SiLU) by rows per
+   member: the measurement behind ``MEMBER_MATMUL_ROWS`` and ``MEMBER_CHUNK_ROWS``. Ratios to the reference, per
+   round (median [min-max] over the rounds); wall time with several threads, CPU time with one.
 3. Training throughput (target transitions / s) of ``MetaDynamicsModule`` under a real ``pl.Trainer``, per method.
 4. Adaptation cost at planning time: encoder passes and gradient steps per ``adapt`` and the time of one adapted
    call at planner size.
@@ -22,12 +26,14 @@ Usage: ``python benchmarks/model_speed.py [--threads 1] [--steps 8] [--batch-siz
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+import mbmeta.models.ensemble as ensemble
 from mbmeta.models import EnsembleMLP, MetaDynamicsModel, transition_statistics
 from mbmeta.models.ensemble import DEFAULT_CHUNK_ROWS
 from mbmeta.training.module import MetaDynamicsModule
@@ -130,6 +136,62 @@ def chunk_sweep(rows_list: list[int], chunks: list[int | None]) -> None:
             t = interleaved({str(c): at(c) for c in chunks}, max(2, 8000 // rows), rounds=5)
         print(f"{rows:>12} " + " ".join(f"{rows / t[str(c)] / 1e3:>7.0f}" for c in chunks), flush=True)
     mlp.chunk_rows = DEFAULT_CHUNK_ROWS
+
+
+def kernel_sweep(rows_list: list[int], chunks: list[int], rounds: int) -> None:
+    threads = torch.get_num_threads()
+    clock = time.perf_counter if threads > 1 else time.process_time
+    print(
+        f"\n2b) no-grad kernels by rows per member, time / plain per-member reference ({threads} threads, "
+        f"{'wall' if threads > 1 else 'CPU'} time), median [min-max] over {rounds} rounds"
+    )
+    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
+    weights = [(layer.weight.detach(), layer.bias.detach()) for layer in mlp.layers]
+
+    def reference(x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for e in range(E):
+            h = x[e]
+            for i, (w, b) in enumerate(weights):
+                h = torch.addmm(b[e], h, w[e])
+                if i < len(weights) - 1:
+                    torch.nn.functional.silu(h, inplace=True)
+            outs.append(h)
+        return outs
+
+    def kernel(member_rows: int | None, chunk: int | None = None):
+        def run(x: torch.Tensor) -> None:
+            mlp.member_matmul_rows = member_rows
+            if chunk is not None:
+                ensemble.MEMBER_CHUNK_ROWS = chunk
+            mlp(x)
+
+        return run
+
+    variants = {"batched": kernel(0), **{f"member/{c}": kernel(1, c) for c in chunks}}
+    print(f"{'rows/member':>12} " + " ".join(f"{name:>22}" for name in variants))
+    default_chunk = ensemble.MEMBER_CHUNK_ROWS
+    for rows in rows_list:
+        x = torch.randn(E, rows, OBS + A, generator=torch.Generator().manual_seed(1))
+        fns = {"reference": reference, **variants}
+        repeats = max(2, int(20_000 / rows))
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        with torch.no_grad():
+            for fn in fns.values():
+                fn(x)
+            for _ in range(rounds):
+                for name, fn in fns.items():
+                    start = clock()
+                    for _ in range(repeats):
+                        fn(x)
+                    times[name].append(clock() - start)
+        cells = []
+        for name in variants:
+            ratios = [a / b for a, b in zip(times[name], times["reference"], strict=True)]
+            cells.append(f"{statistics.median(ratios):.3f} [{min(ratios):.2f}-{max(ratios):.2f}]")
+        print(f"{rows:>12} " + " ".join(f"{c:>22}" for c in cells), flush=True)
+    ensemble.MEMBER_CHUNK_ROWS = default_chunk
+    mlp.member_matmul_rows = None
 
 
 def random_batch(b: int, k: int, m: int, g: torch.Generator) -> MetaBatch:
@@ -239,9 +301,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000, help="rows per member in the planning-call timing")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps (smoke run)")
     parser.add_argument("--sweep-chunks", action="store_true", help="also time every chunk size (table 2)")
+    parser.add_argument("--sweep-kernels", action="store_true", help="also time the no-grad kernels (table 2b)")
+    parser.add_argument("--kernels-only", action="store_true", help="only table 2b")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the kernel sweep")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.sweep_kernels or args.kernels_only:
+        kernel_sweep([8, 40, 64, 96, 128, 160, 200, 400, 2000, 6000], [256, 512, 2048], args.rounds)
+        if args.kernels_only:
+            return
     rows_list = [1, 32, 200, 2000] if args.quick else [1, 8, 32, 200, 2000, 2560, 16384]
     forward_ratio(rows_list)
     if args.sweep_chunks:

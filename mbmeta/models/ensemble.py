@@ -18,8 +18,9 @@ exactly the same operations whatever its chunk (tested bit for bit; see :data:`R
 
 Without gradients (planning, evaluation) a faster path runs, with the kernel chosen by measurement
 (``benchmarks/model_speed.py --sweep-kernels``, ``docs/performance.md``): below :data:`MEMBER_MATMUL_ROWS` rows per
-member one ``baddbmm`` per layer (few large ops beat many small ones), from there one ``addmm`` per member and layer
-(MKL's batched matmul runs 20-30% below its plain matmul on these shapes); activations in place; hidden layers in two
+member (by thread count) one ``baddbmm`` per layer (few large ops beat many small ones), from there one ``addmm`` per
+member and layer (MKL's batched matmul runs ~10% below its plain matmul at 2000 rows per member, and with several
+threads it shares out whole members); activations in place; hidden layers in two
 reused scratch buffers and the last layer written straight into the result (no ``torch.cat`` of chunks, no
 allocation per layer). The batched kernel gives bit-identical results to the training path with one thread; the
 per-member kernel activates each member's rows on their own, so the activation's scalar tail (see
@@ -61,11 +62,22 @@ INPLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 allocation per layer). Use the return value (GELU's is a new tensor). Same kernels, so the same bits as
 :data:`ACTIVATIONS`."""
 
-MEMBER_MATMUL_ROWS = 128
+MEMBER_MATMUL_ROWS: dict[str, int] = {"one thread": 512, "several threads": 128}
 """Rows per member from which the no-grad path runs one ``addmm`` per member and layer instead of one ``baddbmm`` per
-layer. Chosen by measurement (``benchmarks/model_speed.py --sweep-kernels``, E=5, 4x200; see ``docs/performance.md``):
-at 40 rows per member (CEM N=200, one particle, one environment) the batched matmul is ~15% faster, at 200 rows and
-above the per-member matmuls are 15-25% faster, with one thread and with two."""
+layer, with one torch thread and with several (see :func:`member_matmul_rows`). Chosen by measurement
+(``benchmarks/model_speed.py --sweep-kernels``, E=5, 4x200, ratios to the plain per-member reference, one thread, busy
+machine): the batched matmul is 6-25% faster up to 64 rows per member, the two are within noise from 96 to 400 rows
+and the per-member matmuls ~10% faster at 2000. With several threads the batched matmul shares out whole members
+(E=5 over 2 threads: 3 + 2, measured for issue 23 on the idle machine: 16.4 ms vs 13.7 ms per layer set at 2000 rows)
+while a per-member matmul splits its rows, so the crossover comes earlier: about where a member's matmul is ~10 thread
+synchronisations long (~100 rows of 200-wide layers); not measurable on the busy machine, so taken from that model."""
+
+
+def member_matmul_rows(threads: int | None = None) -> int:
+    """The default of :attr:`EnsembleMLP.member_matmul_rows` for ``threads`` torch threads (default: the current)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    return MEMBER_MATMUL_ROWS["one thread" if threads == 1 else "several threads"]
+
 
 MEMBER_CHUNK_ROWS = 2048
 """Rows per member per chunk on the per-member path. Chosen by measurement (``benchmarks/model_speed.py
@@ -326,8 +338,9 @@ class EnsembleMLP(nn.Module):
         generator: source of the initial weights (None: torch's default generator).
         chunk_rows: rows per member evaluated together (see the module docstring); None or 0 evaluates every input
             in one pass. Only speed depends on it, never the result. A plain attribute: change it at any time.
-        member_matmul_rows: rows per member from which the no-grad path runs one matmul per member (see
-            :data:`MEMBER_MATMUL_ROWS`); None or 0: always one batched matmul. A plain attribute, like ``chunk_rows``.
+        member_matmul_rows: rows per member from which the no-grad path runs one matmul per member; None: by the
+            number of torch threads at each call (:func:`member_matmul_rows`); 0: always one batched matmul. A plain
+            attribute, like ``chunk_rows``.
     """
 
     def __init__(
@@ -340,13 +353,13 @@ class EnsembleMLP(nn.Module):
         generator: torch.Generator | None = None,
         *,
         chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
-        member_matmul_rows: int | None = MEMBER_MATMUL_ROWS,
+        member_matmul_rows: int | None = None,
     ) -> None:
         super().__init__()
         if chunk_rows is not None and chunk_rows < 0:
             raise ValueError(f"chunk_rows must be a positive number of rows (or None/0: no chunking), got {chunk_rows}")
         if member_matmul_rows is not None and member_matmul_rows < 0:
-            raise ValueError(f"member_matmul_rows must be >= 0 (or None: never per member), got {member_matmul_rows}")
+            raise ValueError(f"member_matmul_rows must be >= 0 (or None: by thread count), got {member_matmul_rows}")
         self.chunk_rows = chunk_rows
         self.member_matmul_rows = member_matmul_rows
         self.activation_name = activation
@@ -575,7 +588,8 @@ class EnsembleMLP(nn.Module):
         e, groups, rows, k = x.shape
         total = groups * rows
         flat = x.reshape(e, total, k)  # a view, also of rows expanded over the members (stride 0)
-        if not self.member_matmul_rows or total < self.member_matmul_rows:
+        threshold = member_matmul_rows() if self.member_matmul_rows is None else self.member_matmul_rows
+        if not threshold or total < threshold:
             if self.chunk_rows and total > self.chunk_rows:  # only when the per-member kernel is switched off
                 return self._chunked(x, weights, biases, per_group=False)
             span = slice(0, total)
@@ -615,22 +629,27 @@ class EnsembleMLP(nn.Module):
         written) and are activated in place; the last layer writes straight into ``out``. No allocation per layer,
         no concatenation.
         """
-        e, total, last = flat.shape[0], flat.shape[1], len(weights) - 1
+        total, last = flat.shape[1], len(weights) - 1
         spans = chunk_spans(total, MEMBER_CHUNK_ROWS) or [slice(0, total)]
         longest = max(span.stop - span.start for span in spans)
         widths = [w.shape[-1] for w in weights[:-1]]
         scratch = [flat.new_empty(longest * max(widths)) for _ in range(2)] if widths else []
-        span_biases = [_span_biases(biases, span, rows, row_biases) for span in spans]
-        for member in range(e):
-            for span, chunk_biases in zip(spans, span_biases, strict=True):
-                n = span.stop - span.start
-                h = flat[member, span]
-                for i, (weight, bias) in enumerate(zip(weights, chunk_biases, strict=True)):
+        # Views made once per call or chunk, not per member and layer (a planner makes thousands of calls).
+        member_weights = list(zip(*(w.unbind(0) for w in weights), strict=True))  # [member][layer]
+        chunks = []
+        for span in spans:
+            n = span.stop - span.start
+            member_biases = zip(*(b.unbind(0) for b in _span_biases(biases, span, rows, row_biases)), strict=True)
+            buffers = [scratch[i % 2][: n * width].view(n, width) for i, width in enumerate(widths)]
+            chunks.append((flat[:, span].unbind(0), out[:, span].unbind(0), list(member_biases), buffers))
+        for member, layers in enumerate(member_weights):
+            for xs, outs, member_biases, buffers in chunks:
+                h = xs[member]
+                for i, (weight, bias) in enumerate(zip(layers, member_biases[member], strict=True)):
                     if i == last:
-                        torch.addmm(bias[member], h, weight[member], out=out[member, span])
+                        torch.addmm(bias, h, weight, out=outs[member])
                     else:
-                        buffer = scratch[i % 2][: n * widths[i]].view(n, widths[i])
-                        h = self._activation_(torch.addmm(bias[member], h, weight[member], out=buffer))
+                        h = self._activation_(torch.addmm(bias, h, weight, out=buffers[i]))
 
     def _shared_layers(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
         """Every layer on a chunk of rows ``x [E, R', in]``; biases ``[E, 1, out]`` or ``[E, R', out]``."""

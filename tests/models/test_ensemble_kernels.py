@@ -12,6 +12,7 @@ from mbmeta.models.ensemble import (
     EnsembleMLP,
     FrozenWeights,
     LowRankUpdate,
+    member_matmul_rows,
 )
 from mbmeta.models.layer_weights import LayerWeights, NetWeights
 
@@ -42,12 +43,12 @@ def training_path(net: EnsembleMLP, fn):
         return fn().detach()
 
 
-@pytest.mark.parametrize("member_rows", [None, 1, 128])
+@pytest.mark.parametrize("member_rows", [0, 1, None])
 @pytest.mark.parametrize(
     "groups, rows", [(1, 40), (1, 130), (1, 200), (1, 2000), (1, 5001), (10, 200), (3, 1025), (7, 513), (256, 10)]
 )
 def test_no_grad_path_equals_the_training_path(member_rows, groups, rows):
-    # None: always one batched matmul; 1: always one matmul per member; 128: the default rule.
+    # 0: always one batched matmul; 1: always one matmul per member; None: the default rule (one thread here).
     net = mlp(member_matmul_rows=member_rows)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(E, groups, rows, K, generator=g)
@@ -55,21 +56,21 @@ def test_no_grad_path_equals_the_training_path(member_rows, groups, rows):
     reference = training_path(net, lambda: net.grouped_forward(x, None, cond))
     with torch.no_grad():
         fast = net.grouped_forward(x, None, cond)
-    per_member = member_rows is not None and groups * rows >= member_rows
+    per_member = groups * rows >= (member_matmul_rows(1) if member_rows is None else member_rows) > 0
     if per_member:  # each member activated on its own: the activation's scalar tail falls on other elements
         torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
     else:  # the batched kernel: the same operations as the training path
         assert torch.equal(fast, reference)
 
 
-@pytest.mark.parametrize("member_rows", [None, 1])
+@pytest.mark.parametrize("member_rows", [0, 1])
 def test_plain_forward_no_grad_path_is_bit_identical(member_rows):
     net = mlp(in_features=K, member_matmul_rows=member_rows)
     x = torch.randn(E, 700, K, generator=torch.Generator().manual_seed(2))
     reference = training_path(net, lambda: net(x))
     with torch.no_grad():
         torch.testing.assert_close(net(x), reference, rtol=1e-5, atol=1e-6)
-        if member_rows is None:
+        if member_rows == 0:
             assert torch.equal(net(x), reference)
 
 
@@ -176,6 +177,11 @@ def test_frozen_weights_refuse_cond_and_wrong_rows():
         net.grouped_forward(torch.zeros(E, 2, 3, K), frozen, torch.zeros(2, Z))
     with pytest.raises(ValueError, match=r"expects x \[E=5, B, R, 24\]"):
         net.grouped_forward(torch.zeros(E, 2, 3, K + Z), frozen)
+
+
+def test_the_default_kernel_rule_follows_the_thread_count():
+    assert member_matmul_rows() == member_matmul_rows(1) == 512  # one thread in this test module
+    assert member_matmul_rows(2) == member_matmul_rows(8) == 128
 
 
 def test_bad_member_matmul_rows():

@@ -42,11 +42,14 @@ episodes once per version and pairs their returns.
 to the exact pendulum dynamics), 8 start states batched in one agent, 2 planner seeds, for each propagation mode
 (``expectation`` and ``ts1``, P=1) and precision (fp32, bf16).
 
+``--profile``: one agent step per ``--settings`` under ``torch.profiler`` (after a warm-up step), the ops by self CPU
+time: what is the model's arithmetic (``baddbmm``/``addmm``, ``silu_``) and what is not.
+
 ``icem``: closed-loop return of CEM vs iCEM on the real pendulum with the exact dynamics as the model, and the model
 rows each spends per step (``PlanResult.rows``).
 
 Usage: ``python benchmarks/planner_speed.py [--sections speed tenenv closed-loop icem] [--settings pets latency]
-[--rounds 5] [--threads 2] [--compare /tmp/before]``.
+[--rounds 5] [--threads 2] [--compare /tmp/before] [--profile]``.
 """
 
 from __future__ import annotations
@@ -351,6 +354,23 @@ def measure_speed(args: argparse.Namespace) -> dict:
     return results
 
 
+def profile_agent(args: argparse.Namespace, top: int = 15) -> None:
+    """Print the ``top`` ops by self CPU time of one :class:`MPCAgent` step per setting (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    family = mbmeta.envs.get_family("halfcheetah_mass")
+    model = build_model(family.observation_space.shape[0], family.action_space.shape[0])
+    obs = torch.randn(1, model.obs_dim, generator=torch.Generator().manual_seed(2))
+    for name in args.settings:
+        setting = SETTINGS[name]
+        agent = make_agent(model, family, setting, 1, setting.propagation)
+        agent.act_tensor(obs)  # warm-up: allocator, caches
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            agent.act_tensor(obs)
+        print(f"\n== {name}: one MPCAgent step under torch.profiler, top {top} ops by self CPU time")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+
+
 def run_version(root: Path, args: argparse.Namespace, sections: list[str], rounds: int) -> dict:
     """This script's ``--json`` output, run on the code under ``root`` in a subprocess."""
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(args.threads)}
@@ -575,8 +595,12 @@ def main() -> None:
     parser.add_argument("--fit-steps", type=int, default=1500, help="Adam steps fitting the closed-loop model")
     parser.add_argument("--compare", type=Path, default=None, help="another checkout to measure against this one")
     parser.add_argument("--json", action="store_true", help="print the raw figures as one JSON line")
+    parser.add_argument("--profile", action="store_true", help="profile one agent step per --settings and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.profile:
+        profile_agent(args)
+        return
     if args.compare is not None:
         compare(args.compare, args)
         return

@@ -2,12 +2,13 @@
 
 Prints four tables:
 
-1. Batched ensemble forward (:class:`~mbmeta.models.ensemble.EnsembleMLP`: one ``baddbmm`` per layer, evaluated in
-   chunks of 512 rows per member) vs a Python loop over E separate member MLPs (``nn.Sequential`` of ``nn.Linear`` +
-   SiLU), E=5, 4×200, at several row counts per member: small (1-32, where the loop's per-op overhead dominates),
-   the planner's (200: CEM N=200 expectation for one environment; 2000: PETS N=500 × P/E=4, or N=200 × 10
-   environments), the training batch's (2560 = 256 segments × M=10) and a huge one (16384). The issue asks for >= 3x.
-   ``one pass`` is the same batched forward without chunking (``chunk_rows=None``), to show what chunking buys.
+1. Batched ensemble forward (:class:`~mbmeta.models.ensemble.EnsembleMLP` with ``member_matmul_rows=0``: one
+   ``baddbmm`` per layer at every size, evaluated in chunks of 512 rows per member) vs a Python loop over E separate
+   member MLPs (``nn.Sequential`` of ``nn.Linear`` + SiLU), E=5, 4×200, at several row counts per member: small
+   (1-32, where the loop's per-op overhead dominates), the planner's (200: CEM N=200 expectation for one environment;
+   2000: PETS N=500 × P/E=4, or N=200 × 10 environments), the training batch's (2560 = 256 segments × M=10) and a
+   huge one (16384). The issue asks for >= 3x. ``one pass`` is the same batched forward without chunking
+   (``chunk_rows=None``), to show what chunking buys.
 2. ``--sweep-chunks``: forward throughput per chunk size, the measurement behind ``DEFAULT_CHUNK_ROWS``.
    ``--sweep-kernels``: the no-grad path's two kernels (one ``baddbmm`` per layer; one ``addmm`` per member and
    layer, at several chunk sizes) against the plain per-member reference (``x @ W + b``, in-place SiLU) by rows per
@@ -84,8 +85,10 @@ def forward_ratio(rows_list: list[int]) -> None:
         f"{'rows/member':>12} {'loop ms':>9} {'one pass ms':>12} {'batched ms':>11} {'loop/batched':>13} "
         f"{'fwd+bwd loop/batched':>21}"
     )
-    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
-    one_pass = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, chunk_rows=None)
+    # member_matmul_rows=0: the batched kernel (chunked, or in one pass) at every size, as this table compares; the
+    # no-grad default switches to one matmul per member from MEMBER_MATMUL_ROWS on (measured by --sweep-kernels).
+    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0), member_matmul_rows=0)
+    one_pass = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, chunk_rows=None, member_matmul_rows=0)
     one_pass.load_state_dict(mlp.state_dict())
     members = loop_members(mlp)
     for rows in rows_list:
@@ -121,7 +124,8 @@ def forward_ratio(rows_list: list[int]) -> None:
 def chunk_sweep(rows_list: list[int], chunks: list[int | None]) -> None:
     print("\n2) forward throughput by chunk size (k rows per member per CPU second), E=5, 4x200, no_grad")
     print(f"{'rows/member':>12} " + " ".join(f"{str(c):>7}" for c in chunks))
-    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0))
+    # The batched kernel at every size (the per-member kernel of the no-grad default ignores chunk_rows).
+    mlp = EnsembleMLP(OBS + A, 2 * OBS, HIDDEN, E, generator=torch.Generator().manual_seed(0), member_matmul_rows=0)
     for rows in rows_list:
         x = torch.randn(E, rows, OBS + A, generator=torch.Generator().manual_seed(1))
 

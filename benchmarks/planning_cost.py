@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,31 @@ def write_table(out: Path, reference: str) -> str:
     return table
 
 
+def _costs(module, family, agent, args: argparse.Namespace) -> dict[str, float]:
+    """CPU-seconds per environment step for each of ``args.cost_envs`` environments per planner call."""
+    return {
+        str(b): measure_cost(module, family, agent, envs=b, steps=args.cost_steps, seed=args.seed)
+        for b in args.cost_envs
+    }
+
+
+def _code_version() -> str:
+    """The git commit the cost was measured on (``+dirty`` with uncommitted changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "mbmeta"], cwd=root, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _write_json(path: Path, result: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+
+
 def _batches(results: dict[str, Any]) -> list[str]:
     return sorted({b for r in results.values() for b in r["cpu_s_per_step"]}, key=int)
 
@@ -144,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost_envs", type=int, nargs="+", default=[1, 10], help="environments per planner call")
     parser.add_argument("--cost_steps", type=int, default=20, help="timed steps per cost measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cost_only",
+        action="store_true",
+        help="re-measure only the cost of settings measured already, on the current code (returns are kept)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -165,15 +196,20 @@ def main(argv: list[str] | None = None) -> int:
     module = load_module(args.ckpt)
     for name in args.settings:
         path = out / f"{name}.json"
+        agent = AgentSettings.from_config({**run_agent, **SETTINGS[name]})
+        if args.cost_only:
+            if path.is_file():
+                result = json.loads(path.read_text())
+                result["cpu_s_per_step"] = _costs(module, family, agent, args)
+                result["cost_code"] = _code_version()
+                _write_json(path, result)
+                print(f"{name}: cost re-measured {result['cpu_s_per_step']}", flush=True)
+            continue
         if path.is_file():
             print(f"{name}: measured already ({path})", flush=True)
             continue
-        agent = AgentSettings.from_config({**run_agent, **SETTINGS[name]})
         started = time.perf_counter()
-        cost = {
-            str(b): measure_cost(module, family, agent, envs=b, steps=args.cost_steps, seed=args.seed)
-            for b in args.cost_envs
-        }
+        cost = _costs(module, family, agent, args)
         returns = measure_returns(
             module, family, agent, episodes=args.episodes, max_steps=args.max_steps, seed=args.seed
         )
@@ -189,10 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_s_per_step": cost,
             "returns": returns,
             "wall_s": time.perf_counter() - started,
+            "cost_code": _code_version(),
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(path)
+        _write_json(path, result)
         print(f"{name}: {cost} CPU s per env step; return {np.mean(returns):.1f}", flush=True)
         print(write_table(out, args.reference), flush=True)
     print(write_table(out, args.reference))

@@ -31,3 +31,20 @@ def test_planning_cost_measures_pairs_and_resumes(tiny_run, tmp_path, capsys):
     assert bench.main(argv) == 0  # a second run measures nothing again
     assert "cadm_exact: measured already" in capsys.readouterr().out
     assert (tmp_path / "cadm_exact.json").read_bytes() == before
+    assert exact["cost_code"]  # the code the cost was measured on
+
+
+def test_cost_only_re_measures_the_cost_and_keeps_the_returns(tiny_run, tmp_path, capsys):
+    bench = _load()
+    argv = ["--ckpt", str(tiny_run / "model.ckpt"), "--out", str(tmp_path), "--episodes", "2", "--max_steps", "3"]
+    argv += ["--cost_steps", "1", "--cost_envs", "1", "--settings", "icem_small_expectation_bf16"]
+    assert bench.main(argv) == 0
+    path = tmp_path / "icem_small_expectation_bf16.json"
+    first = json.loads(path.read_text())
+    first["cpu_s_per_step"] = {"1": -1.0}  # a stale cost, to see it replaced
+    path.write_text(json.dumps(first))
+    assert bench.main([*argv[:-2], "--settings", "icem_small_expectation_bf16", "cadm_exact", "--cost_only"]) == 0
+    again = json.loads(path.read_text())
+    assert again["returns"] == first["returns"] and again["cpu_s_per_step"]["1"] > 0
+    assert not (tmp_path / "cadm_exact.json").exists()  # --cost_only measures no new setting
+    assert "cost re-measured" in capsys.readouterr().out

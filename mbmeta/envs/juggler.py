@@ -50,6 +50,7 @@ from mbmeta.envs.juggler_geometry import (  # the shared description, re-exporte
     OBS_NAMES,
     PADDLE_HALF_LENGTH,
     PADDLE_OFFSET,
+    SERVO_SPAN,
     SHOULDER,
     inverse_kinematics,
     paddle_pose,
@@ -58,7 +59,9 @@ from mbmeta.envs.registry import register_family
 from mbmeta.envs.task_env import TaskEnvMixin
 
 __all__ = [
+    "ACTUATIONS",
     "BALANCE",
+    "BALANCE_SERVO",
     "BALANCE_TARGET",
     "BALL_RADIUS",
     "BOUNCE",
@@ -86,9 +89,15 @@ __all__ = [
     "PADDLE_HALF_LENGTH",
     "PADDLE_OFFSET",
     "RESTITUTION_RANGE",
+    "SERVO_ACTION_REPEAT",
+    "SERVO_EPISODE_STEPS",
+    "SERVO_SPAN",
+    "SERVO_STIFFNESS",
     "SHOULDER",
     "JugglerBalanceEnv",
     "JugglerBalanceFamily",
+    "JugglerBalanceServoEnv",
+    "JugglerBalanceServoFamily",
     "JugglerBounceEnv",
     "JugglerBounceFamily",
     "JugglerEnv",
@@ -100,9 +109,11 @@ __all__ = [
     "control_cost",
     "damping_of_restitution",
     "inverse_kinematics",
+    "is_servo",
     "paddle_pose",
     "predicted_apex",
     "restitution_of_damping",
+    "use_servo_actuators",
 ]
 
 CTRL_COST_WEIGHT = 0.01
@@ -140,7 +151,16 @@ def damping_of_restitution(restitution: float) -> float:
 
 
 # ----- task application -------------------------------------------------------------------------------------
-NOMINAL_FIELDS = ("body_mass", "body_inertia", "pair_friction", "pair_solref", "actuator_gear")
+NOMINAL_FIELDS = (
+    "body_mass",
+    "body_inertia",
+    "pair_friction",
+    "pair_solref",
+    "actuator_gear",
+    "actuator_gainprm",
+    "actuator_biasprm",
+    "actuator_forcerange",
+)
 
 
 def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task: TaskParams) -> None:
@@ -150,7 +170,8 @@ def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task
     - ``friction_scale``: tangential friction coefficient of the ball-paddle contact × scale.
     - ``restitution_scale``: coefficient of restitution of the ball-paddle contact × scale, realised through the
       contact damping (the calibrated :func:`damping_of_restitution`).
-    - ``gear_scale``: every actuator's gear × scale (motor strength).
+    - ``gear_scale``: every actuator's gear × scale (motor strength). On servo actuators
+      (:func:`use_servo_actuators`) the servo's stiffness, damping and torque limit × scale instead.
 
     Args:
         mj_model: the model to modify.
@@ -168,11 +189,63 @@ def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task
     # (the calibration's round trip damping -> e -> damping is exact only up to rounding).
     change = damping_of_restitution(nominal_e * task["restitution_scale"]) - damping_of_restitution(nominal_e)
     mj_model.pair_solref[pair, 1] = -(nominal_damping + change)
-    mj_model.actuator_gear[:, 0] = nominal["actuator_gear"][:, 0] * task["gear_scale"]
+    if is_servo(mj_model):  # a servo s times as strong: stiffness, damping and torque limit × s (its set point kept)
+        mj_model.actuator_gainprm[:, 0] = nominal["actuator_gainprm"][:, 0] * task["gear_scale"]
+        mj_model.actuator_biasprm[:, :3] = nominal["actuator_biasprm"][:, :3] * task["gear_scale"]
+        mj_model.actuator_forcerange[:] = nominal["actuator_forcerange"] * task["gear_scale"]
+    else:
+        mj_model.actuator_gear[:, 0] = nominal["actuator_gear"][:, 0] * task["gear_scale"]
     # The ball's slide joints make it a "simple" body whose joint-space inertia MuJoCo precomputes (dof_M0) instead
     # of recomputing it each step; without refreshing the model's constants a heavier ball would fall faster.
     # mj_setConst recomputes them (and invweight0, subtree masses) from the current masses: pure and idempotent.
     mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
+
+
+# ----- servo actuation --------------------------------------------------------------------------------------
+ACTUATIONS = ("torque", "servo")
+SERVO_STIFFNESS = 20.0  # N·m/rad of servo stiffness per N·m of the motor's torque limit
+SERVO_ACTION_REPEAT = 2  # juggler_balance_servo: 25 Hz control
+SERVO_EPISODE_STEPS = EPISODE_STEPS // SERVO_ACTION_REPEAT  # the same 10 s
+
+
+def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray) -> None:
+    """Turn the torque motors into joint servos (in place): action ``a`` in [-1, 1] sets the joint target.
+
+    Joint ``i``'s torque is ``clip(kp_i·(home_i + SERVO_SPAN·a_i − q_i) − kv_i·q̇_i, ±F_i)``: ``F_i`` is the
+    motor's torque limit (its gear, 30 / 15 / 5 N·m), ``kp_i = SERVO_STIFFNESS·F_i`` and ``kv_i`` damps the joint
+    critically given its inertia at ``home`` (the ball's weight makes it sag a little). Written as MuJoCo
+    affine-bias actuators so that the same ``ctrl`` drives ``mujoco.rollout``; the damping is integrated
+    implicitly (``implicitfast``).
+
+    Args:
+        mj_model: the juggler model with its torque motors (gear = torque limit); modified in place.
+        home: ``[3]`` joint angles that an action of zero holds (rad).
+    """
+    if is_servo(mj_model):
+        raise ValueError("use_servo_actuators: the model's actuators are servos already")
+    data = mujoco.MjData(mj_model)
+    data.qpos[: len(home)] = home
+    mujoco.mj_forward(mj_model, data)
+    mass = np.zeros((mj_model.nv, mj_model.nv))
+    mujoco.mj_fullM(mj_model, data, mass)
+    joints = mj_model.actuator_trnid[:, 0]
+    inertia = np.diag(mass)[mj_model.jnt_dofadr[joints]]
+    limit = mj_model.actuator_gear[:, 0].copy()
+    kp = SERVO_STIFFNESS * limit
+    kv = 2.0 * np.sqrt(kp * inertia)
+    mj_model.actuator_gear[:, 0] = 1.0
+    mj_model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+    mj_model.actuator_gainprm[:, 0] = kp * SERVO_SPAN
+    mj_model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+    mj_model.actuator_biasprm[:, :3] = np.stack([kp * np.asarray(home)[: len(joints)], -kp, -kv], axis=1)
+    mj_model.actuator_forcelimited[:] = 1
+    mj_model.actuator_forcerange[:] = np.stack([-limit, limit], axis=1)
+    mujoco.mj_setConst(mj_model, data)  # actuator constants (acc0) of the new gear, as apply_task recomputes them
+
+
+def is_servo(mj_model: mujoco.MjModel) -> bool:
+    """Whether the model's actuators are the servos of :func:`use_servo_actuators`."""
+    return bool((mj_model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE).all())
 
 
 # ----- exact reward and termination (torch, batched over any leading dims) ----------------------------------
@@ -334,6 +407,8 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
     family: JugglerFamily
     apply_task = staticmethod(apply_task)
     target_site_pos: tuple[float, float] = BALANCE_TARGET
+    default_actuation: str = "torque"
+    default_action_repeat: int = 1
 
     def __init__(
         self,
@@ -343,6 +418,8 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         camera_name: str = "side",
         reset_noise_scale: float = 0.02,
         task: TaskParams | Mapping[str, float] | None = None,
+        actuation: str | None = None,
+        action_repeat: int | None = None,
     ):
         """Build the environment.
 
@@ -353,16 +430,33 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
             camera_name: MJCF camera to render from (``"side"`` looks along +y at arm, paddle and ball).
             reset_noise_scale: half-width of the uniform noise on the reset pose (rad for joints, m for the ball).
             task: initial task (nominal when None).
+            actuation: ``"torque"`` (an action is the motor torques over their limits) or ``"servo"`` (an action
+                sets joint targets about the home pose: :func:`use_servo_actuators`); None: the environment's
+                default (:attr:`default_actuation`).
+            action_repeat: 0.02 s steps each action is held for; one env step then lasts ``0.02·action_repeat``
+                s and its reward and termination are those of its last 0.02 s; None: the environment's default
+                (:attr:`default_action_repeat`).
         """
-        utils.EzPickle.__init__(self, render_mode, width, height, camera_name, reset_noise_scale, task)
+        actuation = self.default_actuation if actuation is None else actuation
+        action_repeat = self.default_action_repeat if action_repeat is None else action_repeat
+        utils.EzPickle.__init__(
+            self, render_mode, width, height, camera_name, reset_noise_scale, task, actuation, action_repeat
+        )
         if reset_noise_scale < 0:
             raise ValueError(f"reset_noise_scale must be >= 0, got {reset_noise_scale}")
+        if actuation not in ACTUATIONS:
+            raise ValueError(f"actuation must be one of {ACTUATIONS}, got {actuation!r}")
+        if not isinstance(action_repeat, int) or isinstance(action_repeat, bool) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be an int >= 1, got {action_repeat!r}")
         self._reset_noise_scale = reset_noise_scale
+        self.actuation, self.action_repeat = actuation, action_repeat
+        # MujocoEnv checks render_fps against 1 / dt.
+        self.metadata = {**type(self).metadata, "render_fps": int(np.round(1.0 / (0.001 * FRAME_SKIP * action_repeat)))}
         obs_space = spaces.Box(-np.inf, np.inf, shape=(len(OBS_NAMES),), dtype=np.float64)
         MujocoEnv.__init__(
             self,
             str(MODEL_PATH),
-            FRAME_SKIP,
+            FRAME_SKIP * action_repeat,
             observation_space=obs_space,
             render_mode=render_mode,
             width=width,
@@ -371,6 +465,8 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         )
         self.model.site_pos[self.model.site("target").id] = (self.target_site_pos[0], 0.0, self.target_site_pos[1])
         self._ball_qpos = slice(3, 6)
+        if actuation == "servo":
+            use_servo_actuators(self.model, inverse_kinematics(*self._home()))
         self._init_task(NOMINAL_FIELDS, task)
         self._obs = self._get_obs()
 
@@ -450,5 +546,39 @@ class JugglerBounceEnv(JugglerEnv):
         return np.array([BOUNCE_APEX[0], 1.0])
 
 
+class JugglerBalanceServoFamily(JugglerBalanceFamily):
+    """Balance with joint servos at 25 Hz: the same robot, goal, parameters and splits, another action.
+
+    Why it exists (``experiments/juggler_diagnosis``): with torque motors at 50 Hz even MuJoCo itself as the model
+    keeps the ball for only part of an episode under an affordable sampling planner, and a learned model of the
+    torque-driven arm drifts by ~20 cm in 0.6 s; with servos (an action sets joint targets about the home pose, a
+    stiff critically damped loop holds them; :func:`use_servo_actuators`) and each action held for two 0.02 s
+    steps, the arm's motion is nearly kinematic and the planner sees 0.3 s ahead in 8 steps.
+    """
+
+    name = "juggler_balance_servo"
+    env_id = "mbmeta/JugglerBalanceServo-v0"
+    episode_steps = SERVO_EPISODE_STEPS
+    description = (
+        "Juggler balance with joint servos at 25 Hz: an action [3] in [-1, 1] sets the joint targets to home + 0.3 "
+        "rad × action (servo torque limits 30 / 15 / 5 N·m), each held for 0.04 s; 250 steps (10 s). Reward "
+        "1 - tanh(5·distance) - 0.01‖a‖² of the ball centre to (0.5, 0.7) m; terminates when the ball is lost. "
+        + _SPLITS_TEXT
+    )
+
+    def make_controller(self) -> JugglerController:
+        """The scripted balance controller driving servos (its paddle pose turned into joint targets)."""
+        return JugglerController(self.name, actuation="servo")
+
+
+class JugglerBalanceServoEnv(JugglerBalanceEnv):
+    """``mbmeta/JugglerBalanceServo-v0``: :class:`JugglerBalanceEnv` with servo actuation and an action repeat of 2."""
+
+    family = JugglerBalanceServoFamily()
+    default_actuation = "servo"
+    default_action_repeat = SERVO_ACTION_REPEAT
+
+
 BALANCE = register_family(JugglerBalanceEnv.family, "mbmeta.envs.juggler:JugglerBalanceEnv")
+BALANCE_SERVO = register_family(JugglerBalanceServoEnv.family, "mbmeta.envs.juggler:JugglerBalanceServoEnv")
 BOUNCE = register_family(JugglerBounceEnv.family, "mbmeta.envs.juggler:JugglerBounceEnv")

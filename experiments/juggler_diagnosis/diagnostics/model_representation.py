@@ -40,7 +40,14 @@ def servo_beam_law(obs: np.ndarray) -> np.ndarray:
 
 
 def collect(
-    family, tasks, policy: str, noise: float, repeat: int, seed: int, actuation: str = "torque"
+    family,
+    tasks,
+    policy: str,
+    noise: float,
+    repeat: int,
+    seed: int,
+    actuation: str = "torque",
+    random_scale: float = 1.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Episodes ``(obs [T+1, 14], action [T, 3])`` at 50 Hz / repeat (actions held for ``repeat`` steps)."""
     rng = np.random.default_rng(seed)
@@ -53,7 +60,7 @@ def collect(
         observations, actions, done = [obs], [], False
         while not done:
             if policy == "random":
-                action = rng.uniform(-1, 1, 3)
+                action = rng.uniform(-1, 1, 3) * random_scale
             else:
                 base = controller.act(obs) if actuation == "torque" else servo_beam_law(obs)
                 action = np.clip(base + level * rng.standard_normal(3), -1, 1)
@@ -164,17 +171,28 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--random-scale", type=float, default=1.0, help="random actions uniform in +-scale")
     p.add_argument("--actuation", default="torque", choices=["torque", "servo"])
     args = p.parse_args()
     torch.set_num_threads(1)
     family = get_family("juggler_balance")
     train_tasks = family.sample(np.random.default_rng(0), args.episodes, "train")
     held_tasks = family.sample(np.random.default_rng(1), 8, "train")
-    data = collect(family, train_tasks, args.data, 0.5, args.repeat, seed=0, actuation=args.actuation)
+    data = collect(
+        family,
+        train_tasks,
+        args.data,
+        0.5,
+        args.repeat,
+        seed=0,
+        actuation=args.actuation,
+        random_scale=args.random_scale,
+    )
     held = collect(family, held_tasks, "scripted", 0.2, args.repeat, seed=1000, actuation=args.actuation)
     seconds = [0.04, 0.1, 0.3, 0.6]
     horizons = sorted({max(1, round(s / (0.02 * args.repeat))) for s in seconds})
     lengths = [len(a) for _, a in held]
+    print(f"train data mean length {np.mean([len(a) for _, a in data]):.1f} steps", flush=True)
     print(
         f"{args.actuation}: data {args.data} x{args.episodes}, repeat {args.repeat}: held-out lengths {lengths}",
         flush=True,

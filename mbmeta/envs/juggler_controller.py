@@ -46,6 +46,7 @@ from mbmeta.envs.juggler_geometry import (
     SERVO_SPAN,
     inverse_kinematics,
     paddle_pose,
+    to_world_frame_obs,
 )
 
 _REACH = 0.2  # m, the deepest the paddle goes below the mirror plane while the ball flies
@@ -64,16 +65,21 @@ class JugglerController:
         dt: control period in seconds (the environments' 0.02).
         actuation: ``"torque"`` (computed torque, the inner loop below) or ``"servo"`` (balance only: the joint
             targets of the wanted paddle pose, ``(q_ref − home) / SERVO_SPAN``, for servo-actuated environments).
+        ball_frame: the frame the observation gives the ball in, ``"world"`` or ``"paddle"``.
     """
 
-    def __init__(self, mode: str, stiffness: float = 14.0, dt: float = 0.02, actuation: str = "torque"):
+    def __init__(
+        self, mode: str, stiffness: float = 14.0, dt: float = 0.02, actuation: str = "torque", ball_frame: str = "world"
+    ):
         mode = SERVO_FAMILY_NAMES.get(mode, mode)
         mode = {v: k for k, v in FAMILY_NAMES.items()}.get(mode, mode)
         if actuation not in ("torque", "servo"):
             raise ValueError(f"actuation must be 'torque' or 'servo', got {actuation!r}")
         if actuation == "servo" and mode != "balance":
             raise ValueError(f"servo actuation is scripted for balance only, got mode {mode!r}")
-        self.actuation = actuation
+        if ball_frame not in ("world", "paddle"):
+            raise ValueError(f"ball_frame must be 'world' or 'paddle', got {ball_frame!r}")
+        self.actuation, self.ball_frame = actuation, ball_frame
         if mode not in FAMILY_NAMES:
             raise ValueError(f"unknown juggler mode {mode!r}; valid modes are {sorted(FAMILY_NAMES)}")
         self.mode = mode
@@ -178,6 +184,8 @@ class JugglerController:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape != (len(OBS_NAMES),):
             raise ValueError(f"obs must have shape ({len(OBS_NAMES)},), got {obs.shape}")
+        if self.ball_frame == "paddle":
+            obs = to_world_frame_obs(obs)
         q, qvel = obs[0:3], obs[3:6]
         if self.mode == "balance":
             pose, rate, accel = self._balance_reference(obs)

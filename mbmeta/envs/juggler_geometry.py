@@ -139,3 +139,23 @@ def ball_in_world_frame(joints, ball):
     vx = pk[..., 3] + vs * cp - vn * sp
     vz = pk[..., 4] + vs * sp + vn * cp
     return xp.stack([x, z, vx, vz, ball[..., 4]], -1)
+
+
+BALL_FRAMES = ("world", "paddle")
+PADDLE_FRAME_OBS_NAMES: tuple[str, ...] = (*OBS_NAMES[:9], "ball_s", "ball_n", "ball_vs", "ball_vn", "ball_spin")
+
+
+def to_paddle_frame_obs(obs):
+    """``[..., 14]`` observation with the ball in the world frame -> the same with the ball in the paddle frame.
+
+    Entries 9-13 become (s, n, v_s, v_n, spin) of :func:`ball_in_paddle_frame` (:data:`PADDLE_FRAME_OBS_NAMES`); the
+    rest is unchanged. NumPy or torch.
+    """
+    xp = _namespace(obs)
+    return xp.concatenate([obs[..., :9], ball_in_paddle_frame(obs)], -1)
+
+
+def to_world_frame_obs(obs):
+    """Inverse of :func:`to_paddle_frame_obs`: ``[..., 14] -> [..., 14]`` with the ball back in the world frame."""
+    xp = _namespace(obs)
+    return xp.concatenate([obs[..., :9], ball_in_world_frame(obs[..., :6], obs[..., 9:14])], -1)

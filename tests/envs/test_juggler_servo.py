@@ -25,7 +25,14 @@ from mbmeta.envs.juggler import (
     is_servo,
 )
 from mbmeta.envs.juggler_controller import JugglerController
-from mbmeta.envs.juggler_geometry import ball_in_paddle_frame, ball_in_world_frame, paddle_kinematics, paddle_pose
+from mbmeta.envs.juggler_geometry import (
+    ball_in_paddle_frame,
+    ball_in_world_frame,
+    paddle_kinematics,
+    paddle_pose,
+    to_paddle_frame_obs,
+    to_world_frame_obs,
+)
 
 BALANCE = mbmeta.envs.get_family("juggler_balance")
 SERVO = mbmeta.envs.get_family("juggler_balance_servo")
@@ -180,8 +187,53 @@ def test_paddle_kinematics_rates_are_the_derivative_of_the_pose():
 def test_resting_ball_sits_on_the_paddle_normal():
     env = SERVO.make_env()
     try:
-        obs = hold(env, np.zeros(3), 10)[-1]
+        obs = hold(env, np.zeros(3), 10)[-1]  # the servo family observes the ball in the paddle frame
     finally:
         env.close()
-    s, n, vs, vn, _ = ball_in_paddle_frame(obs)
+    s, n, vs, vn, _ = obs[9:14]
     assert abs(n - BALL_RADIUS) < 2e-3 and abs(vn) < 0.02  # on the surface, not moving off it
+
+
+def test_paddle_frame_observation_is_the_world_one_transformed_and_rewards_agree():
+    # The servo family observes the ball in the paddle frame; the same env observing the world frame must see the same
+    # physics, and the family's reward and termination (which convert back) must equal the world-frame family's.
+    actions = np.random.default_rng(1).uniform(-0.3, 0.3, (40, 3))
+    paddle, world = SERVO.make_env(), gym.make(BALANCE.env_id, actuation="servo", action_repeat=2)
+    try:
+        p_obs, _ = paddle.reset(seed=4)
+        w_obs, _ = world.reset(seed=4)
+        for action in actions:
+            p_next, p_reward, p_term, *_ = paddle.step(action)
+            w_next, w_reward, w_term, *_ = world.step(action)
+            np.testing.assert_allclose(to_world_frame_obs(p_next), w_next, atol=1e-9)
+            np.testing.assert_allclose(to_paddle_frame_obs(w_next), p_next, atol=1e-9)
+            assert p_reward == pytest.approx(w_reward, abs=1e-9) and p_term == w_term
+            t = [torch.as_tensor(x)[None] for x in (p_obs, action, p_next)]
+            assert float(SERVO.reward(*t)) == pytest.approx(p_reward, abs=1e-6)
+            if p_term:
+                break
+            p_obs = p_next
+    finally:
+        paddle.close(), world.close()
+
+
+def test_two_joint_variant():
+    two = mbmeta.envs.get_family("juggler_balance_2j")
+    assert two.parameter_names == ("ball_mass_scale", "friction_scale") and two.action_dim == 2
+    train = {tuple(t.values) for t in two.sample(np.random.default_rng(0), 200, "train")}
+    assert len(train) == 10  # K = 10 fixed training tasks
+    assert two.make_controller() is None
+    env = two.make_env()
+    try:
+        obs, _ = env.reset(seed=0, options={"task": {"ball_mass_scale": 1.5, "friction_scale": 0.5}})
+        elbow = obs[1]
+        for action in np.random.default_rng(0).uniform(-1, 1, (30, 2)):
+            obs, _, terminated, *_ = env.step(action)
+            assert abs(obs[1] - elbow) < 2e-3  # the elbow is locked; the other joints move
+            if terminated:
+                break
+        assert abs(obs[0] - HOME[0]) > 0.01 or abs(obs[2] - HOME[2]) > 0.01
+        with pytest.raises(ValueError, match="action"):
+            env.step(np.zeros(3))
+    finally:
+        env.close()

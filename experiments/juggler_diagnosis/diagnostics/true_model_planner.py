@@ -40,7 +40,7 @@ def balance_time(
     actuation: str = "torque",
 ) -> tuple[int, float]:
     """Env steps (50 Hz) the ball was kept, of ``steps``, and the seconds spent per planning call."""
-    env = family.make_env(max_episode_steps=steps, actuation=actuation)
+    env = family.make_env(max_episode_steps=steps, actuation=actuation, action_repeat=1)  # repeat done here
     env.reset(seed=seed, options={"task": task})
     base = env.unwrapped
     model, data = base.model, base.data

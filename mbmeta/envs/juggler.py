@@ -609,7 +609,7 @@ class JugglerBalanceServoFamily(JugglerBalanceFamily):
     episode_steps = SERVO_EPISODE_STEPS
     ball_frame = "paddle"
     description = (
-        "Juggler balance with joint servos at 25 Hz: an action [3] in [-1, 1] sets the joint targets to home + 0.3 "
+        "Juggler balance with joint servos at 25 Hz: an action [3] in [-1, 1] sets the joint targets to home + 0.1 "
         "rad × action (servo torque limits 30 / 15 / 5 N·m), each held for 0.04 s; 250 steps (10 s); the ball is "
         "observed in the paddle frame (obs 9-13: along, normal, their rates relative to the paddle, spin). Reward "
         "1 - tanh(5·distance) - 0.01‖a‖² of the ball centre to (0.5, 0.7) m; terminates when the ball is lost. "
@@ -652,7 +652,7 @@ class JugglerBalance2JFamily(JugglerFamily):
     test = ({"ball_mass_scale": Choice((0.5, 0.6, 1.5, 1.7)), "friction_scale": Choice((0.5, 0.6, 1.5, 1.7))},)
     description = (
         "Juggler balance with a two-joint arm: shoulder and wrist servos (elbow locked), action [2] sets their targets "
-        "to home + 0.3 rad × action, held 0.04 s; 250 steps (10 s); ball observed in the paddle frame. "
+        "to home + 0.1 rad × action, held 0.04 s; 250 steps (10 s); ball observed in the paddle frame. "
         "Reward 1 - tanh(5·distance) - 0.01‖a‖² of the "
         "ball centre to (0.5, 0.7) m; terminates when the ball is lost. Ball mass and friction vary (scale factors; "
         "nominal 0.1 kg, 0.3). Train: 10 fixed tasks, mass {0.8, 0.9, 1, 1.1, 1.2} × friction {0.8, 1.2}; test: "

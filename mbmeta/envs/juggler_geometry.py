@@ -22,7 +22,10 @@ PADDLE_HALF_LENGTH = 0.15
 BALL_RADIUS = 0.04
 GRAVITY = 9.81
 
-SERVO_SPAN = 0.3  # servo actuation: rad of joint target per unit of action, about the home pose
+# Servo actuation: rad of joint target per unit of action, about the home pose. 0.1 rad: the whole action box is the
+# gentle range balancing needs (0.3 rad let full-range random actions throw the ball within ~1 s and let the planner
+# pick actions far outside a gentle data set; experiments/juggler_diagnosis).
+SERVO_SPAN = 0.1
 BALANCE_TARGET = (0.5, 0.7)  # ball-centre target (x, z) of juggler_balance
 BOUNCE_APEX = (0.5, 1.5)  # target x and apex height (ball centre) of juggler_bounce
 # Above the highest point where the arm can hold the ball still at x = 0.5 (about 1.23 m), so that a still ball

@@ -23,7 +23,7 @@ import torch
 from mujoco import rollout
 
 from mbmeta.envs import get_family
-from mbmeta.envs.juggler import FRAME_SKIP
+from mbmeta.envs.juggler import FRAME_SKIP, to_paddle_frame_obs
 from mbmeta.planners import ICEMPlanner, RecedingHorizon
 
 
@@ -66,6 +66,8 @@ def balance_time(
         fine = states[:, FRAME_SKIP - 1 :: FRAME_SKIP]  # [N, H * repeat, nstate] after each 50 Hz step
         qpos, qvel = fine[..., 1 : 1 + nq], fine[..., 1 + nq : 1 + nq + nv]
         obs = np.concatenate([qpos[..., :3], qvel[..., :3], _pose(qpos[..., :3]), qpos[..., 3:5], qvel[..., 3:6]], -1)
+        if getattr(family, "ball_frame", "world") == "paddle":  # the family's reward reads its own observation
+            obs = to_paddle_frame_obs(obs)
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
         act = torch.as_tensor(np.repeat(actions[0].numpy(), repeat, axis=1))
         reward = family.reward(obs_t, act, obs_t)  # [N, T]; depends on (action, next_obs) only

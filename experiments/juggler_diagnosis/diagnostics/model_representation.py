@@ -164,7 +164,7 @@ def drift(step, episodes, kind: str, horizons: list[int]) -> dict[int, tuple[flo
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print drift per representation for one data set and control rate."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", choices=["scripted", "random"], default="scripted")
@@ -173,7 +173,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--random-scale", type=float, default=1.0, help="random actions uniform in +-scale")
     p.add_argument("--actuation", default="torque", choices=["torque", "servo"])
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     family = get_family("juggler_balance")
     train_tasks = family.sample(np.random.default_rng(0), args.episodes, "train")

@@ -100,7 +100,7 @@ def _pose(q: np.ndarray) -> np.ndarray:
     return paddle_pose(q)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the balance time on each train task for one planner setting."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=1)
@@ -111,7 +111,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--family", default="juggler_balance")
     p.add_argument("--actuation", default="torque", choices=["torque", "servo"])
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     family = get_family(args.family)
     tasks = family.sample(np.random.default_rng(123), args.tasks, "train")

@@ -63,11 +63,20 @@ class RandomPolicy(Policy):
     Args:
         action_space: the single-environment ``Box`` action space.
         seed: seeds this policy's own ``np.random.Generator``.
+        scale: in (0, 1]: actions are uniform within ``scale`` of each half-range about the centre of the bounds
+            (normal with std ``scale`` on unbounded dimensions); 1 is the whole box.
+
+    Raises:
+        TypeError: not a Box action space.
+        ValueError: ``scale`` outside (0, 1].
     """
 
-    def __init__(self, action_space: gym.spaces.Box, seed: int | None = 0) -> None:
+    def __init__(self, action_space: gym.spaces.Box, seed: int | None = 0, scale: float = 1.0) -> None:
         if not isinstance(action_space, gym.spaces.Box):
             raise TypeError(f"RandomPolicy needs a Box action space, got {type(action_space).__name__}")
+        if not 0 < scale <= 1:
+            raise ValueError(f"RandomPolicy: scale must be in (0, 1], got {scale!r}")
+        self.scale = float(scale)
         self.low = np.asarray(action_space.low, dtype=np.float64).reshape(-1)
         self.high = np.asarray(action_space.high, dtype=np.float64).reshape(-1)
         self.bounded = np.isfinite(self.low) & np.isfinite(self.high)
@@ -79,6 +88,9 @@ class RandomPolicy(Policy):
         u = self.rng.uniform(size=(batch, self.low.shape[0]))
         normal = self.rng.standard_normal(size=(batch, self.low.shape[0]))
         low, high = np.where(self.bounded, self.low, 0.0), np.where(self.bounded, self.high, 0.0)
+        if self.scale != 1.0:  # shrink the box about its centre (scale 1 keeps the original stream bit for bit)
+            centre, half = (low + high) / 2, self.scale * (high - low) / 2
+            low, high, normal = centre - half, centre + half, self.scale * normal
         return np.where(self.bounded, low + u * (high - low), normal).astype(np.float32)
 
     def act_tensor(self, obs: Tensor, task: Tensor | None = None) -> Tensor:

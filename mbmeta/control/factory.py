@@ -57,9 +57,17 @@ def make_agent(
 
 
 def make_initial_policy(
-    family: TaskFamily, kind: Literal["random", "scripted"] = "random", *, noise: float = 0.5, seed: int = 0
+    family: TaskFamily,
+    kind: Literal["random", "scripted"] = "random",
+    *,
+    noise: float = 0.5,
+    scale: float = 1.0,
+    seed: int = 0,
 ) -> RandomPolicy | NoisyControllerPolicy:
     """The iteration-0 policy: uniformly random actions, or the family's scripted controller with action noise.
+
+    ``noise`` is the scripted controller's largest noise std; ``scale`` shrinks random actions about the centre of
+    the bounds (:class:`~mbmeta.control.collection.RandomPolicy`).
 
     Raises:
         ValueError: ``scripted`` for a family without a scripted controller.
@@ -71,4 +79,4 @@ def make_initial_policy(
                 "(TaskFamily.make_controller); use 'random'"
             )
         return NoisyControllerPolicy(family.make_controller, family.action_space, noise=noise, seed=seed)
-    return RandomPolicy(family.action_space, seed=seed)
+    return RandomPolicy(family.action_space, seed=seed, scale=scale)

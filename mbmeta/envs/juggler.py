@@ -32,6 +32,7 @@ from mbmeta.envs.family import Choice, Interval, Parameter, TaskFamily, TaskPara
 from mbmeta.envs.juggler_controller import JugglerController
 from mbmeta.envs.juggler_geometry import (  # the shared description, re-exported: part of this module's interface
     BALANCE_TARGET,
+    BALL_FRAMES,
     BALL_RADIUS,
     BOUNCE_APEX,
     BOUNCE_HOME_HEIGHT,
@@ -48,18 +49,29 @@ from mbmeta.envs.juggler_geometry import (  # the shared description, re-exporte
     NOMINAL_RESTITUTION,
     OBS_INDEX,
     OBS_NAMES,
+    PADDLE_FRAME_OBS_NAMES,
     PADDLE_HALF_LENGTH,
     PADDLE_OFFSET,
+    SERVO_SPAN,
     SHOULDER,
+    ball_in_paddle_frame,
+    ball_in_world_frame,
     inverse_kinematics,
+    paddle_kinematics,
     paddle_pose,
+    to_paddle_frame_obs,
+    to_world_frame_obs,
 )
 from mbmeta.envs.registry import register_family
 from mbmeta.envs.task_env import TaskEnvMixin
 
 __all__ = [
+    "ACTUATIONS",
     "BALANCE",
+    "BALANCE_2J",
+    "BALANCE_SERVO",
     "BALANCE_TARGET",
+    "BALL_FRAMES",
     "BALL_RADIUS",
     "BOUNCE",
     "BOUNCE_APEX",
@@ -83,26 +95,43 @@ __all__ = [
     "NOMINAL_RESTITUTION",
     "OBS_INDEX",
     "OBS_NAMES",
+    "PADDLE_FRAME_OBS_NAMES",
     "PADDLE_HALF_LENGTH",
     "PADDLE_OFFSET",
     "RESTITUTION_RANGE",
+    "SERVO_ACTION_REPEAT",
+    "SERVO_EPISODE_STEPS",
+    "SERVO_SPAN",
+    "SERVO_STIFFNESS",
     "SHOULDER",
+    "TWO_JOINT_TRAIN_TASKS",
+    "JugglerBalance2JEnv",
+    "JugglerBalance2JFamily",
     "JugglerBalanceEnv",
     "JugglerBalanceFamily",
+    "JugglerBalanceServoEnv",
+    "JugglerBalanceServoFamily",
     "JugglerBounceEnv",
     "JugglerBounceFamily",
     "JugglerEnv",
     "JugglerFamily",
     "apply_task",
     "balance_reward_terms",
+    "ball_in_paddle_frame",
+    "ball_in_world_frame",
     "ball_lost",
     "bounce_reward_terms",
     "control_cost",
     "damping_of_restitution",
     "inverse_kinematics",
+    "is_servo",
+    "paddle_kinematics",
     "paddle_pose",
     "predicted_apex",
     "restitution_of_damping",
+    "to_paddle_frame_obs",
+    "to_world_frame_obs",
+    "use_servo_actuators",
 ]
 
 CTRL_COST_WEIGHT = 0.01
@@ -140,7 +169,16 @@ def damping_of_restitution(restitution: float) -> float:
 
 
 # ----- task application -------------------------------------------------------------------------------------
-NOMINAL_FIELDS = ("body_mass", "body_inertia", "pair_friction", "pair_solref", "actuator_gear")
+NOMINAL_FIELDS = (
+    "body_mass",
+    "body_inertia",
+    "pair_friction",
+    "pair_solref",
+    "actuator_gear",
+    "actuator_gainprm",
+    "actuator_biasprm",
+    "actuator_forcerange",
+)
 
 
 def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task: TaskParams) -> None:
@@ -150,7 +188,8 @@ def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task
     - ``friction_scale``: tangential friction coefficient of the ball-paddle contact × scale.
     - ``restitution_scale``: coefficient of restitution of the ball-paddle contact × scale, realised through the
       contact damping (the calibrated :func:`damping_of_restitution`).
-    - ``gear_scale``: every actuator's gear × scale (motor strength).
+    - ``gear_scale``: every actuator's gear × scale (motor strength). On servo actuators
+      (:func:`use_servo_actuators`) the servo's stiffness, damping and torque limit × scale instead.
 
     Args:
         mj_model: the model to modify.
@@ -159,6 +198,7 @@ def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task
     """
     ball = mj_model.body("ball").id
     pair = mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_PAIR, "ball_paddle")
+    task = {name: task.get(name, 1.0) for name in _SCALES}  # a family varying fewer parameters keeps the rest nominal
     mj_model.body_mass[ball] = nominal["body_mass"][ball] * task["ball_mass_scale"]
     mj_model.body_inertia[ball] = nominal["body_inertia"][ball] * task["ball_mass_scale"]
     mj_model.pair_friction[pair, :2] = nominal["pair_friction"][pair, :2] * task["friction_scale"]
@@ -168,11 +208,63 @@ def apply_task(mj_model: mujoco.MjModel, nominal: Mapping[str, np.ndarray], task
     # (the calibration's round trip damping -> e -> damping is exact only up to rounding).
     change = damping_of_restitution(nominal_e * task["restitution_scale"]) - damping_of_restitution(nominal_e)
     mj_model.pair_solref[pair, 1] = -(nominal_damping + change)
-    mj_model.actuator_gear[:, 0] = nominal["actuator_gear"][:, 0] * task["gear_scale"]
+    if is_servo(mj_model):  # a servo s times as strong: stiffness, damping and torque limit × s (its set point kept)
+        mj_model.actuator_gainprm[:, 0] = nominal["actuator_gainprm"][:, 0] * task["gear_scale"]
+        mj_model.actuator_biasprm[:, :3] = nominal["actuator_biasprm"][:, :3] * task["gear_scale"]
+        mj_model.actuator_forcerange[:] = nominal["actuator_forcerange"] * task["gear_scale"]
+    else:
+        mj_model.actuator_gear[:, 0] = nominal["actuator_gear"][:, 0] * task["gear_scale"]
     # The ball's slide joints make it a "simple" body whose joint-space inertia MuJoCo precomputes (dof_M0) instead
     # of recomputing it each step; without refreshing the model's constants a heavier ball would fall faster.
     # mj_setConst recomputes them (and invweight0, subtree masses) from the current masses: pure and idempotent.
     mujoco.mj_setConst(mj_model, mujoco.MjData(mj_model))
+
+
+# ----- servo actuation --------------------------------------------------------------------------------------
+ACTUATIONS = ("torque", "servo")
+SERVO_STIFFNESS = 20.0  # N·m/rad of servo stiffness per N·m of the motor's torque limit
+SERVO_ACTION_REPEAT = 2  # juggler_balance_servo: 25 Hz control
+SERVO_EPISODE_STEPS = EPISODE_STEPS // SERVO_ACTION_REPEAT  # the same 10 s
+
+
+def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray) -> None:
+    """Turn the torque motors into joint servos (in place): action ``a`` in [-1, 1] sets the joint target.
+
+    Joint ``i``'s torque is ``clip(kp_i·(home_i + SERVO_SPAN·a_i − q_i) − kv_i·q̇_i, ±F_i)``: ``F_i`` is the
+    motor's torque limit (its gear, 30 / 15 / 5 N·m), ``kp_i = SERVO_STIFFNESS·F_i`` and ``kv_i`` damps the joint
+    critically given its inertia at ``home`` (the ball's weight makes it sag a little). Written as MuJoCo
+    affine-bias actuators so that the same ``ctrl`` drives ``mujoco.rollout``; the damping is integrated
+    implicitly (``implicitfast``).
+
+    Args:
+        mj_model: the juggler model with its torque motors (gear = torque limit); modified in place.
+        home: ``[3]`` joint angles that an action of zero holds (rad).
+    """
+    if is_servo(mj_model):
+        raise ValueError("use_servo_actuators: the model's actuators are servos already")
+    data = mujoco.MjData(mj_model)
+    data.qpos[: len(home)] = home
+    mujoco.mj_forward(mj_model, data)
+    mass = np.zeros((mj_model.nv, mj_model.nv))
+    mujoco.mj_fullM(mj_model, data, mass)
+    joints = mj_model.actuator_trnid[:, 0]
+    inertia = np.diag(mass)[mj_model.jnt_dofadr[joints]]
+    limit = mj_model.actuator_gear[:, 0].copy()
+    kp = SERVO_STIFFNESS * limit
+    kv = 2.0 * np.sqrt(kp * inertia)
+    mj_model.actuator_gear[:, 0] = 1.0
+    mj_model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+    mj_model.actuator_gainprm[:, 0] = kp * SERVO_SPAN
+    mj_model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+    mj_model.actuator_biasprm[:, :3] = np.stack([kp * np.asarray(home)[joints], -kp, -kv], axis=1)
+    mj_model.actuator_forcelimited[:] = 1
+    mj_model.actuator_forcerange[:] = np.stack([-limit, limit], axis=1)
+    mujoco.mj_setConst(mj_model, data)  # actuator constants (acc0) of the new gear, as apply_task recomputes them
+
+
+def is_servo(mj_model: mujoco.MjModel) -> bool:
+    """Whether the model's actuators are the servos of :func:`use_servo_actuators`."""
+    return bool((mj_model.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE).all())
 
 
 # ----- exact reward and termination (torch, batched over any leading dims) ----------------------------------
@@ -248,6 +340,11 @@ class JugglerFamily(TaskFamily):
     test = (_TEST_REGION,)
     episode_steps = EPISODE_STEPS
     notes = "Own MJCF (mbmeta/envs/assets/juggler.xml); no Gymnasium or CaDM counterpart."
+    ball_frame = "world"  # "paddle": observation entries 9-13 are the ball in the paddle frame (PADDLE_FRAME_OBS_NAMES)
+
+    def world_obs(self, obs: Tensor) -> Tensor:
+        """The observation with the ball in the world frame, whatever this family observes: ``[*S, O] -> [*S, O]``."""
+        return to_world_frame_obs(obs) if self.ball_frame == "paddle" else obs
 
     def validate(self, task: TaskParams | Mapping[str, float]) -> TaskParams:
         """Check names and values as :meth:`TaskFamily.validate`, plus the restitution's physical range.
@@ -258,6 +355,8 @@ class JugglerFamily(TaskFamily):
                 :data:`RESTITUTION_RANGE` (no energy gain, within the calibration).
         """
         task = super().validate(task)
+        if "restitution_scale" not in task:
+            return task
         restitution = NOMINAL_RESTITUTION * task["restitution_scale"]
         low, high = RESTITUTION_RANGE
         if not low <= restitution <= high:
@@ -276,7 +375,7 @@ class JugglerFamily(TaskFamily):
 
     def terminated(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """Ball lost (:func:`ball_lost` of ``next_obs``): ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool."""
-        return ball_lost(next_obs)
+        return ball_lost(self.world_obs(next_obs))
 
     def make_controller(self) -> JugglerController:
         """The scripted balance / bounce controller (:class:`mbmeta.envs.juggler_controller.JugglerController`)."""
@@ -301,7 +400,7 @@ class JugglerBalanceFamily(JugglerFamily):
 
     def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """``1 - tanh(5 d) - 0.01‖a‖²``: ``[*S, O], [*S, A], [*S, O] -> [*S]`` (d: ball-target distance)."""
-        terms = balance_reward_terms(action, next_obs)
+        terms = balance_reward_terms(action, self.world_obs(next_obs))
         return terms["target"] - terms["ctrl_cost"]
 
 
@@ -334,6 +433,9 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
     family: JugglerFamily
     apply_task = staticmethod(apply_task)
     target_site_pos: tuple[float, float] = BALANCE_TARGET
+    default_actuation: str = "torque"
+    default_action_repeat: int = 1
+    locked_elbow: bool = False  # a two-joint arm: the elbow welded at its home angle, its motor removed
 
     def __init__(
         self,
@@ -343,6 +445,8 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         camera_name: str = "side",
         reset_noise_scale: float = 0.02,
         task: TaskParams | Mapping[str, float] | None = None,
+        actuation: str | None = None,
+        action_repeat: int | None = None,
     ):
         """Build the environment.
 
@@ -353,16 +457,33 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
             camera_name: MJCF camera to render from (``"side"`` looks along +y at arm, paddle and ball).
             reset_noise_scale: half-width of the uniform noise on the reset pose (rad for joints, m for the ball).
             task: initial task (nominal when None).
+            actuation: ``"torque"`` (an action is the motor torques over their limits) or ``"servo"`` (an action
+                sets joint targets about the home pose: :func:`use_servo_actuators`); None: the environment's
+                default (:attr:`default_actuation`).
+            action_repeat: 0.02 s steps each action is held for; one env step then lasts ``0.02·action_repeat``
+                s and its reward and termination are those of its last 0.02 s; None: the environment's default
+                (:attr:`default_action_repeat`).
         """
-        utils.EzPickle.__init__(self, render_mode, width, height, camera_name, reset_noise_scale, task)
+        actuation = self.default_actuation if actuation is None else actuation
+        action_repeat = self.default_action_repeat if action_repeat is None else action_repeat
+        utils.EzPickle.__init__(
+            self, render_mode, width, height, camera_name, reset_noise_scale, task, actuation, action_repeat
+        )
         if reset_noise_scale < 0:
             raise ValueError(f"reset_noise_scale must be >= 0, got {reset_noise_scale}")
+        if actuation not in ACTUATIONS:
+            raise ValueError(f"actuation must be one of {ACTUATIONS}, got {actuation!r}")
+        if not isinstance(action_repeat, int) or isinstance(action_repeat, bool) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be an int >= 1, got {action_repeat!r}")
         self._reset_noise_scale = reset_noise_scale
+        self.actuation, self.action_repeat = actuation, action_repeat
+        # MujocoEnv checks render_fps against 1 / dt.
+        self.metadata = {**type(self).metadata, "render_fps": int(np.round(1.0 / (0.001 * FRAME_SKIP * action_repeat)))}
         obs_space = spaces.Box(-np.inf, np.inf, shape=(len(OBS_NAMES),), dtype=np.float64)
         MujocoEnv.__init__(
             self,
             str(MODEL_PATH),
-            FRAME_SKIP,
+            FRAME_SKIP * action_repeat,
             observation_space=obs_space,
             render_mode=render_mode,
             width=width,
@@ -371,14 +492,32 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         )
         self.model.site_pos[self.model.site("target").id] = (self.target_site_pos[0], 0.0, self.target_site_pos[1])
         self._ball_qpos = slice(3, 6)
+        if actuation == "servo":
+            use_servo_actuators(self.model, inverse_kinematics(*self._home()))
         self._init_task(NOMINAL_FIELDS, task)
         self._obs = self._get_obs()
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """The MJCF model; for a two-joint arm, without the elbow motor and with the elbow locked at home."""
+        if not self.locked_elbow:
+            return super()._initialize_simulation()
+        spec = mujoco.MjSpec.from_file(self.fullpath)
+        spec.delete(spec.actuator("elbow"))
+        lock = spec.add_equality()
+        lock.type, lock.name1, lock.name = mujoco.mjtEq.mjEQ_JOINT, "elbow", "elbow_lock"
+        lock.data = [float(inverse_kinematics(*self._home())[1]), *[0.0] * (len(lock.data) - 1)]  # q_elbow = a0
+        lock.solref = [0.005, 1.0]  # stiff: the elbow moves by under a milliradian under the arm's loads
+        model = spec.compile()
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
 
     def _get_obs(self) -> np.ndarray:
         # Paddle pose from the joint angles (closed-form kinematics, checked against MuJoCo in the tests): after
         # mj_step, data.site_xpos still describes the state before the last substep, qpos the state after it.
         qpos, qvel = self.data.qpos, self.data.qvel
-        return np.concatenate([qpos[:3], qvel[:3], paddle_pose(qpos[:3]), qpos[3:5], qvel[3:6]])
+        obs = np.concatenate([qpos[:3], qvel[:3], paddle_pose(qpos[:3]), qpos[3:5], qvel[3:6]])
+        return to_paddle_frame_obs(obs) if self.family.ball_frame == "paddle" else obs
 
     def _reward_terms(self, action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -393,7 +532,7 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         # The family's own formulas, evaluated on numpy arrays (see `_xp`); equal to the torch results (tested).
         reward = float(self.family.reward(obs, action, next_obs))
         terminated = bool(self.family.terminated(obs, action, next_obs))
-        info = {name: float(v) for name, v in self._reward_terms(action, next_obs).items()}
+        info = {name: float(v) for name, v in self._reward_terms(action, self.family.world_obs(next_obs)).items()}
         if self.render_mode == "human":
             self.render()
         return next_obs, reward, terminated, False, self._with_task(info)
@@ -402,7 +541,10 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         """Reset pose: arm at :meth:`_home` with noise, ball placed by :meth:`_ball_start`, all at rest."""
         noise = self._reset_noise_scale
         qpos = self.init_qpos.copy()
-        qpos[:3] = inverse_kinematics(*self._home()) + self.np_random.uniform(-noise, noise, 3)
+        home = inverse_kinematics(*self._home())
+        qpos[:3] = home + self.np_random.uniform(-noise, noise, 3)
+        if self.locked_elbow:
+            qpos[1] = home[1]
         qpos[3:5] = self._ball_start(qpos[:3]) + self.np_random.uniform(-noise, noise, 2) * (1.0, 0.0)
         qpos[5] = 0.0
         self.set_state(qpos, np.zeros(self.model.nv))
@@ -450,5 +592,93 @@ class JugglerBounceEnv(JugglerEnv):
         return np.array([BOUNCE_APEX[0], 1.0])
 
 
+class JugglerBalanceServoFamily(JugglerBalanceFamily):
+    """Balance with joint servos at 25 Hz: the same robot, goal, parameters and splits, another action.
+
+    Why it exists (``experiments/juggler_diagnosis``): with torque motors at 50 Hz even MuJoCo itself as the model
+    keeps the ball for only part of an episode under an affordable sampling planner, and a learned model of the
+    torque-driven arm drifts by ~20 cm in 0.6 s; with servos (an action sets joint targets about the home pose, a
+    stiff critically damped loop holds them; :func:`use_servo_actuators`) and each action held for two 0.02 s
+    steps, the arm's motion is nearly kinematic and the planner sees 0.3 s ahead in 8 steps. The ball is observed
+    in the paddle frame (:data:`PADDLE_FRAME_OBS_NAMES`): a model learnt from small random actions then drifts less
+    over 0.6 s (2.0 cm against 4.9 cm in the world frame).
+    """
+
+    name = "juggler_balance_servo"
+    env_id = "mbmeta/JugglerBalanceServo-v0"
+    episode_steps = SERVO_EPISODE_STEPS
+    ball_frame = "paddle"
+    description = (
+        "Juggler balance with joint servos at 25 Hz: an action [3] in [-1, 1] sets the joint targets to home + 0.1 "
+        "rad × action (servo torque limits 30 / 15 / 5 N·m), each held for 0.04 s; 250 steps (10 s); the ball is "
+        "observed in the paddle frame (obs 9-13: along, normal, their rates relative to the paddle, spin). Reward "
+        "1 - tanh(5·distance) - 0.01‖a‖² of the ball centre to (0.5, 0.7) m; terminates when the ball is lost. "
+        + _SPLITS_TEXT
+    )
+
+    def make_controller(self) -> JugglerController:
+        """The scripted balance controller driving servos (its paddle pose turned into joint targets)."""
+        return JugglerController(self.name, actuation="servo", ball_frame=self.ball_frame)
+
+
+class JugglerBalanceServoEnv(JugglerBalanceEnv):
+    """``mbmeta/JugglerBalanceServo-v0``: :class:`JugglerBalanceEnv` with servo actuation and an action repeat of 2."""
+
+    family = JugglerBalanceServoFamily()
+    default_actuation = "servo"
+    default_action_repeat = SERVO_ACTION_REPEAT
+
+
+# K = 10 fixed training tasks of the two-joint variant: ball mass {0.8, 0.9, 1.0, 1.1, 1.2} x friction {0.8, 1.2}.
+TWO_JOINT_TRAIN_TASKS = tuple((m, f) for m in (0.8, 0.9, 1.0, 1.1, 1.2) for f in (0.8, 1.2))
+
+
+class JugglerBalance2JFamily(JugglerFamily):
+    """Balance with a two-joint arm (shoulder and wrist servos, elbow locked) on K = 10 training tasks.
+
+    The same robot with its elbow welded at the home angle and its motor removed: action ``[2]`` (shoulder, wrist
+    servo targets, as :class:`JugglerBalanceServoFamily`), 25 Hz, 250 steps. Only ball mass and friction vary; the
+    train split is ten fixed tasks (:data:`TWO_JOINT_TRAIN_TASKS`), the test split each parameter in
+    {0.5, 0.6, 1.5, 1.7}. The observation keeps its 14 entries (the elbow's angle and rate stay nearly constant), the
+    ball in the paddle frame as in :class:`JugglerBalanceServoFamily`.
+    """
+
+    name = "juggler_balance_2j"
+    env_id = "mbmeta/JugglerBalance2J-v0"
+    episode_steps = SERVO_EPISODE_STEPS
+    ball_frame = "paddle"
+    parameters = JugglerFamily.parameters[:2]
+    train = tuple({"ball_mass_scale": Choice((m,)), "friction_scale": Choice((f,))} for m, f in TWO_JOINT_TRAIN_TASKS)
+    test = ({"ball_mass_scale": Choice((0.5, 0.6, 1.5, 1.7)), "friction_scale": Choice((0.5, 0.6, 1.5, 1.7))},)
+    description = (
+        "Juggler balance with a two-joint arm: shoulder and wrist servos (elbow locked), action [2] sets their targets "
+        "to home + 0.1 rad × action, held 0.04 s; 250 steps (10 s); ball observed in the paddle frame. "
+        "Reward 1 - tanh(5·distance) - 0.01‖a‖² of the "
+        "ball centre to (0.5, 0.7) m; terminates when the ball is lost. Ball mass and friction vary (scale factors; "
+        "nominal 0.1 kg, 0.3). Train: 10 fixed tasks, mass {0.8, 0.9, 1, 1.1, 1.2} × friction {0.8, 1.2}; test: "
+        "each drawn from {0.5, 0.6, 1.5, 1.7}."
+    )
+
+    def make_controller(self) -> None:
+        """None: the scripted controller's inverse kinematics needs all three joints."""
+        return None
+
+    def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """``1 - tanh(5 d) - 0.01‖a‖²``: ``[*S, O], [*S, A=2], [*S, O] -> [*S]`` (d: ball-target distance)."""
+        terms = balance_reward_terms(action, self.world_obs(next_obs))
+        return terms["target"] - terms["ctrl_cost"]
+
+
+class JugglerBalance2JEnv(JugglerBalanceEnv):
+    """``mbmeta/JugglerBalance2J-v0``: the servo balance env with the elbow locked (action ``[2]``)."""
+
+    family = JugglerBalance2JFamily()
+    default_actuation = "servo"
+    default_action_repeat = SERVO_ACTION_REPEAT
+    locked_elbow = True
+
+
 BALANCE = register_family(JugglerBalanceEnv.family, "mbmeta.envs.juggler:JugglerBalanceEnv")
+BALANCE_SERVO = register_family(JugglerBalanceServoEnv.family, "mbmeta.envs.juggler:JugglerBalanceServoEnv")
+BALANCE_2J = register_family(JugglerBalance2JEnv.family, "mbmeta.envs.juggler:JugglerBalance2JEnv")
 BOUNCE = register_family(JugglerBounceEnv.family, "mbmeta.envs.juggler:JugglerBounceEnv")

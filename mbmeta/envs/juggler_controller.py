@@ -43,14 +43,17 @@ from mbmeta.envs.juggler_geometry import (
     MODEL_PATH,
     NOMINAL_RESTITUTION,
     OBS_NAMES,
+    SERVO_SPAN,
     inverse_kinematics,
     paddle_pose,
+    to_world_frame_obs,
 )
 
 _REACH = 0.2  # m, the deepest the paddle goes below the mirror plane while the ball flies
 _BRAKE = 15.0  # m/s², the paddle's deceleration after an impact
 _RETURN_RATE = 2.5  # 1/s, ball vx wanted after an impact per metre of offset from the target x
 FAMILY_NAMES = {"balance": "juggler_balance", "bounce": "juggler_bounce"}
+SERVO_FAMILY_NAMES = {"juggler_balance_servo": "balance"}
 
 
 class JugglerController:
@@ -60,10 +63,23 @@ class JugglerController:
         mode: ``"balance"`` or ``"bounce"`` (or the family names ``"juggler_balance"`` / ``"juggler_bounce"``).
         stiffness: natural frequency (rad/s) of the joint-space tracking loop.
         dt: control period in seconds (the environments' 0.02).
+        actuation: ``"torque"`` (computed torque, the inner loop below) or ``"servo"`` (balance only: the joint
+            targets of the wanted paddle pose, ``(q_ref − home) / SERVO_SPAN``, for servo-actuated environments).
+        ball_frame: the frame the observation gives the ball in, ``"world"`` or ``"paddle"``.
     """
 
-    def __init__(self, mode: str, stiffness: float = 14.0, dt: float = 0.02):
+    def __init__(
+        self, mode: str, stiffness: float = 14.0, dt: float = 0.02, actuation: str = "torque", ball_frame: str = "world"
+    ):
+        mode = SERVO_FAMILY_NAMES.get(mode, mode)
         mode = {v: k for k, v in FAMILY_NAMES.items()}.get(mode, mode)
+        if actuation not in ("torque", "servo"):
+            raise ValueError(f"actuation must be 'torque' or 'servo', got {actuation!r}")
+        if actuation == "servo" and mode != "balance":
+            raise ValueError(f"servo actuation is scripted for balance only, got mode {mode!r}")
+        if ball_frame not in ("world", "paddle"):
+            raise ValueError(f"ball_frame must be 'world' or 'paddle', got {ball_frame!r}")
+        self.actuation, self.ball_frame = actuation, ball_frame
         if mode not in FAMILY_NAMES:
             raise ValueError(f"unknown juggler mode {mode!r}; valid modes are {sorted(FAMILY_NAMES)}")
         self.mode = mode
@@ -168,12 +184,17 @@ class JugglerController:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape != (len(OBS_NAMES),):
             raise ValueError(f"obs must have shape ({len(OBS_NAMES)},), got {obs.shape}")
+        if self.ball_frame == "paddle":
+            obs = to_world_frame_obs(obs)
         q, qvel = obs[0:3], obs[3:6]
         if self.mode == "balance":
             pose, rate, accel = self._balance_reference(obs)
         else:
             pose, rate, accel = self._bounce_reference(obs)
         q_ref = inverse_kinematics(*pose)
+        if self.actuation == "servo":  # the servos track the targets themselves
+            home = inverse_kinematics(BALANCE_TARGET[0], BALANCE_TARGET[1] - BALL_RADIUS, 0.0)
+            return np.clip((q_ref - home) / SERVO_SPAN, -1.0, 1.0).astype(np.float32)
         jac = _pose_jacobian(q_ref)
         # damped least squares: bounded joint rates near the stretched-arm singularity
         jac_inv = jac.T @ np.linalg.inv(jac @ jac.T + 0.05**2 * np.eye(3))

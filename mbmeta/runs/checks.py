@@ -64,6 +64,9 @@ def check_settings(
         )
     if not (isinstance(loop.initial_noise, int | float) and loop.initial_noise >= 0):
         raise ValueError(f"loop.initial_noise must be a number >= 0, got {loop.initial_noise!r}")
+    scale = loop.initial_scale
+    if not (isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale <= 1):
+        raise ValueError(f"loop.initial_scale must be a number in (0, 1], got {scale!r}")
     for name in ("horizon", "context_length", "particles"):
         _check_count("agent", name, getattr(agent, name), 1)
     if not 0.0 < agent.discount <= 1.0:

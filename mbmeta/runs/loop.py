@@ -103,7 +103,9 @@ def run_training(
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
         if buffer is None:
-            policy = make_initial_policy(family, loop.initial_policy, noise=loop.initial_noise, seed=loop.seed)
+            policy = make_initial_policy(
+                family, loop.initial_policy, noise=loop.initial_noise, scale=loop.initial_scale, seed=loop.seed
+            )
             log(f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of {family.name}")
             with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
                 collection = collect_episodes(

@@ -23,6 +23,9 @@ class LoopSettings:
             families where random actions never reach the states good control visits.
         initial_noise: with ``scripted``: each episode's noise std is drawn uniformly from ``[0, initial_noise]``
             (fraction of each action's half-range), so the data span clean control to losing the ball.
+        initial_scale: with ``random``: actions are uniform within ``initial_scale`` of each half-range about the
+            centre of the bounds (1 = the whole box). Smaller random actions explore gently: on the servo juggler
+            they keep the ball longer and look like balancing more than full-range ones (experiments/juggler_diagnosis).
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
@@ -41,6 +44,7 @@ class LoopSettings:
     initial_episodes: int = 20
     initial_policy: Literal["random", "scripted"] = "random"
     initial_noise: float = 0.5
+    initial_scale: float = 1.0
     episodes_per_iteration: int = 8
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"

@@ -319,3 +319,32 @@ def test_mpc_agent_plugs_in_and_only_sees_its_own_episodes_transitions(family, a
     # windows start empty at each episode's first step
     first_steps = sum(int((~m).all(1).sum()) for _, m, _ in model.windows)
     assert first_steps >= 6
+
+
+# ----- RandomPolicy's scale (loop.initial_scale) --------------------------------------------------------------
+def _box(low, high):
+    return gym.spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32))
+
+
+def test_random_policy_scale_shrinks_the_box_about_its_centre():
+    space = _box([-1.0, 0.0], [1.0, 4.0])
+    actions = RandomPolicy(space, seed=0, scale=0.25).act(np.zeros((4000, 3)))
+    assert actions[:, 0].min() >= -0.25 and actions[:, 0].max() <= 0.25
+    assert actions[:, 1].min() >= 1.5 and actions[:, 1].max() <= 2.5
+    assert actions[:, 0].max() - actions[:, 0].min() > 0.45  # still spans (almost all of) the shrunk range
+    full = RandomPolicy(space, seed=0).act(np.zeros((4000, 3)))
+    assert full[:, 0].max() - full[:, 0].min() > 1.9
+
+
+def test_random_policy_scale_one_is_the_default_stream():
+    space = _box([-2.0, 0.5], [1.0, 3.0])
+    np.testing.assert_array_equal(
+        RandomPolicy(space, seed=3, scale=1.0).act(np.zeros((16, 1))),
+        RandomPolicy(space, seed=3).act(np.zeros((16, 1))),
+    )
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, 1.01])
+def test_random_policy_rejects_a_bad_scale(scale):
+    with pytest.raises(ValueError, match="scale must be in"):
+        RandomPolicy(_box([-1.0], [1.0]), scale=scale)

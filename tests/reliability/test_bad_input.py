@@ -34,6 +34,8 @@ def _settings(tmp_path, loop=None, agent=None, model=None, trainer=None, data=No
         ("loop", {"initial_policy": "expert"}, ValueError, r"loop\.initial_policy must be 'random' or 'scripted'"),
         ("loop", {"initial_policy": "scripted"}, ValueError, r"family 'pendulum' has no scripted controller"),
         ("loop", {"initial_noise": -0.1}, ValueError, r"loop\.initial_noise must be a number >= 0, got -0\.1"),
+        ("loop", {"initial_scale": 0.0}, ValueError, r"loop\.initial_scale must be a number in \(0, 1\], got 0\.0"),
+        ("loop", {"initial_scale": 1.5}, ValueError, r"loop\.initial_scale must be a number in \(0, 1\], got 1\.5"),
         ("loop", {"episodes_per_iteration": 0}, ValueError, r"loop\.episodes_per_iteration must be an int >= 1"),
         ("loop", {"num_envs": -2}, ValueError, r"loop\.num_envs must be an int >= 1, got -2"),
         ("loop", {"epochs_per_iteration": 0}, ValueError, r"loop\.epochs_per_iteration must be an int >= 1"),

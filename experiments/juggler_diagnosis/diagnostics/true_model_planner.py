@@ -1,0 +1,141 @@
+"""Step 1 of the diagnosis: which planner settings balance the Juggler for 500 steps with MuJoCo as a perfect model?
+
+iCEM (mbmeta's ``ICEMPlanner`` through ``RecedingHorizon``) plans with the environment's own MuJoCo model (its task
+applied), every candidate simulated from the environment's exact full physics state by ``mujoco.rollout``. Each
+planned action is held for ``--repeat`` environment steps (control at 50 / repeat Hz); the horizon is given in
+seconds. The return of a candidate is the family's exact reward summed over the 50 Hz steps it covers, masked
+after the ball is lost (as ``RolloutObjective`` does). Train tasks only.
+
+Usage (one line per setting)::
+
+    python experiments/juggler_diagnosis/diagnostics/true_model_planner.py --repeat 1 --horizon 0.3 \
+        --population 64 --iterations 3 --tasks 4 --steps 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import mujoco
+import numpy as np
+import torch
+from mujoco import rollout
+
+from mbmeta.envs import get_family
+from mbmeta.envs.juggler import FRAME_SKIP, to_paddle_frame_obs
+from mbmeta.planners import ICEMPlanner, RecedingHorizon
+
+
+def balance_time(
+    family,
+    task,
+    *,
+    steps: int,
+    repeat: int,
+    horizon_s: float,
+    population: int,
+    iterations: int,
+    seed: int,
+    actuation: str = "torque",
+) -> tuple[int, float]:
+    """Env steps (50 Hz) the ball was kept, of ``steps``, and the seconds spent per planning call."""
+    env = family.make_env(max_episode_steps=steps, actuation=actuation, action_repeat=1)  # repeat done here
+    env.reset(seed=seed, options={"task": task})
+    base = env.unwrapped
+    model, data = base.model, base.data
+    scratch = mujoco.MjData(model)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.zeros(mujoco.mj_stateSize(model, spec))
+    nq, nv = model.nq, model.nv
+    h = max(1, round(horizon_s / (0.02 * repeat)))  # planned actions
+    sub = FRAME_SKIP * repeat  # MuJoCo steps per planned action
+    elites = max(4, population // 8)
+    mpc = RecedingHorizon(
+        ICEMPlanner(
+            env.action_space.low, env.action_space.high, population=population, elites=elites, iterations=iterations
+        ),
+        h,
+        seed=seed,
+    )
+
+    def objective(actions: torch.Tensor) -> torch.Tensor:  # [1, N, H, A] -> [1, N]
+        n = actions.shape[1]
+        ctrl = np.repeat(actions[0].clamp(-1, 1).double().numpy(), sub, axis=1)  # [N, H * sub, A]
+        states, _ = rollout.rollout(model, scratch, np.tile(state, (n, 1)), ctrl)
+        fine = states[:, FRAME_SKIP - 1 :: FRAME_SKIP]  # [N, H * repeat, nstate] after each 50 Hz step
+        qpos, qvel = fine[..., 1 : 1 + nq], fine[..., 1 + nq : 1 + nq + nv]
+        obs = np.concatenate([qpos[..., :3], qvel[..., :3], _pose(qpos[..., :3]), qpos[..., 3:5], qvel[..., 3:6]], -1)
+        if getattr(family, "ball_frame", "world") == "paddle":  # the family's reward reads its own observation
+            obs = to_paddle_frame_obs(obs)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        act = torch.as_tensor(np.repeat(actions[0].numpy(), repeat, axis=1))
+        reward = family.reward(obs_t, act, obs_t)  # [N, T]; depends on (action, next_obs) only
+        lost = family.terminated(obs_t, act, obs_t)
+        alive_before = torch.cumprod(torch.cat([torch.ones(n, 1), (~lost[:, :-1]).float()], 1), 1)
+        return (reward * alive_before).sum(1)[None]
+
+    kept, plan_time, calls = steps, 0.0, 0
+    action, t = None, 0
+    while t < steps:
+        if t % repeat == 0:
+            mujoco.mj_getState(model, data, state, spec)
+            start = time.perf_counter()
+            action = mpc.plan(objective).actions[0, 0].numpy()
+            plan_time, calls = plan_time + time.perf_counter() - start, calls + 1
+        _, _, terminated, truncated, _ = env.step(action)
+        t += 1
+        if terminated:
+            kept = t
+            break
+        if truncated:
+            break
+    env.close()
+    return kept, plan_time / max(calls, 1)
+
+
+def _pose(q: np.ndarray) -> np.ndarray:
+    from mbmeta.envs.juggler import paddle_pose
+
+    return paddle_pose(q)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the balance time on each train task for one planner setting."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--horizon", type=float, default=0.3, help="seconds")
+    p.add_argument("--population", type=int, default=64)
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--tasks", type=int, default=4)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--family", default="juggler_balance")
+    p.add_argument("--actuation", default="torque", choices=["torque", "servo"])
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    family = get_family(args.family)
+    tasks = family.sample(np.random.default_rng(123), args.tasks, "train")
+    kept = []
+    for i, task in enumerate(tasks):
+        k, dt = balance_time(
+            family,
+            task,
+            steps=args.steps,
+            repeat=args.repeat,
+            horizon_s=args.horizon,
+            population=args.population,
+            iterations=args.iterations,
+            seed=i,
+            actuation=args.actuation,
+        )
+        kept.append(k)
+        print(f"task {i} {task.as_dict()}: kept {k}/{args.steps} ({dt * 1e3:.0f} ms/plan)", flush=True)
+    print(
+        f"{args.actuation} repeat {args.repeat} horizon {args.horizon}s pop {args.population} it {args.iterations}: "
+        f"mean {np.mean(kept):.1f}, full {sum(k == args.steps for k in kept)}/{len(kept)}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -341,22 +341,14 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
     confidence = summary["confidence"]
     e = experiment.evaluation
     tasks = "every task of the split" if e.tasks is None else f"{e.tasks} tasks of the split"
-    lines = [
-        f"# {experiment.name}: merged results",
-        "",
-        *([experiment.description, ""] if experiment.description else []),
+    lines = _page_head(
+        experiment,
         f"Family `{experiment.family}`, `{e.split}` split: {tasks} × {e.episodes_per_task} episode(s), evaluation "
         f"seed(s) {', '.join(map(str, e.seeds))}. Each training seed counts once: the mean of its episodes (over "
         "every evaluation seed, task and episode), then across seeds the mean, its standard error, the two-sided "
         f"{100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a verdict says "
         "`above` or `below` only when the interval of the difference excludes zero.",
-        "",
-        f"Rebuild with `mbmeta sweep experiments/{experiment.name} --merge-only`; reproduce with "
-        f"`mbmeta sweep experiments/{experiment.name}`.",
-        "",
-    ]
-    if experiment.budget:
-        lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
+    )
     for metric in experiment.metrics:
         named = [OVERALL, *experiment.conditions]
         lines += [f"## {METRICS[metric][0]}", ""]
@@ -371,6 +363,22 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         if task_rows:
             lines += ["### per task", "", condition_table(task_rows, methods, METRICS[metric][1]), ""]
     return "\n".join(lines + _runs_section(summary)) + "\n"
+
+
+def _page_head(experiment: Experiment, about: str) -> list[str]:
+    """The top of ``results/table.md``: title, description, what the numbers are (``about``), how to rebuild, budget."""
+    lines = [f"# {experiment.name}: merged results", ""]
+    lines += [experiment.description, ""] if experiment.description else []
+    lines += [
+        about,
+        "",
+        f"Rebuild with `mbmeta sweep experiments/{experiment.name} --merge-only`; reproduce with "
+        f"`mbmeta sweep experiments/{experiment.name}`.",
+        "",
+    ]
+    if experiment.budget:
+        lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
+    return lines
 
 
 def _runs_section(summary: dict[str, Any]) -> list[str]:
@@ -390,10 +398,8 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
     e = experiment.evaluation
     episodes = "the family's (CaDM's) number of" if e.protocol_episodes is None else f"{e.protocol_episodes}"
     describe = summary["condition_descriptions"]
-    lines = [
-        f"# {experiment.name}: merged results",
-        "",
-        *([experiment.description, ""] if experiment.description else []),
+    lines = _page_head(
+        experiment,
         f"Family `{experiment.family}`, CaDM's evaluation protocol (`mbmeta evaluate --protocol {e.protocol}`): the "
         f"train set and each test condition, {episodes} episodes each, every episode on its own task drawn as CaDM "
         f"draws them; evaluation seed(s) {', '.join(map(str, e.seeds))}. Each training seed counts once: its number "
@@ -402,13 +408,7 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
         f"two-sided {100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a "
         "verdict says `above` or `below` only when the interval of the difference excludes zero. The headline is "
         "the moderate average, the number CaDM's Table 1 reports.",
-        "",
-        f"Rebuild with `mbmeta sweep experiments/{experiment.name} --merge-only`; reproduce with "
-        f"`mbmeta sweep experiments/{experiment.name}`.",
-        "",
-    ]
-    if experiment.budget:
-        lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
+    )
     lines += ["## episode return, every condition", ""]
     table_rows = [
         row

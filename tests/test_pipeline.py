@@ -96,7 +96,7 @@ def test_evaluate_writes_results_plot_and_video(trained_run, tmp_path, capsys):
     argv += ["--out", str(out), "--error_horizon", "3"]  # no --agent.*: the run's settings; a video per task
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["family"] == "pendulum" and results["split"] == "test"
+    assert results["family"] == "pendulum" and results["split"] == "test" and results["task_design"] == "balanced"
     assert results["agent"]["horizon"] == 5 and results["agent"]["planner"]["init_args"]["population"] == 16
     stats = results["plan_stats"]["context"]
     assert stats["plan/sequences_per_env_step"] == 16 * 2  # CEM population × iterations, as trained

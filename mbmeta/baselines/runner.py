@@ -35,6 +35,7 @@ from mbmeta.baselines.extra import import_sb3
 from mbmeta.data.atomic import atomic_write
 from mbmeta.envs.family import TaskFamily
 from mbmeta.evaluation.episodes import EpisodeRecord
+from mbmeta.evaluation.task_design import TASK_DESIGNS
 from mbmeta.types import TaskParams
 
 ALGORITHMS: dict[str, str] = {"ppo": "PPO", "sac": "SAC"}
@@ -57,8 +58,10 @@ class BaselineSettings:
             ``scratch`` (one test task, ``task_index``, at every reset; evaluated on that task).
         total_steps: training environment steps (all training environments together).
         eval_every: environment steps between evaluations of the learning curve (also one before training).
-        eval_tasks: test tasks evaluated: the same list as ``mbmeta evaluate --tasks N`` (a discrete test split
-            is subsampled evenly); None: the whole grid.
+        eval_tasks: test tasks evaluated: the same list as ``mbmeta evaluate --tasks N --task_design D``; None:
+            the whole grid.
+        eval_task_design: how a discrete test grid is subsampled (``balanced`` or ``even``, as ``mbmeta evaluate
+            --task_design``).
         eval_episodes: episodes per test task at each point of the learning curve (deterministic policy).
         final_episodes: episodes per test task of the final evaluation (``results.csv``; 2 as ``mbmeta evaluate``).
         task_index: scratch: which of the evaluated test tasks is learned.
@@ -80,6 +83,7 @@ class BaselineSettings:
     total_steps: int = 1_000_000
     eval_every: int = 10_000
     eval_tasks: int | None = 8
+    eval_task_design: str = "balanced"
     eval_episodes: int = 1
     final_episodes: int = 2
     task_index: int = 0
@@ -104,6 +108,9 @@ class BaselineSettings:
         for name in ("checkpoint_every", "task_index"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_task_design not in TASK_DESIGNS:
+            designs = ", ".join(TASK_DESIGNS)
+            raise ValueError(f"eval_task_design must be one of {designs}, got {self.eval_task_design!r}")
         if self.eval_tasks is not None and self.eval_tasks < 1:
             raise ValueError(f"eval_tasks must be >= 1 (or None: the whole grid), got {self.eval_tasks}")
 
@@ -145,7 +152,7 @@ def baseline_tasks(family: TaskFamily, settings: BaselineSettings) -> tuple[Task
     """
     from mbmeta.evaluation.episodes import evaluation_tasks
 
-    tasks = evaluation_tasks(family, "test", settings.eval_tasks, seed=0)
+    tasks = evaluation_tasks(family, "test", settings.eval_tasks, seed=0, design=settings.eval_task_design)
     if settings.mode == "multitask":
         return None, tasks
     if settings.task_index >= len(tasks):

@@ -50,6 +50,13 @@ def build_parser() -> CommandParser:
     parser.add_argument("--family", type=str | None, default=None, help="task family (default: from the run)")
     parser.add_argument("--split", type=str, default="test", help="split to evaluate on: test or train")
     parser.add_argument("--tasks", type=int | None, default=None, help="number of tasks (default: whole grid)")
+    parser.add_argument(
+        "--task_design",
+        type=Literal["balanced", "even"],
+        default="balanced",
+        help="how --tasks subsamples a grid: balanced (each parameter's values equally often, parameters "
+        "uncorrelated) or even (evenly spaced grid rows; ties parameters together, as experiments before it used)",
+    )
     parser.add_argument("--episodes_per_task", type=int, default=2, help="episodes (env seeds) per task")
     parser.add_argument("--num_envs", type=int, default=4, help="environments stepped together")
     parser.add_argument("--seed", type=int, default=0, help="seeds environments, planning and test data")
@@ -186,7 +193,7 @@ def run(argv: list[str]) -> int:
             seed=cfg.seed, out=cfg.out, log=lambda text: console.print(text, markup=False, soft_wrap=True),
         )  # fmt: skip
         return 0
-    tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed)
+    tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed, design=cfg.task_design)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
@@ -194,6 +201,8 @@ def run(argv: list[str]) -> int:
     console.print(describe_agent(agent, agent_source))
     modules, records, curves, task_curves, plan_stats = _evaluate_methods(cfg, family, tasks, agent, console)
     settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": agent.as_config()}
+    if cfg.tasks is not None:
+        settings["task_design"] = cfg.task_design  # which subsample of the grid (the tasks are in the records)
     extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
     # Results first: an interrupted or failing video step loses no number.
     write_results(records, out, extra={**extra, **settings})

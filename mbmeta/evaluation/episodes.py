@@ -20,6 +20,7 @@ from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import Choice, TaskFamily
 from mbmeta.evaluation.metrics import realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress
+from mbmeta.evaluation.task_design import TaskDesign, subsample_grid
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import Split, TaskParams
 
@@ -49,18 +50,27 @@ class EpisodeRecord:
     success: bool | None = None
 
 
-def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | None = None, seed: int = 0) -> list:
+def evaluation_tasks(
+    family: TaskFamily,
+    split: Split = "test",
+    count: int | None = None,
+    seed: int = 0,
+    design: TaskDesign = "balanced",
+) -> list:
     """The tasks to evaluate on: every value combination of a discrete split, else ``count`` sampled tasks.
 
     Args:
         family: the task family.
         split: ``"test"`` (out of distribution) or ``"train"``.
-        count: number of tasks to sample when the split has intervals (or to subsample a grid, evenly);
+        count: number of tasks to sample when the split has intervals, or to subsample a grid with ``design``;
             None keeps the whole grid (and samples 8 tasks from a continuous split).
-        seed: seeds sampling.
+        seed: seeds sampling (and the balanced design's draws).
+        design: how a grid is subsampled: ``balanced`` (each parameter's values equally often, parameters
+            uncorrelated) or ``even`` (evenly spaced rows of the lexicographic grid; ties parameters together,
+            kept for the experiments that used it); see :mod:`mbmeta.evaluation.task_design`.
 
     Returns:
-        A list of :class:`TaskParams`, in a fixed order.
+        A list of :class:`TaskParams`, in a fixed order (grid order for a grid).
     """
     regions = family.regions(split)
     if all(isinstance(region[name], Choice) for region in regions for name in family.parameter_names):
@@ -70,9 +80,8 @@ def evaluation_tasks(family: TaskFamily, split: Split = "test", count: int | Non
             for combo in itertools.product(*values):
                 grid.setdefault(combo, TaskParams(tuple(zip(family.parameter_names, combo, strict=True))))
         tasks = list(grid.values())
-        if count is not None and count < len(tasks):
-            picks = np.linspace(0, len(tasks) - 1, count).round().astype(int)
-            tasks = [tasks[i] for i in picks]
+        if count is not None:
+            tasks = [tasks[i] for i in subsample_grid(list(grid), count, design, seed)]
         return tasks
     return family.sample(np.random.default_rng(seed), 8 if count is None else count, split)
 

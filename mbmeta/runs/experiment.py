@@ -17,6 +17,8 @@ report compares, and the budget. Example::
     evaluate:                                   # mbmeta evaluate's settings, for every method
       split: test
       tasks: null                               # null: the whole test grid
+      task_design: balanced                     # how `tasks` subsamples a grid: balanced, or even (the design
+                                                # of experiments from before balanced existed)
       episodes_per_task: 3
       num_envs: 16
       seeds: [0]                                # evaluation seeds (--seed)
@@ -54,6 +56,7 @@ from typing import Any
 import yaml
 
 from mbmeta.evaluation.tables import METRICS
+from mbmeta.evaluation.task_design import TASK_DESIGNS
 from mbmeta.runs.run_dir import KeptCheckpoint
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -65,12 +68,12 @@ TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "
 TRAIN_KEYS = {"configs", "seeds", "order"}
 METHOD_KEYS = {"configs", "seeds", "model_of", "agent"}
 EVALUATE_KEYS = {
-    "split", "tasks", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
+    "split", "tasks", "task_design", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
     "protocol", "protocol_episodes", "every_kept_checkpoint", "curve_episodes",
 }  # fmt: skip
 PROTOCOLS = ("cadm",)
 # evaluate keys of `mbmeta evaluate`'s own evaluation that the protocol replaces (refused beside it)
-NOT_WITH_PROTOCOL = ("split", "tasks", "episodes_per_task", "error_horizon", "video_tasks")
+NOT_WITH_PROTOCOL = ("split", "tasks", "task_design", "episodes_per_task", "error_horizon", "video_tasks")
 ORDERS = ("method", "seed")
 CURVE_DIR = "curve"
 REPORT_KEYS = {"metrics", "comparisons", "conditions"}
@@ -87,6 +90,7 @@ class EvaluationSettings:
     Attributes:
         split: ``test`` or ``train``.
         tasks: number of tasks (None: the split's whole grid).
+        task_design: how ``tasks`` subsamples a grid (``balanced`` or ``even``; ``mbmeta evaluate --task_design``).
         episodes_per_task: episodes (environment seeds) per task.
         num_envs: environments stepped together (changes the planner's random stream, hence the numbers).
         seeds: evaluation seeds (``--seed``): each is one evaluation of every model.
@@ -103,6 +107,7 @@ class EvaluationSettings:
 
     split: str = "test"
     tasks: int | None = None
+    task_design: str = "balanced"
     episodes_per_task: int = 2
     num_envs: int = 4
     seeds: tuple[int, ...] = (0,)
@@ -440,6 +445,11 @@ class _Parser:
             settings["split"] = raw["split"]
         if raw.get("tasks") is not None:
             settings["tasks"] = self.integer(raw["tasks"], "evaluate.tasks", minimum=1)
+        if "task_design" in raw:
+            if raw["task_design"] not in TASK_DESIGNS:
+                designs = ", ".join(TASK_DESIGNS)
+                raise self.fail("evaluate.task_design", f"expected one of {designs}, got {raw['task_design']!r}")
+            settings["task_design"] = raw["task_design"]
         for name in ("episodes_per_task", "num_envs", "error_horizon"):
             if name in raw:
                 settings[name] = self.integer(raw[name], f"evaluate.{name}", minimum=1)

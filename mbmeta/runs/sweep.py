@@ -155,6 +155,7 @@ def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> di
         "method": evaluation.method,
         "split": settings.split,
         "tasks": settings.tasks,
+        **({"task_design": settings.task_design} if settings.tasks is not None else {}),
         "episodes_per_task": settings.episodes_per_task,
         "num_envs": settings.num_envs,
         "seed": evaluation.eval_seed,
@@ -197,7 +198,7 @@ def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: s
         arguments += ["--error_horizon", str(s["error_horizon"])]
         arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
         if s["tasks"] is not None:
-            arguments += ["--tasks", str(s["tasks"])]
+            arguments += ["--tasks", str(s["tasks"]), "--task_design", s["task_design"]]
     for key, value in s["agent"].items():
         arguments += [f"--agent.{key}", value if isinstance(value, str) else json.dumps(value)]
     return [*arguments, "--out", out_dir]

@@ -149,6 +149,7 @@ def test_other_settings_in_the_same_directory_are_refused(tmp_path, capsys):
         (["--mode", "meta"], "unknown mode 'meta'; valid modes are multitask, scratch"),
         (["--total_steps", "-5"], "total_steps must be >= 1, got -5"),
         (["--eval_every", "0"], "eval_every must be >= 1, got 0"),
+        (["--eval_task_design", "lhs"], "eval_task_design must be one of balanced, even, got 'lhs'"),
         (["--family", "no_such_family"], "no_such_family"),
         (["--mode", "scratch", "--task_index", "8"], "task_index 8 is out of range: 8 test tasks are evaluated"),
         (["--hparams", '{"n_step": 64}'], "PPO has no hyperparameter(s) ['n_step']"),

@@ -1,6 +1,7 @@
 """`evaluation/episodes.py`: which tasks are evaluated, and the episode records of a closed-loop evaluation."""
 
 import itertools
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -27,12 +28,53 @@ def test_a_discrete_split_gives_its_whole_grid_once_in_a_fixed_order(pendulum):
     assert len(train) == 11 * 11 and all(pendulum.in_split(t, "train") for t in train)
 
 
-def test_a_grid_is_subsampled_evenly_from_first_to_last(pendulum):
+def test_the_even_design_subsamples_a_grid_evenly_from_first_to_last(pendulum):
     grid = evaluation_tasks(pendulum, "test")
-    picked = evaluation_tasks(pendulum, "test", count=4)
+    picked = evaluation_tasks(pendulum, "test", count=4, design="even")
     assert picked == [grid[0], grid[5], grid[10], grid[15]]
-    assert evaluation_tasks(pendulum, "test", count=16) == grid
-    assert evaluation_tasks(pendulum, "test", count=40) == grid  # never more tasks than the grid holds
+    for design in ("even", "balanced"):
+        assert evaluation_tasks(pendulum, "test", count=16, design=design) == grid
+        assert evaluation_tasks(pendulum, "test", count=40, design=design) == grid  # never more than the grid
+
+
+def _value_counts(tasks, name):
+    return Counter(t.as_dict()[name] for t in tasks)
+
+
+def test_the_balanced_design_gives_each_value_equally_often_and_unties_the_parameters():
+    juggler = get_family("juggler_balance_servo")  # 4 parameters x 4 values: 256 test tasks
+    names = juggler.parameter_names
+    even = evaluation_tasks(juggler, "test", count=8, design="even")
+    balanced = evaluation_tasks(juggler, "test", count=8)  # balanced is the default
+    assert len(balanced) == len(set(balanced)) == 8 and all(juggler.in_split(t, "test") for t in balanced)
+    grid = evaluation_tasks(juggler, "test")
+    assert [grid.index(t) for t in balanced] == sorted(grid.index(t) for t in balanced)  # grid order
+    for name in names:
+        assert sorted(_value_counts(balanced, name).values()) == [2, 2, 2, 2]
+
+    def codes(tasks):
+        return np.array([[sorted({g.as_dict()[n] for g in grid}).index(t.as_dict()[n]) for n in names] for t in tasks])
+
+    def worst_correlation(tasks):
+        c = codes(tasks).astype(float)
+        return max(abs(np.corrcoef(c[:, a], c[:, b])[0, 1]) for a, b in itertools.combinations(range(len(names)), 2))
+
+    assert worst_correlation(even) > 0.9  # the flaw: evenly spaced rows tie the parameters together
+    assert worst_correlation(balanced) < 0.5
+    assert evaluation_tasks(juggler, "test", count=8, seed=0) == balanced  # deterministic by seed
+    assert evaluation_tasks(juggler, "test", count=8, seed=1) != balanced
+
+
+def test_the_balanced_design_works_on_a_union_of_regions_and_fewer_tasks_than_values():
+    family = get_family("cadm_pendulum")  # the test split is a union of regions (moderate and extreme conditions)
+    grid = evaluation_tasks(family, "test")
+    picked = evaluation_tasks(family, "test", count=3, seed=2)
+    assert len(set(picked)) == 3 and set(picked) <= set(grid)
+
+
+def test_an_unknown_design_is_refused_in_one_line(pendulum):
+    with pytest.raises(ValueError, match="task design must be one of balanced, even, got 'random'"):
+        evaluation_tasks(pendulum, "test", count=4, design="random")
 
 
 def test_a_split_with_intervals_is_sampled_deterministically_by_seed():

@@ -56,6 +56,24 @@ def test_a_valid_design(tmp_path):
     assert dp[0].training.name == "context-seed0" and dp[0].out_dir == "results/context-dp-seed0/eval0"
 
 
+def test_a_subsample_of_the_grid_is_balanced_unless_the_design_says_even(tmp_path):
+    from mbmeta.runs.sweep import evaluate_arguments, evaluation_settings
+
+    def first_evaluation(evaluate):
+        design = valid()
+        design["evaluate"].update(evaluate)
+        experiment = load_experiment(make(tmp_path / "pend", design))
+        evaluation = experiment.evaluation_runs()[0]
+        return evaluation_settings(experiment, evaluation), evaluate_arguments(experiment, evaluation)
+
+    settings, arguments = first_evaluation({"tasks": 4})
+    assert settings["task_design"] == "balanced" and "--task_design balanced" in " ".join(arguments)
+    settings, arguments = first_evaluation({"tasks": 4, "task_design": "even"})
+    assert settings["task_design"] == "even" and "--tasks 4 --task_design even" in " ".join(arguments)
+    settings, arguments = first_evaluation({})  # the whole grid: no design to record
+    assert "task_design" not in settings and "--task_design" not in arguments
+
+
 def test_the_directory_or_the_file_may_be_given(tmp_path):
     root = make(tmp_path / "pend", valid())
     assert load_experiment(root / "experiment.yaml").root == root
@@ -79,6 +97,7 @@ def test_the_directory_or_the_file_may_be_given(tmp_path):
         (lambda d: d["methods"].update({"bad/name": "configs/none.yaml"}), "methods.bad/name", "names directories"),
         (lambda d: d["evaluate"].update(episodes_per_task=0), "evaluate.episodes_per_task", ">= 1"),
         (lambda d: d["evaluate"].update(split="valid"), "evaluate.split", "test or train"),
+        (lambda d: d["evaluate"].update(task_design="lhs"), "evaluate.task_design", "one of balanced, even"),
         (lambda d: d["evaluate"].update(num_episodes=3), "evaluate", "unknown key 'num_episodes'"),
         (lambda d: d["report"].update(metrics=["reward"]), "report.metrics", "unknown metric 'reward'"),
         (lambda d: d["report"].update(comparisons=[["context", "oracle"]]), "report.comparisons",

@@ -8,12 +8,13 @@ For one trained checkpoint and a list of named planner settings, measures
   one torch thread, so other processes on the machine do not inflate it;
 - **return**: the closed-loop return of ``--episodes`` paired episodes on the family's *train* tasks (never the test
   tasks: the chosen setting becomes a default), all settings on the same tasks with the same environment seeds
-  (every episode has its own environment, seeded ``seed + i``, so the pairing holds for every setting), and the
-  paired difference to the reference setting with its 95 % interval.
+  (the episodes run in groups of ``--group`` environments per planner call, the same groups for every setting, so
+  the pairing holds), and the paired difference to the reference setting with its 95 % interval.
 
-Each setting's result is written to ``OUT/<setting>.json`` as soon as it is measured and skipped when present, so
-a killed run continues where it stopped when the same command is run again; ``OUT/table.md`` is rewritten after
-every setting.
+Each setting's result is written to ``OUT/<setting>.json`` as soon as it is measured and skipped when present;
+within a setting, its cost and each finished group of ``--group`` episodes are kept under ``OUT/partial/``. So a
+killed run continues where it stopped (losing at most one group) when the same command is run again;
+``OUT/table.md`` is rewritten after every setting.
 
     python benchmarks/planning_cost.py --ckpt experiments/planning_cost/runs/pendulum-context/model.ckpt \\
         --out experiments/planning_cost/results/pendulum --settings cadm_exact cadm_bf16 icem_p5_bf16
@@ -80,21 +81,34 @@ def measure_cost(module, family, agent, *, envs: int, steps: int, seed: int) -> 
     return (time.process_time() - start) / (steps * envs)
 
 
-def measure_returns(module, family, agent, *, episodes: int, max_steps: int | None, seed: int) -> list[float]:
-    """Returns of ``episodes`` episodes on train tasks, one environment each (seeded ``seed + i``), in task order."""
+def measure_returns(
+    module, family, agent, *, episodes: int, max_steps: int | None, seed: int, group: int, partial: Path
+) -> list[float]:
+    """Returns of ``episodes`` episodes on train tasks (drawn with ``seed``), in task order.
+
+    The episodes run in groups of ``group`` environments per planner call; each finished group's returns are saved
+    to ``partial`` at once, so a killed run loses at most the group in progress (an exact-CaDM group of 5 pendulum
+    episodes is ~0.5 CPU-h). Every setting runs the same groups on the same tasks and environment seeds (a group's
+    episode ``j`` has ``evaluate_agent``'s seeds: ``seed`` and its ``j``-th environment), so returns pair by index.
+    """
     from mbmeta.evaluation.episodes import evaluate_agent
 
     tasks = family.sample(np.random.default_rng([seed, 0]), episodes, "train")
-    evaluation = evaluate_agent(
-        module,
-        family,
-        tasks,
-        agent=agent,
-        num_envs=episodes,
-        seed=seed,
-        env_kwargs={"max_episode_steps": max_steps} if max_steps else None,
-    )
-    return [r.episode_return for r in sorted(evaluation.records, key=lambda r: r.task_id)]
+    done: list[list[float]] = json.loads(partial.read_text())["groups"] if partial.is_file() else []
+    for start in range(len(done) * group, episodes, group):
+        evaluation = evaluate_agent(
+            module,
+            family,
+            tasks[start : start + group],
+            agent=agent,
+            num_envs=group,
+            seed=seed,
+            env_kwargs={"max_episode_steps": max_steps} if max_steps else None,
+        )
+        done.append([r.episode_return for r in sorted(evaluation.records, key=lambda r: r.task_id)])
+        _write_json(partial, {"groups": done})
+        print(f"  episodes {start + 1}-{start + len(done[-1])} of {episodes}: {np.mean(done[-1]):.1f}", flush=True)
+    return [value for values in done for value in values]
 
 
 def write_table(out: Path, reference: str) -> str:
@@ -169,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_steps", type=int, default=None, help="truncate episodes (default: the family's)")
     parser.add_argument("--cost_envs", type=int, nargs="+", default=[1, 10], help="environments per planner call")
     parser.add_argument("--cost_steps", type=int, default=20, help="timed steps per cost measurement")
+    parser.add_argument(
+        "--group", type=int, default=5, help="episodes per planner call and per saved unit of the return measurement"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cost_only",
@@ -209,16 +226,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: measured already ({path})", flush=True)
             continue
         started = time.perf_counter()
-        cost = _costs(module, family, agent, args)
+        partial_dir = out / "partial"  # unfinished settings: cost and finished groups (outside table.md's glob)
+        partial_dir.mkdir(exist_ok=True)
+        cost_path = partial_dir / f"{name}.cost.json"
+        if cost_path.is_file():
+            cost = json.loads(cost_path.read_text())
+        else:
+            cost = _costs(module, family, agent, args)
+            _write_json(cost_path, cost)
         returns = measure_returns(
-            module, family, agent, episodes=args.episodes, max_steps=args.max_steps, seed=args.seed
-        )
+            module, family, agent, episodes=args.episodes, max_steps=args.max_steps, seed=args.seed,
+            group=args.group, partial=partial_dir / f"{name}.returns.json",
+        )  # fmt: skip
         result = {
             "setting": name,
             "agent": agent.as_config(),
             "family": family.name,
             "ckpt": str(args.ckpt),
             "episodes": args.episodes,
+            "group": args.group,
             "max_steps": args.max_steps,
             "split": "train",
             "seed": args.seed,
@@ -228,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             "cost_code": _code_version(),
         }
         _write_json(path, result)
+        for unfinished in (cost_path, partial_dir / f"{name}.returns.json"):
+            unfinished.unlink(missing_ok=True)
         print(f"{name}: {cost} CPU s per env step; return {np.mean(returns):.1f}", flush=True)
         print(write_table(out, args.reference), flush=True)
     print(write_table(out, args.reference))

@@ -48,3 +48,42 @@ def test_cost_only_re_measures_the_cost_and_keeps_the_returns(tiny_run, tmp_path
     assert again["returns"] == first["returns"] and again["cpu_s_per_step"]["1"] > 0
     assert not (tmp_path / "cadm_exact.json").exists()  # --cost_only measures no new setting
     assert "cost re-measured" in capsys.readouterr().out
+
+
+def test_a_setting_killed_between_groups_resumes_from_its_finished_groups(tiny_run, tmp_path, monkeypatch):
+    bench = _load()
+    argv = ["--ckpt", str(tiny_run / "model.ckpt"), "--out", str(tmp_path), "--episodes", "4", "--max_steps", "3"]
+    argv += ["--cost_steps", "1", "--cost_envs", "1", "--group", "2", "--settings", "icem_small_expectation_bf16"]
+    assert bench.main(argv) == 0
+    whole = json.loads((tmp_path / "icem_small_expectation_bf16.json").read_text())
+    assert whole["group"] == 2 and len(whole["returns"]) == 4
+    assert not list((tmp_path / "partial").iterdir())  # a finished setting leaves nothing partial
+
+    out = tmp_path / "killed"
+    import mbmeta.evaluation.episodes as episodes
+
+    real, calls = episodes.evaluate_agent, []
+
+    def killed_in_the_second_group(*args, **kwargs):
+        calls.append(len(args[2]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(episodes, "evaluate_agent", killed_in_the_second_group)
+    killed = [*argv[:3], str(out), *argv[4:]]
+    try:
+        bench.main(killed)
+    except KeyboardInterrupt:
+        pass
+    partial = json.loads((out / "partial" / "icem_small_expectation_bf16.returns.json").read_text())
+    assert len(partial["groups"]) == 1 and not (out / "icem_small_expectation_bf16.json").exists()
+    cost = (out / "partial" / "icem_small_expectation_bf16.cost.json").read_text()
+    calls.clear()
+    monkeypatch.setattr(episodes, "evaluate_agent", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    assert bench.main(killed) == 0
+    assert calls == [2]  # only the second group ran again
+    resumed = json.loads((out / "icem_small_expectation_bf16.json").read_text())
+    assert resumed["returns"][:2] == partial["groups"][0] and len(resumed["returns"]) == 4
+    assert resumed["cpu_s_per_step"] == json.loads(cost)  # the cost was not measured again
+    assert resumed["returns"] == whole["returns"]  # the same groups, tasks and seeds: the same episodes

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.data.atomic import atomic_write
-from mbmeta.evaluation.statistics import CONFIDENCE
+from mbmeta.evaluation.statistics import CONFIDENCE, estimate
 from mbmeta.evaluation.tables import (
     METRICS,
     OVERALL,
@@ -99,6 +99,7 @@ def merge_curve(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[
         "conditions": shown,
         "curve_episodes": experiment.evaluation.curve_episodes,
         "points": points,
+        "to_target": steps_to_target(experiment, points, shown[0], confidence),
         "runs": [
             {
                 "method": curve.evaluation.method,
@@ -113,6 +114,41 @@ def merge_curve(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[
             for curve, status, detail in runs
         ],
     }
+
+
+def steps_to_target(
+    experiment: Experiment, points: list[dict[str, Any]], condition: str, confidence: float
+) -> dict[str, Any] | None:
+    """Per method: each seed's transitions at its first point at or above ``experiment.curve_target`` (None: never).
+
+    Over the seeds whose every kept checkpoint is evaluated; the mean, s.e. and interval are over the seeds only
+    when every one of them reached the target (otherwise they are None and ``reached`` says how many did).
+    """
+    if experiment.curve_target is None:
+        return None
+    target = experiment.curve_target
+    methods: dict[str, Any] = {}
+    for method in experiment.methods:
+        own = [p for p in points if p["method"] == method]
+        seeds = sorted({int(s) for p in own for s in p["values"][condition]["per_seed"]})
+        first: dict[int, float | None] = {}
+        for seed in seeds:
+            curve = [
+                (p["transitions_per_seed"].get(str(seed)), p["values"][condition]["per_seed"].get(str(seed)))
+                for p in own
+            ]
+            first[seed] = next((t for t, v in curve if t is not None and v is not None and v >= target), None)
+        if not seeds:
+            continue
+        reached = [t for t in first.values() if t is not None]
+        est = estimate_dict(estimate(reached, confidence), {}) if len(reached) == len(seeds) else None
+        methods[method] = {
+            "per_seed": {str(s): t for s, t in first.items()},
+            "reached": len(reached),
+            "n": len(seeds),
+            "estimate": est,
+        }
+    return {"target": target, "condition": condition, "methods": methods}
 
 
 def _seed_values(experiment: Experiment, rows: Rows, metric: str) -> dict[str, dict[str, dict[int, float]]]:
@@ -155,6 +191,7 @@ def render_curve(experiment: Experiment, curve: dict[str, Any]) -> str:
                 f"| {format_interval(est, digits)} |"
             )
         lines.append("")
+    lines += _render_to_target(curve)
     lines += ["## runs", "", "| method | training seed | evaluation seed | iteration | transitions | status | detail |"]
     lines.append("|---|---:|---:|---:|---:|---|---|")
     for run in curve["runs"]:
@@ -163,6 +200,35 @@ def render_curve(experiment: Experiment, curve: dict[str, Any]) -> str:
             f"| {run['status']} | {run['detail'] or '—'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _render_to_target(curve: dict[str, Any]) -> list[str]:
+    """The section on the transitions each method needed to reach ``report.curve_target`` (none if unset)."""
+    to_target = curve.get("to_target")
+    if not to_target:
+        return []
+    digits = METRICS[curve["metric"]][1]
+    target = format_number(to_target["target"], digits)
+    interval = f"{100 * curve['confidence']:g} % interval"
+    lines = [
+        f"## transitions to reach {target} ({to_target['condition']})",
+        "",
+        f"Per training seed, the transitions of its first kept checkpoint whose {curve['metric']} is at or above "
+        f"{target} (—: none of its checkpoints did); mean, s.e. and interval over the seeds when all reached it.",
+        "",
+        f"| method | reached | per seed | mean | s.e. | {interval} |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for method, row in to_target["methods"].items():
+        seeds = ", ".join(f"{s}: {'—' if t is None else f'{t:,.0f}'}" for s, t in row["per_seed"].items())
+        est = row["estimate"]
+        if est is None:
+            cells = "— | — | —"
+        else:
+            e = estimate_of(est, curve["confidence"])
+            cells = f"{e.mean:,.0f} | {format_number(e.se, 0)} | {format_interval(e, 0)}"
+        lines.append(f"| `{method}` | {row['reached']} of {row['n']} | {seeds} | {cells} |")
+    return [*lines, ""]
 
 
 def plot_curve(experiment: Experiment, curve: dict[str, Any], path: Path) -> Path:

@@ -34,6 +34,8 @@ report compares, and the budget. Example::
       metrics: [episode_return]                 # the first is the headline; also length, success
       comparisons: [[context, none]]            # paired differences first − second
       conditions: {light: {mass: [0.2, 0.4]}}   # named test conditions: parameter -> values
+      curve_target: null                        # with every_kept_checkpoint: the headline value whose first
+                                                # reaching (transitions) the learning curve reports per seed
     budget: {transitions: 9600}                 # recorded in the table (free-form)
 
 Files are laid out as::
@@ -76,7 +78,7 @@ PROTOCOLS = ("cadm",)
 NOT_WITH_PROTOCOL = ("split", "tasks", "task_design", "episodes_per_task", "error_horizon", "video_tasks")
 ORDERS = ("method", "seed")
 CURVE_DIR = "curve"
-REPORT_KEYS = {"metrics", "comparisons", "conditions"}
+REPORT_KEYS = {"metrics", "comparisons", "conditions", "curve_target"}
 
 
 class ExperimentError(ValueError):
@@ -230,6 +232,8 @@ class Experiment:
         conditions: named test conditions: name -> parameter -> values.
         budget: free-form description of the budget (recorded in the table).
         order: ``method`` (jobs method by method) or ``seed`` (every method's seed 0, then seed 1, ...).
+        curve_target: a value of the headline metric; the learning curve reports, per method and seed, the
+            transitions of the first kept checkpoint whose overall value is at or above it (sample efficiency).
     """
 
     root: Path
@@ -243,6 +247,7 @@ class Experiment:
     conditions: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     order: str = "method"
+    curve_target: float | None = None
 
     @property
     def name(self) -> str:
@@ -385,6 +390,12 @@ class _Parser:
                 )
             if conditions:
                 raise self.fail("report.conditions", f"evaluate.protocol {evaluation.protocol} has its own conditions")
+        curve_target = report.get("curve_target")
+        if curve_target is not None:
+            if isinstance(curve_target, bool) or not isinstance(curve_target, int | float):
+                raise self.fail("report.curve_target", f"expected a number, got {curve_target!r}")
+            if not evaluation.every_kept_checkpoint:
+                raise self.fail("report.curve_target", "needs evaluate.every_kept_checkpoint (a learning curve)")
         budget = self.mapping(raw.get("budget", {}), "budget")
         description = raw.get("description", "")
         if not isinstance(description, str):
@@ -401,6 +412,7 @@ class _Parser:
             conditions=conditions,
             budget=budget,
             order=order,
+            curve_target=None if curve_target is None else float(curve_target),
         )
 
     def methods(self, raw: Any, default_seeds: tuple[int, ...]) -> dict[str, Method]:

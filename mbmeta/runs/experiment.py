@@ -67,6 +67,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
 TRAIN_KEYS = {"configs", "seeds", "order"}
 METHOD_KEYS = {"configs", "seeds", "model_of", "agent"}
+REFERENCE_POLICIES = ("random", "scripted")  # `mbmeta evaluate --policy`: methods without a model
 EVALUATE_KEYS = {
     "split", "tasks", "task_design", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
     "protocol", "protocol_episodes", "every_kept_checkpoint", "curve_episodes",

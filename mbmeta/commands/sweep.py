@@ -174,7 +174,9 @@ def run(argv: list[str]) -> int:
         sweep = Sweep(experiment, jobs, parallel=parallel, replace=args.replace, train=not args.evaluate_only)
         sweep.check()  # before saying anything: results it would overwrite stop it here
         what = "evaluating the models of" if args.evaluate_only else "sweep"
-        print(f"{what} {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
+        policies = sum(job.training is None for job in jobs)
+        counts = f"{len(jobs) - policies} training run(s)" + (f", {policies} policy job(s)" if policies else "")
+        print(f"{what} {experiment.root}: {counts}, {sweep.parallel} at a time", flush=True)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)
         merge_curve_and_write(experiment)

@@ -153,7 +153,7 @@ def _family_of(cfg: Any, existing: Any) -> str:
 
 def _policy(cfg: Any, family: Any, source: Path | None, seed: int) -> tuple[Any, bool, str]:
     """The policy, whether it is given the true task (oracle models), and a name for it."""
-    from mbmeta.control.factory import make_agent, make_initial_policy
+    from mbmeta.control.factory import make_agent, make_initial_policy, require_controller
 
     if cfg.ckpt is not None:
         from mbmeta.commands.evaluate import describe_agent
@@ -165,8 +165,8 @@ def _policy(cfg: Any, family: Any, source: Path | None, seed: int) -> tuple[Any,
         mpc = make_agent(module.dynamics, family, agent, seed=seed)
         return mpc, module.hparams.adaptation == "oracle", f"the MPC agent of {cfg.ckpt}"
     name = cfg.policy or "random"
-    if name == "scripted" and family.make_controller() is None:
-        raise ValueError(f"--policy scripted: family {family.name!r} has no scripted controller; use random or yours")
+    if name == "scripted":
+        require_controller(family, "--policy")
     if name in POLICIES:
         return make_initial_policy(family, name, noise=cfg.noise, seed=seed), False, name
     return _imported_policy(name), False, name

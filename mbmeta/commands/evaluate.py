@@ -9,6 +9,12 @@ rate) per task and overall, and only then films one episode per method on the fi
 default, ``all`` for every task; each GIF shows the family, method, task and the return so far) and logs everything
 to W&B. The agent plans with the settings the first checkpoint's run was trained with, unless ``--config`` /
 ``--agent.*`` override them; a checkpoint without a run config (``mbmeta fit``) gets a light planner.
+
+    mbmeta evaluate --policy scripted --family juggler_balance_servo --tasks 8 --out results/scripted
+
+evaluates a reference policy instead (``random``: uniform actions seeded by ``--policy_seed``; ``scripted``: the
+family's controller without noise) on the same tasks, environment seeds and launches a model would get, and writes
+the same ``results.json`` / ``results.csv`` (no prediction error or video: there is no model).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from mbmeta.commands.run_config import (
 )
 from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
 from mbmeta.control.settings import AgentSettings
+from mbmeta.runs.experiment import REFERENCE_POLICIES
 
 
 def build_parser() -> CommandParser:
@@ -45,8 +52,20 @@ def build_parser() -> CommandParser:
         default_meta=False,
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s)")
-    parser.add_argument("--ckpt", type=str, nargs="+", required=True, help="checkpoint(s) to evaluate, one per method")
-    parser.add_argument("--labels", type=str, nargs="+", default=None, help="method names (default: adaptation)")
+    parser.add_argument(
+        "--ckpt", type=str, nargs="+", default=None, help="checkpoint(s) to evaluate, one per method (or --policy)"
+    )
+    parser.add_argument(
+        "--policy",
+        type=Literal[REFERENCE_POLICIES] | None,
+        default=None,
+        help="evaluate a reference policy instead of checkpoints (needs --family): random (uniform actions) or "
+        "scripted (the family's controller, no action noise); returns only, written as a model's are",
+    )
+    parser.add_argument("--policy_seed", type=int, default=0, help="seeds the random policy (not the environments)")
+    parser.add_argument(
+        "--labels", type=str, nargs="+", default=None, help="method names (default: adaptation, or the policy)"
+    )
     parser.add_argument("--family", type=str | None, default=None, help="task family (default: from the run)")
     parser.add_argument("--split", type=str, default="test", help="split to evaluate on: test or train")
     parser.add_argument("--tasks", type=int | None, default=None, help="number of tasks (default: whole grid)")
@@ -177,6 +196,10 @@ def run(argv: list[str]) -> int:
 
     cfg, agent_source = parse_with_run_defaults(build_parser(), argv)
     configure_threads()
+    if cfg.policy is not None:
+        return _evaluate_reference_policy(cfg)
+    if cfg.ckpt is None:
+        raise ValueError("--ckpt is required (or --policy random|scripted with --family)")
     if cfg.labels is not None and len(cfg.labels) != len(cfg.ckpt):
         raise ValueError(f"--labels gives {len(cfg.labels)} names for {len(cfg.ckpt)} checkpoints")
     if isinstance(cfg.video_tasks, int) and cfg.video_tasks < 0:
@@ -200,9 +223,7 @@ def run(argv: list[str]) -> int:
     console.print(f"evaluating {len(cfg.ckpt)} model(s) on {len(tasks)} {cfg.split} tasks of {family.name}")
     console.print(describe_agent(agent, agent_source))
     modules, records, curves, task_curves, plan_stats = _evaluate_methods(cfg, family, tasks, agent, console)
-    settings = {"family": family.name, "split": cfg.split, "ckpt": cfg.ckpt, "agent": agent.as_config()}
-    if cfg.tasks is not None:
-        settings["task_design"] = cfg.task_design  # which subsample of the grid (the tasks are in the records)
+    settings = {**_task_settings(cfg, family), "ckpt": cfg.ckpt, "agent": agent.as_config()}
     extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
     # Results first: an interrupted or failing video step loses no number.
     write_results(records, out, extra={**extra, **settings})
@@ -214,6 +235,60 @@ def run(argv: list[str]) -> int:
     captions = _film(modules, family, filmed, agent, out, cfg.seed, console)
     wandb = wandb_settings(cfg)
     log_to_wandb(out, records, config=settings, plan_stats=plan_stats, init=wandb.init_kwargs(), captions=captions)
+    hint = sync_hint(out, wandb)
+    if hint:
+        console.print(hint, markup=False)
+    return 0
+
+
+def _task_settings(cfg, family) -> dict[str, str]:
+    """The family, split and (for a subsample of a grid) task design, as ``results.json`` records them."""
+    settings = {"family": family.name, "split": cfg.split}
+    if cfg.tasks is not None:
+        settings["task_design"] = cfg.task_design  # which subsample of the grid (the tasks are in the records)
+    return settings
+
+
+def _evaluate_reference_policy(cfg) -> int:
+    """``--policy``: the policy's episodes on the tasks, seeds and launches a model would get, written the same way.
+
+    No prediction error, plot or video (there is no model); logged to W&B like a model's evaluation.
+    """
+    from mbmeta.control.factory import make_reference_policy
+    from mbmeta.envs import get_family
+    from mbmeta.evaluation.episodes import evaluate_policy, evaluation_tasks
+    from mbmeta.evaluation.reports import log_to_wandb, write_results
+
+    if cfg.ckpt is not None:
+        raise ValueError("--ckpt and --policy do not go together: evaluate checkpoints or a reference policy")
+    if cfg.family is None:
+        raise ValueError(f"--policy {cfg.policy} needs --family (there is no checkpoint to read it from)")
+    if cfg.protocol is not None:
+        raise ValueError(f"--policy does not go with --protocol {cfg.protocol} (it evaluates checkpoints only)")
+    if cfg.labels is not None and len(cfg.labels) != 1:
+        raise ValueError(f"--labels gives {len(cfg.labels)} names for one policy")
+    family = get_family(cfg.family)
+    policy = make_reference_policy(family, cfg.policy, seed=cfg.policy_seed)
+    label = cfg.labels[0] if cfg.labels else cfg.policy
+    tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed, design=cfg.task_design)
+    console = Console()
+    episodes = len(tasks) * cfg.episodes_per_task
+    console.print(
+        f"evaluating the {cfg.policy} policy (policy seed {cfg.policy_seed}) as {label!r} on {len(tasks)} "
+        f"{cfg.split} tasks of {family.name}: {episodes} episodes, {cfg.num_envs} at a time",
+        markup=False,
+    )
+    records = evaluate_policy(
+        policy, family, tasks, method=label, episodes_per_task=cfg.episodes_per_task, num_envs=cfg.num_envs,
+        seed=cfg.seed,
+    )  # fmt: skip
+    settings = {**_task_settings(cfg, family), "policy": cfg.policy, "policy_seed": cfg.policy_seed}
+    out = Path(cfg.out)
+    write_results(records, out, extra=settings)
+    console.print(f"results written to {out}/ (results.json, results.csv)", markup=False)
+    print_summary(records, console)
+    wandb = wandb_settings(cfg)
+    log_to_wandb(out, records, config=settings, init=wandb.init_kwargs())
     hint = sync_hint(out, wandb)
     if hint:
         console.print(hint, markup=False)

@@ -169,7 +169,9 @@ def parse_with_run_defaults(
     cfg = parser.parse_args(list(argv))
     if ckpts is None:
         ckpts = cfg.ckpt
-    ckpts = [ckpts] if isinstance(ckpts, str) else list(ckpts)
+    ckpts = [ckpts] if isinstance(ckpts, str) else list(ckpts or ())
+    if not ckpts:  # nothing to read defaults from (e.g. ``mbmeta evaluate --policy``)
+        return _with_config_family(cfg), None
     found = run_agent_settings(ckpts[0])
     if found is None:
         light = {k: v for k, v in LIGHT_AGENT.as_config().items() if k in AGENT_FIELDS}

@@ -103,6 +103,24 @@ def check_train_configs(experiment: Experiment, runs: list) -> None:
             raise ExperimentError(f"{experiment.root}: evaluate.protocol cadm: {err}") from err
 
 
+def check_policies(experiment: Experiment) -> None:
+    """Refuse a ``scripted`` reference-policy method on a family without a scripted controller, before anything starts.
+
+    Raises:
+        ExperimentError: names the method and the family.
+    """
+    scripted = [m.name for m in experiment.methods.values() if m.policy == "scripted"]
+    if not scripted:
+        return
+    from mbmeta.control.factory import require_controller
+    from mbmeta.envs import get_family
+
+    try:
+        require_controller(get_family(experiment.family), f"methods.{scripted[0]}.policy")
+    except ValueError as err:
+        raise ExperimentError(f"{experiment.root}: {err}") from err
+
+
 @one_line_errors("sweep")
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and sweep (or merge, or print); returns the exit code."""
@@ -143,18 +161,22 @@ def run(argv: list[str]) -> int:
         if args.dry_run:
             for job in jobs:
                 print(f"# {job.name} (in {experiment.root})")
-                print("mbmeta " + " ".join(train_arguments(job.training)))
+                if job.training is not None:
+                    print("mbmeta " + " ".join(train_arguments(job.training)))
                 for evaluation in job.evaluations:
                     print("mbmeta " + " ".join(evaluate_arguments(experiment, evaluation)))
                 if experiment.evaluation.every_kept_checkpoint:
                     print("# then one mbmeta evaluate per checkpoint the run keeps (loop.keep_checkpoints_every)")
             return 0
-        check_train_configs(experiment, [job.training for job in jobs])
+        check_train_configs(experiment, [job.training for job in jobs if job.training is not None])
+        check_policies(experiment)
         parallel = args.jobs or default_parallel_jobs()
         sweep = Sweep(experiment, jobs, parallel=parallel, replace=args.replace, train=not args.evaluate_only)
         sweep.check()  # before saying anything: results it would overwrite stop it here
         what = "evaluating the models of" if args.evaluate_only else "sweep"
-        print(f"{what} {experiment.root}: {len(jobs)} training run(s), {sweep.parallel} at a time", flush=True)
+        policies = sum(job.training is None for job in jobs)
+        counts = f"{len(jobs) - policies} training run(s)" + (f", {policies} policy job(s)" if policies else "")
+        print(f"{what} {experiment.root}: {counts}, {sweep.parallel} at a time", flush=True)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)
         merge_curve_and_write(experiment)

@@ -11,6 +11,7 @@ from typing import Literal
 from mbmeta.control.agent import MPCAgent
 from mbmeta.control.collection import RandomPolicy
 from mbmeta.control.exploration import NoisyControllerPolicy
+from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
 from mbmeta.planners import Planner
@@ -73,10 +74,34 @@ def make_initial_policy(
         ValueError: ``scripted`` for a family without a scripted controller.
     """
     if kind == "scripted":
-        if family.make_controller() is None:
-            raise ValueError(
-                f"loop.initial_policy is 'scripted' but family {family.name!r} has no scripted controller "
-                "(TaskFamily.make_controller); use 'random'"
-            )
+        require_controller(family, "loop.initial_policy")
         return NoisyControllerPolicy(family.make_controller, family.action_space, noise=noise, seed=seed)
     return RandomPolicy(family.action_space, seed=seed, scale=scale)
+
+
+def require_controller(family: TaskFamily, option: str) -> None:
+    """Check that the family has a scripted controller before ``option`` asks for it.
+
+    Raises:
+        ValueError: it has none (names ``option`` and the family).
+    """
+    if family.make_controller() is None:
+        raise ValueError(
+            f"{option} is 'scripted' but family {family.name!r} has no scripted controller "
+            "(TaskFamily.make_controller); use 'random'"
+        )
+
+
+def make_reference_policy(family: TaskFamily, kind: Literal["random", "scripted"], *, seed: int = 0) -> Policy:
+    """A reference policy to evaluate beside learned agents: uniform random actions, or the scripted controller.
+
+    ``random`` acts uniformly over the whole action box; ``scripted`` is the family's controller alone (no action
+    noise; one controller per environment, reset every episode). ``seed`` seeds the random actions (the scripted
+    controller is deterministic).
+
+    Raises:
+        ValueError: ``scripted`` for a family without a scripted controller (names ``--policy`` and the family).
+    """
+    if kind == "scripted":
+        require_controller(family, "--policy")
+    return make_initial_policy(family, kind, noise=0.0, seed=seed)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mbmeta.control.factory import make_family_planner
+from mbmeta.control.factory import make_family_planner, require_controller
 from mbmeta.control.settings import AgentSettings, upgrade_agent_config
 from mbmeta.envs.contract import check_family_env
 from mbmeta.envs.family import TaskFamily
@@ -57,11 +57,8 @@ def check_settings(
         raise ValueError(f"loop.vectorization must be 'sync' or 'async', got {loop.vectorization!r}")
     if loop.initial_policy not in ("random", "scripted"):
         raise ValueError(f"loop.initial_policy must be 'random' or 'scripted', got {loop.initial_policy!r}")
-    if loop.initial_policy == "scripted" and family.make_controller() is None:
-        raise ValueError(
-            f"loop.initial_policy is 'scripted' but family {family.name!r} has no scripted controller "
-            "(TaskFamily.make_controller); use 'random'"
-        )
+    if loop.initial_policy == "scripted":
+        require_controller(family, "loop.initial_policy")
     if not (isinstance(loop.initial_noise, int | float) and loop.initial_noise >= 0):
         raise ValueError(f"loop.initial_noise must be a number >= 0, got {loop.initial_noise!r}")
     scale = loop.initial_scale

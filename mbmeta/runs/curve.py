@@ -53,6 +53,8 @@ def curve_runs(experiment: Experiment) -> list[tuple[CurveEvaluation, str, str]]
     """
     runs = []
     for evaluation in experiment.evaluation_runs():
+        if evaluation.training is None:  # a reference policy: no checkpoints, no curve
+            continue
         kept = kept_checkpoints(experiment, evaluation.training)
         for curve in experiment.curve_evaluations(evaluation, kept):
             status, detail = output_status(experiment, curve.out_dir, curve_settings(experiment, curve))

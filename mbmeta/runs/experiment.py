@@ -14,6 +14,9 @@ report compares, and the budget. Example::
       none: configs/methods/none.yaml           # one file, or {configs: [...], seeds: [...]}
       context: {configs: [configs/methods/context.yaml]}
       context-dp100: {model_of: context, agent: {disagreement_penalty: 100}}   # context's models, evaluated so
+      random: {policy: random}                  # reference policies: no training; `mbmeta evaluate --policy`
+      scripted: {policy: scripted, seeds: [0]}  # seeds: policy seeds (default train.seeds), paired with training
+                                                # seeds in comparisons; scripted is deterministic
     evaluate:                                   # mbmeta evaluate's settings, for every method
       split: test
       tasks: null                               # null: the whole test grid
@@ -41,7 +44,8 @@ report compares, and the budget. Example::
 Files are laid out as::
 
     runs/<method>-seed<s>/                      the mbmeta train run directory (plus the runner's train.log, sweep.json)
-    results/<method>-seed<s>/eval<e>/           one mbmeta evaluate output (evaluate.log, sweep.json)
+    results/<method>-seed<s>/eval<e>/           one mbmeta evaluate output (evaluate.log, sweep.json); for a
+                                                reference policy <s> is its policy seed
     results/<method>-seed<s>/curve/iteration_NNN/eval<e>/   the evaluation of a kept checkpoint
     results/table.md, results/summary.json      the merged table
     results/curve.md, curve.json, curve.png     the learning curve (with every_kept_checkpoint)
@@ -68,7 +72,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
 TRAIN_KEYS = {"configs", "seeds", "order"}
-METHOD_KEYS = {"configs", "seeds", "model_of", "agent"}
+METHOD_KEYS = {"configs", "seeds", "model_of", "agent", "policy"}
+REFERENCE_POLICIES = ("random", "scripted")  # `mbmeta evaluate --policy`: methods without a model
 EVALUATE_KEYS = {
     "split", "tasks", "task_design", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
     "protocol", "protocol_episodes", "every_kept_checkpoint", "curve_episodes",
@@ -136,8 +141,11 @@ class Method:
         configs: train config files composed after the experiment's (paths relative to the experiment directory);
             empty for a method that evaluates another's models.
         seeds: training seeds.
-        model_of: the method whose trained models this one evaluates (its own name when it trains).
+        model_of: the method whose trained models this one evaluates (its own name when it trains or is a
+            reference policy).
         agent: ``--agent.*`` overrides for its evaluation, on top of the experiment's.
+        policy: a reference policy (``random`` or ``scripted``, ``mbmeta evaluate --policy``) evaluated instead of
+            a model; its seeds are policy seeds. None for a method with models.
     """
 
     name: str
@@ -145,11 +153,12 @@ class Method:
     seeds: tuple[int, ...]
     model_of: str
     agent: dict[str, Any] = field(default_factory=dict)
+    policy: str | None = None
 
     @property
     def trains(self) -> bool:
         """Whether this method has training runs of its own."""
-        return self.model_of == self.name
+        return self.policy is None and self.model_of == self.name
 
 
 @dataclass(frozen=True)
@@ -173,12 +182,22 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class EvaluationRun:
-    """One ``mbmeta evaluate`` of one method's model of one training seed, at one evaluation seed."""
+    """One ``mbmeta evaluate`` of one method's model of one training seed, at one evaluation seed.
+
+    For a reference policy there is no model: ``training`` is None, ``policy`` names it and ``seed`` is its policy
+    seed (``mbmeta evaluate --policy P --policy_seed S``).
+    """
 
     method: str
     seed: int
     eval_seed: int
-    training: TrainingRun
+    training: TrainingRun | None
+    policy: str | None = None
+
+    @property
+    def job_name(self) -> str:
+        """The job it belongs to (``mbmeta sweep --run``): its training run, or ``<method>-seed<s>`` for a policy."""
+        return run_name(self.method, self.seed) if self.training is None else self.training.name
 
     @property
     def out_dir(self) -> str:
@@ -268,7 +287,9 @@ class Experiment:
         """Every evaluation, by method, seed, evaluation seed; by seed first with ``order: seed``."""
         trainings = {(t.method, t.seed): t for t in self.training_runs()}
         evaluations = [
-            EvaluationRun(m.name, seed, eval_seed, trainings[(m.model_of, seed)])
+            EvaluationRun(m.name, seed, eval_seed, None, m.policy)
+            if m.policy is not None
+            else EvaluationRun(m.name, seed, eval_seed, trainings[(m.model_of, seed)])
             for m in self.methods.values()
             for seed in m.seeds
             for eval_seed in self.evaluation.seeds
@@ -279,8 +300,11 @@ class Experiment:
         return sorted(runs, key=lambda run: run.seed) if self.order == "seed" else runs  # stable: methods in order
 
     def curve_evaluations(self, evaluation: EvaluationRun, kept: Sequence[KeptCheckpoint]) -> list[CurveEvaluation]:
-        """The evaluations of a run's kept checkpoints for one final evaluation (none unless every_kept_checkpoint)."""
-        if not self.evaluation.every_kept_checkpoint:
+        """The evaluations of a run's kept checkpoints for one final evaluation.
+
+        None unless ``every_kept_checkpoint``, and none for a reference policy (it has no checkpoint).
+        """
+        if not self.evaluation.every_kept_checkpoint or evaluation.training is None:
             return []
         return [CurveEvaluation(evaluation, k) for k in sorted(kept, key=lambda k: k.iteration)]
 
@@ -384,6 +408,13 @@ class _Parser:
         comparisons = self.comparisons(report.get("comparisons", []), methods)
         conditions = self.conditions(report.get("conditions", {}))
         if evaluation.protocol is not None:
+            policies = [m.name for m in methods.values() if m.policy is not None]
+            if policies:
+                raise self.fail(
+                    f"methods.{policies[0]}.policy",
+                    f"a reference policy is not evaluated under evaluate.protocol {evaluation.protocol} "
+                    "(the protocol evaluates checkpoints)",
+                )
             if metrics != ["episode_return"]:
                 raise self.fail(
                     "report.metrics", f"evaluate.protocol {evaluation.protocol} reports episode_return only"
@@ -425,12 +456,23 @@ class _Parser:
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
                 raise self.fail(key, "a method name must be letters, digits and _ . + - (it names directories)")
             spec = {"configs": spec} if isinstance(spec, (str, list)) else self.mapping(spec, key, METHOD_KEYS)
-            if ("configs" in spec) == ("model_of" in spec):
-                raise self.fail(key, "give either 'configs' (it trains) or 'model_of' (it evaluates another's models)")
+            if "policy" in spec:
+                other = next((k for k in spec if k not in ("policy", "seeds")), None)
+                if other is not None:
+                    raise self.fail(f"{key}.{other}", "does not go with 'policy' (a reference policy has no model)")
+            elif ("configs" in spec) == ("model_of" in spec):
+                raise self.fail(
+                    key,
+                    "give either 'configs' (it trains), 'model_of' (it evaluates another's models) or 'policy' "
+                    f"(a reference policy: {' or '.join(REFERENCE_POLICIES)})",
+                )
             declared[name] = spec
         methods = {}
         for name, spec in declared.items():
             key = f"methods.{name}"
+            if "policy" in spec:
+                methods[name] = self.policy_method(name, spec, default_seeds)
+                continue
             agent = self.mapping(spec.get("agent", {}), f"{key}.agent")
             if "configs" in spec:
                 seeds = self.seeds(spec.get("seeds", list(default_seeds)), f"{key}.seeds")
@@ -447,6 +489,15 @@ class _Parser:
                 raise self.fail(f"{key}.seeds", f"{owner!r} has no training seed {missing[0]}")
             methods[name] = Method(name, (), seeds, owner, agent)
         return methods
+
+    def policy_method(self, name: str, spec: dict[str, Any], default_seeds: tuple[int, ...]) -> Method:
+        """A reference-policy method: its policy and policy seeds (by default the experiment's training seeds)."""
+        key = f"methods.{name}"
+        if spec["policy"] not in REFERENCE_POLICIES:
+            expected = ", ".join(REFERENCE_POLICIES)
+            raise self.fail(f"{key}.policy", f"expected one of {expected}, got {spec['policy']!r}")
+        seeds = self.seeds(spec.get("seeds", list(default_seeds)), f"{key}.seeds")
+        return Method(name, (), seeds, name, policy=spec["policy"])
 
     def evaluation(self, raw: Any) -> EvaluationSettings:
         raw = self.mapping(raw, "evaluate", EVALUATE_KEYS)

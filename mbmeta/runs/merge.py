@@ -66,7 +66,7 @@ class RunStatus:
 def evaluation_status(experiment: Experiment, evaluation: EvaluationRun) -> RunStatus:
     """The status of one declared evaluation, from its stamp and its training run's stamp."""
     status, detail = output_status(experiment, evaluation.out_dir, evaluation_settings(experiment, evaluation))
-    if status != "missing":
+    if status != "missing" or evaluation.training is None:  # a reference policy has no training to look at
         return RunStatus(evaluation, status, detail)
     training = read_stamp(experiment.root / evaluation.training.run_dir)
     if training is not None and training.get("status") == "failed":
@@ -223,7 +223,7 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
                 "method": s.evaluation.method,
                 "seed": s.evaluation.seed,
                 "eval_seed": s.evaluation.eval_seed,
-                "training": s.evaluation.training.name,
+                "training": None if s.evaluation.training is None else s.evaluation.training.name,
                 "status": s.status,
                 "detail": s.detail,
                 "path": s.evaluation.out_dir,
@@ -347,7 +347,7 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         f"seed(s) {', '.join(map(str, e.seeds))}. Each training seed counts once: the mean of its episodes (over "
         "every evaluation seed, task and episode), then across seeds the mean, its standard error, the two-sided "
         f"{100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a verdict says "
-        "`above` or `below` only when the interval of the difference excludes zero.",
+        "`above` or `below` only when the interval of the difference excludes zero." + _policy_note(experiment),
     )
     for metric in experiment.metrics:
         named = [OVERALL, *experiment.conditions]
@@ -363,6 +363,17 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         if task_rows:
             lines += ["### per task", "", condition_table(task_rows, methods, METRICS[metric][1]), ""]
     return "\n".join(lines + _runs_section(summary)) + "\n"
+
+
+def _policy_note(experiment: Experiment) -> str:
+    """What a reference policy's seeds are, for a table that has such methods ("" otherwise)."""
+    policies = [f"`{m.name}` ({m.policy})" for m in experiment.methods.values() if m.policy is not None]
+    if not policies:
+        return ""
+    return (
+        f" Reference policies {', '.join(policies)} are not trained: their seeds seed the policy (the scripted "
+        "controller ignores it) and pair with the training seeds of the same number."
+    )
 
 
 def _page_head(experiment: Experiment, about: str) -> list[str]:

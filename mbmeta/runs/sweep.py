@@ -3,7 +3,8 @@
 Each training run is one ``mbmeta train`` subprocess, followed by one ``mbmeta evaluate`` subprocess per method
 that uses its model and evaluation seed (with ``evaluate.protocol: cadm``, ``mbmeta evaluate --protocol cadm``), then,
 with ``evaluate.every_kept_checkpoint``, one per checkpoint the run kept (the learning curve); that chain is a
-:class:`Job`, and up to ``parallel`` jobs run side by side (one per core, each with one torch thread). Every
+:class:`Job` (a reference policy's job trains nothing: one ``mbmeta evaluate --policy`` per evaluation seed at one
+policy seed), and up to ``parallel`` jobs run side by side (one per core, each with one torch thread). Every
 subprocess runs in the experiment directory, so the paths in its files are relative and the directory can be moved
 or committed; its output goes to a log file beside its outputs.
 
@@ -63,15 +64,18 @@ class SweepError(ValueError):
 
 @dataclass(frozen=True)
 class Job:
-    """One training run and the evaluations of its model (in order); the unit that runs on one core."""
+    """One training run and the evaluations of its model (in order); the unit that runs on one core.
 
-    training: TrainingRun
+    A reference policy's job has no training run (None): only its evaluations at one policy seed.
+    """
+
+    training: TrainingRun | None
     evaluations: tuple[EvaluationRun, ...]
 
     @property
     def name(self) -> str:
-        """The training run's name, ``<method>-seed<s>`` (``mbmeta sweep --run`` takes it)."""
-        return self.training.name
+        """The training run's name, ``<method>-seed<s>`` (``mbmeta sweep --run`` takes it); a policy's likewise."""
+        return self.evaluations[0].job_name
 
 
 @dataclass(frozen=True)
@@ -116,16 +120,16 @@ def plan_jobs(
         if (methods is None or e.method in methods) and (seeds is None or e.seed in seeds)
     ]
     if run is not None:
-        names = list(dict.fromkeys(t.name for t in experiment.training_runs()))
+        names = list(dict.fromkeys(e.job_name for e in experiment.evaluation_runs()))
         if run not in names:
             raise SweepError(f"{experiment.name}: unknown run {run!r} (runs: {', '.join(names)})")
-        evaluations = [e for e in evaluations if e.training.name == run]
+        evaluations = [e for e in evaluations if e.job_name == run]
     if not evaluations:
         raise SweepError(f"{experiment.name}: the selection (methods {methods}, seeds {seeds}) declares no run")
-    grouped: dict[TrainingRun, list[EvaluationRun]] = {}
+    grouped: dict[str, list[EvaluationRun]] = {}
     for evaluation in evaluations:
-        grouped.setdefault(evaluation.training, []).append(evaluation)
-    return [Job(training, tuple(evals)) for training, evals in grouped.items()]
+        grouped.setdefault(evaluation.job_name, []).append(evaluation)
+    return [Job(evals[0].training, tuple(evals)) for evals in grouped.values()]
 
 
 # ----- commands --------------------------------------------------------------------------------------------------
@@ -140,8 +144,21 @@ def train_arguments(run: TrainingRun) -> list[str]:
 
 
 def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> dict[str, Any]:
-    """Everything an evaluation's numbers depend on besides the checkpoint (compared before reusing results)."""
+    """Everything an evaluation's numbers depend on besides the checkpoint (compared before reusing results).
+
+    A reference policy's: the policy, its seed and the tasks, episodes and environments (no agent, no error horizon).
+    """
     settings = experiment.evaluation
+    tasks = {
+        "split": settings.split,
+        "tasks": settings.tasks,
+        **({"task_design": settings.task_design} if settings.tasks is not None else {}),
+        "episodes_per_task": settings.episodes_per_task,
+        "num_envs": settings.num_envs,
+        "seed": evaluation.eval_seed,
+    }
+    if evaluation.policy is not None:  # the experiment refuses a policy method under a protocol
+        return {"method": evaluation.method, "policy": evaluation.policy, "policy_seed": evaluation.seed, **tasks}
     if settings.protocol is not None:
         return {
             "method": evaluation.method,
@@ -153,12 +170,7 @@ def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> di
         }
     return {
         "method": evaluation.method,
-        "split": settings.split,
-        "tasks": settings.tasks,
-        **({"task_design": settings.task_design} if settings.tasks is not None else {}),
-        "episodes_per_task": settings.episodes_per_task,
-        "num_envs": settings.num_envs,
-        "seed": evaluation.eval_seed,
+        **tasks,
         "error_horizon": settings.error_horizon,
         "agent": experiment.evaluation_agent(evaluation.method),
     }
@@ -175,9 +187,13 @@ def curve_settings(experiment: Experiment, curve: CurveEvaluation) -> dict[str, 
 
 def evaluate_arguments(experiment: Experiment, evaluation: EvaluationRun) -> list[str]:
     """The ``mbmeta evaluate`` arguments of an evaluation (paths relative to the experiment directory)."""
-    checkpoint = f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}"
     settings = evaluation_settings(experiment, evaluation)
-    return _evaluate_arguments(experiment, settings, checkpoint, evaluation.out_dir)
+    return _evaluate_arguments(experiment, settings, evaluation_checkpoint(evaluation), evaluation.out_dir)
+
+
+def evaluation_checkpoint(evaluation: EvaluationRun) -> str | None:
+    """The checkpoint an evaluation evaluates (relative to the experiment directory); None for a reference policy."""
+    return None if evaluation.training is None else f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}"
 
 
 def curve_arguments(experiment: Experiment, curve: CurveEvaluation) -> list[str]:
@@ -185,8 +201,12 @@ def curve_arguments(experiment: Experiment, curve: CurveEvaluation) -> list[str]
     return _evaluate_arguments(experiment, curve_settings(experiment, curve), curve.checkpoint, curve.out_dir)
 
 
-def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: str, out_dir: str) -> list[str]:
-    arguments = ["evaluate", "--ckpt", checkpoint, "--labels", s["method"]]
+def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: str | None, out_dir: str) -> list[str]:
+    if checkpoint is None:  # a reference policy: on the experiment's family, without a model's options
+        arguments = ["evaluate", "--policy", s["policy"], "--family", experiment.family]
+        arguments += ["--policy_seed", str(s["policy_seed"]), "--labels", s["method"]]
+    else:
+        arguments = ["evaluate", "--ckpt", checkpoint, "--labels", s["method"]]
     if "protocol" in s:
         arguments[1:1] = ["--protocol", s["protocol"]]
         if s["protocol_episodes"] is not None:
@@ -195,11 +215,12 @@ def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: s
     else:
         arguments += ["--split", s["split"], "--episodes_per_task", str(s["episodes_per_task"])]
         arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
-        arguments += ["--error_horizon", str(s["error_horizon"])]
-        arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
+        if "error_horizon" in s:
+            arguments += ["--error_horizon", str(s["error_horizon"])]
+            arguments += ["--video_tasks", str(experiment.evaluation.video_tasks)]
         if s["tasks"] is not None:
             arguments += ["--tasks", str(s["tasks"]), "--task_design", s["task_design"]]
-    for key, value in s["agent"].items():
+    for key, value in s.get("agent", {}).items():
         arguments += [f"--agent.{key}", value if isinstance(value, str) else json.dumps(value)]
     return [*arguments, "--out", out_dir]
 
@@ -275,7 +296,8 @@ def evaluation_state(experiment: Experiment, evaluation: EvaluationRun, checkpoi
     running or failed marks this runner's own unfinished output, which is redone (``todo``).
     """
     settings = evaluation_settings(experiment, evaluation)
-    return output_state(experiment, evaluation.out_dir, settings, checkpoint_sha)
+    policy = evaluation.policy is not None
+    return output_state(experiment, evaluation.out_dir, settings, checkpoint_sha, without_checkpoint=policy)
 
 
 def curve_state(experiment: Experiment, curve: CurveEvaluation) -> str:
@@ -283,8 +305,19 @@ def curve_state(experiment: Experiment, curve: CurveEvaluation) -> str:
     return output_state(experiment, curve.out_dir, curve_settings(experiment, curve), curve.kept.sha256)
 
 
-def output_state(experiment: Experiment, out_dir: str, settings: dict[str, Any], checkpoint_sha: str | None) -> str:
-    """``done``, ``todo`` or ``stale`` for the evaluation output in ``out_dir`` (see :func:`evaluation_state`)."""
+def output_state(
+    experiment: Experiment,
+    out_dir: str,
+    settings: dict[str, Any],
+    checkpoint_sha: str | None,
+    *,
+    without_checkpoint: bool = False,
+) -> str:
+    """``done``, ``todo`` or ``stale`` for the evaluation output in ``out_dir`` (see :func:`evaluation_state`).
+
+    ``without_checkpoint``: a reference policy's evaluation, which the settings alone identify (``checkpoint_sha``
+    None); otherwise a None ``checkpoint_sha`` (no finished training) is never done.
+    """
     directory = experiment.root / out_dir
     stamp = read_stamp(directory)
     has_results = (directory / experiment.evaluation.results_file).is_file()
@@ -293,7 +326,8 @@ def output_state(experiment: Experiment, out_dir: str, settings: dict[str, Any],
     if stamp.get("status") != "done":
         return "todo"
     same = stamp.get("settings") == settings
-    if same and has_results and checkpoint_sha is not None and stamp.get("checkpoint_sha256") == checkpoint_sha:
+    source = without_checkpoint or checkpoint_sha is not None
+    if same and has_results and source and stamp.get("checkpoint_sha256") == checkpoint_sha:
         return "done"
     return "stale"
 
@@ -309,8 +343,11 @@ def kept_checkpoints(experiment: Experiment, run: TrainingRun) -> tuple[KeptChec
 
 
 def curve_evaluations(experiment: Experiment, job: Job) -> list[CurveEvaluation]:
-    """The kept-checkpoint evaluations of a job, from its run's ``state.json`` (empty unless every_kept_checkpoint)."""
-    if not experiment.evaluation.every_kept_checkpoint:
+    """The kept-checkpoint evaluations of a job, from its run's ``state.json``.
+
+    Empty unless ``every_kept_checkpoint``, and for a reference policy's job (it keeps no checkpoint).
+    """
+    if not experiment.evaluation.every_kept_checkpoint or job.training is None:
         return []
     kept = kept_checkpoints(experiment, job.training)
     return [c for evaluation in job.evaluations for c in experiment.curve_evaluations(evaluation, kept)]
@@ -386,9 +423,9 @@ class Sweep:
         """Run and evaluation directories this sweep would have to replace (relative paths)."""
         stale = []
         for job in self.jobs:
-            if training_is_stale(self.experiment, job.training):
+            if job.training is not None and training_is_stale(self.experiment, job.training):
                 stale.append(job.training.run_dir)
-            sha = finished_checkpoint(self.experiment, job.training)
+            sha = None if job.training is None else finished_checkpoint(self.experiment, job.training)
             for evaluation in job.evaluations:
                 if evaluation_state(self.experiment, evaluation, sha) == "stale":
                     stale.append(evaluation.out_dir)
@@ -431,6 +468,9 @@ class Sweep:
             self.log(f"[{time.strftime('%H:%M:%S')}] {line}")
 
     def _run_job(self, job: Job, outcomes: list[Outcome]) -> None:
+        if job.training is None:
+            self._run_policy_job(job, outcomes)
+            return
         if self.train:
             sha, outcome = self._train(job.training)
             outcomes.append(outcome)
@@ -439,7 +479,7 @@ class Sweep:
         for evaluation in job.evaluations:
             if self._stop.is_set():
                 return
-            step = f"evaluate {evaluation.out_dir.removeprefix(RESULTS_DIR + '/')}"
+            step = f"evaluate {_step_name(evaluation.out_dir)}"
             if sha is None:
                 outcomes.append(Outcome(step, "not run"))
                 continue
@@ -450,6 +490,13 @@ class Sweep:
             if self._stop.is_set():
                 return
             outcomes.append(self._evaluate_kept(curve))
+
+    def _run_policy_job(self, job: Job, outcomes: list[Outcome]) -> None:
+        """A reference policy's evaluations (no training, no checkpoint), also with ``train=False``."""
+        for evaluation in job.evaluations:
+            if self._stop.is_set():
+                return
+            outcomes.append(self._evaluate(evaluation, None, f"evaluate {_step_name(evaluation.out_dir)}"))
 
     def _train(self, run: TrainingRun) -> tuple[str | None, Outcome]:
         step = f"train {run.name}"
@@ -474,20 +521,24 @@ class Sweep:
         self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
         return None, Outcome(step, "failed", seconds, log)
 
-    def _evaluate(self, evaluation: EvaluationRun, checkpoint_sha: str, step: str) -> Outcome:
+    def _evaluate(self, evaluation: EvaluationRun, checkpoint_sha: str | None, step: str) -> Outcome:
+        """Evaluate a final model (``checkpoint_sha`` its SHA-256), or a reference policy (None)."""
         stamp = {
             "step": step,
             "arguments": evaluate_arguments(self.experiment, evaluation),
             "settings": evaluation_settings(self.experiment, evaluation),
-            "checkpoint": f"{evaluation.training.run_dir}/{CHECKPOINT_FILE}",
+            "checkpoint": evaluation_checkpoint(evaluation),
             "checkpoint_sha256": checkpoint_sha,
         }
         state = lambda: evaluation_state(self.experiment, evaluation, checkpoint_sha)  # noqa: E731
-        return self._run_evaluation(evaluation.out_dir, state, stamp, evaluation.training.run_dir)
+        training = evaluation.training
+        # a policy has no run directory: its lock goes beside its evaluations, in results/<method>-seed<s>/
+        lock_dir = f"{RESULTS_DIR}/{evaluation.job_name}" if training is None else training.run_dir
+        return self._run_evaluation(evaluation.out_dir, state, stamp, lock_dir)
 
     def _evaluate_kept(self, curve: CurveEvaluation) -> Outcome:
         """Evaluate a kept checkpoint, after checking it is the file ``state.json`` committed."""
-        step = f"evaluate {curve.out_dir.removeprefix(RESULTS_DIR + '/')}"
+        step = f"evaluate {_step_name(curve.out_dir)}"
         checkpoint = self.experiment.root / curve.checkpoint
         if not checkpoint.is_file() or file_sha256(checkpoint) != curve.kept.sha256:
             problem = "is missing" if not checkpoint.is_file() else "differs from the one state.json records (SHA-256)"
@@ -515,6 +566,7 @@ class Sweep:
         a training sweep) from writing the same output; the state is read once the lock is held.
         """
         step = stamp["step"]
+        (self.experiment.root / run_dir).mkdir(parents=True, exist_ok=True)
         lock = RunLock(self.experiment.root / run_dir, f".evaluate-{out_dir.replace('/', '_')}.lock")
         try:
             with lock:
@@ -570,6 +622,11 @@ class Sweep:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(directory), str(target))
         self._say(f"moved  {directory} -> {target}")
+
+
+def _step_name(out_dir: str) -> str:
+    """An evaluation output as progress lines and outcomes name it: its path under ``results/``."""
+    return out_dir.removeprefix(RESULTS_DIR + "/")
 
 
 def _duration(seconds: float) -> str:

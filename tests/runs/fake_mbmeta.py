@@ -9,7 +9,8 @@ layout in milliseconds, so scheduling, stamps, resuming and failure handling are
   ``FAKE_BASE[label] + 10 * training seed + eval seed`` (the training seed read from the checkpoint). With
   ``--protocol cadm`` it writes ``<out>/protocol.json`` instead: ``--protocol_episodes`` (default 10) episodes per
   condition, episode i returning ``FAKE_BASE[label] + FAKE_SLOPE[label] (default 10) * training seed + eval seed +
-  100 * iteration (kept checkpoints; 0 for model.ckpt) + OFFSET[condition] + i``.
+  100 * iteration (kept checkpoints; 0 for model.ckpt) + OFFSET[condition] + i``. With ``--policy`` (a reference
+  policy: no checkpoint) the ``--policy_seed`` stands for the training seed.
 Every call appends ``<start> <end> <argv>`` to ``FAKE_CALLS`` and sleeps ``FAKE_SLEEP`` seconds.
 """
 
@@ -54,7 +55,10 @@ def main(argv):
             (run_dir / "state.json").write_text(json.dumps({"iteration": 1, **({"kept": kept} if kept else {})}))
             code = 0
     elif command == "evaluate":
-        model = json.loads(Path(option(argv, "--ckpt")).read_text())
+        if "--policy" in argv:
+            model = {"seed": int(option(argv, "--policy_seed"))}
+        else:
+            model = json.loads(Path(option(argv, "--ckpt")).read_text())
         label, eval_seed = option(argv, "--labels"), int(option(argv, "--seed"))
         base = json.loads(os.environ.get("FAKE_BASE", "{}")).get(label, 0.0)
         out = Path(option(argv, "--out"))

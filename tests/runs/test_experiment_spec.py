@@ -74,6 +74,22 @@ def test_a_subsample_of_the_grid_is_balanced_unless_the_design_says_even(tmp_pat
     assert "task_design" not in settings and "--task_design" not in arguments
 
 
+def test_reference_policies_have_policy_seeds_and_no_training(tmp_path):
+    design = valid()
+    design["methods"].update(random={"policy": "random"}, scripted={"policy": "scripted", "seeds": [4]})
+    design["report"]["comparisons"].append(["context", "random"])
+    experiment = load_experiment(make(tmp_path / "pend", design))
+    random, scripted = experiment.methods["random"], experiment.methods["scripted"]
+    assert random.policy == "random" and random.seeds == (0, 1, 2) and not random.trains  # train.seeds by default
+    assert scripted.seeds == (4,) and experiment.comparisons[-1] == ("context", "random")
+    assert [r.method for r in experiment.training_runs()] == ["none"] * 3 + ["context"] * 2
+    policy_runs = [e for e in experiment.evaluation_runs() if e.method in ("random", "scripted")]
+    assert len(policy_runs) == (3 + 1) * 2  # policy seeds × evaluation seeds
+    assert all(e.training is None and e.policy == e.method for e in policy_runs)
+    assert [e.out_dir for e in policy_runs[-2:]] == ["results/scripted-seed4/eval0", "results/scripted-seed4/eval5"]
+    assert policy_runs[-1].job_name == "scripted-seed4"
+
+
 def test_the_directory_or_the_file_may_be_given(tmp_path):
     root = make(tmp_path / "pend", valid())
     assert load_experiment(root / "experiment.yaml").root == root
@@ -95,6 +111,18 @@ def test_the_directory_or_the_file_may_be_given(tmp_path):
         (lambda d: d["methods"].update(dp={"model_of": "context", "seeds": [2]}), "methods.dp.seeds",
          "no training seed 2"),
         (lambda d: d["methods"].update({"bad/name": "configs/none.yaml"}), "methods.bad/name", "names directories"),
+        (lambda d: d["methods"].update(rnd={"policy": "random", "agent": {"horizon": 3}}), "methods.rnd.agent",
+         "does not go with 'policy'"),
+        (lambda d: d["methods"].update(rnd={"policy": "random", "configs": "configs/none.yaml"}),
+         "methods.rnd.configs", "does not go with 'policy'"),
+        (lambda d: d["methods"].update(rnd={"policy": "random", "model_of": "none"}), "methods.rnd.model_of",
+         "does not go with 'policy'"),
+        (lambda d: d["methods"].update(ppo={"policy": "ppo"}), "methods.ppo.policy", "one of random, scripted"),
+        (lambda d: d["methods"].update(rnd={"policy": "random", "seeds": [1, 1]}), "methods.rnd.seeds", "repeat"),
+        (lambda d: d["methods"].update(rnd={"policy": "random"}, dp={"model_of": "rnd"}), "methods.dp.model_of",
+         "not a method that trains"),
+        (lambda d: (d["methods"].update(rnd={"policy": "random"}), d.update(report={}),
+                    d.update(evaluate={"protocol": "cadm"})), "methods.rnd.policy", "not evaluated under"),
         (lambda d: d["evaluate"].update(episodes_per_task=0), "evaluate.episodes_per_task", ">= 1"),
         (lambda d: d["evaluate"].update(split="valid"), "evaluate.split", "test or train"),
         (lambda d: d["evaluate"].update(task_design="lhs"), "evaluate.task_design", "one of balanced, even"),

@@ -44,14 +44,6 @@ def write_experiment(root: Path, **changes) -> Path:
     return root
 
 
-@pytest.fixture
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.txt"
-    monkeypatch.setenv("FAKE_CALLS", str(path))
-    monkeypatch.setenv("FAKE_BASE", json.dumps({"none": 100.0, "context": 200.0, "context-dp": 300.0}))
-    return path
-
-
 def read_calls(path: Path) -> list[str]:
     return [line.split(" ", 2)[2] for line in path.read_text().splitlines()] if path.exists() else []
 

@@ -165,7 +165,7 @@ def run(argv: list[str]) -> int:
                     print("mbmeta " + " ".join(train_arguments(job.training)))
                 for evaluation in job.evaluations:
                     print("mbmeta " + " ".join(evaluate_arguments(experiment, evaluation)))
-                if experiment.evaluation.every_kept_checkpoint:
+                if experiment.evaluation.every_kept_checkpoint and job.training is not None:
                     print("# then one mbmeta evaluate per checkpoint the run keeps (loop.keep_checkpoints_every)")
             return 0
         check_train_configs(experiment, [job.training for job in jobs if job.training is not None])

@@ -51,10 +51,11 @@ def test_policy_jobs_train_nothing_and_evaluate_with_the_policy_on_the_experimen
 
 
 def test_dry_run_prints_no_training_for_a_policy(tmp_path, capsys):
-    root = with_policies(tmp_path / "exp")
+    evaluate = {"episodes_per_task": 1, "num_envs": 2, "seeds": [0, 1], "every_kept_checkpoint": True}
+    root = with_policies(tmp_path / "exp", evaluate=evaluate)
     assert main(["sweep", str(root), "--dry-run", "--methods", "scripted"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"# scripted-seed0 (in {root})" and len(lines) == 3  # two evaluation seeds
+    assert lines[0] == f"# scripted-seed0 (in {root})" and len(lines) == 3  # two evaluation seeds, no curve line
     assert all(line.startswith("mbmeta evaluate --policy scripted --family pendulum") for line in lines[1:])
 
 

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegment, build_adapter
-from mbmeta.models.ensemble import EnsembleMLP, FrozenWeights, LayerTrace, Weight
+from mbmeta.models.ensemble import EnsembleMLP
+from mbmeta.models.ensemble_weights import FrozenWeights, LayerTrace, Weight
 from mbmeta.models.gaussian import FoldedVariance, GaussianHead, gaussian_nll
 from mbmeta.models.layer_weights import NetWeights
 from mbmeta.models.normaliser import Normaliser
@@ -393,7 +394,7 @@ class MetaDynamicsModel(nn.Module):
                 :class:`~mbmeta.models.layer_weights.NetWeights` or a mapping by parameter name.
             with_reward: skip the reward net when False.
             traces: ``{"dynamics": LayerTrace, "reward": LayerTrace}`` (either optional) to record the layers the
-                gradient adapter steps (see :class:`~mbmeta.models.ensemble.LayerTrace`).
+                gradient adapter steps (see :class:`~mbmeta.models.ensemble_weights.LayerTrace`).
 
         Returns:
             ``(delta_mean [E, B, R, O], logvar [E, B, R, O] or None, reward [E, B, R] or None)``.

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from mbmeta.models.ensemble import EnsembleMLP, FrozenWeights, LayerTrace, Weight
+from mbmeta.models.ensemble import EnsembleMLP
+from mbmeta.models.ensemble_weights import FrozenWeights, LayerTrace, Weight
 from mbmeta.models.layer_weights import NetWeights
 
 
@@ -61,7 +62,7 @@ class RewardNet(EnsembleMLP):
             params: optional weights of some layers (shared ``[E, ...]``, per environment ``[E, B, ...]`` or
                 low-rank; see :meth:`EnsembleMLP.grouped_forward`), or frozen weights (:meth:`EnsembleMLP.freeze`).
             cond: ``[B, Z]``, ``[E, B, Z]`` or None.
-            trace: see :class:`~mbmeta.models.ensemble.LayerTrace`.
+            trace: see :class:`~mbmeta.models.ensemble_weights.LayerTrace`.
 
         Returns:
             ``[E, B, R]`` normalised reward.

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mbmeta.models.ensemble import EnsembleLinear, EnsembleMLP, grouped_linear
+from mbmeta.models.ensemble import EnsembleLinear, EnsembleMLP
+from mbmeta.models.ensemble_weights import grouped_linear
 
 
 def member_loop(mlp: EnsembleMLP, x: torch.Tensor, e: int) -> torch.Tensor:

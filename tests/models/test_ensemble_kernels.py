@@ -10,10 +10,9 @@ from mbmeta.models.ensemble import (
     ACTIVATIONS,
     INPLACE_ACTIVATIONS,
     EnsembleMLP,
-    FrozenWeights,
-    LowRankUpdate,
     member_matmul_rows,
 )
+from mbmeta.models.ensemble_weights import FrozenWeights, LowRankUpdate
 from mbmeta.models.layer_weights import LayerWeights, NetWeights
 
 E, K, Z, OUT = 5, 24, 10, 36

@@ -3,7 +3,7 @@
 The reference below takes each environment on its own: its context loss as a function of a full copy of the
 adaptable weights, ``torch.autograd.grad`` of it (``create_graph`` for second order), and SGD steps that produce
 ``[E, in, out]`` weights per environment. The adapter must give the same predictions, and the same outer gradients
-through them, from its low-rank form (see :class:`mbmeta.models.ensemble.LowRankUpdate`).
+through them, from its low-rank form (see :class:`mbmeta.models.ensemble_weights.LowRankUpdate`).
 """
 
 import pytest
@@ -12,7 +12,7 @@ from synthetic_family import make_batch
 from test_adapters import GAINS, small_model
 
 from mbmeta.models.adapters import Adaptation
-from mbmeta.models.ensemble import LowRankUpdate
+from mbmeta.models.ensemble_weights import LowRankUpdate
 
 
 def member_norms(grads) -> torch.Tensor:

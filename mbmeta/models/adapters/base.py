@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
-from mbmeta.models.ensemble import LayerTrace, LowRankUpdate, Weight
+from mbmeta.models.ensemble_weights import LayerTrace, LowRankUpdate, Weight
 from mbmeta.models.layer_weights import NetWeights, as_net_weights
 
 AdaptableWeights = Mapping[str, NetWeights[Tensor]]
@@ -100,8 +100,8 @@ class AdaptableModel(Protocol):
                 None for the model's own.
             context: normalised fields ``[B, K, ...]``.
             mask: ``[B, K]`` bool, True on valid slots.
-            traces: per network, a :class:`~mbmeta.models.ensemble.LayerTrace` recording the chosen layers' inputs
-                and pre-activation probes.
+            traces: per network, a :class:`~mbmeta.models.ensemble_weights.LayerTrace` recording the chosen layers'
+                inputs and pre-activation probes.
         """
         ...
 

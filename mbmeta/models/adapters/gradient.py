@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from mbmeta.models.adapters.base import AdaptableModel, AdaptableWeights, Adaptation, Adapter, NormalisedSegment
-from mbmeta.models.ensemble import LayerTrace, LowRankUpdate, Weight
+from mbmeta.models.ensemble_weights import LayerTrace, LowRankUpdate, Weight
 from mbmeta.models.layer_weights import LayerWeights, NetWeights
 
 
@@ -28,10 +28,11 @@ class GradientAdapter(Adapter):
     summed over members). The per-environment
     gradients come from one batched pass over all B contexts and one ``torch.autograd.grad``: for a linear layer,
     environment b's weight gradient is ``H_b^T G_b`` with ``H_b [K, in]`` the layer's inputs on b's context rows and
-    ``G_b [K, out]`` the loss gradient w.r.t. its pre-activations there (:class:`~mbmeta.models.ensemble.LayerTrace`
-    records both). So the adapted weights are kept as ``W - lr H^T G`` in factored form
-    (:class:`~mbmeta.models.ensemble.LowRankUpdate`; rank <= steps x K) and the biases as ``[E, B, 1, out]``: no
-    ``[E, B, in, out]`` copies while training, where B is hundreds of segments. :class:`AdaptedModel` builds the full
+    ``G_b [K, out]`` the loss gradient w.r.t. its pre-activations there
+    (:class:`~mbmeta.models.ensemble_weights.LayerTrace` records both). So the adapted weights are kept as
+    ``W - lr H^T G`` in factored form (:class:`~mbmeta.models.ensemble_weights.LowRankUpdate`; rank <= steps x K) and
+    the biases as ``[E, B, 1, out]``: no ``[E, B, in, out]`` copies while training, where B is hundreds of segments.
+    :class:`AdaptedModel` builds the full
     per-environment weights once for planning, where B is a few environments and the rows are many.
 
     Training backpropagates through the inner steps (second-order MAML) unless ``first_order`` is set, in which

@@ -19,8 +19,6 @@ from mbmeta.envs import TaskParams, get_family
 from mbmeta.envs.juggler_controller import FAMILY_NAMES
 from mbmeta.evaluation.video import film_episode
 
-FPS = 50  # one frame per control step (dt = 0.02 s): real time
-
 
 def film_controller(
     mode: str,
@@ -31,7 +29,7 @@ def film_controller(
     task: TaskParams | Mapping[str, float] | None = None,
     size: int = 320,
 ) -> tuple[Path, Collection]:
-    """Film one episode of the scripted controller: ``steps + 1`` frames at 50 fps (fewer if the ball is lost).
+    """Film one episode of the scripted controller: ``steps + 1`` frames in real time (fewer if the ball is lost).
 
     Args:
         mode: ``"balance"`` or ``"bounce"`` (or the family names ``"juggler_balance"`` / ``"juggler_bounce"``).
@@ -53,7 +51,7 @@ def film_controller(
     family = get_family(name)
     policy = make_initial_policy(family, "scripted", noise=0.0, seed=seed)
     task = family.nominal() if task is None else family.validate(task)
-    return film_episode(policy, family, task, path, steps=steps, seed=seed, size=size, fps=FPS)
+    return film_episode(policy, family, task, path, steps=steps, seed=seed, size=size)
 
 
 def build_parser() -> argparse.ArgumentParser:

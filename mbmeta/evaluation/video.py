@@ -34,7 +34,7 @@ def film_episode(
     steps: int | None = None,
     seed: int = 0,
     size: int = 240,
-    fps: int = 20,
+    fps: float | None = None,
     pass_task: bool = False,
     caption: str | None = None,
 ) -> tuple[Path, Collection]:
@@ -49,7 +49,8 @@ def film_episode(
         steps: cap on the episode's steps (its time limit); None keeps the family's.
         seed: the environment's reset seed.
         size: frame width and height in pixels.
-        fps: frames per second of the video.
+        fps: frames per second of the video; None plays it in real time (the env's ``render_fps``, one frame per
+            step).
         pass_task: give the policy the true task (an oracle model).
         caption: text (lines separated by newlines) written at the top of every frame, above a line with the step
             and the return so far; None films the bare frames.
@@ -72,9 +73,12 @@ def film_episode(
     if steps is not None:
         env_kwargs["max_episode_steps"] = steps
     frames: list[np.ndarray] = []
+    control_rate: list[float] = []
 
     def render(envs: VectorEnv) -> None:
         frames.append(envs.render()[0])
+        if not control_rate:
+            control_rate.append(float(envs.metadata.get("render_fps") or 20))
 
     collection = collect_episodes(
         policy, 1, family=family, tasks=[task], seed=seed, env_kwargs=env_kwargs, pass_task=pass_task, on_step=render
@@ -86,6 +90,7 @@ def film_episode(
             for t, frame in enumerate(frames)
         ]
     out.parent.mkdir(parents=True, exist_ok=True)
+    fps = fps or control_rate[0]
     if out.suffix.lower() == ".gif":
         iio.imwrite(out, np.stack(frames), duration=1000 / fps, loop=0)
     else:
@@ -137,7 +142,7 @@ def record_video(
     agent: AgentSettings | None = None,
     seed: int = 0,
     size: int = 240,
-    fps: int = 20,
+    fps: float | None = None,
     method: str | None = None,
 ) -> tuple[Path, float]:
     """Film one episode of the MPC agent with this model on ``task`` (see :func:`film_episode`).

@@ -108,3 +108,23 @@ def test_a_captioned_film_shows_the_caption_and_the_running_return(tmp_path):
         expected = burn_text(bare[t], f"pendulum | oracle\nstep {t}  return {returns[t]:.1f}")
         assert np.abs(captioned[t].astype(int) - expected.astype(int)).mean() < 2  # GIF palette quantisation
         assert np.abs(captioned[t].astype(int) - bare[t].astype(int)).mean() > 2
+
+
+@pytest.mark.skipif(not offscreen_gl(), reason="offscreen OpenGL unavailable (MUJOCO_GL=egl)")
+def test_a_film_plays_in_real_time_unless_told_otherwise(tmp_path):
+    from PIL import Image
+
+    from mbmeta.control.factory import make_initial_policy
+
+    def frame_ms(path):
+        with Image.open(path) as gif:
+            return gif.info["duration"]
+
+    servo = get_family("juggler_balance_servo")  # 25 Hz control: one frame per 0.04 s step
+    policy = make_initial_policy(servo, "random", seed=0)
+    path, _ = film_episode(policy, servo, servo.nominal(), tmp_path / "servo.gif", steps=2, size=32)
+    assert frame_ms(path) == 40
+    path, _ = film_episode(agent(), FAMILY, FAMILY.nominal(), tmp_path / "p.gif", steps=2, size=32, pass_task=True)
+    assert frame_ms(path) == 50  # the pendulum's dt = 0.05 s
+    path, _ = film_episode(policy, servo, servo.nominal(), tmp_path / "fast.gif", steps=2, size=32, fps=50)
+    assert frame_ms(path) == 20

@@ -555,22 +555,50 @@ class Sweep:
             "transitions": curve.kept.transitions,
         }
         state = lambda: curve_state(self.experiment, curve)  # noqa: E731
-        return self._run_evaluation(curve.out_dir, state, stamp, curve.evaluation.training.run_dir)
+        source = self._final_evaluation_of(curve)
+        return self._run_evaluation(curve.out_dir, state, stamp, curve.evaluation.training.run_dir, source)
+
+    def _final_evaluation_of(self, curve: CurveEvaluation) -> str | None:
+        """The final evaluation's output when it evaluated this very checkpoint with the same settings, else None.
+
+        The last kept checkpoint is usually the final model (same SHA-256): its curve point is then the final
+        evaluation's numbers, copied instead of evaluated again (the same checkpoint, settings and seeds give the
+        same episodes).
+        """
+        final = curve.evaluation
+        stamp = read_stamp(self.experiment.root / final.out_dir)
+        if stamp is None or stamp.get("status") != "done" or stamp.get("checkpoint_sha256") != curve.kept.sha256:
+            return None
+        if not (self.experiment.root / final.out_dir / self.experiment.evaluation.results_file).is_file():
+            return None
+        settings = {k: v for k, v in curve_settings(self.experiment, curve).items() if k != "iteration"}
+        return (
+            final.out_dir if stamp.get("settings") == settings == evaluation_settings(self.experiment, final) else None
+        )
 
     def _run_evaluation(
-        self, out_dir: str, state_of: Callable[[], str], stamp: dict[str, Any], run_dir: str
+        self,
+        out_dir: str,
+        state_of: Callable[[], str],
+        stamp: dict[str, Any],
+        run_dir: str,
+        source: str | None = None,
     ) -> Outcome:
         """Run one ``mbmeta evaluate`` into ``out_dir`` unless it is done; ``stamp`` says what it evaluates.
 
         A lock in the evaluated run's directory (one per output) keeps two sweeps (e.g. ``--evaluate-only`` beside
-        a training sweep) from writing the same output; the state is read once the lock is held.
+        a training sweep) from writing the same output; the state is read once the lock is held. ``source``: an
+        output of the same evaluation to copy instead of running it.
         """
         step = stamp["step"]
         (self.experiment.root / run_dir).mkdir(parents=True, exist_ok=True)
         lock = RunLock(self.experiment.root / run_dir, f".evaluate-{out_dir.replace('/', '_')}.lock")
         try:
             with lock:
-                return self._run_locked_evaluation(out_dir, state_of(), stamp)
+                state = state_of()
+                if state == "todo" and source is not None:
+                    return self._copy_evaluation(source, out_dir, stamp)
+                return self._run_locked_evaluation(out_dir, state, stamp)
         except RunInUseError:
             self._say(f"busy   {step} (another sweep is evaluating it)")
             return Outcome(step, "not run", log=f"{out_dir}/{EVALUATE_LOG}")
@@ -594,6 +622,19 @@ class Sweep:
         else:
             self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
         return Outcome(step, status, seconds, log)
+
+    def _copy_evaluation(self, source: str, out_dir: str, stamp: dict[str, Any]) -> Outcome:
+        """Copy the files of the evaluation in ``source`` to ``out_dir`` and stamp it done, ``reused_from`` source."""
+        step, directory = stamp["step"], self.experiment.root / out_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in sorted((self.experiment.root / source).iterdir()):
+            if path.is_file() and path.name not in (STAMP_FILE, EVALUATE_LOG):
+                shutil.copy2(path, directory / path.name)
+        note = f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: the same checkpoint and settings as {source}; copied from it\n"
+        (directory / EVALUATE_LOG).write_text(note)
+        write_stamp(directory, {**stamp, "status": "done", "returncode": 0, "seconds": 0.0, "reused_from": source})
+        self._say(f"done   {step} (the final evaluation's, copied from {source})")
+        return Outcome(step, "done", 0.0, f"{out_dir}/{EVALUATE_LOG}")
 
     def _subprocess(
         self, step: str, arguments: list[str], directory: Path, log_name: str, stamp: dict[str, Any]

@@ -4,7 +4,8 @@ layout in milliseconds, so scheduling, stamps, resuming and failure handling are
 - ``train``: writes ``<run_dir>/model.ckpt`` (its bytes depend on the seed and the configs' contents) and exits 1
   if the run directory's name is in ``FAKE_FAIL`` (comma-separated). With ``FAKE_KEEP`` (iterations, e.g. ``1,2``)
   it also writes those kept checkpoints and records them in ``state.json`` as the loop does, each fitted on
-  ``1000 * iteration`` transitions.
+  ``1000 * iteration`` transitions; with ``FAKE_KEEP_FINAL=1`` the last of them is a copy of ``model.ckpt`` (as the
+  real loop's last kept checkpoint is the final model).
 - ``evaluate``: writes ``<out>/results.json`` with two episodes (tasks mass 0.2 and 1.5) whose return is
   ``FAKE_BASE[label] + 10 * training seed + eval seed`` (the training seed read from the checkpoint). With
   ``--protocol cadm`` it writes ``<out>/protocol.json`` instead: ``--protocol_episodes`` (default 10) episodes per
@@ -45,10 +46,13 @@ def main(argv):
             seed = int(option(argv, "--loop.seed"))
             (run_dir / "model.ckpt").write_text(json.dumps({"seed": seed, "configs": configs}))
             kept = []
-            for iteration in [int(i) for i in os.environ.get("FAKE_KEEP", "").split(",") if i]:
+            iterations = [int(i) for i in os.environ.get("FAKE_KEEP", "").split(",") if i]
+            for iteration in iterations:
                 path = run_dir / "checkpoints" / f"iteration_{iteration:03d}.ckpt"
                 path.parent.mkdir(exist_ok=True)
                 path.write_text(json.dumps({"seed": seed, "configs": configs, "iteration": iteration}))
+                if os.environ.get("FAKE_KEEP_FINAL") and iteration == iterations[-1]:
+                    path.write_bytes((run_dir / "model.ckpt").read_bytes())
                 sha = hashlib.sha256(path.read_bytes()).hexdigest()
                 record = {"iteration": iteration, "checkpoint": f"checkpoints/{path.name}", "sha256": sha}
                 kept.append({**record, "episodes": 10 * iteration, "transitions": 1000 * iteration})

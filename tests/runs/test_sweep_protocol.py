@@ -253,3 +253,34 @@ def test_an_evaluation_another_sweep_is_running_is_left_to_it(swept, fake):
     assert outcomes["evaluate none-seed0/curve/iteration_002/eval0"] == "not run"
     assert len(calls(fake)) == before and not (swept.root / out).exists()
     assert {o.status for o in sweep(swept).run()} == {"skipped", "done"}  # released: now evaluated
+
+
+def test_the_last_kept_checkpoint_that_is_the_final_model_reuses_the_final_evaluation(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_KEEP_FINAL", "1")  # iteration 2 is model.ckpt itself, as in the real loop
+    root = write_protocol_experiment(
+        tmp_path / "exp", {"curve_episodes": None}, train={"configs": ["configs/train.yaml"], "seeds": [0]}
+    )
+    experiment = load_experiment(root)
+    outcomes = sweep(experiment).run()
+    assert all(o.status == "done" for o in outcomes), outcomes
+    evaluations = [c for c in calls(fake) if c.startswith("evaluate")]
+    assert len(evaluations) == 2 * (1 + 1)  # per method: the final evaluation and iteration 1; iteration 2 is copied
+    assert not any("iteration_002" in c for c in evaluations)
+    final, copied = root / "results/none-seed0/eval0", root / "results/none-seed0/curve/iteration_002/eval0"
+    assert (copied / "protocol.json").read_bytes() == (final / "protocol.json").read_bytes()
+    stamp = json.loads((copied / "sweep.json").read_text())
+    assert stamp["reused_from"] == "results/none-seed0/eval0" and stamp["status"] == "done"
+    assert stamp["checkpoint_sha256"] == json.loads((final / "sweep.json").read_text())["checkpoint_sha256"]
+    points = {(p["method"], p["iteration"]): p for p in merge_curve(experiment)["points"]}
+    assert sorted(points) == [("context", 1), ("context", 2), ("none", 1), ("none", 2)]
+    assert {r["status"] for r in merge_curve(experiment)["runs"]} == {"done"}
+    again = sweep(experiment).run()  # a second sweep finds the copy done
+    assert [o.status for o in again if "iteration_002" in o.step] == ["skipped", "skipped"]
+
+
+def test_a_final_evaluation_with_other_episodes_is_not_reused(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("FAKE_KEEP_FINAL", "1")
+    root = write_protocol_experiment(tmp_path / "exp", train={"configs": ["configs/train.yaml"], "seeds": [0]})
+    outcomes = sweep(load_experiment(root)).run()  # curve_episodes 1: the curve's settings differ from the final's
+    assert all(o.status == "done" for o in outcomes), outcomes
+    assert sum("iteration_002" in c for c in calls(fake)) == 2

@@ -278,6 +278,10 @@ class TaskFamily(ABC):
         """Exact termination: ``[*S, O], [*S, A], [*S, O] -> [*S]`` bool, equal to ``env.step``'s."""
 
     success_text: str = ""  # what success means, for the docs ("" where the family defines none)
+    # Random actions of the task-effect check (mbmeta.envs.task_effect) are uniform within this fraction of each
+    # half-range about the centre of the bounds; below 1 where full-range actions end an episode before every
+    # parameter can show (a juggler with wide servos throws the ball away before it first lands).
+    probe_action_scale: float = 1.0
 
     def make_controller(self) -> Any | None:
         """A scripted controller for one environment (``act(obs [O]) -> [A]``, ``reset()``), or None if none exists.

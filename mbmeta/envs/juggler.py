@@ -87,7 +87,11 @@ __all__ = [
     "BALL_RADIUS",
     "BOUNCE",
     "BOUNCE_APEX",
+    "BOUNCE_APEX_TOLERANCE",
+    "BOUNCE_SUCCESS_APEXES",
     "BOUNCE_HOME_HEIGHT",
+    "BOUNCE_SERVO",
+    "BOUNCE_SERVO_SPAN",
     "CTRL_COST_WEIGHT",
     "EPISODE_STEPS",
     "FRAME_SKIP",
@@ -125,6 +129,8 @@ __all__ = [
     "JugglerBalanceServoFamily",
     "JugglerBounceEnv",
     "JugglerBounceFamily",
+    "JugglerBounceServoEnv",
+    "JugglerBounceServoFamily",
     "JugglerEnv",
     "JugglerFamily",
     "apply_task",
@@ -132,6 +138,7 @@ __all__ = [
     "ball_in_paddle_frame",
     "ball_in_world_frame",
     "ball_lost",
+    "bounce_apexes",
     "bounce_reward_terms",
     "control_cost",
     "damping_of_restitution",
@@ -205,6 +212,22 @@ def bounce_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
     apex_error = abs(predicted_apex(next_obs) - apex_target)
     x_error = abs(next_obs[..., I_BALL_X] - x_target)
     return {"apex": xp.exp(-(apex_error + x_error) / 0.25), "ctrl_cost": control_cost(action)}
+
+
+BOUNCE_APEX_TOLERANCE = 0.2  # m: an apex within this of the target height counts as a target bounce
+BOUNCE_SUCCESS_APEXES = 5  # target bounces that make a bounce episode a success (a steady bounce makes ~11 in 10 s)
+
+
+def bounce_apexes(next_obs: np.ndarray) -> np.ndarray:
+    """Apex heights of one episode's ball flights, ``[L, O] (world frame) -> [k]``.
+
+    An apex is a step after which the ball's vertical velocity turns from rising to falling; its height is the
+    free-flight apex (:func:`predicted_apex`) of the step before. A ball resting on a moving paddle also turns, at
+    about the paddle's height, far below :data:`BOUNCE_APEX`.
+    """
+    vz = next_obs[:, I_BALL_VZ]
+    turns = np.flatnonzero((vz[:-1] > 0) & (vz[1:] <= 0))
+    return np.asarray(predicted_apex(next_obs[turns]), dtype=np.float64)
 
 
 # ----- families ---------------------------------------------------------------------------------------------
@@ -308,10 +331,22 @@ class JugglerBounceFamily(JugglerFamily):
         "the ball is lost. " + _SPLITS_TEXT
     )
 
+    success_text = (
+        f"the ball was never lost and reached at least {BOUNCE_SUCCESS_APEXES} apexes within "
+        f"{BOUNCE_APEX_TOLERANCE} m of the target height (holding the ball still reaches none)"
+    )
+
     def reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """``exp(-(|apex - h*| + |x - x*|) / 0.25) - 0.01‖a‖²``: ``[*S, O], [*S, A], [*S, O] -> [*S]``."""
-        terms = bounce_reward_terms(action, next_obs)
+        terms = bounce_reward_terms(action, self.world_obs(next_obs))
         return terms["apex"] - terms["ctrl_cost"]
+
+    def success(self, episode: Mapping[str, np.ndarray]) -> bool:
+        """Kept for the whole episode with :data:`BOUNCE_SUCCESS_APEXES` target bounces (:func:`bounce_apexes`)."""
+        if episode["terminated"].any():
+            return False
+        apexes = bounce_apexes(self.world_obs(np.asarray(episode["next_obs"], dtype=np.float64)))
+        return bool((np.abs(apexes - BOUNCE_APEX[1]) <= BOUNCE_APEX_TOLERANCE).sum() >= BOUNCE_SUCCESS_APEXES)
 
 
 # ----- environments -----------------------------------------------------------------------------------------
@@ -328,6 +363,7 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
     target_site_pos: tuple[float, float] = BALANCE_TARGET
     default_actuation: str = "torque"
     default_action_repeat: int = 1
+    default_servo_span: float = SERVO_SPAN
     locked_elbow: bool = False  # a two-joint arm: the elbow welded at its home angle, its motor removed
 
     def __init__(
@@ -340,6 +376,7 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         task: TaskParams | Mapping[str, float] | None = None,
         actuation: str | None = None,
         action_repeat: int | None = None,
+        servo_span: float | None = None,
     ):
         """Build the environment.
 
@@ -356,11 +393,14 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
             action_repeat: 0.02 s steps each action is held for; one env step then lasts ``0.02·action_repeat``
                 s and its reward and termination are those of its last 0.02 s; None: the environment's default
                 (:attr:`default_action_repeat`).
+            servo_span: servo actuation only: the joint-target offset (rad) an action of ±1 sets about the home
+                pose; None: the environment's default (:attr:`default_servo_span`).
         """
         actuation = self.default_actuation if actuation is None else actuation
         action_repeat = self.default_action_repeat if action_repeat is None else action_repeat
+        servo_span = self.default_servo_span if servo_span is None else servo_span
         utils.EzPickle.__init__(
-            self, render_mode, width, height, camera_name, reset_noise_scale, task, actuation, action_repeat
+            self, render_mode, width, height, camera_name, reset_noise_scale, task, actuation, action_repeat, servo_span
         )
         if reset_noise_scale < 0:
             raise ValueError(f"reset_noise_scale must be >= 0, got {reset_noise_scale}")
@@ -368,8 +408,10 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
             raise ValueError(f"actuation must be one of {ACTUATIONS}, got {actuation!r}")
         if not isinstance(action_repeat, int) or isinstance(action_repeat, bool) or action_repeat < 1:
             raise ValueError(f"action_repeat must be an int >= 1, got {action_repeat!r}")
+        if isinstance(servo_span, bool) or not isinstance(servo_span, (int, float)) or not 0 < servo_span <= 3:
+            raise ValueError(f"servo_span must be a number of radians in (0, 3], got {servo_span!r}")
         self._reset_noise_scale = reset_noise_scale
-        self.actuation, self.action_repeat = actuation, action_repeat
+        self.actuation, self.action_repeat, self.servo_span = actuation, action_repeat, float(servo_span)
         # MujocoEnv checks render_fps against 1 / dt.
         self.metadata = {**type(self).metadata, "render_fps": int(np.round(1.0 / (0.001 * FRAME_SKIP * action_repeat)))}
         obs_space = spaces.Box(-np.inf, np.inf, shape=(len(OBS_NAMES),), dtype=np.float64)
@@ -386,7 +428,7 @@ class JugglerEnv(TaskEnvMixin, MujocoEnv, utils.EzPickle):
         self.model.site_pos[self.model.site("target").id] = (self.target_site_pos[0], 0.0, self.target_site_pos[1])
         self._ball_qpos = slice(3, 6)
         if actuation == "servo":
-            use_servo_actuators(self.model, inverse_kinematics(*self._home()))
+            use_servo_actuators(self.model, inverse_kinematics(*self._home()), self.servo_span)
         self._init_task(NOMINAL_FIELDS, task)
         self._obs = self._get_obs()
 
@@ -522,6 +564,50 @@ class JugglerBalanceServoEnv(JugglerBalanceEnv):
     default_action_repeat = SERVO_ACTION_REPEAT
 
 
+BOUNCE_SERVO_SPAN = 1.0  # rad of joint target per unit action: strikes need large, fast paddle motions
+
+
+class JugglerBounceServoFamily(JugglerBounceFamily):
+    """Bounce with joint servos at 25 Hz: the same robot, goal, parameters and splits, another action.
+
+    As :class:`JugglerBalanceServoFamily` (servos holding joint targets about the bounce home pose, each action held
+    for two 0.02 s steps, 250 steps of 10 s, the ball observed in the paddle frame) with a servo span of
+    :data:`BOUNCE_SERVO_SPAN` (1 rad per unit action instead of 0.1): with MuJoCo itself as the model, iCEM
+    64 × 3 with a 0.6 s horizon kept bouncing the ball on train tasks at a span of 1 rad and lost it at 0.3
+    (``experiments/juggler_diagnosis``, step 6). The mirror-law controller needs torque-level tracking and has no
+    servo version: there is no scripted controller.
+    """
+
+    name = "juggler_bounce_servo"
+    env_id = "mbmeta/JugglerBounceServo-v0"
+    episode_steps = SERVO_EPISODE_STEPS
+    ball_frame = "paddle"
+    probe_action_scale = 0.2  # full-range random servo targets throw the ball away before it first lands
+    notes = (
+        "Own MJCF (mbmeta/envs/assets/juggler.xml); a variant for learning (see "
+        "[juggler.md](juggler.md#bouncing-with-servos-juggler_bounce_servo))."
+    )
+    description = (
+        "Juggler bounce with joint servos at 25 Hz: an action [3] in [-1, 1] sets the joint targets to home + 1 rad × "
+        "action (servo torque limits 30 / 15 / 5 N·m), each held for 0.04 s; 250 steps (10 s); the ball is observed "
+        "in the paddle frame (obs 9-13). Reward exp(-(|apex - 1.5| + |x - 0.5|) / 0.25) - 0.01‖a‖², apex = z + "
+        "max(vz, 0)²/2g in the world frame; terminates when the ball is lost. " + _SPLITS_TEXT
+    )
+
+    def make_controller(self) -> None:
+        """None: the mirror law needs torque-level tracking (with servo targets it loses the ball within ~1 s)."""
+        return None
+
+
+class JugglerBounceServoEnv(JugglerBounceEnv):
+    """``mbmeta/JugglerBounceServo-v0``: :class:`JugglerBounceEnv` with servos of span 1 rad at 25 Hz."""
+
+    family = JugglerBounceServoFamily()
+    default_actuation = "servo"
+    default_action_repeat = SERVO_ACTION_REPEAT
+    default_servo_span = BOUNCE_SERVO_SPAN
+
+
 # K = 10 fixed training tasks of the two-joint variant: ball mass {0.8, 0.9, 1.0, 1.1, 1.2} x friction {0.8, 1.2}.
 TWO_JOINT_TRAIN_TASKS = tuple((m, f) for m in (0.8, 0.9, 1.0, 1.1, 1.2) for f in (0.8, 1.2))
 
@@ -575,3 +661,4 @@ BALANCE = register_family(JugglerBalanceEnv.family, "mbmeta.envs.juggler:Juggler
 BALANCE_SERVO = register_family(JugglerBalanceServoEnv.family, "mbmeta.envs.juggler:JugglerBalanceServoEnv")
 BALANCE_2J = register_family(JugglerBalance2JEnv.family, "mbmeta.envs.juggler:JugglerBalance2JEnv")
 BOUNCE = register_family(JugglerBounceEnv.family, "mbmeta.envs.juggler:JugglerBounceEnv")
+BOUNCE_SERVO = register_family(JugglerBounceServoEnv.family, "mbmeta.envs.juggler:JugglerBounceServoEnv")

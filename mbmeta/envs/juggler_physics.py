@@ -102,10 +102,10 @@ ACTUATIONS = ("torque", "servo")
 SERVO_STIFFNESS = 20.0  # N·m/rad of servo stiffness per N·m of the motor's torque limit
 
 
-def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray) -> None:
+def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray, span: float = SERVO_SPAN) -> None:
     """Turn the torque motors into joint servos (in place): action ``a`` in [-1, 1] sets the joint target.
 
-    Joint ``i``'s torque is ``clip(kp_i·(home_i + SERVO_SPAN·a_i − q_i) − kv_i·q̇_i, ±F_i)``: ``F_i`` is the
+    Joint ``i``'s torque is ``clip(kp_i·(home_i + span·a_i − q_i) − kv_i·q̇_i, ±F_i)``: ``F_i`` is the
     motor's torque limit (its gear, 30 / 15 / 5 N·m), ``kp_i = SERVO_STIFFNESS·F_i`` and ``kv_i`` damps the joint
     critically given its inertia at ``home`` (the ball's weight makes it sag a little). Written as MuJoCo
     affine-bias actuators so that the same ``ctrl`` drives ``mujoco.rollout``; the damping is integrated
@@ -114,7 +114,10 @@ def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray) -> None:
     Args:
         mj_model: the juggler model with its torque motors (gear = torque limit); modified in place.
         home: ``[3]`` joint angles that an action of zero holds (rad).
+        span: joint-target offset (rad) of an action of ±1 (:data:`SERVO_SPAN` by default).
     """
+    if not span > 0:
+        raise ValueError(f"use_servo_actuators: span must be > 0 rad, got {span!r}")
     if is_servo(mj_model):
         raise ValueError("use_servo_actuators: the model's actuators are servos already")
     data = mujoco.MjData(mj_model)
@@ -129,7 +132,7 @@ def use_servo_actuators(mj_model: mujoco.MjModel, home: np.ndarray) -> None:
     kv = 2.0 * np.sqrt(kp * inertia)
     mj_model.actuator_gear[:, 0] = 1.0
     mj_model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
-    mj_model.actuator_gainprm[:, 0] = kp * SERVO_SPAN
+    mj_model.actuator_gainprm[:, 0] = kp * span
     mj_model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
     mj_model.actuator_biasprm[:, :3] = np.stack([kp * np.asarray(home)[joints], -kp, -kv], axis=1)
     mj_model.actuator_forcelimited[:] = 1

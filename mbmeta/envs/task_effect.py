@@ -68,9 +68,13 @@ Actor = Callable[[np.ndarray, int], np.ndarray]  # (obs [O], step) -> action [A]
 
 
 def _actor(family: TaskFamily, space: gym.spaces.Box, steps: int, rng: np.random.Generator) -> Actor:
-    """Seeded random actions, or the family's scripted controller plus a fixed seeded noise sequence if it has one."""
+    """Seeded random actions, or the family's scripted controller plus a fixed seeded noise sequence if it has one.
+
+    Random actions are uniform within ``family.probe_action_scale`` of each half-range about the bounds' centre.
+    """
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-    noise = rng.uniform(low, high, size=(steps, *space.shape))
+    centre, half = (high + low) / 2, (high - low) / 2 * family.probe_action_scale
+    noise = rng.uniform(centre - half, centre + half, size=(steps, *space.shape))
     controller = family.make_controller()
     if controller is None:
         return lambda obs, step: noise[step]

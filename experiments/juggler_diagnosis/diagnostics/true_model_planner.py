@@ -38,9 +38,15 @@ def balance_time(
     iterations: int,
     seed: int,
     actuation: str = "torque",
-) -> tuple[int, float]:
-    """Env steps (50 Hz) the ball was kept, of ``steps``, and the seconds spent per planning call."""
-    env = family.make_env(max_episode_steps=steps, actuation=actuation, action_repeat=1)  # repeat done here
+    servo_span: float | None = None,
+) -> tuple[int, float, float]:
+    """Balance time, mean reward and planning cost of one episode under iCEM with the true model.
+
+    Returns the env steps (50 Hz) the ball was kept (of ``steps``), the mean reward per step over ``steps`` (a
+    lost ball earns 0 from then on) and the seconds spent per planning call.
+    """
+    span = {} if servo_span is None else {"servo_span": servo_span}
+    env = family.make_env(max_episode_steps=steps, actuation=actuation, action_repeat=1, **span)  # repeat done here
     env.reset(seed=seed, options={"task": task})
     base = env.unwrapped
     model, data = base.model, base.data
@@ -75,7 +81,7 @@ def balance_time(
         alive_before = torch.cumprod(torch.cat([torch.ones(n, 1), (~lost[:, :-1]).float()], 1), 1)
         return (reward * alive_before).sum(1)[None]
 
-    kept, plan_time, calls = steps, 0.0, 0
+    kept, plan_time, calls, total = steps, 0.0, 0, 0.0
     action, t = None, 0
     while t < steps:
         if t % repeat == 0:
@@ -83,7 +89,8 @@ def balance_time(
             start = time.perf_counter()
             action = mpc.plan(objective).actions[0, 0].numpy()
             plan_time, calls = plan_time + time.perf_counter() - start, calls + 1
-        _, _, terminated, truncated, _ = env.step(action)
+        _, reward, terminated, truncated, _ = env.step(action)
+        total += reward
         t += 1
         if terminated:
             kept = t
@@ -91,7 +98,7 @@ def balance_time(
         if truncated:
             break
     env.close()
-    return kept, plan_time / max(calls, 1)
+    return kept, total / steps, plan_time / max(calls, 1)
 
 
 def _pose(q: np.ndarray) -> np.ndarray:
@@ -111,13 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--family", default="juggler_balance")
     p.add_argument("--actuation", default="torque", choices=["torque", "servo"])
+    p.add_argument("--servo_span", type=float, default=None, help="rad of joint target per unit action (servo)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     family = get_family(args.family)
     tasks = family.sample(np.random.default_rng(123), args.tasks, "train")
-    kept = []
+    kept, rewards = [], []
     for i, task in enumerate(tasks):
-        k, dt = balance_time(
+        k, r, dt = balance_time(
             family,
             task,
             steps=args.steps,
@@ -127,12 +135,19 @@ def main(argv: list[str] | None = None) -> None:
             iterations=args.iterations,
             seed=i,
             actuation=args.actuation,
+            servo_span=args.servo_span,
         )
         kept.append(k)
-        print(f"task {i} {task.as_dict()}: kept {k}/{args.steps} ({dt * 1e3:.0f} ms/plan)", flush=True)
+        rewards.append(r)
+        print(
+            f"task {i} {task.as_dict()}: kept {k}/{args.steps}, reward {r:.3f}/step ({dt * 1e3:.0f} ms/plan)",
+            flush=True,
+        )
     print(
-        f"{args.actuation} repeat {args.repeat} horizon {args.horizon}s pop {args.population} it {args.iterations}: "
-        f"mean {np.mean(kept):.1f}, full {sum(k == args.steps for k in kept)}/{len(kept)}",
+        f"{args.family} {args.actuation} span {args.servo_span} "
+        f"repeat {args.repeat} horizon {args.horizon}s pop {args.population} it {args.iterations}: "
+        f"mean {np.mean(kept):.1f}, full {sum(k == args.steps for k in kept)}/{len(kept)}, "
+        f"reward {np.mean(rewards):.3f}/step",
         flush=True,
     )
 

@@ -1,0 +1,141 @@
+"""The servo span option, the bounce success rule and ``juggler_bounce_servo``.
+
+Why these exist: issue 20's bounce table needs a bounce family a sampling planner can control (servos, as for
+balance, but with strikes: experiments/juggler_diagnosis, step 6) and a success that means bouncing. The generic
+family contract runs on ``juggler_bounce_servo`` in test_families.py like on every registered family.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+import mbmeta.envs
+from mbmeta.envs.juggler import (
+    BOUNCE_APEX,
+    BOUNCE_APEX_TOLERANCE,
+    BOUNCE_HOME_HEIGHT,
+    BOUNCE_SERVO_SPAN,
+    BOUNCE_SUCCESS_APEXES,
+    GRAVITY,
+    I_BALL_VZ,
+    I_BALL_Z,
+    OBS_NAMES,
+    SERVO_EPISODE_STEPS,
+    SERVO_SPAN,
+    bounce_apexes,
+    inverse_kinematics,
+    is_servo,
+    use_servo_actuators,
+)
+
+BOUNCE = mbmeta.envs.get_family("juggler_bounce")
+BOUNCE_SERVO = mbmeta.envs.get_family("juggler_bounce_servo")
+BALANCE_SERVO = mbmeta.envs.get_family("juggler_balance_servo")
+BOUNCE_HOME = inverse_kinematics(BOUNCE_APEX[0], BOUNCE_HOME_HEIGHT, 0.0)
+
+
+def held_joints(env: gym.Env, action: np.ndarray, steps: int) -> np.ndarray:
+    """Joint angles ``[3]`` after holding ``action`` for ``steps`` env steps from the reset pose (seed 0)."""
+    env.reset(seed=0)
+    for _ in range(steps):
+        obs = env.step(action)[0]
+    return obs[:3]
+
+
+# ----- the servo span ---------------------------------------------------------------------------------------
+def test_servo_span_sets_how_far_an_action_moves_the_joint_target():
+    action = np.array([0.4, -0.4, 0.4])
+    default, wide = gym.make(BALANCE_SERVO.env_id), gym.make(BALANCE_SERVO.env_id, servo_span=0.3)
+    try:
+        home = held_joints(default, np.zeros(3), 25)
+        moved_default = held_joints(default, action, 25) - home
+        moved_wide = held_joints(wide, action, 25) - home
+        assert wide.unwrapped.servo_span == 0.3 and default.unwrapped.servo_span == SERVO_SPAN
+    finally:
+        default.close(), wide.close()
+    np.testing.assert_allclose(moved_default, SERVO_SPAN * action, atol=0.01)
+    np.testing.assert_allclose(moved_wide, 0.3 * action, atol=0.02)
+
+
+@pytest.mark.parametrize("span", [0, -0.1, 3.5, "1", True])
+def test_bad_servo_span_raises(span):
+    with pytest.raises(ValueError, match="servo_span"):
+        gym.make(BALANCE_SERVO.env_id, servo_span=span)
+
+
+def test_use_servo_actuators_rejects_a_non_positive_span():
+    model = mujoco.MjModel.from_xml_path(str(mbmeta.envs.juggler.MODEL_PATH))
+    with pytest.raises(ValueError, match="span"):
+        use_servo_actuators(model, BOUNCE_HOME, span=0.0)
+    assert not is_servo(model)  # nothing was changed
+
+
+# ----- bounce success ---------------------------------------------------------------------------------------
+def flight_episode(apex: float, bounces: int, steps_per_bounce: int = 20, dt: float = 0.04) -> dict[str, np.ndarray]:
+    """World-frame observations ``[L, 14]`` of a ball bouncing off z = 0.64 to ``apex``, ``bounces`` times."""
+    v0 = np.sqrt(2 * GRAVITY * (apex - 0.64))
+    t = (np.arange(steps_per_bounce) + 0.5) * (2 * v0 / GRAVITY) / steps_per_bounce
+    z, vz = 0.64 + v0 * t - 0.5 * GRAVITY * t**2, v0 - GRAVITY * t
+    obs = np.zeros((bounces * steps_per_bounce, len(OBS_NAMES)))
+    obs[:, I_BALL_Z], obs[:, I_BALL_VZ] = np.tile(z, bounces), np.tile(vz, bounces)
+    obs[:, 9] = BOUNCE_APEX[0]
+    obs[:, 7] = 0.6  # paddle height
+    length = len(obs)
+    return {"next_obs": obs, "terminated": np.zeros(length, bool), "reward": np.zeros(length)}
+
+
+def test_bounce_apexes_finds_each_flight_apex():
+    episode = flight_episode(apex=1.45, bounces=4)
+    apexes = bounce_apexes(episode["next_obs"])
+    assert len(apexes) == 4
+    np.testing.assert_allclose(apexes, 1.45, atol=0.01)  # free-flight apex of the last rising step
+
+
+def test_bounce_success_needs_target_apexes_and_a_kept_ball():
+    on_target = flight_episode(apex=BOUNCE_APEX[1] - 0.5 * BOUNCE_APEX_TOLERANCE, bounces=BOUNCE_SUCCESS_APEXES)
+    assert BOUNCE.success(on_target)
+    too_few = flight_episode(apex=BOUNCE_APEX[1], bounces=BOUNCE_SUCCESS_APEXES - 1)
+    assert not BOUNCE.success(too_few)
+    too_low = flight_episode(apex=BOUNCE_APEX[1] - 2 * BOUNCE_APEX_TOLERANCE, bounces=12)  # holding it up: 1.23 m
+    assert not BOUNCE.success(too_low)
+    lost = {**on_target, "terminated": np.r_[np.zeros(len(on_target["terminated"]) - 1, bool), True]}
+    assert not BOUNCE.success(lost)
+    assert "apexes" in BOUNCE.success_text
+
+
+# ----- juggler_bounce_servo ---------------------------------------------------------------------------------
+def test_bounce_servo_family_is_the_bounce_task_on_wide_servos_at_25_hz():
+    env = BOUNCE_SERVO.make_env()
+    try:
+        base = env.unwrapped
+        assert is_servo(base.model) and base.servo_span == BOUNCE_SERVO_SPAN == 1.0
+        assert base.dt == pytest.approx(0.04) and env.spec.max_episode_steps == SERVO_EPISODE_STEPS
+        obs, _ = env.reset(seed=0)
+        world = BOUNCE_SERVO.world_obs(obs)
+        assert world[I_BALL_Z] == pytest.approx(1.0)  # the ball is dropped from 1 m, as in juggler_bounce
+        assert obs[10] == pytest.approx(1.0 - BOUNCE_HOME_HEIGHT, abs=0.05)  # paddle frame: height above it
+        q = held_joints(env, np.zeros(3), 10)
+    finally:
+        env.close()
+    assert np.abs(q - BOUNCE_HOME).max() < 0.03  # zero action holds the bounce home pose
+    assert BOUNCE_SERVO.make_controller() is None
+
+
+def test_bounce_servo_reward_reads_the_world_frame():
+    env = BOUNCE_SERVO.make_env()
+    try:
+        obs, _ = env.reset(seed=1)
+        action = np.array([0.2, -0.1, 0.0], dtype=np.float32)
+        next_obs, reward, *_, info = env.step(action)
+    finally:
+        env.close()
+    torch_reward = BOUNCE_SERVO.reward(obs[None], action[None], next_obs[None])
+    assert float(torch_reward[0]) == pytest.approx(reward, abs=1e-9)
+    assert reward == pytest.approx(info["apex"] - info["ctrl_cost"], abs=1e-9)
+    world_apex = BOUNCE_SERVO.world_obs(next_obs)[I_BALL_Z]  # falling: the apex term is the ball's height
+    assert info["apex"] == pytest.approx(
+        np.exp(-(abs(world_apex - 1.5) + abs(BOUNCE_SERVO.world_obs(next_obs)[9] - 0.5)) / 0.25), rel=1e-6
+    )

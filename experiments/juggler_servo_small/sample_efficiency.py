@@ -1,0 +1,160 @@
+"""Issue 20's sample-efficiency target: environment steps of the learned agents against PPO's, with intervals.
+
+Reads this experiment's merged learning curve (``results/curve.json``, from ``mbmeta sweep --merge-only``) and the
+finished PPO multitask runs of ``experiments/juggler_baselines`` (``runs/ppo-multitask-seed*/`` with a
+``results.json``), and writes ``results/sample_efficiency.md``. Two readings, both on the same 16 test tasks:
+
+1. **Design** (fixed before any run): environment steps at which the mean test balance time first reaches 225 of
+   250 steps (PPO: ``steps_to_target_length``; ours: ``curve.json``'s ``to_target``).
+2. **The issue's wording**: steps to reach *PPO's final test balance time* (the mean over PPO's seeds of their final
+   evaluations), read off the same learning curves (PPO every 10k steps; ours at every kept checkpoint).
+
+Per reading and method: per-seed steps, mean, s.e., 95 % t-interval and n; the ratio of the means PPO / ours; and
+the test of the target as a difference, ``PPO − 10 × ours`` with its 95 % Welch interval (independent seeds): "≥ 10×
+fewer" is established only when that interval lies above zero (both need two or more seeds, all of which reached
+the target).
+
+Usage (from the repository root): ``python experiments/juggler_servo_small/sample_efficiency.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+from mbmeta.evaluation.statistics import Estimate, estimate, t_quantile
+
+HERE = Path(__file__).resolve().parent
+BASELINES = HERE.parent / "juggler_baselines" / "runs"
+TARGET_RATIO = 10.0
+
+
+def ppo_runs(root: Path) -> dict[int, dict]:
+    """Finished PPO multitask runs by seed: ``{seed: {"steps_to_225": int | None, "curve": [(steps, length)]}}``."""
+    runs = {}
+    for run in sorted(root.glob("ppo-multitask-seed*")):
+        results = run / "results.json"
+        if not results.is_file():
+            continue  # not finished
+        seed = int(run.name.rsplit("seed", 1)[1])
+        with open(run / "learning_curve.csv", newline="") as f:
+            curve = [(int(float(r["env_steps"])), float(r["length_mean"])) for r in csv.DictReader(f)]
+        runs[seed] = {"steps_to_225": json.loads(results.read_text()).get("steps_to_target_length"), "curve": curve}
+    return runs
+
+
+def first_reaching(points: list[tuple[float, float]], target: float) -> float | None:
+    """The steps of the first ``(steps, value)`` point (in order of steps) with ``value >= target``, or None."""
+    return next((steps for steps, value in sorted(points) if value >= target), None)
+
+
+def our_curves(curve: dict) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Per method and training seed, the ``(transitions, mean test length)`` of every kept checkpoint."""
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for point in curve["points"]:
+        per_seed = point["values"]["overall"]["per_seed"]
+        for seed, value in per_seed.items():
+            steps = point["transitions_per_seed"][seed]
+            out.setdefault(point["method"], {}).setdefault(seed, []).append((float(steps), float(value)))
+    return out
+
+
+def welch_difference(a: Estimate, b: Estimate, factor: float) -> tuple[float, float, float]:
+    """``a − factor·b`` of two independent means: the difference and its 95 % Welch interval ``(mean, low, high)``.
+
+    NaN ends when either has fewer than two values.
+    """
+    mean = a.mean - factor * b.mean
+    if not (a.has_interval and b.has_interval):
+        return mean, math.nan, math.nan
+    va, vb = a.se**2, (factor * b.se) ** 2
+    if va + vb == 0:
+        return mean, mean, mean
+    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    half = t_quantile(0.5 + a.confidence / 2, df) * math.sqrt(va + vb)
+    return mean, mean - half, mean + half
+
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:,.{digits}f}"
+
+
+def _row(name: str, per_seed: dict[str, float | None], ppo: Estimate | None) -> str:
+    reached = {s: v for s, v in per_seed.items() if v is not None}
+    est = estimate(list(reached.values())) if len(reached) == len(per_seed) and reached else None
+    seeds = ", ".join(f"{s}: {_fmt(v) if v is not None else '—'}" for s, v in sorted(per_seed.items()))
+    cells = [f"`{name}`", f"{len(reached)} of {len(per_seed)}", seeds]
+    if est is None:
+        return "| " + " | ".join(cells + ["—"] * 5) + " |"
+    interval = f"[{_fmt(est.low)}, {_fmt(est.high)}]" if est.has_interval else "—"
+    cells += [_fmt(est.mean), _fmt(est.se), interval]
+    if ppo is None or name == "PPO":
+        return "| " + " | ".join(cells + ["—", "—"]) + " |"
+    ratio = ppo.mean / est.mean
+    diff, low, high = welch_difference(ppo, est, TARGET_RATIO)
+    if math.isfinite(low):
+        established = "established" if low > 0 else "not established"
+        verdict = f"{_fmt(diff)} [{_fmt(low)}, {_fmt(high)}]: {established}"
+    else:
+        verdict = f"{_fmt(diff)}: not established (needs ≥ 2 seeds of both)"
+    return "| " + " | ".join(cells + [f"{ratio:.1f}×", verdict]) + " |"
+
+
+def report(curve: dict, ppo: dict[int, dict]) -> str:
+    """The markdown page of both readings."""
+    ours = our_curves(curve)
+    lines = [
+        "# juggler_servo_small: environment steps to PPO's balance time",
+        "",
+        "Written by `python experiments/juggler_servo_small/sample_efficiency.py` from results/curve.json and the "
+        "finished PPO multitask runs of experiments/juggler_baselines (seeds "
+        + (", ".join(str(s) for s in sorted(ppo)) or "none")
+        + "). Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "
+        "random data included; PPO: its training steps at an evaluation every 10k). Mean test balance time over the "
+        "16 balanced test tasks, one episode each. Ratio: PPO's mean over ours. The target (≥ 10× fewer steps than "
+        "PPO) is established when PPO − 10 × ours has a 95 % Welch interval above zero.",
+        "",
+    ]
+    header = [
+        "| agent | reached | per seed | mean | s.e. | 95 % interval | ratio PPO / ours | PPO − 10 × ours [95 %] |",
+        "|---|---:|---|---:|---:|---|---:|---|",
+    ]
+    ppo_final = estimate([run["curve"][-1][1] for run in ppo.values()]) if ppo else None
+    readings = [("a mean test balance time of 225 (the design's reading)", 225.0, True)]
+    if ppo_final is not None:
+        readings.append((f"PPO's final test balance time, {ppo_final.mean:.1f} (the issue's wording)", None, False))
+    for title, target, design in readings:
+        target = ppo_final.mean if target is None else target
+        if design:
+            ppo_steps = {str(s): run["steps_to_225"] for s, run in ppo.items()}
+        else:
+            ppo_steps = {str(s): first_reaching(run["curve"], target) for s, run in ppo.items()}
+        reached = [v for v in ppo_steps.values() if v is not None]
+        ppo_est = estimate(reached) if ppo_steps and len(reached) == len(ppo_steps) else None
+        lines += [f"## Steps to {title}", ""] + header
+        lines.append(_row("PPO", ppo_steps, None))
+        for method, seeds in ours.items():
+            lines.append(_row(method, {s: first_reaching(points, target) for s, points in seeds.items()}, ppo_est))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write results/sample_efficiency.md (and print it)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--curve", type=Path, default=HERE / "results" / "curve.json")
+    p.add_argument("--baselines", type=Path, default=BASELINES)
+    p.add_argument("--out", type=Path, default=HERE / "results" / "sample_efficiency.md")
+    args = p.parse_args(argv)
+    if not args.curve.is_file():
+        raise SystemExit(f"sample_efficiency: {args.curve} not found; run `mbmeta sweep {HERE} --merge-only` first")
+    text = report(json.loads(args.curve.read_text()), ppo_runs(args.baselines))
+    args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

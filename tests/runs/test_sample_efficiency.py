@@ -1,0 +1,80 @@
+"""experiments/juggler_servo_small/sample_efficiency.py: issue 20's "≥ 10× fewer steps than PPO" test.
+
+Loaded from its file as ``python <script>`` runs it; synthetic PPO runs and a synthetic merged curve in tmp_path.
+"""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from mbmeta.evaluation.statistics import estimate
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "juggler_servo_small" / "sample_efficiency.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("sample_efficiency_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_welch_difference_matches_the_formula(script):
+    a, b = estimate([60000, 70000, 50000]), estimate([4000, 5000, 4500])
+    mean, low, high = script.welch_difference(a, b, 10.0)
+    assert mean == pytest.approx(60000 - 45000)
+    se = math.sqrt(a.se**2 + (10 * b.se) ** 2)
+    df = se**4 / (a.se**4 / 2 + (10 * b.se) ** 4 / 2)
+    assert 2 < df < 4  # Welch-Satterthwaite between the per-group and the pooled degrees of freedom
+    assert high - mean == pytest.approx(mean - low)
+    assert low < 0 < high  # 3 seeds with this spread: not established
+    assert math.isnan(script.welch_difference(estimate([1.0]), b, 10.0)[1])
+
+
+def write_ppo(root: Path, seed: int, to_225: int, curve: list[tuple[int, float]]) -> None:
+    run = root / f"ppo-multitask-seed{seed}"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"steps_to_target_length": to_225}))
+    rows = "\n".join(f"{s},{v}" for s, v in curve)
+    (run / "learning_curve.csv").write_text(f"env_steps,length_mean\n{rows}\n")
+
+
+def curve_json(per_seed_points: dict[str, list[tuple[int, float]]]) -> dict:
+    points = []
+    for seed, pts in per_seed_points.items():
+        for i, (steps, value) in enumerate(pts):
+            points.append(
+                {
+                    "method": "none",
+                    "iteration": i + 1,
+                    "transitions_per_seed": {seed: steps},
+                    "values": {"overall": {"per_seed": {seed: value}}},
+                }
+            )
+    return {"points": points}
+
+
+def test_report_establishes_only_a_clear_separation(script, tmp_path):
+    for seed, steps in enumerate([60000, 61000, 59000]):
+        write_ppo(tmp_path, seed, steps, [(0, 40.0), (steps, 230.0), (steps + 10000, 250.0)])
+    (tmp_path / "ppo-multitask-seed3").mkdir()  # unfinished: no results.json, ignored
+    clear = curve_json({s: [(2000, 100.0), (4000 + 100 * int(s), 240.0)] for s in "012"})
+    text = script.report(clear, script.ppo_runs(tmp_path))
+    design, wording = text.split("## Steps to PPO's final")
+    assert "seeds 0, 1, 2)" in text
+    none_row = next(line for line in design.splitlines() if line.startswith("| `none`"))
+    assert "3 of 3" in none_row and "14.6×" in none_row and ": established" in none_row
+    assert "250.0 (the issue's wording)" in wording
+    none_wording = next(line for line in wording.splitlines() if line.startswith("| `none`"))
+    assert "0 of 3" in none_wording  # 240 never reaches PPO's final 250
+
+    close = curve_json({s: [(2000, 100.0), (5000 + 1500 * int(s), 240.0)] for s in "012"})
+    close_row = next(line for line in script.report(close, script.ppo_runs(tmp_path)).splitlines() if "`none`" in line)
+    assert "not established" in close_row

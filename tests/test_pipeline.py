@@ -164,6 +164,7 @@ def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path
     rows = json.loads((out / "transfer.json").read_text())["rows"]
     assert [(r["method"], r["episodes"]) for r in rows] == [("zero-shot", 0), ("finetune", 1), ("scratch", 1)]
     assert all(np.isfinite(r["returns"]).all() for r in rows)
+    assert all(len(r["lengths"]) == 1 and len(r["successes"]) == 1 for r in rows)  # balance time / success per episode
     # fine-tuning cut the segments the run trained on (its config.json's data group)
     run_data = json.loads((trained_run / "config.json").read_text())["data"]
     used = json.loads((out / "transfer.json").read_text())["data"]

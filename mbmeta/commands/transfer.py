@@ -101,11 +101,16 @@ def run(argv: list[str]) -> int:
         log=console.print,
     )
     table = Table(title=f"transfer to {family.name} {task.as_dict()} (fine-tune mode: {cfg.mode})")
-    for column in ("method", "episodes", "return (mean ± std)", "one-step error", "error at h10"):
+    columns = ["method", "episodes", "return (mean ± std)", "length", "one-step error", "error at h10"]
+    with_success = rows[0].success_rate is not None
+    if with_success:
+        columns.insert(4, "success")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in rows:
-        cells = (r.method, str(r.episodes), f"{r.mean:.1f} ± {r.std:.1f}", f"{r.error_h1:.3g}", f"{r.error_hmax:.3g}")
-        table.add_row(*cells)
+        cells = [r.method, str(r.episodes), f"{r.mean:.1f} ± {r.std:.1f}", f"{r.mean_length:.1f}"]
+        cells += [f"{r.success_rate:.0%}"] if with_success else []
+        table.add_row(*cells, f"{r.error_h1:.3g}", f"{r.error_hmax:.3g}")
     console.print(table)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,9 +132,21 @@ def _log_to_wandb(out: Path, payload: dict, rows: list, wandb, console: Console)
     """The comparison as a W&B table, with each row's mean return as a figure."""
     from mbmeta.evaluation.reports import log_table_to_wandb
 
-    columns = ["method", "episodes", "return_mean", "return_std", "error_h1", "error_hmax"]
-    table = [[r.method, r.episodes, r.mean, r.std, r.error_h1, r.error_hmax] for r in rows]
+    columns = [
+        "method",
+        "episodes",
+        "return_mean",
+        "return_std",
+        "length_mean",
+        "success_rate",
+        "error_h1",
+        "error_hmax",
+    ]
+    table = [
+        [r.method, r.episodes, r.mean, r.std, r.mean_length, r.success_rate, r.error_h1, r.error_hmax] for r in rows
+    ]
     metrics = {f"{r.method}_{r.episodes}/return_mean": r.mean for r in rows}
+    metrics |= {f"{r.method}_{r.episodes}/length_mean": r.mean_length for r in rows}
     config = {k: v for k, v in payload.items() if k != "rows"}
     log_table_to_wandb(
         out, job_type="transfer", columns=columns, rows=table, config=config, metrics=metrics, init=wandb.init_kwargs()

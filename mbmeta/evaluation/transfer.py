@@ -32,6 +32,10 @@ class TransferRow:
         method: ``zero-shot``, ``finetune`` or ``scratch``.
         episodes: new-task episodes used for training (0 for zero-shot).
         returns: closed-loop episode returns on the new task.
+        lengths: their lengths in steps (for families that end an episode on failure, e.g. the juggler's balance
+            time).
+        successes: whether each reached the family's goal (``TaskFamily.success``); None entries where the family
+            defines no success.
         error_h1: one-step prediction error on held-out new-task data (MSE in units of that data's obs std,
             the same units for every row).
         error_hmax: prediction error at the longest horizon measured.
@@ -42,6 +46,8 @@ class TransferRow:
     returns: tuple[float, ...]
     error_h1: float
     error_hmax: float
+    lengths: tuple[int, ...] = ()
+    successes: tuple[bool | None, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -52,6 +58,18 @@ class TransferRow:
     def std(self) -> float:
         """Standard deviation of the return."""
         return float(np.std(self.returns))
+
+    @property
+    def mean_length(self) -> float:
+        """Mean episode length (NaN without lengths)."""
+        return float(np.mean(self.lengths)) if self.lengths else float("nan")
+
+    @property
+    def success_rate(self) -> float | None:
+        """Fraction of successful episodes; None where the family defines no success."""
+        if not self.successes or any(s is None for s in self.successes):
+            return None
+        return float(np.mean(self.successes))
 
 
 def transfer_study(
@@ -96,9 +114,18 @@ def transfer_study(
         )
         error = prediction_error(model, held_out, context_length=context, seed=seed)
         result = TransferRow(
-            name, episodes, tuple(r.episode_return for r in records), float(error[0]), float(error[-1])
+            name,
+            episodes,
+            tuple(r.episode_return for r in records),
+            float(error[0]),
+            float(error[-1]),
+            lengths=tuple(int(r.length) for r in records),
+            successes=tuple(r.success for r in records),
         )
-        summary = f"return {result.mean:.1f} ± {result.std:.1f}, one-step error {error[0]:.3g}"
+        summary = (
+            f"return {result.mean:.1f} ± {result.std:.1f}, length {result.mean_length:.1f}, "
+            f"one-step error {error[0]:.3g}"
+        )
         log(f"  {name:>9} ({episodes:>2} episodes): {summary}")
         return result
 

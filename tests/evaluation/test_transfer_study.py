@@ -34,6 +34,8 @@ def test_transfer_rows_compare_zero_shot_finetuned_and_scratch_on_the_same_data(
     ]  # fmt: skip
     for r in rows:
         assert len(r.returns) == 1 and np.isfinite(r.returns).all()
+        assert len(r.lengths) == 1 and 1 <= r.lengths[0] <= pendulum.episode_steps  # the episode's steps
+        assert len(r.successes) == 1 and isinstance(r.successes[0], bool)  # pendulum defines success (upright)
         assert r.error_h1 >= 0 and r.error_hmax >= 0 and np.isfinite([r.error_h1, r.error_hmax]).all()
     one, two = seen["finetune"]
     assert [b.num_episodes for b in (one, two)] == [1, 2]
@@ -53,3 +55,11 @@ def test_transfer_needs_at_least_one_episode(pendulum, pendulum_buffer, make_tin
 def test_a_transfer_row_summarises_its_returns():
     row = TransferRow("finetune", 5, (1.0, 3.0), 0.1, 0.4)
     assert row.mean == 2.0 and row.std == 1.0
+    assert np.isnan(row.mean_length) and row.success_rate is None  # nothing recorded
+
+
+def test_a_transfer_row_summarises_lengths_and_success():
+    row = TransferRow("finetune", 5, (1.0, 3.0), 0.1, 0.4, lengths=(250, 150), successes=(True, False))
+    assert row.mean_length == 200.0 and row.success_rate == 0.5
+    undefined = TransferRow("scratch", 5, (1.0,), 0.1, 0.4, lengths=(200,), successes=(None,))
+    assert undefined.success_rate is None  # the family defines no success

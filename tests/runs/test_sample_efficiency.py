@@ -63,18 +63,22 @@ def curve_json(per_seed_points: dict[str, list[tuple[int, float]]]) -> dict:
 
 def test_report_establishes_only_a_clear_separation(script, tmp_path):
     for seed, steps in enumerate([60000, 61000, 59000]):
-        write_ppo(tmp_path, seed, steps, [(0, 40.0), (steps, 230.0), (steps + 10000, 250.0)])
+        curve = [(0, 40.0), (steps - 10000, 200.0), (steps, 230.0), (steps + 10000, 250.0)]
+        write_ppo(tmp_path, seed, steps, curve)
     (tmp_path / "ppo-multitask-seed3").mkdir()  # unfinished: no results.json, ignored
     clear = curve_json({s: [(2000, 100.0), (4000 + 100 * int(s), 240.0)] for s in "012"})
     text = script.report(clear, script.ppo_runs(tmp_path))
     design, wording = text.split("## Steps to PPO's final")
     assert "seeds 0, 1, 2)" in text
     none_row = next(line for line in design.splitlines() if line.startswith("| `none`"))
-    assert "3 of 3" in none_row and "14.6×" in none_row and ": established" in none_row
+    assert "3 of 3" in none_row and "14.6× (12.2×)" in none_row and ": established" in none_row  # PPO 60k (50k)
+    lower = next(line for line in design.splitlines() if line.startswith("| `PPO, lower bound`"))
+    assert "0: 50,000, 1: 51,000, 2: 49,000" in lower
     assert "250.0 (the issue's wording)" in wording
     none_wording = next(line for line in wording.splitlines() if line.startswith("| `none`"))
     assert "0 of 3" in none_wording  # 240 never reaches PPO's final 250
 
-    close = curve_json({s: [(2000, 100.0), (5000 + 1500 * int(s), 240.0)] for s in "012"})
+    # 10 x ours = 46,000 is below PPO's 60,000 at its first point at 225, but not below its lower bound (50,000)
+    close = curve_json({s: [(2000, 100.0), (4300 + 300 * int(s), 240.0)] for s in "012"})
     close_row = next(line for line in script.report(close, script.ppo_runs(tmp_path)).splitlines() if "`none`" in line)
     assert "not established" in close_row

@@ -111,6 +111,18 @@ def measure_returns(
     return [value for values in done for value in values]
 
 
+TARGET_SPEEDUP = 10.0  # issue 19: >= 10x fewer CPU-seconds per environment step than the exact planner
+
+
+def passes(returns: list[float], reference: list[float], speedup: float) -> bool:
+    """Issue 19's criterion: ``TARGET_SPEEDUP``× cheaper and a return whose 95 % interval overlaps or exceeds the
+    reference's (the setting's upper end at or above the reference's lower end)."""
+    from mbmeta.evaluation.statistics import estimate
+
+    mine, ref = estimate(returns), estimate(reference)
+    return speedup >= TARGET_SPEEDUP and mine.has_interval and ref.has_interval and mine.high >= ref.low
+
+
 def write_table(out: Path, reference: str) -> str:
     """``table.md`` from every ``OUT/*.json``: cost, speed-up, return ± s.e. and the paired difference."""
     from mbmeta.evaluation.statistics import estimate, verdict
@@ -119,9 +131,11 @@ def write_table(out: Path, reference: str) -> str:
     ref = results.get(reference)
     lines = [
         f"| setting | CPU ms per env step ({', '.join(f'{b} env' for b in _batches(results))}) | speed-up | "
-        f"return (mean ± s.e., 95 % interval, n) | minus {reference} (95 % interval) |",
-        "|---|---|---|---|---|",
+        f"return (mean ± s.e., 95 % interval, n) | minus {reference} (95 % interval) | "
+        f"≥ {TARGET_SPEEDUP:g}× cheaper at a return overlapping {reference}'s |",
+        "|---|---|---|---|---|---|",
     ]
+    passing: list[tuple[float, str]] = []
     for name, r in results.items():
         ret = estimate(r["returns"])
         costs = ", ".join(f"{1000 * c:.0f}" for c in r["cpu_s_per_step"].values())
@@ -137,7 +151,21 @@ def write_table(out: Path, reference: str) -> str:
             d = estimate(np.subtract(r["returns"], ref["returns"]).tolist())
             diff = f"{d.mean:+.1f} [{d.low:+.1f}, {d.high:+.1f}] ({verdict(d)})"
         interval = f"[{ret.low:.1f}, {ret.high:.1f}]"
-        lines.append(f"| {name} | {costs} | {speedup} | {ret.mean:.1f} ± {ret.se:.1f}, {interval}, {ret.n} | {diff} |")
+        verdicts = "—"
+        if ref is not None and name != reference:
+            per_batch = {
+                b: passes(r["returns"], ref["returns"], ref["cpu_s_per_step"][b] / c)
+                for b, c in r["cpu_s_per_step"].items()
+                if b in ref["cpu_s_per_step"]
+            }
+            verdicts = ", ".join(f"{b} env: {'yes' if ok else 'no'}" for b, ok in per_batch.items())
+            if per_batch and all(per_batch.values()):
+                passing.append((min(r["cpu_s_per_step"].values()), name))
+        cells = f"{ret.mean:.1f} ± {ret.se:.1f}, {interval}, {ret.n} | {diff} | {verdicts}"
+        lines.append(f"| {name} | {costs} | {speedup} | {cells} |")
+    if ref is not None:
+        cheapest = min(passing)[1] if passing else None
+        lines += ["", f"Cheapest setting that passes at every batch size: {cheapest or 'none yet'}."]
     table = "\n".join(lines) + "\n"
     (out / "table.md").write_text(table)
     return table

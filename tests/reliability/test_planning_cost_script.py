@@ -26,6 +26,7 @@ def test_planning_cost_measures_pairs_and_resumes(tiny_run, tmp_path, capsys):
     assert exact["cpu_s_per_step"]["1"] > 0
     table = (tmp_path / "table.md").read_text()
     assert "| cadm_exact |" in table and "| icem_small_expectation_bf16 |" in table and "minus cadm_exact" in table
+    assert "Cheapest setting that passes at every batch size:" in table
     capsys.readouterr()
     before = (tmp_path / "cadm_exact.json").read_bytes()
     assert bench.main(argv) == 0  # a second run measures nothing again
@@ -87,3 +88,15 @@ def test_a_setting_killed_between_groups_resumes_from_its_finished_groups(tiny_r
     assert resumed["returns"][:2] == partial["groups"][0] and len(resumed["returns"]) == 4
     assert resumed["cpu_s_per_step"] == json.loads(cost)  # the cost was not measured again
     assert resumed["returns"] == whole["returns"]  # the same groups, tasks and seeds: the same episodes
+
+
+def test_passes_needs_ten_times_the_speed_and_an_overlapping_return():
+    bench = _load()
+    reference = [-300.0, -310.0, -290.0, -305.0]
+    close = [-320.0, -330.0, -310.0, -325.0]  # interval reaches into the reference's
+    far = [-600.0, -610.0, -590.0, -605.0]
+    assert bench.passes(close, reference, 12.0)
+    assert not bench.passes(close, reference, 9.0)  # not 10x cheaper
+    assert not bench.passes(far, reference, 50.0)  # cheap but worse
+    assert bench.passes([-100.0, -90.0, -110.0, -95.0], reference, 10.0)  # exceeding counts
+    assert not bench.passes([-300.0], reference, 20.0)  # no interval from one episode

@@ -575,7 +575,7 @@ class JugglerBounceServoFamily(JugglerBounceFamily):
     instead of 0.1): with MuJoCo itself as the model, iCEM 64 × 3 with a 0.6 s horizon kept bouncing the ball on
     train tasks at a span of 1 rad and lost it at 0.3 (``experiments/juggler_diagnosis``, step 6). The ball is
     observed in the world frame, unlike balance: it is mostly in free flight while the arm swings, and a model fitted
-    on random data drifted half as far in flight that way (same step). The mirror-law controller needs torque-level
+    on random data drifted a third as far in flight that way (same step). The mirror-law controller needs torque-level
     tracking and has no servo version: there is no scripted controller.
     """
 

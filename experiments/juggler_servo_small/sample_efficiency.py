@@ -15,7 +15,9 @@ are the first kept checkpoint at the target (an upper bound). The target is test
 ``PPO's lower bound − 10 × ours`` with its 95 % Welch interval (independent seeds): "≥ 10× fewer" is established only
 when that interval lies above zero (both need two or more seeds, all of which reached the target).
 
-Usage (from the repository root): ``python experiments/juggler_servo_small/sample_efficiency.py``
+Usage (from the repository root): ``python experiments/juggler_servo_small/sample_efficiency.py``; for another
+experiment with a learning curve on the same tasks, ``--curve experiments/<name>/results/curve.json --out
+experiments/<name>/results/sample_efficiency.md``.
 """
 
 from __future__ import annotations
@@ -126,9 +128,10 @@ def report(curve: dict, ppo: dict[int, dict]) -> str:
     """The markdown page of both readings."""
     ours = our_curves(curve)
     lines = [
-        "# juggler_servo_small: environment steps to PPO's balance time",
+        f"# {curve.get('experiment', 'juggler_servo_small')}: environment steps to PPO's balance time",
         "",
-        "Written by `python experiments/juggler_servo_small/sample_efficiency.py` from results/curve.json and the "
+        "Written by `python experiments/juggler_servo_small/sample_efficiency.py` from the experiment's "
+        "results/curve.json and the "
         "finished PPO multitask runs of experiments/juggler_baselines (seeds "
         + (", ".join(str(s) for s in sorted(ppo)) or "none")
         + "). Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "

@@ -100,3 +100,31 @@ def test_passes_needs_ten_times_the_speed_and_an_overlapping_return():
     assert not bench.passes(far, reference, 50.0)  # cheap but worse
     assert bench.passes([-100.0, -90.0, -110.0, -95.0], reference, 10.0)  # exceeding counts
     assert not bench.passes([-300.0], reference, 20.0)  # no interval from one episode
+
+
+def test_decide_names_the_cheapest_setting_passing_on_every_family(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "planning_cost_decide", BENCHMARK.parents[1] / "experiments" / "planning_cost" / "decide.py"
+    )
+    decide = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decide)
+    reference = [-300.0, -310.0, -290.0, -305.0]
+    settings = {  # name: (cost per env step at 1 and 10 envs, returns)
+        "cadm_exact": ((2.0, 1.8), reference),
+        "good": ((0.15, 0.12), [-305.0, -312.0, -295.0, -300.0]),  # 13x cheaper, same return: passes
+        "cheap_but_worse": ((0.05, 0.04), [-600.0, -610.0, -590.0, -605.0]),  # fails on return
+        "too_slow": ((0.5, 0.4), reference),  # 4x cheaper only
+    }
+    for family in ("pendulum", "halfcheetah"):
+        (tmp_path / family).mkdir()
+        for name, ((one, ten), returns) in settings.items():
+            result = {"returns": returns, "cpu_s_per_step": {"1": one, "10": ten}, "agent": {"name": name}}
+            (tmp_path / family / f"{name}.json").write_text(json.dumps(result))
+    unmeasured = {"returns": reference, "cpu_s_per_step": {"1": 0.01, "10": 0.01}, "agent": {}}
+    (tmp_path / "pendulum" / "only_pendulum.json").write_text(json.dumps(unmeasured))  # not on halfcheetah yet
+
+    winner, table = decide.decide(tmp_path, ["pendulum", "halfcheetah"])
+    assert winner == "good"
+    assert table["only_pendulum"]["halfcheetah"] is None and table["only_pendulum"]["pendulum"] is not None
+    assert table["cheap_but_worse"]["pendulum"] is None and table["too_slow"]["halfcheetah"] is None
+    assert abs(table["good"]["pendulum"] - 0.15 / 2.0) < 1e-12  # the worse of the two batch sizes

@@ -7,13 +7,15 @@ finished PPO multitask runs of ``experiments/juggler_baselines`` (``runs/ppo-mul
 1. **Design** (fixed before any run): environment steps at which the mean test balance time first reaches 225 of
    250 steps (PPO: ``steps_to_target_length``; ours: ``curve.json``'s ``to_target``).
 2. **The issue's wording**: steps to reach *PPO's final test balance time* (the mean over PPO's seeds of their final
-   evaluations), read off the same learning curves (PPO every 10k steps; ours at every kept checkpoint).
+   evaluations), read off the same learning curves (PPO every 10k steps, every 2k in its first 100k where the
+   fine-grid runs exist; ours at every kept checkpoint).
 
 Per reading and method: per-seed steps, mean, s.e., 95 % t-interval and n; the ratio of the means PPO / ours. PPO is
-evaluated every 10k steps, so its steps to a target are known only to lie after its last curve point below it; ours
-are the first kept checkpoint at the target (an upper bound). The target is tested conservatively, as a difference
-``PPO's lower bound − 10 × ours`` with its 95 % Welch interval (independent seeds): "≥ 10× fewer" is established only
-when that interval lies above zero (both need two or more seeds, all of which reached the target).
+evaluated on a grid (10k, or 2k in the fine-grid runs), so its steps to a target are known only to lie after its last
+curve point below it; ours are the first kept checkpoint at the target (an upper bound). The target is tested
+conservatively, as a difference ``PPO's lower bound − 10 × ours`` with its 95 % Welch interval (independent seeds):
+"≥ 10× fewer" is established only when that interval lies above zero (both need two or more seeds, all of which
+reached the target).
 
 Usage (from the repository root): ``python experiments/juggler_servo_small/sample_efficiency.py``; for another
 experiment with a learning curve on the same tasks, ``--curve experiments/<name>/results/curve.json --out
@@ -35,17 +37,41 @@ BASELINES = HERE.parent / "juggler_baselines" / "runs"
 TARGET_RATIO = 10.0
 
 
+def _curve(run: Path) -> list[tuple[int, float]]:
+    with open(run / "learning_curve.csv", newline="") as f:
+        return [(int(float(r["env_steps"])), float(r["length_mean"])) for r in csv.DictReader(f)]
+
+
 def ppo_runs(root: Path) -> dict[int, dict]:
-    """Finished PPO multitask runs by seed: ``{seed: {"steps_to_225": int | None, "curve": [(steps, length)]}}``."""
+    """Finished PPO multitask runs by seed, each ``{"steps_to_225", "curve": [(steps, length)], "fine": bool}``.
+
+    Where a finished fine-grid run of the same seed exists (``ppo-fine-seed<s>``: its first 100k steps evaluated
+    every 2k), its curve points are added, after checking that both runs agree wherever both evaluated (the same
+    training run); ``steps_to_225`` stays the 1M run's own reading.
+
+    Raises:
+        ValueError: a fine-grid run disagrees with its 1M run at a shared point.
+    """
     runs = {}
     for run in sorted(root.glob("ppo-multitask-seed*")):
         results = run / "results.json"
         if not results.is_file():
             continue  # not finished
         seed = int(run.name.rsplit("seed", 1)[1])
-        with open(run / "learning_curve.csv", newline="") as f:
-            curve = [(int(float(r["env_steps"])), float(r["length_mean"])) for r in csv.DictReader(f)]
-        runs[seed] = {"steps_to_225": json.loads(results.read_text()).get("steps_to_target_length"), "curve": curve}
+        curve, fine = _curve(run), False
+        fine_run = root / f"ppo-fine-seed{seed}"
+        if (fine_run / "results.json").is_file():
+            coarse, extra = dict(curve), dict(_curve(fine_run))
+            shared = sorted(set(coarse) & set(extra))
+            bad = [s for s in shared if abs(coarse[s] - extra[s]) > 1e-6]
+            if bad or not shared:
+                raise ValueError(f"{fine_run}: its curve differs from {run}'s at steps {bad or 'none shared'}")
+            curve, fine = sorted({**extra, **coarse}.items()), True
+        runs[seed] = {
+            "steps_to_225": json.loads(results.read_text()).get("steps_to_target_length"),
+            "curve": curve,
+            "fine": fine,
+        }
     return runs
 
 
@@ -57,7 +83,7 @@ def first_reaching(points: list[tuple[float, float]], target: float) -> float | 
 def last_below(points: list[tuple[float, float]], target: float) -> float | None:
     """The steps of the last point before the first one at or above ``target`` (0 if that is the first point).
 
-    With evaluations every 10k steps, an agent that first shows the target at point ``k`` reached it somewhere after
+    With evaluations on a grid, an agent that first shows the target at point ``k`` reached it somewhere after
     point ``k - 1``: this is the lower bound of its steps to the target.
     """
     ordered = sorted(points)
@@ -134,9 +160,12 @@ def report(curve: dict, ppo: dict[int, dict]) -> str:
         "results/curve.json and the "
         "finished PPO multitask runs of experiments/juggler_baselines (seeds "
         + (", ".join(str(s) for s in sorted(ppo)) or "none")
+        + "; fine grid of the first 100k steps for seeds "
+        + (", ".join(str(s) for s, run in sorted(ppo.items()) if run["fine"]) or "none")
         + "). Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "
-        "random data included; PPO: its training steps at an evaluation every 10k). Mean test balance time over the "
-        "16 balanced test tasks, one episode each. PPO is evaluated every 10k steps, so it reached a target somewhere "
+        "random data included; PPO: its training steps at an evaluation every 10k, every 2k in the first 100k where "
+        "the fine grid ran). Mean test balance time over the "
+        "16 balanced test tasks, one episode each. PPO is evaluated on a grid, so it reached a target somewhere "
         "after its last curve point below it: that point is PPO's lower bound (the row 'PPO, lower bound'). Ratio: "
         "PPO's mean over ours, at PPO's first point at the target and (in brackets) at its lower bound. The target "
         "(≥ 10× fewer steps than PPO) is tested conservatively, with PPO's lower bound: established when "
@@ -156,8 +185,8 @@ def report(curve: dict, ppo: dict[int, dict]) -> str:
         target = ppo_final.mean if target is None else target
         ppo_steps = {str(s): first_reaching(run["curve"], target) for s, run in ppo.items()}
         ppo_lower = {str(s): last_below(run["curve"], target) for s, run in ppo.items()}
-        if design:  # the same reading as each run's own steps_to_target_length
-            assert all(ppo_steps[str(s)] == run["steps_to_225"] for s, run in ppo.items())
+        if design:  # the same reading as each run's own steps_to_target_length, where no finer grid was added
+            assert all(ppo_steps[str(s)] == run["steps_to_225"] for s, run in ppo.items() if not run["fine"])
         ppo_est, ppo_low = (_all_reached(steps) for steps in (ppo_steps, ppo_lower))
         lines += [f"## Steps to {title}", ""] + header
         lines.append(_row("PPO", ppo_steps, None))

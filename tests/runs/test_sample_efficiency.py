@@ -38,8 +38,8 @@ def test_welch_difference_matches_the_formula(script):
     assert math.isnan(script.welch_difference(estimate([1.0]), b, 10.0)[1])
 
 
-def write_ppo(root: Path, seed: int, to_225: int, curve: list[tuple[int, float]]) -> None:
-    run = root / f"ppo-multitask-seed{seed}"
+def write_ppo(root: Path, seed: int, to_225: int, curve: list[tuple[int, float]], name: str = "multitask") -> None:
+    run = root / f"ppo-{name}-seed{seed}"
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps({"steps_to_target_length": to_225}))
     rows = "\n".join(f"{s},{v}" for s, v in curve)
@@ -69,7 +69,7 @@ def test_report_establishes_only_a_clear_separation(script, tmp_path):
     clear = curve_json({s: [(2000, 100.0), (4000 + 100 * int(s), 240.0)] for s in "012"})
     text = script.report(clear, script.ppo_runs(tmp_path))
     design, wording = text.split("## Steps to PPO's final")
-    assert "seeds 0, 1, 2)" in text
+    assert "seeds 0, 1, 2; fine grid of the first 100k steps for seeds none)" in text
     none_row = next(line for line in design.splitlines() if line.startswith("| `none`"))
     assert "3 of 3" in none_row and "14.6× (12.2×)" in none_row and ": established" in none_row  # PPO 60k (50k)
     lower = next(line for line in design.splitlines() if line.startswith("| `PPO, lower bound`"))
@@ -82,3 +82,18 @@ def test_report_establishes_only_a_clear_separation(script, tmp_path):
     close = curve_json({s: [(2000, 100.0), (4300 + 300 * int(s), 240.0)] for s in "012"})
     close_row = next(line for line in script.report(close, script.ppo_runs(tmp_path)).splitlines() if "`none`" in line)
     assert "not established" in close_row
+
+
+def test_a_fine_grid_run_sharpens_ppo_s_steps_after_agreeing_with_its_long_run(script, tmp_path):
+    write_ppo(tmp_path, 0, 60000, [(0, 40.0), (50000, 200.0), (60000, 230.0), (70000, 250.0)])
+    fine = [(0, 40.0), (50000, 200.0), (52000, 210.0), (54000, 226.0), (56000, 228.0), (58000, 229.0), (60000, 230.0)]
+    write_ppo(tmp_path, 0, 54000, fine, name="fine")
+    (run,) = script.ppo_runs(tmp_path).values()
+    assert run["fine"] and run["steps_to_225"] == 60000  # the long run's own reading is kept
+    assert script.first_reaching(run["curve"], 225.0) == 54000 and script.last_below(run["curve"], 225.0) == 52000
+    assert dict(run["curve"])[70000] == 250.0  # the long run's later points stay
+
+    write_ppo(tmp_path, 1, 60000, [(0, 40.0), (50000, 200.0), (60000, 230.0)])
+    write_ppo(tmp_path, 1, 54000, [(0, 40.0), (50000, 190.0)], name="fine")  # not the same training run
+    with pytest.raises(ValueError, match="ppo-fine-seed1.*differs"):
+        script.ppo_runs(tmp_path)

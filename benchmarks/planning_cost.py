@@ -123,8 +123,26 @@ def passes(returns: list[float], reference: list[float], speedup: float) -> bool
     return speedup >= TARGET_SPEEDUP and mine.has_interval and ref.has_interval and mine.high >= ref.low
 
 
+def verdict_per_batch(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    """Per batch size measured for both: ``(cost relative to the reference, whether it `passes`)``."""
+    ref_costs = reference["cpu_s_per_step"]
+    return {
+        b: (c / ref_costs[b], passes(result["returns"], reference["returns"], ref_costs[b] / c))
+        for b, c in result["cpu_s_per_step"].items()
+        if b in ref_costs
+    }
+
+
+def passing_cost(result: dict[str, Any], reference: dict[str, Any]) -> float | None:
+    """The worst relative cost over batch sizes if the setting passes at every one of them, else None."""
+    verdicts = verdict_per_batch(result, reference)
+    if not verdicts or not all(ok for _, ok in verdicts.values()):
+        return None
+    return max(cost for cost, _ in verdicts.values())
+
+
 def write_table(out: Path, reference: str) -> str:
-    """``table.md`` from every ``OUT/*.json``: cost, speed-up, return ± s.e. and the paired difference."""
+    """``table.md`` from every ``OUT/*.json``: cost, speed-up, return, paired difference, :func:`passing_cost`."""
     from mbmeta.evaluation.statistics import estimate, verdict
 
     results = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
@@ -153,14 +171,11 @@ def write_table(out: Path, reference: str) -> str:
         interval = f"[{ret.low:.1f}, {ret.high:.1f}]"
         verdicts = "—"
         if ref is not None and name != reference:
-            per_batch = {
-                b: passes(r["returns"], ref["returns"], ref["cpu_s_per_step"][b] / c)
-                for b, c in r["cpu_s_per_step"].items()
-                if b in ref["cpu_s_per_step"]
-            }
-            verdicts = ", ".join(f"{b} env: {'yes' if ok else 'no'}" for b, ok in per_batch.items())
-            if per_batch and all(per_batch.values()):
-                passing.append((min(r["cpu_s_per_step"].values()), name))
+            per_batch = verdict_per_batch(r, ref).items()
+            verdicts = ", ".join(f"{b} env: {'yes' if ok else 'no'}" for b, (_, ok) in per_batch)
+            cost = passing_cost(r, ref)
+            if cost is not None:
+                passing.append((cost, name))
         cells = f"{ret.mean:.1f} ± {ret.se:.1f}, {interval}, {ret.n} | {diff} | {verdicts}"
         lines.append(f"| {name} | {costs} | {speedup} | {cells} |")
     if ref is not None:

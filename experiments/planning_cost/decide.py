@@ -30,23 +30,17 @@ def _benchmark():
 
 def decide(results: Path, families: list[str], reference: str = "cadm_exact") -> tuple[str | None, dict[str, dict]]:
     """``(winner or None, {setting: {family: relative cost or None when it does not pass}})``."""
-    passes = _benchmark().passes
-    table: dict[str, dict[str, float | None]] = {}
+    passing_cost = _benchmark().passing_cost
     measured = {f: {p.stem: json.loads(p.read_text()) for p in (results / f).glob("*.json")} for f in families}
     settings = sorted({s for by_setting in measured.values() for s in by_setting} - {reference})
+    table: dict[str, dict[str, float | None]] = {}
     for setting in settings:
-        row = {}
-        for family in families:
-            ref, mine = measured[family].get(reference), measured[family].get(setting)
-            if ref is None or mine is None:
-                row[family] = None
-                continue
-            ratios = {
-                b: c / ref["cpu_s_per_step"][b] for b, c in mine["cpu_s_per_step"].items() if b in ref["cpu_s_per_step"]
-            }
-            ok = ratios and all(passes(mine["returns"], ref["returns"], 1 / r) for r in ratios.values())
-            row[family] = max(ratios.values()) if ok else None
-        table[setting] = row
+        table[setting] = {
+            family: passing_cost(measured[family][setting], measured[family][reference])
+            if setting in measured[family] and reference in measured[family]
+            else None
+            for family in families
+        }
     passing = {s: max(row.values()) for s, row in table.items() if all(v is not None for v in row.values())}
     return (min(passing, key=passing.get) if passing else None), table
 

@@ -62,6 +62,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "particles": 5,
         "precision": "bf16",
     },
+    # CaDM's CEM with one trajectory-sampled particle per candidate (TS-1: one member per row, 20x fewer rows than 20
+    # particles): added in session 13, when no iCEM setting >= 10x cheaper came near CaDM's CEM on cadm_halfcheetah
+    "cem_ts1_bf16": {**CADM, "propagation": "ts1", "particles": 1, "precision": "bf16"},
     "icem_small_expectation_bf16": {
         **CADM,
         "planner": _icem(100, 10, 3),

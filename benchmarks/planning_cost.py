@@ -39,6 +39,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 CADM_CEM = {"class_path": "cem", "init_args": {"population": 200, "elites": 50, "iterations": 5, "alpha": 0.1}}
+CADM_RS = {"class_path": "random_shooting", "init_args": {"population": 200}}
 CADM = {"planner": CADM_CEM, "horizon": 30, "propagation": "tsinf", "particles": 20, "precision": "fp32"}
 
 
@@ -65,6 +66,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # CaDM's CEM with one trajectory-sampled particle per candidate (TS-1: one member per row, 20x fewer rows than 20
     # particles): added in session 13, when no iCEM setting >= 10x cheaper came near CaDM's CEM on cadm_halfcheetah
     "cem_ts1_bf16": {**CADM, "propagation": "ts1", "particles": 1, "precision": "bf16"},
+    # CartPole: CaDM planned with random shooting (200 sequences), its CEM could not plan the discrete action; the
+    # reference there (--reference cadm_rs_exact) and the default's propagation and precision on it
+    "cadm_rs_exact": {**CADM, "planner": CADM_RS},
+    "rs_ts1_bf16": {**CADM, "planner": CADM_RS, "propagation": "ts1", "particles": 1, "precision": "bf16"},
     "icem_small_expectation_bf16": {
         **CADM,
         "planner": _icem(100, 10, 3),

@@ -20,6 +20,7 @@ from mbmeta.envs import get_family
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "cadm_reference" / "configs"
 FAMILIES = sorted(CONFIGS.glob("*.yaml"))
 METHODS = {p.stem: p for p in sorted((CONFIGS / "methods").glob("*.yaml"))}
+EXACT_PLANNER = CONFIGS / "planners" / "cadm_exact.yaml"  # CaDM's own planner, composed after a family config
 EPISODE_STEPS = {"cadm_pendulum": 200, "cadm_cartpole": 200}  # the MuJoCo families run 1000 steps
 
 
@@ -34,10 +35,11 @@ def test_one_config_per_reference_family_and_both_methods():
     assert set(METHODS) == {"context", "none"}
 
 
+@pytest.mark.parametrize("planner", ["default", "exact"])
 @pytest.mark.parametrize("config", FAMILIES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("method", ["context", "none"])
-def test_configs_carry_cadms_settings(config, method):
-    cfg = parse(config, METHODS[method])
+def test_configs_carry_cadms_settings(config, method, planner):
+    cfg = parse(config, METHODS[method], *([EXACT_PLANNER] if planner == "exact" else []))
     family = get_family(cfg.loop.family)
     # run_scripts/run_cadm_pets.py: n_itr 20 × num_rollouts 10, 5 epochs per iteration, batch 256, lr 1e-3
     assert (cfg.loop.iterations, cfg.loop.initial_episodes, cfg.loop.episodes_per_iteration) == (20, 10, 10)
@@ -48,9 +50,11 @@ def test_configs_carry_cadms_settings(config, method):
     assert cfg.model.activation == "silu" and cfg.model.probabilistic
     assert (cfg.model.max_logvar, cfg.model.min_logvar) == (0.5, -10.0)
     assert cfg.data.context_length == cfg.data.target_length == cfg.agent.context_length == 10
-    # H = 30, TS-∞ with 20 particles, planning with the env's reward
-    assert cfg.agent.horizon == 30 and cfg.agent.propagation == "tsinf" and cfg.agent.particles == 20
-    assert cfg.agent.exact_reward and not cfg.model.learn_reward
+    # H = 30 and planning with the env's reward; CaDM's TS-∞ with 20 particles in fp32, or by default issue 19's
+    # cheaper setting of equal return (experiments/planning_cost): TS-1 with one particle, the model in bf16
+    assert cfg.agent.horizon == 30 and cfg.agent.exact_reward and not cfg.model.learn_reward
+    propagation = (cfg.agent.propagation, cfg.agent.particles, cfg.agent.precision)
+    assert propagation == (("tsinf", 20, "fp32") if planner == "exact" else ("ts1", 1, "bf16"))
     planner = agent_settings(cfg).planner.as_config()
     if family.name == "cadm_cartpole":  # CaDM's CEM cannot plan its discrete CartPole: random shooting, 200
         assert planner["class_path"] == "random_shooting" and planner["init_args"]["population"] == 200

@@ -48,7 +48,11 @@ def test_the_design_is_the_issues(name):
     assert experiment.evaluation.protocol == "cadm" and experiment.evaluation.protocol_episodes is None  # CaDM's 10
     assert experiment.evaluation.every_kept_checkpoint is curve
     assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
-    assert "**Status: not run yet.**" in (EXPERIMENTS / name / "README.md").read_text()
+    # the planner the configs carry (issue 19 part 1's, set before launch) is the one the README records
+    readme = (EXPERIMENTS / name / "README.md").read_text()
+    agent = load(EXPERIMENTS / name / "configs" / f"{DESIGNS[name][0]}.yaml")["agent"]
+    assert (agent["propagation"], agent["particles"], agent["precision"]) == ("ts1", 1, "bf16")
+    assert "one trajectory-sampled particle" in " ".join(readme.replace("**", "").split())
 
 
 @pytest.mark.parametrize("name", DESIGNS)

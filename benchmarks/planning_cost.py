@@ -41,6 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 CADM_CEM = {"class_path": "cem", "init_args": {"population": 200, "elites": 50, "iterations": 5, "alpha": 0.1}}
 CADM_RS = {"class_path": "random_shooting", "init_args": {"population": 200}}
 CADM = {"planner": CADM_CEM, "horizon": 30, "propagation": "tsinf", "particles": 20, "precision": "fp32"}
+TS1_BF16 = {"propagation": "ts1", "particles": 1, "precision": "bf16"}  # one sampled particle, the model in bf16
 
 
 def _icem(population: int, elites: int, iterations: int = 4, beta: float = 2.0) -> dict[str, Any]:
@@ -65,11 +66,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     # CaDM's CEM with one trajectory-sampled particle per candidate (TS-1: one member per row, 20x fewer rows than 20
     # particles): added in session 13, when no iCEM setting >= 10x cheaper came near CaDM's CEM on cadm_halfcheetah
-    "cem_ts1_bf16": {**CADM, "propagation": "ts1", "particles": 1, "precision": "bf16"},
+    "cem_ts1_bf16": {**CADM, **TS1_BF16},
     # CartPole: CaDM planned with random shooting (200 sequences), its CEM could not plan the discrete action; the
     # reference there (--reference cadm_rs_exact) and the default's propagation and precision on it
     "cadm_rs_exact": {**CADM, "planner": CADM_RS},
-    "rs_ts1_bf16": {**CADM, "planner": CADM_RS, "propagation": "ts1", "particles": 1, "precision": "bf16"},
+    "rs_ts1_bf16": {**CADM, "planner": CADM_RS, **TS1_BF16},
     "icem_small_expectation_bf16": {
         **CADM,
         "planner": _icem(100, 10, 3),

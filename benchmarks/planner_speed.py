@@ -30,8 +30,10 @@ times (``B1x10``), for each propagation mode that takes P=1 (``ts1``, ``expectat
 environment of ten calls over one call.
 
 Ratios are taken within each round (every variant of a round sees the same load) and reported as the median and
-[min-max] over rounds. The clock is wall time with several torch threads (CPU time would add up the threads) and
-CPU time of this process with one (it leaves out the time other processes hold the core).
+[min-max] over rounds. ``--schedule blocked`` instead runs each variant's rounds back to back (as a control loop
+calls its agent); its ratios pair the variants' k-th rounds. The clock is wall time with several torch threads (CPU
+time would add up the threads) and CPU time of this process with one (it leaves out the time other processes hold
+the core).
 
 ``--compare DIR`` runs the ``speed`` and ``tenenv`` sections on the code of another checkout (e.g.
 ``git worktree add --detach /tmp/before <commit>``) and on this one, alternating one subprocess per version per round
@@ -113,17 +115,37 @@ ONE_BATCH_MAX_ROWS = 60_000  # per member: above this the one-batch reference is
 
 
 # ----------------------------------------------------------------------------------------------------- timing
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict[str, list[float]]]:
-    """``{name: {"wall": [s per round], "cpu": [...]}}``; variants alternate so that load drift hits all alike."""
+SCHEDULES = ("interleaved", "blocked")
+
+
+def timed(
+    fns: dict[str, Callable[[], object]], rounds: int, schedule: str = "interleaved"
+) -> dict[str, dict[str, list[float]]]:
+    """``{name: {"wall": [s per round], "cpu": [...]}}``.
+
+    ``interleaved``: one untimed warm-up each, then the variants alternate round by round, so that load drift hits
+    all alike. ``blocked``: each variant's warm-up and rounds back to back, as a control loop calls its agent (with
+    several threads, what ran just before changes the timing: see docs/performance.md, session 14).
+    """
+    times = {k: {"wall": [], "cpu": []} for k in fns}
+
+    def run(name: str) -> None:
+        c, w = time.process_time(), time.perf_counter()
+        fns[name]()
+        times[name]["cpu"].append(time.process_time() - c)
+        times[name]["wall"].append(time.perf_counter() - w)
+
+    if schedule == "blocked":
+        for name, fn in fns.items():
+            fn()
+            for _ in range(rounds):
+                run(name)
+        return times
     for fn in fns.values():
         fn()
-    times = {k: {"wall": [], "cpu": []} for k in fns}
     for _ in range(rounds):
-        for name, fn in fns.items():
-            c, w = time.process_time(), time.perf_counter()
-            fn()
-            times[name]["cpu"].append(time.process_time() - c)
-            times[name]["wall"].append(time.perf_counter() - w)
+        for name in fns:
+            run(name)
     return times
 
 
@@ -224,7 +246,9 @@ def make_agent(
 
 
 # ------------------------------------------------------------------------------------------------------ speed
-def speed_setting(setting: Setting, model: MetaDynamicsModel, family, rounds: int, variants: list[str]) -> dict:
+def speed_setting(
+    setting: Setting, model: MetaDynamicsModel, family, rounds: int, variants: list[str], schedule: str
+) -> dict:
     obs_dim, action_dim = model.obs_dim, model.action_dim
     per_member, calls = setting.rows_per_member(1), setting.calls
     start_obs = torch.randn(1, obs_dim, generator=torch.Generator().manual_seed(2))
@@ -278,10 +302,10 @@ def speed_setting(setting: Setting, model: MetaDynamicsModel, family, rounds: in
         big = reference.rows(per_member * calls, seed=7)
         fns["one-batch"] = lambda: reference(big)
     with torch.no_grad():
-        return interleaved(fns, rounds)
+        return timed(fns, rounds, schedule)
 
 
-def tenenv_section(model: MetaDynamicsModel, family, rounds: int) -> dict:
+def tenenv_section(model: MetaDynamicsModel, family, rounds: int, schedule: str) -> dict:
     setting = SETTINGS["latency"]
     obs = torch.randn(10, model.obs_dim, generator=torch.Generator().manual_seed(8))
     fns: dict[str, Callable[[], object]] = {}
@@ -291,7 +315,7 @@ def tenenv_section(model: MetaDynamicsModel, family, rounds: int) -> dict:
         fns[f"{mode}-B10"] = lambda ten=ten: ten.act_tensor(obs)
         fns[f"{mode}-B1x10"] = lambda one=one: [one.act_tensor(obs[i : i + 1]) for i in range(10)]
     with torch.no_grad():
-        return interleaved(fns, rounds)
+        return timed(fns, rounds, schedule)
 
 
 RATIOS = {  # name: (numerator, denominator)
@@ -348,9 +372,9 @@ def measure_speed(args: argparse.Namespace) -> dict:
     results = {}
     if "speed" in args.sections:
         for name in args.settings:
-            results[name] = speed_setting(SETTINGS[name], model, family, args.rounds, args.variants)
+            results[name] = speed_setting(SETTINGS[name], model, family, args.rounds, args.variants, args.schedule)
     if "tenenv" in args.sections:
-        results["tenenv"] = tenenv_section(model, family, args.rounds)
+        results["tenenv"] = tenenv_section(model, family, args.rounds, args.schedule)
     return results
 
 
@@ -376,7 +400,7 @@ def run_version(root: Path, args: argparse.Namespace, sections: list[str], round
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(args.threads)}
     command = [sys.executable, __file__, "--json", "--threads", str(args.threads), "--rounds", str(rounds)]
     command += ["--sections", *sections, "--settings", *args.settings, "--variants", *args.variants]
-    command += ["--seeds", str(args.seeds), "--fit-steps", str(args.fit_steps)]
+    command += ["--seeds", str(args.seeds), "--fit-steps", str(args.fit_steps), "--schedule", args.schedule]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{root} failed:\n{proc.stderr[-3000:]}")
@@ -591,6 +615,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=variants, choices=variants)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (interleaved over the variants)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--schedule", choices=SCHEDULES, default="interleaved", help="variants alternating by round, or back to back"
+    )
     parser.add_argument("--seeds", type=int, default=8, help="pendulum start states (batched environments)")
     parser.add_argument("--fit-steps", type=int, default=1500, help="Adam steps fitting the closed-loop model")
     parser.add_argument("--compare", type=Path, default=None, help="another checkout to measure against this one")

@@ -39,6 +39,9 @@ report compares, and the budget. Example::
       conditions: {light: {mass: [0.2, 0.4]}}   # named test conditions: parameter -> values
       curve_target: null                        # with every_kept_checkpoint: the headline value whose first
                                                 # reaching (transitions) the learning curve reports per seed
+      published:                                # numbers a paper reports, set beside ours (headline metric)
+        source: "CaDM (Lee, Seo et al., ICML 2020), Table 1"
+        values: {moderate: {none: -985.7, context: -705.5}}   # condition -> method -> number
     budget: {transitions: 9600}                 # recorded in the table (free-form)
 
 Files are laid out as::
@@ -53,6 +56,7 @@ Files are laid out as::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +65,7 @@ from typing import Any
 
 import yaml
 
-from mbmeta.evaluation.tables import METRICS
+from mbmeta.evaluation.tables import METRICS, OVERALL
 from mbmeta.evaluation.task_design import TASK_DESIGNS
 from mbmeta.runs.run_dir import KeptCheckpoint
 
@@ -83,7 +87,8 @@ PROTOCOLS = ("cadm",)
 NOT_WITH_PROTOCOL = ("split", "tasks", "task_design", "episodes_per_task", "error_horizon", "video_tasks")
 ORDERS = ("method", "seed")
 CURVE_DIR = "curve"
-REPORT_KEYS = {"metrics", "comparisons", "conditions", "curve_target"}
+REPORT_KEYS = {"metrics", "comparisons", "conditions", "curve_target", "published"}
+PUBLISHED_KEYS = {"source", "values"}
 
 
 class ExperimentError(ValueError):
@@ -236,6 +241,21 @@ def run_name(method: str, seed: int) -> str:
 
 
 @dataclass(frozen=True)
+class Published:
+    """Numbers a publication reports for some methods, set beside ours in the merged table.
+
+    Attributes:
+        source: where they come from (e.g. ``"CaDM (Lee, Seo et al., ICML 2020), Table 1"``).
+        values: condition -> method -> the published value of the headline metric (``report.metrics[0]``); a
+            condition is ``overall`` or a named condition, or under a protocol one of its conditions or averages
+            (e.g. ``moderate``).
+    """
+
+    source: str
+    values: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A loaded, validated ``experiment.yaml`` (see the module docstring).
 
@@ -253,6 +273,7 @@ class Experiment:
         order: ``method`` (jobs method by method) or ``seed`` (every method's seed 0, then seed 1, ...).
         curve_target: a value of the headline metric; the learning curve reports, per method and seed, the
             transitions of the first kept checkpoint whose overall value is at or above it (sample efficiency).
+        published: numbers a publication reports, compared with ours in the merged table (None: none).
     """
 
     root: Path
@@ -267,6 +288,7 @@ class Experiment:
     budget: dict[str, Any] = field(default_factory=dict)
     order: str = "method"
     curve_target: float | None = None
+    published: Published | None = None
 
     @property
     def name(self) -> str:
@@ -427,6 +449,9 @@ class _Parser:
                 raise self.fail("report.curve_target", f"expected a number, got {curve_target!r}")
             if not evaluation.every_kept_checkpoint:
                 raise self.fail("report.curve_target", "needs evaluate.every_kept_checkpoint (a learning curve)")
+        published = None
+        if report.get("published") is not None:
+            published = self.published(report["published"], methods, family, evaluation, conditions)
         budget = self.mapping(raw.get("budget", {}), "budget")
         description = raw.get("description", "")
         if not isinstance(description, str):
@@ -444,6 +469,7 @@ class _Parser:
             budget=budget,
             order=order,
             curve_target=None if curve_target is None else float(curve_target),
+            published=published,
         )
 
     def methods(self, raw: Any, default_seeds: tuple[int, ...]) -> dict[str, Method]:
@@ -574,3 +600,53 @@ class _Parser:
                 parsed[str(parameter)] = tuple(float(v) for v in allowed)
             conditions[str(name)] = parsed
         return conditions
+
+    def published(
+        self,
+        raw: Any,
+        methods: Mapping[str, Method],
+        family: str,
+        evaluation: EvaluationSettings,
+        conditions: Mapping[str, Any],
+    ) -> Published:
+        raw = self.mapping(raw, "report.published", PUBLISHED_KEYS)
+        for key in sorted(PUBLISHED_KEYS):
+            if key not in raw:
+                raise self.fail(f"report.published.{key}", "missing (required)")
+        source = raw["source"]
+        if not isinstance(source, str) or not source.strip():
+            raise self.fail("report.published.source", f"expected a non-empty text, got {source!r}")
+        known = _published_conditions(family, evaluation, conditions)
+        values: dict[str, dict[str, float]] = {}
+        for condition, by_method in self.mapping(raw["values"], "report.published.values").items():
+            key = f"report.published.values.{condition}"
+            if str(condition) not in known:
+                raise self.fail(key, f"unknown condition (expected one of {', '.join(known)})")
+            by_method = self.mapping(by_method, key)
+            if not by_method:
+                raise self.fail(key, "names no method")
+            for method, value in by_method.items():
+                if method not in methods:
+                    raise self.fail(f"{key}.{method}", f"unknown method (methods: {', '.join(methods)})")
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not number or not math.isfinite(value):
+                    raise self.fail(f"{key}.{method}", f"expected a finite number, got {value!r}")
+                values.setdefault(str(condition), {})[str(method)] = float(value)
+        return Published(" ".join(source.split()), values)
+
+
+def _published_conditions(family: str, evaluation: EvaluationSettings, conditions: Mapping[str, Any]) -> list[str]:
+    """The conditions a published number may be given for: the table's own (its protocol's, or overall and named)."""
+    if evaluation.protocol is None:
+        return [OVERALL, *conditions]
+    from mbmeta.evaluation.protocol import GROUP_ORDER, TEST, TRAIN
+
+    names = [TRAIN]
+    try:
+        from mbmeta.envs import get_family
+        from mbmeta.evaluation.protocol import protocol_conditions
+
+        names = [c.name for c in protocol_conditions(get_family(family))]  # train, c0, c1, ...
+    except (KeyError, ValueError):  # an unknown family fails elsewhere with its own message
+        pass
+    return [*names, *GROUP_ORDER, TEST]

@@ -24,7 +24,7 @@ from typing import Any
 
 from mbmeta.data.atomic import atomic_write
 from mbmeta.evaluation.protocol import GROUP_ORDER, TEST, TRAIN, protocol_scores
-from mbmeta.evaluation.statistics import CONFIDENCE, Estimate
+from mbmeta.evaluation.statistics import CONFIDENCE, Estimate, verdict
 from mbmeta.evaluation.tables import (
     METRICS,
     OVERALL,
@@ -34,6 +34,8 @@ from mbmeta.evaluation.tables import (
     conditions_for,
     difference_table,
     difference_values,
+    format_interval,
+    format_number,
     method_table,
     paired_differences,
     summarise_methods,
@@ -207,6 +209,7 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
             rows = summarise_methods(episodes, metric, conditions, confidence)
             differences = paired_differences(episodes, experiment.comparisons, metric, conditions, confidence)
             metrics[metric] = {"methods": _method_dict(rows), "differences": _difference_dict(differences)}
+    published = published_comparison(experiment, metrics, confidence)
     return {
         "experiment": experiment.name,
         "family": experiment.family,
@@ -218,6 +221,7 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
         "named_conditions": {name: list(values) for name, values in experiment.conditions.items()},
         **protocol,
         "metrics": metrics,
+        **({"published": published} if published is not None else {}),
         "runs": [
             {
                 "method": s.evaluation.method,
@@ -254,6 +258,69 @@ def _difference_dict(rows: list[Difference]) -> dict[str, dict[str, Any]]:
         entry = {**estimate_dict(row.estimate, row.per_seed), "verdict": row.verdict}
         out.setdefault(f"{row.first} - {row.second}", {})[row.condition] = entry
     return out
+
+
+def published_comparison(
+    experiment: Experiment, metrics: dict[str, Any], confidence: float = CONFIDENCE
+) -> dict[str, Any] | None:
+    """Ours beside the experiment's published numbers (``report.published``), None when it declares none.
+
+    A published number is taken as exact (papers such as CaDM give no interval or seed count): ours minus it has our
+    standard error and interval shifted by it, and the verdict says ``above`` or ``below`` only when that interval
+    excludes zero. Rows without a result of ours yet have ``n`` 0 and no verdict.
+
+    Returns:
+        ``{"source", "metric", "rows": [{"condition", "method", "published", "ours", "difference", "verdict"}]}``
+        with ``ours`` and ``difference`` as :func:`estimate_dict` stores an estimate (no per-seed values for the
+        difference).
+    """
+    if experiment.published is None:
+        return None
+    metric = experiment.metrics[0]
+    methods = metrics.get(metric, {}).get("methods", {})
+    rows = []
+    for condition, by_method in experiment.published.values.items():
+        for method, value in by_method.items():
+            entry = methods.get(method, {}).get(condition)
+            if entry is None:
+                entry = {"mean": None, "se": None, "low": None, "high": None, "n": 0, "per_seed": {}}
+            ours = estimate_of(entry, confidence)
+            shifted = Estimate(ours.mean - value, ours.se, ours.low - value, ours.high - value, ours.n, confidence)
+            difference = {k: v for k, v in estimate_dict(shifted, {}).items() if k != "per_seed"}
+            verdict_text = verdict(shifted) if ours.n else "—"
+            rows.append(
+                {"condition": condition, "method": method, "published": value, "ours": entry,
+                 "difference": difference, "verdict": verdict_text}
+            )  # fmt: skip
+    return {"source": experiment.published.source, "metric": metric, "rows": rows}
+
+
+def published_table(summary: dict[str, Any]) -> list[str]:
+    """The Markdown section of the published comparison (empty when the summary has none)."""
+    published = summary.get("published")
+    if not published:
+        return []
+    digits, confidence = METRICS[published["metric"]][1], summary["confidence"]
+    lines = [
+        f"## published numbers: {published['source']}",
+        "",
+        f"{METRICS[published['metric']][0]} as published (no interval or seed count given: taken as exact) beside "
+        f"ours; ours − published has our standard error and {100 * confidence:g} % interval, and `above` or `below` "
+        "only when that interval excludes zero. Where the protocols differ, see the experiment's README.",
+        "",
+        f"| condition | method | published | ours | n seeds | ours − published | {100 * confidence:g} % interval | "
+        "verdict |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in published["rows"]:
+        ours = estimate_of(row["ours"], confidence)
+        diff = estimate_of({**row["difference"], "per_seed": {}}, confidence)
+        lines.append(
+            f"| {row['condition']} | `{row['method']}` | {format_number(row['published'], digits)} "
+            f"| {format_number(ours.mean, digits)} | {ours.n} | {format_number(diff.mean, digits, signed=True)} "
+            f"| {format_interval(diff, digits, signed=True)} | {row['verdict']} |"
+        )
+    return [*lines, ""]
 
 
 def write_merged(experiment: Experiment, summary: dict[str, Any]) -> tuple[Path, Path]:
@@ -349,6 +416,7 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         f"{100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a verdict says "
         "`above` or `below` only when the interval of the difference excludes zero." + _policy_note(experiment),
     )
+    lines += published_table(summary)
     for metric in experiment.metrics:
         named = [OVERALL, *experiment.conditions]
         lines += [f"## {METRICS[metric][0]}", ""]
@@ -420,6 +488,7 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
         "verdict says `above` or `below` only when the interval of the difference excludes zero. The headline is "
         "the moderate average, the number CaDM's Table 1 reports.",
     )
+    lines += published_table(summary)
     lines += ["## episode return, every condition", ""]
     table_rows = [
         row

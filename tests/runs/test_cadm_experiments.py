@@ -13,6 +13,11 @@ from mbmeta.runs.sweep import plan_jobs
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 REFERENCE = EXPERIMENTS / "cadm_reference" / "configs"
+TABLE_1 = {  # issue 19: CaDM's Table 1, moderate test, PE-TS (none) and PE-TS + CaDM (context)
+    "cadm_pendulum": {"none": -985.7, "context": -705.5},
+    "cadm_cartpole": {"none": 171.3, "context": 187.3},
+    "cadm_halfcheetah": {"none": 2019.6, "context": 7087.2},
+}
 DESIGNS = {  # family config, training seeds, methods, learning curve
     "cadm_pendulum": ("pendulum", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
     "cadm_cartpole": ("cartpole", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
@@ -48,6 +53,7 @@ def test_the_design_is_the_issues(name):
     assert experiment.evaluation.protocol == "cadm" and experiment.evaluation.protocol_episodes is None  # CaDM's 10
     assert experiment.evaluation.every_kept_checkpoint is curve
     assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
+    assert experiment.published.values == {"moderate": TABLE_1[name]} and "CaDM" in experiment.published.source
     # the planner the configs carry (issue 19 part 1's, set before launch) is the one the README records
     readme = (EXPERIMENTS / name / "README.md").read_text()
     agent = load(EXPERIMENTS / name / "configs" / f"{DESIGNS[name][0]}.yaml")["agent"]

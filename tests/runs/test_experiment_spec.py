@@ -133,6 +133,10 @@ def test_the_directory_or_the_file_may_be_given(tmp_path):
         (lambda d: d["report"].update(comparisons=[["context"]]), "report.comparisons", "[first, second] pair"),
         (lambda d: d["report"]["conditions"].update(heavy={"mass": "1.5"}), "report.conditions.heavy.mass",
          "list of numbers"),
+        (lambda d: d["report"].update(published={"source": "P", "values": {"moderate": {"none": 1}}}),
+         "report.published.values.moderate", "unknown condition (expected one of overall, light)"),
+        (lambda d: d["report"].update(published={"source": "P", "values": {}, "doi": "x"}), "report.published",
+         "unknown key 'doi'"),
     ],
 )  # fmt: skip
 def test_bad_designs_get_one_line_errors_naming_file_and_key(tmp_path, change, key, problem):
@@ -154,3 +158,14 @@ def test_missing_and_unparsable_files(tmp_path):
     with pytest.raises(ExperimentError, match="not valid YAML") as err:
         load_experiment(root)
     assert "\n" not in str(err.value)
+
+
+def test_published_numbers_of_a_test_split_experiment(tmp_path):
+    design = valid()
+    design["report"]["published"] = {
+        "source": "  A  paper ",
+        "values": {"overall": {"none": 12}, "light": {"context": -3.5}},
+    }
+    published = load_experiment(make(tmp_path / "pend", design)).published
+    assert published.source == "A paper"
+    assert published.values == {"overall": {"none": 12.0}, "light": {"context": -3.5}}

@@ -196,8 +196,27 @@ def test_order_seed_runs_every_methods_seed_before_the_next_seed(tmp_path):
         ({}, {"report": {"metrics": ["success"]}}, "report.metrics: evaluate.protocol cadm reports episode_return"),
         ({}, {"report": {"conditions": {"light": {"mass": [0.2]}}}}, "report.conditions: .* its own conditions"),
         ({}, {"train": {"configs": ["configs/train.yaml"], "order": "random"}}, "train.order: expected one of"),
+        ({}, {"report": {"published": {"values": {"moderate": {"none": 1.0}}}}}, "report.published.source: missing"),
+        ({}, {"report": {"published": {"source": "P", "values": {"c9": {"none": 1.0}}}}}, "values.c9: unknown cond"),
+        ({}, {"report": {"published": {"source": "P", "values": {"moderate": {"pets": 1.0}}}}}, "moderate.pets: unkn"),
+        ({}, {"report": {"published": {"source": "P", "values": {"test": {"none": "high"}}}}}, "expected a finite nu"),
+        ({}, {"report": {"published": {"source": " ", "values": {}}}}, "report.published.source: expected a non-e"),
     ],
-    ids=["split", "protocol", "episodes", "curve", "bool", "metrics", "conditions", "order"],
+    ids=[
+        "split",
+        "protocol",
+        "episodes",
+        "curve",
+        "bool",
+        "metrics",
+        "conditions",
+        "order",
+        "published-source",
+        "published-condition",
+        "published-method",
+        "published-number",
+        "published-blank",
+    ],  # fmt: skip
 )
 def test_a_bad_design_is_refused_naming_the_key(tmp_path, evaluate, changes, message):
     root = write_protocol_experiment(tmp_path / "exp", evaluate, **changes)
@@ -284,3 +303,44 @@ def test_a_final_evaluation_with_other_episodes_is_not_reused(tmp_path, fake, mo
     outcomes = sweep(load_experiment(root)).run()  # curve_episodes 1: the curve's settings differ from the final's
     assert all(o.status == "done" for o in outcomes), outcomes
     assert sum("iteration_002" in c for c in calls(fake)) == 2
+
+
+PUBLISHED = {"source": "A paper (2020), Table 1", "values": {"moderate": {"context": 150.0, "none": 100.0}}}
+
+
+def test_published_numbers_sit_beside_ours_with_the_shifted_interval(tmp_path, fake):
+    design = {"comparisons": [["context", "none"]], "published": PUBLISHED}
+    experiment = load_experiment(write_protocol_experiment(tmp_path / "exp", report=design))
+    before = merge(experiment)["published"]  # nothing run yet: every row without a result, no verdict
+    assert [(r["method"], r["ours"]["n"], r["verdict"]) for r in before["rows"]] == [
+        ("context", 0, "—"),
+        ("none", 0, "—"),
+    ]
+    outcomes = sweep(experiment, parallel=2).run()
+    assert all(o.status == "done" for o in outcomes), outcomes
+    summary = merge(experiment)
+    published = summary["published"]
+    assert published["source"] == "A paper (2020), Table 1" and published["metric"] == "episode_return"
+    context, none = published["rows"]
+    # context moderate per seed 185.5, 198.5, 211.5 (see the merge test): ours − 150 = +48.5, s.e. 13 / sqrt(3)
+    assert (context["condition"], context["method"], context["published"]) == ("moderate", "context", 150.0)
+    assert context["difference"]["mean"] == pytest.approx(48.5) and context["difference"]["n"] == 3
+    assert context["difference"]["se"] == pytest.approx(13 / math.sqrt(3))
+    assert context["difference"]["low"] == pytest.approx(48.5 - T_975_2 * 13 / math.sqrt(3), rel=1e-9)
+    assert context["verdict"] == "above" and context["ours"]["mean"] == pytest.approx(198.5)
+    # none moderate per seed 85.5, 95.5, 105.5: ours − 100 = −4.5, interval [−29.3, +20.3]
+    assert none["difference"]["mean"] == pytest.approx(-4.5) and none["verdict"] == "not established"
+    table, _ = write_merged(experiment, summary)
+    text = table.read_text()
+    assert "## published numbers: A paper (2020), Table 1" in text
+    assert "| moderate | `context` | 150.0 | 198.5 | 3 | +48.5 | [+16.2, +80.8] | above |" in text
+    assert "| moderate | `none` | 100.0 | 95.5 | 3 | −4.5 | [−29.3, +20.3] | not established |" in text
+    assert text.index("## published numbers") < text.index("## episode return, every condition")
+    assert json.loads((experiment.root / "results" / "summary.json").read_text())["published"] == published
+
+
+def test_an_experiment_without_published_numbers_has_no_such_section(swept):
+    summary = merge(swept)
+    assert "published" not in summary
+    table, _ = write_merged(swept, summary)
+    assert "published numbers" not in table.read_text()

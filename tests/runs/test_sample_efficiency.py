@@ -81,7 +81,12 @@ def test_report_establishes_only_a_clear_separation(script, tmp_path):
     # 10 x ours = 46,000 is below PPO's 60,000 at its first point at 225, but not below its lower bound (50,000)
     close = curve_json({s: [(2000, 100.0), (4300 + 300 * int(s), 240.0)] for s in "012"})
     close_row = next(line for line in script.report(close, script.ppo_runs(tmp_path)).splitlines() if "`none`" in line)
-    assert "not established" in close_row
+    assert "not established" in close_row and "below" not in close_row
+
+    # 10 x ours ~ 100,000: above even PPO's first point at 225 (59,000-61,000): the target is refuted, not just open
+    slow = curve_json({s: [(2000, 100.0), (9900 + 100 * int(s), 240.0)] for s in "012"})
+    slow_row = next(line for line in script.report(slow, script.ppo_runs(tmp_path)).splitlines() if "`none`" in line)
+    assert ": below: fewer than 10× ours" in slow_row
 
 
 def test_a_fine_grid_run_sharpens_ppo_s_steps_after_agreeing_with_its_long_run(script, tmp_path):

@@ -304,7 +304,8 @@ def published_table(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"## published numbers: {published['source']}",
         "",
-        f"{METRICS[published['metric']][0]} as published (no interval or seed count given: taken as exact) beside "
+        f"{METRICS[published['metric']][0].capitalize()} as published (no interval or seed count given: taken as "
+        "exact) beside "
         f"ours; ours − published has our standard error and {100 * confidence:g} % interval, and `above` or `below` "
         "only when that interval excludes zero. Where the protocols differ, see the experiment's README.",
         "",

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ShortArgumentParser(
         prog="mbmeta sweep",
         description="Train and evaluate the methods × seeds an experiment directory declares (experiment.yaml), "
-        "several runs side by side, resumably; then write one merged table with mean, standard error and 95 %% "
+        "several runs side by side, resumably; then write one merged table with mean, standard error and 95 % "
         "interval per method and test condition, and paired differences between methods.",
     )
     parser.add_argument("experiment", help="experiment directory (holding experiment.yaml)")

@@ -57,8 +57,9 @@ def load(root: Path) -> tuple[dict[str, dict[int, dict[Key, float]]], list[str]]
 
 def _cell(per_seed: dict[int, float]) -> str:
     est = estimate(list(per_seed.values()))
-    se = f" ± {format_number(est.se)}" if est.n > 1 else ""
-    return f"{format_number(est.mean)}{se} {format_interval(est)} (n = {est.n})"
+    if not est.has_interval:
+        return f"{format_number(est.mean)} (n = {est.n})"
+    return f"{format_number(est.mean)} ± {format_number(est.se)} {format_interval(est)} (n = {est.n})"
 
 
 def _difference(a: dict[int, float], b: dict[int, float]) -> str:
@@ -66,7 +67,8 @@ def _difference(a: dict[int, float], b: dict[int, float]) -> str:
     if not seeds:
         return "—"
     est = estimate([a[s] - b[s] for s in seeds])
-    return f"{format_number(est.mean, signed=True)} {format_interval(est, signed=True)} (n = {est.n}): {verdict(est)}"
+    interval = f" {format_interval(est, signed=True)}" if est.has_interval else ""
+    return f"{format_number(est.mean, signed=True)}{interval} (n = {est.n}): {verdict(est)}"
 
 
 def table(values: dict[str, dict[int, dict[Key, float]]], incomplete: list[str]) -> str:

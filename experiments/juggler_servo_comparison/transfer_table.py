@@ -84,7 +84,9 @@ def table(values: dict[str, dict[int, dict[Key, float]]], incomplete: list[str])
         f"Written by `python experiments/juggler_servo_comparison/transfer_table.py` from results/transfer. Balance "
         f"time (steps of 250) on the transfer tasks {', '.join(map(str, TASKS))} of the test split, 2 evaluation "
         "episodes each, after 0, 1 or 5 random-action episodes of the task: per training seed the mean over tasks "
-        "and episodes; across seeds mean ± s.e., 95 % interval, n. Differences are paired by training seed.",
+        "and episodes; across seeds mean ± s.e., 95 % interval, n. Differences are paired by training seed. A scratch "
+        "model is trained on the new task's episodes alone (the same episodes and transfer seed for every training "
+        "seed), so its rows repeat one model: their spread is zero by construction, not a measured one.",
         "",
         "| model | episodes of the new task | " + " | ".join(f"`{m}`" for m in METHODS) + " | `context` − `none` |",
         "|---|---:|" + "---:|" * len(METHODS) + "---|",
@@ -92,6 +94,8 @@ def table(values: dict[str, dict[int, dict[Key, float]]], incomplete: list[str])
     for kind, episodes in keys:
         cells = [_cell(column(m, (kind, episodes))) if column(m, (kind, episodes)) else "—" for m in METHODS]
         diff = _difference(column("context", (kind, episodes)), column("none", (kind, episodes)))
+        if kind == "scratch":  # trained on the new task's episodes alone: one model whatever the training seed
+            diff = "— (scratch does not depend on the training seed)"
         lines.append(f"| {kind} | {episodes} | " + " | ".join(cells) + f" | {diff} |")
     lines += ["", "| method | episodes | fine-tune − zero-shot | fine-tune − scratch |", "|---|---:|---|---|"]
     for method in METHODS:

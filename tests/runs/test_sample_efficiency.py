@@ -3,13 +3,12 @@
 Loaded from its file as ``python <script>`` runs it; synthetic PPO runs and a synthetic merged curve in tmp_path.
 """
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from script_loading import script_module
 
 from mbmeta.evaluation.statistics import estimate
 
@@ -18,12 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "juggler_servo_sm
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("sample_efficiency_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from script_module(SCRIPT, "sample_efficiency_script")
 
 
 def test_welch_difference_matches_the_formula(script):

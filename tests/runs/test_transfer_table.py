@@ -3,24 +3,18 @@
 Synthetic ``transfer.json`` files in tmp_path; the script is loaded from its file as ``python <script>`` runs it.
 """
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from script_loading import script_module
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "juggler_servo_comparison" / "transfer_table.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("transfer_table_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from script_module(SCRIPT, "transfer_table_script")
 
 
 def write(root: Path, run: str, task: int, zero: float, tuned: dict[int, float], scratch: float = 50.0) -> None:

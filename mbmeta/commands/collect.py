@@ -162,7 +162,10 @@ def _policy(cfg: Any, family: Any, source: Path | None, seed: int) -> tuple[Any,
         module = load_module(cfg.ckpt)
         agent = agent_settings(cfg)
         print(describe_agent(agent, source), flush=True)
-        mpc = make_agent(module.dynamics, family, agent, seed=seed)
+        from mbmeta.runs.training_data import agent_latent_range
+
+        bounds = agent_latent_range(cfg.ckpt, module.dynamics, agent)
+        mpc = make_agent(module.dynamics, family, agent, seed=seed, latent_range=bounds)
         return mpc, module.hparams.adaptation == "oracle", f"the MPC agent of {cfg.ckpt}"
     name = cfg.policy or "random"
     if name == "scripted":

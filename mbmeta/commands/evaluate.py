@@ -225,6 +225,9 @@ def run(argv: list[str]) -> int:
     modules, records, curves, task_curves, plan_stats = _evaluate_methods(cfg, family, tasks, agent, console)
     settings = {**_task_settings(cfg, family), "ckpt": cfg.ckpt, "agent": agent.as_config()}
     extra = {"prediction_error": curves, "prediction_error_by_task": task_curves, "plan_stats": plan_stats}
+    ranges = {label: bounds.as_dict() for label, (_, bounds) in modules.items() if bounds is not None}
+    if ranges:  # agent.bound_latent: each model's code range, measured on its training data
+        extra["latent_range"] = ranges
     # Results first: an interrupted or failing video step loses no number.
     write_results(records, out, extra={**extra, **settings})
     plot_prediction_error(curves, out / "prediction_error.png", title=f"{family.name}: {cfg.split} tasks")
@@ -299,6 +302,7 @@ def _evaluate_methods(cfg, family, tasks, agent: AgentSettings, console: Console
     """Closed-loop episodes and prediction error of every checkpoint, with a line of progress per method."""
     from mbmeta.evaluation.episodes import evaluate_agent
     from mbmeta.evaluation.prediction import prediction_error, prediction_error_by_task, test_data
+    from mbmeta.runs.training_data import agent_latent_range
     from mbmeta.training.checkpoint import load_module
 
     # every task needs one episode long enough for a K + H error segment (episodes can end early: juggler)
@@ -307,7 +311,8 @@ def _evaluate_methods(cfg, family, tasks, agent: AgentSettings, console: Console
     for i, ckpt in enumerate(cfg.ckpt):
         module = load_module(ckpt)
         label = cfg.labels[i] if cfg.labels else module.hparams.adaptation
-        modules[label] = module
+        bounds = agent_latent_range(ckpt, module.dynamics, agent)
+        modules[label] = (module, bounds)
         episodes = len(tasks) * cfg.episodes_per_task
         console.print(f"[bold]{label}[/bold] ({ckpt}): {episodes} episodes, {cfg.num_envs} at a time")
         start = time.perf_counter()
@@ -320,6 +325,7 @@ def _evaluate_methods(cfg, family, tasks, agent: AgentSettings, console: Console
             agent=agent,
             num_envs=cfg.num_envs,
             seed=cfg.seed,
+            latent_range=bounds,
         )
         records += evaluation.records
         plan_stats[label] = evaluation.plan_stats
@@ -351,12 +357,14 @@ def _film(modules, family, tasks, agent: AgentSettings, out: Path, seed: int, co
 
     captions: dict[str, str] = {}
     total, done = len(modules) * len(tasks), 0
-    for label, module in modules.items():
+    for label, (module, bounds) in modules.items():
         for task_id, task in enumerate(tasks):
             done += 1
             start = time.perf_counter()
             path = out / f"video_{label}_task{task_id}.gif"
-            path, episode_return = record_video(module, family, task, path, agent=agent, seed=seed, method=label)
+            path, episode_return = record_video(
+                module, family, task, path, agent=agent, seed=seed, method=label, latent_range=bounds
+            )
             text = f"{label}, task {task_id} ({task_label(task.as_dict())}): return {episode_return:.1f}"
             captions[path.name] = text
             console.print(f"video {done}/{total}: {path} ({text}; {time.perf_counter() - start:.0f} s)")

@@ -24,6 +24,7 @@ from mbmeta.control.objective import PRECISIONS, PROPAGATIONS, Precision, Propag
 from mbmeta.control.plan_stats import PlanStats
 from mbmeta.control.policy import Policy
 from mbmeta.models.checkpoint import load_dynamics
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners.base import Planner
 from mbmeta.planners.receding import shift_plan
 from mbmeta.threads import too_many_threads_message
@@ -39,6 +40,19 @@ def _model_device(dynamics: Any) -> torch.device:
             return tensor.device
     device = getattr(dynamics, "device", None)
     return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def _checked_latent_range(dynamics: Any, latent_range: LatentRange, device: torch.device) -> LatentRange:
+    """``latent_range`` on ``device`` if it fits the model's task code, else a one-line ``ValueError``."""
+    if not isinstance(latent_range, LatentRange):
+        raise ValueError(f"MPCAgent: latent_range must be a LatentRange, got {type(latent_range).__name__}")
+    latent_dim = getattr(getattr(dynamics, "adapter", None), "latent_dim", None)
+    if not latent_dim:
+        adaptation = getattr(dynamics, "adaptation_name", type(dynamics).__name__)
+        raise ValueError(f"MPCAgent: latent_range needs a model with a task code z; {adaptation!r} has none")
+    if latent_range.dim != latent_dim:
+        raise ValueError(f"MPCAgent: latent_range is for Z={latent_range.dim}, the model's code has Z={latent_dim}")
+    return latent_range.to(device)
 
 
 def _warn_once_about_threads() -> None:
@@ -85,6 +99,10 @@ class MPCAgent(Policy):
         precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast while planning (several
             times faster on CPUs with AVX512-BF16/AMX and on GPUs; states and returns stay float32; see
             ``docs/performance.md`` for speed and closed-loop return).
+        latent_range: clamp the model's task code ``z`` into this range at every adaptation
+            (:func:`~mbmeta.models.latent_range.measure_latent_range` measures it on the training data), so that a
+            context unlike any training task cannot push ``z`` where the model was never fitted; only for a model
+            whose adaptation has a code (``context``, ``recurrent``, ``oracle``). None: ``z`` as adapted.
         context_size: deprecated alias of ``context_length``.
     """
 
@@ -106,6 +124,7 @@ class MPCAgent(Policy):
         seed: int = 0,
         device: torch.device | str | None = None,
         precision: Precision = "fp32",
+        latent_range: LatentRange | None = None,
         context_size: int | None = None,
     ) -> None:
         if context_size is not None:
@@ -145,6 +164,8 @@ class MPCAgent(Policy):
         self.generator.manual_seed(int(seed))
         self.low = planner.low.to(self.device)
         self.high = planner.high.to(self.device)
+        self.latent_range = None if latent_range is None else _checked_latent_range(dynamics, latent_range, self.device)
+        self._adapt_options = {} if latent_range is None else {"latent_range": self.latent_range}
         # O from the model where it declares it (an mbmeta model does), so a wrong-width observation is refused before
         # it can fix the window's shape; otherwise learned from the first accepted call and forgotten by reset().
         declared = getattr(dynamics, "obs_dim", None)
@@ -316,7 +337,7 @@ class MPCAgent(Policy):
 
     def _plan_first_actions(self, obs: Tensor, task: Tensor | None, start: float) -> Tensor:
         with torch.no_grad():
-            adapted = self.dynamics.adapt(self._window, self._mask, task)
+            adapted = self.dynamics.adapt(self._window, self._mask, task, **self._adapt_options)
             objective = RolloutObjective(
                 adapted,
                 obs,

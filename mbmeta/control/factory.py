@@ -14,6 +14,7 @@ from mbmeta.control.exploration import NoisyControllerPolicy
 from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners import Planner
 from mbmeta.types import MetaDynamics
 
@@ -38,8 +39,18 @@ def make_agent(
     *,
     seed: int = 0,
     device: str | None = None,
+    latent_range: LatentRange | None = None,
 ) -> MPCAgent:
-    """Build the MPC agent of ``settings`` around a model, with the family's action bounds and reward."""
+    """Build the MPC agent of ``settings`` around a model, with the family's action bounds and reward.
+
+    ``latent_range`` (the code's range on the model's training data) is required when ``settings.bound_latent``
+    and ignored otherwise.
+    """
+    if settings.bound_latent and latent_range is None:
+        raise ValueError(
+            "agent.bound_latent needs the range of the model's task code on its training data "
+            "(mbmeta.models.latent_range.measure_latent_range); none was given"
+        )
     return MPCAgent(
         dynamics,
         make_family_planner(family, settings),
@@ -52,6 +63,7 @@ def make_agent(
         discount=settings.discount,
         disagreement_penalty=settings.disagreement_penalty,
         precision=settings.precision,
+        latent_range=latent_range if settings.bound_latent else None,
         seed=seed,
         device=device,
     )

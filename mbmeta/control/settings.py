@@ -40,6 +40,11 @@ class AgentSettings:
             observation dims of the members' variance of the predicted next state), which keeps plans where the model
             is trustworthy; with ``ts1``/``tsinf`` it makes every member predict every particle (E× the model rows).
         precision: ``fp32``, or ``bf16`` to evaluate the model under bfloat16 autocast while planning (faster).
+        bound_latent: clamp the model's task code ``z`` at every step into the range it took on the model's own
+            training data (:mod:`mbmeta.models.latent_range`), so that a task far outside the training range cannot
+            push ``z`` where the model was never fitted; for ``context``, ``recurrent`` and ``oracle`` models.
+            ``mbmeta train`` measures the range after each fit, ``mbmeta evaluate`` from the checkpoint's run
+            directory (its ``state.json`` and ``buffer.npz``).
     """
 
     planner: PlannerSettings = field(default_factory=_default_planner)
@@ -51,6 +56,7 @@ class AgentSettings:
     discount: float = 1.0
     disagreement_penalty: float = 0.0
     precision: Literal["fp32", "bf16"] = "fp32"
+    bound_latent: bool = False
 
     def __post_init__(self) -> None:
         # From Python a planner name or a {class_path, init_args} mapping is accepted too; kept as typed settings.

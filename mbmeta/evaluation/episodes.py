@@ -21,6 +21,7 @@ from mbmeta.envs.family import Choice, TaskFamily
 from mbmeta.evaluation.metrics import realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress
 from mbmeta.evaluation.task_design import TaskDesign, subsample_grid
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import Split, TaskParams
 
@@ -110,16 +111,19 @@ def evaluate_agent(
     num_envs: int = 4,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
+    latent_range: LatentRange | None = None,
 ) -> Evaluation:
     """Closed-loop returns and planning statistics of the MPC agent with this model on each task.
 
     Every task gets ``episodes_per_task`` episodes (environment seeds ``seed``, ``seed + 1``, ...); all episodes run
     ``num_envs`` at a time through one agent, the planner batched over them. ``env_kwargs`` go to the family's
-    ``make_env`` (e.g. ``{"max_episode_steps": 200}`` for shorter episodes).
+    ``make_env`` (e.g. ``{"max_episode_steps": 200}`` for shorter episodes). ``latent_range``: the range of the
+    model's task code on its training data, required when ``agent.bound_latent`` (see
+    :func:`mbmeta.runs.training_data.training_latent_range`).
     """
     agent = agent or AgentSettings()
     method = method or module.hparams.adaptation
-    mpc = make_agent(module.dynamics, family, agent, seed=seed)
+    mpc = make_agent(module.dynamics, family, agent, seed=seed, latent_range=latent_range)
     episodes = episodes_per_task * len(tasks)
     with episode_progress(f"evaluating {method}", episodes, log_lines=4) as on_episode:
         records, collected = _run_policy(

@@ -36,6 +36,7 @@ from mbmeta.envs import families
 from mbmeta.envs.family import Condition, TaskFamily, describe_regions
 from mbmeta.evaluation.episodes import EpisodeRecord, evaluate_agent
 from mbmeta.evaluation.statistics import estimate, mean_of_means
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
 
@@ -107,10 +108,12 @@ def evaluate_protocol(
     agent: AgentSettings | None = None,
     num_envs: int = 10,
     seed: int = 0,
+    latent_range: LatentRange | None = None,
 ) -> list[ProtocolEpisode]:
     """Run the protocol's episodes for one model: ``episodes`` per condition (default: the family's, CaDM's).
 
     Condition ``k`` uses environment seeds from ``seed + 1000 k`` (one per sub-environment), the same for every model.
+    ``latent_range`` is required when ``agent.bound_latent`` (see :func:`~mbmeta.evaluation.episodes.evaluate_agent`).
     """
     episodes = episodes or family.protocol_episodes
     tasks = protocol_tasks(family, episodes, seed)
@@ -125,6 +128,7 @@ def evaluate_protocol(
             agent=agent,
             num_envs=num_envs,
             seed=seed + 1000 * k,
+            latent_range=latent_range,
         )
         out += [ProtocolEpisode(condition.name, condition.group, r) for r in evaluation.records]
     return out
@@ -248,6 +252,7 @@ def run_protocol(
         out: output directory.
         log: where the table and progress lines go.
     """
+    from mbmeta.runs.training_data import agent_latent_range
     from mbmeta.training.checkpoint import load_module
 
     protocol_conditions(family)  # fail before loading anything if the family has none
@@ -256,16 +261,22 @@ def run_protocol(
     n = episodes or family.protocol_episodes
     log(f"CaDM protocol on {family.name}: train + {len(family.conditions)} test conditions, {n} episodes each")
     episodes_run: list[ProtocolEpisode] = []
+    ranges: dict[str, dict[str, list[float]]] = {}
     for i, ckpt in enumerate(ckpts):
         module = load_module(ckpt)
         label = labels[i] if labels else module.hparams.adaptation
         log(f"{label} ({ckpt})")
+        bounds = agent_latent_range(ckpt, module.dynamics, agent)
+        if bounds is not None:
+            ranges[label] = bounds.as_dict()
         episodes_run += evaluate_protocol(
-            module, family, method=label, episodes=n, agent=agent, num_envs=num_envs, seed=seed
+            module, family, method=label, episodes=n, agent=agent, num_envs=num_envs, seed=seed, latent_range=bounds
         )
     scores = summarise_protocol(episodes_run)
     settings = {"protocol": "cadm", "family": family.name, "episodes_per_condition": n, "seed": seed}
     settings |= {"ckpt": list(ckpts), "agent": asdict(agent)}
+    if ranges:  # agent.bound_latent: each model's code range, measured on its training data
+        settings["latent_range"] = ranges
     json_path, csv_path = write_protocol(episodes_run, scores, out, settings)
     log(format_protocol_table(scores, condition_descriptions(family)))
     log(f"written to {json_path} and {csv_path}")

@@ -94,6 +94,8 @@ def transfer_study(
     random-action episodes of the task.
     """
     agent = agent or AgentSettings()
+    if agent.bound_latent:
+        raise ValueError("agent.bound_latent is not supported by transfer (a fine-tuned model has no training range)")
     task = family.validate(task)
     space = family.action_space
     counts = sorted(set(int(c) for c in episode_counts))

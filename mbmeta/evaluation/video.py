@@ -19,6 +19,7 @@ from mbmeta.control.factory import make_agent
 from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
 
@@ -144,15 +145,17 @@ def record_video(
     size: int = 240,
     fps: float | None = None,
     method: str | None = None,
+    latent_range: LatentRange | None = None,
 ) -> tuple[Path, float]:
     """Film one episode of the MPC agent with this model on ``task`` (see :func:`film_episode`).
 
     Every frame carries the family, the method (default: the model's adaptation), the task and the return so far.
+    ``latent_range`` is required when ``agent.bound_latent`` (as in :func:`~mbmeta.control.factory.make_agent`).
 
     Returns:
         The path written and the episode's return.
     """
-    mpc = make_agent(module.dynamics, family, agent or AgentSettings(), seed=seed)
+    mpc = make_agent(module.dynamics, family, agent or AgentSettings(), seed=seed, latent_range=latent_range)
     oracle = module.hparams.adaptation == "oracle"
     caption = video_caption(family.name, method or module.hparams.adaptation, task)
     out, filmed = film_episode(

@@ -17,6 +17,7 @@ from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegme
 from mbmeta.models.ensemble import EnsembleMLP
 from mbmeta.models.ensemble_weights import FrozenWeights, LayerTrace, Weight
 from mbmeta.models.gaussian import FoldedVariance, GaussianHead, gaussian_nll
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.models.layer_weights import NetWeights
 from mbmeta.models.normaliser import Normaliser
 from mbmeta.models.reward import RewardNet
@@ -340,7 +341,13 @@ class MetaDynamicsModel(nn.Module):
             )
         return self.adapter(self, context, mask, task)
 
-    def adapt(self, context: Transition, mask: Tensor | None = None, task: Tensor | None = None) -> AdaptedModel:
+    def adapt(
+        self,
+        context: Transition,
+        mask: Tensor | None = None,
+        task: Tensor | None = None,
+        latent_range: LatentRange | None = None,
+    ) -> AdaptedModel:
         """Adapt to B environments' recent transitions.
 
         Args:
@@ -349,11 +356,17 @@ class MetaDynamicsModel(nn.Module):
                 with no valid slot fall back to the adapter's default (``z = 0`` for ``context``, the learned
                 initial-state output for ``recurrent``, the unadapted weights for ``gradient``).
             task: ``[B, T]`` true task parameters; required by ``oracle``, ignored otherwise.
+            latent_range: clamp the task code ``z`` into this per-dimension range (see
+                :mod:`mbmeta.models.latent_range`); only for adaptations with a code (Z > 0).
 
         Returns:
             The adapted model for the B environments.
         """
         adaptation = self.adapt_normalised(self.normalise_segment(context), mask, task)
+        if latent_range is not None:
+            if adaptation.z is None:
+                raise ValueError(f"adaptation {self.adaptation_name!r} has no task code z to clamp (Z = 0)")
+            adaptation = adaptation._replace(z=latent_range.clamp(adaptation.z))
         return AdaptedModel(self, adaptation, context.obs.shape[0])
 
     # ------------------------------------------------------------------ functional forward

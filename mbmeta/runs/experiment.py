@@ -14,6 +14,8 @@ report compares, and the budget. Example::
       none: configs/methods/none.yaml           # one file, or {configs: [...], seeds: [...]}
       context: {configs: [configs/methods/context.yaml]}
       context-dp100: {model_of: context, agent: {disagreement_penalty: 100}}   # context's models, evaluated so
+      context-bounded: {model_of: context, agent: {bound_latent: true}, curve: false}  # final models only: no
+                                                # learning curve of its own (with every_kept_checkpoint)
       random: {policy: random}                  # reference policies: no training; `mbmeta evaluate --policy`
       scripted: {policy: scripted, seeds: [0]}  # seeds: policy seeds (default train.seeds), paired with training
                                                 # seeds in comparisons; scripted is deterministic
@@ -76,7 +78,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
 TRAIN_KEYS = {"configs", "seeds", "order"}
-METHOD_KEYS = {"configs", "seeds", "model_of", "agent", "policy"}
+METHOD_KEYS = {"configs", "seeds", "model_of", "agent", "policy", "curve"}
 REFERENCE_POLICIES = ("random", "scripted")  # `mbmeta evaluate --policy`: methods without a model
 EVALUATE_KEYS = {
     "split", "tasks", "task_design", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
@@ -151,6 +153,8 @@ class Method:
         agent: ``--agent.*`` overrides for its evaluation, on top of the experiment's.
         policy: a reference policy (``random`` or ``scripted``, ``mbmeta evaluate --policy``) evaluated instead of
             a model; its seeds are policy seeds. None for a method with models.
+        curve: with ``evaluate.every_kept_checkpoint``, also evaluate its kept checkpoints (False: final models
+            only, e.g. for a method that re-evaluates another's models in another way).
     """
 
     name: str
@@ -159,6 +163,7 @@ class Method:
     model_of: str
     agent: dict[str, Any] = field(default_factory=dict)
     policy: str | None = None
+    curve: bool = True
 
     @property
     def trains(self) -> bool:
@@ -324,9 +329,12 @@ class Experiment:
     def curve_evaluations(self, evaluation: EvaluationRun, kept: Sequence[KeptCheckpoint]) -> list[CurveEvaluation]:
         """The evaluations of a run's kept checkpoints for one final evaluation.
 
-        None unless ``every_kept_checkpoint``, and none for a reference policy (it has no checkpoint).
+        None unless ``every_kept_checkpoint``, none for a reference policy (it has no checkpoint) and none for a
+        method declared with ``curve: false``.
         """
         if not self.evaluation.every_kept_checkpoint or evaluation.training is None:
+            return []
+        if not self.methods[evaluation.method].curve:
             return []
         return [CurveEvaluation(evaluation, k) for k in sorted(kept, key=lambda k: k.iteration)]
 
@@ -500,9 +508,13 @@ class _Parser:
                 methods[name] = self.policy_method(name, spec, default_seeds)
                 continue
             agent = self.mapping(spec.get("agent", {}), f"{key}.agent")
+            curve = spec.get("curve", True)
+            if not isinstance(curve, bool):
+                raise self.fail(f"{key}.curve", f"expected true or false, got {curve!r}")
             if "configs" in spec:
                 seeds = self.seeds(spec.get("seeds", list(default_seeds)), f"{key}.seeds")
-                methods[name] = Method(name, self.config_files(spec["configs"], f"{key}.configs"), seeds, name, agent)
+                configs = self.config_files(spec["configs"], f"{key}.configs")
+                methods[name] = Method(name, configs, seeds, name, agent, curve=curve)
                 continue
             owner = spec["model_of"]
             if owner not in declared or "configs" not in declared[owner]:
@@ -513,7 +525,7 @@ class _Parser:
             missing = sorted(set(seeds) - set(owner_seeds))
             if missing:
                 raise self.fail(f"{key}.seeds", f"{owner!r} has no training seed {missing[0]}")
-            methods[name] = Method(name, (), seeds, owner, agent)
+            methods[name] = Method(name, (), seeds, owner, agent, curve=curve)
         return methods
 
     def policy_method(self, name: str, spec: dict[str, Any], default_seeds: tuple[int, ...]) -> Method:

@@ -27,6 +27,7 @@ from mbmeta.envs import get_family
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
+from mbmeta.models.latent_range import measure_latent_range
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
 from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory
@@ -134,7 +135,9 @@ def run_training(
                     f"and the buffer ({state.episodes} episodes); fix the cause and run the same command to resume."
                 ) from err
             fitted = save_checkpoint(fitter, run.iteration_checkpoint(iteration))
-            mpc = make_agent(to_fitted_device(module, fitter).dynamics, family, agent, seed=seed)
+            dynamics = to_fitted_device(module, fitter).dynamics
+            bounds = measure_latent_range(dynamics, buffer, agent.context_length) if agent.bound_latent else None
+            mpc = make_agent(dynamics, family, agent, seed=seed, latent_range=bounds)
             log(f"iteration {iteration}/{loop.iterations}: collecting {loop.episodes_per_iteration} MPC episodes")
             with episode_progress(f"MPC episodes, iteration {iteration}", loop.episodes_per_iteration) as on_episode:
                 collection = collect_episodes(

@@ -146,3 +146,33 @@ def test_learning_curves_leave_the_policies_out(tmp_path, calls, monkeypatch):
     curve = merge_curve(experiment)
     assert {p["method"] for p in curve["points"]} == {"context"}
     assert {r["method"] for r in curve["runs"]} == {"context", "context-dp"}  # the trained runs' kept checkpoints
+
+
+def test_a_method_declared_without_a_curve_evaluates_its_final_models_only(tmp_path, calls, monkeypatch):
+    monkeypatch.setenv("FAKE_KEEP", "1")
+    evaluate = {"episodes_per_task": 1, "num_envs": 2, "seeds": [0], "every_kept_checkpoint": True}
+    root = with_policies(tmp_path / "exp", evaluate=evaluate)
+    design = yaml.safe_load((root / "experiment.yaml").read_text())
+    design["methods"]["context-dp"]["curve"] = False
+    (root / "experiment.yaml").write_text(yaml.safe_dump(design, sort_keys=False))
+    experiment = load_experiment(root)
+    assert experiment.methods["context-dp"].curve is False and experiment.methods["context"].curve is True
+    outcomes = sweep(experiment, methods=["context", "context-dp"], seeds=[0]).run()
+    steps = {o.step: o.status for o in outcomes}
+    assert steps["evaluate context-seed0/curve/iteration_001/eval0"] == "done"
+    assert steps["evaluate context-seed0/eval0"] == "done" and steps["evaluate context-dp-seed0/eval0"] == "done"
+    assert not any(step.startswith("evaluate context-dp") and "curve" in step for step in steps)
+    curve = merge_curve(experiment)
+    assert {p["method"] for p in curve["points"]} == {"context"}
+    assert {r["method"] for r in curve["runs"]} == {"context"}
+    summary = merge(experiment)
+    assert summary["metrics"]["episode_return"]["methods"]["context-dp"]["overall"]["n"] == 1
+
+
+def test_a_curve_setting_that_is_not_a_boolean_is_refused(tmp_path):
+    root = with_policies(tmp_path / "exp")
+    design = yaml.safe_load((root / "experiment.yaml").read_text())
+    design["methods"]["context-dp"]["curve"] = "no"
+    (root / "experiment.yaml").write_text(yaml.safe_dump(design, sort_keys=False))
+    with pytest.raises(ValueError, match=r"methods\.context-dp\.curve: expected true or false, got 'no'"):
+        load_experiment(root)

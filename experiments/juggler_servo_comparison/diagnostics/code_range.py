@@ -1,0 +1,56 @@
+"""How far the task codes of the final `context` / `recurrent` models leave their training range on the test tasks.
+
+For each model: the per-dimension range of z on its own training data (as `agent.bound_latent` measures it), then z
+at every step of random-action episodes of the 16 test tasks (the episodes `mbmeta evaluate` measures prediction
+error on: seed 0 + 7919), and per test restitution value the fraction of steps with any dimension outside the range
+and the largest excess. Needs each run's buffer.npz (kept locally, not in git):
+
+    python experiments/juggler_servo_comparison/diagnostics/code_range.py > code_range.md   # then move it here
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbmeta.envs import get_family
+from mbmeta.evaluation.episodes import evaluation_tasks
+from mbmeta.evaluation.prediction import test_data
+from mbmeta.models.latent_range import context_windows
+from mbmeta.runs.training_data import training_latent_range
+from mbmeta.training.checkpoint import load_module
+from mbmeta.types import Transition
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ("context-seed0", "context-seed1", "recurrent-seed0")
+K = 10
+
+
+def main() -> None:
+    """Print the table (markdown)."""
+    torch.set_num_threads(1)
+    family = get_family("juggler_balance_servo")
+    tasks = evaluation_tasks(family, "test", 16, seed=0, design="balanced")
+    data = test_data(family, tasks, seed=7919, min_length=25)
+    rows, mask, episode = context_windows(data, K)
+    fields = {n: torch.as_tensor(np.array(data.field(n))) for n in Transition._fields}
+    context = Transition(*(fields[n][torch.as_tensor(rows)] for n in Transition._fields))
+    restitution = data.tasks[episode, data.task_names.index("restitution_scale")]
+    print("| run | test restitution | steps | steps with a dimension out of range | largest excess |")
+    print("|---|---:|---:|---:|---:|")
+    for run in RUNS:
+        ckpt = ROOT / "runs" / run / "model.ckpt"
+        model = load_module(ckpt).dynamics
+        bounds = training_latent_range(ckpt, model, K)
+        with torch.no_grad():
+            z = model.adapt_normalised(model.normalise_segment(context), torch.as_tensor(mask), None).z
+        excess = torch.maximum(z - bounds.high, bounds.low - z).clamp(min=0)  # [N, Z]
+        for value in sorted(set(restitution.tolist())):
+            chosen = torch.as_tensor(restitution == value)
+            out = (excess[chosen] > 0).any(1).float().mean().item()
+            largest = excess[chosen].max().item()
+            print(f"| {run} | {value:g} | {int(chosen.sum())} | {100 * out:.1f} % | {largest:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -54,6 +54,10 @@ def load_module(
 def save_checkpoint(trainer: pl.Trainer, path: str | os.PathLike[str]) -> Path:
     """``trainer.save_checkpoint`` made atomic: a crash never leaves a partial checkpoint at ``path``.
 
+    Weights and hyperparameters only, without the optimizer's and Lightning's loop state: the model-based loop builds
+    a fresh Trainer (and optimizer) for every fit, so that state would never be read, and leaving it out keeps a
+    run's committed model at a third of the size (Adam keeps two moments per weight).
+
     Call it on every rank (Lightning writes from rank 0 only); the rename happens where the file was written.
     """
     path = Path(path)
@@ -62,7 +66,7 @@ def save_checkpoint(trainer: pl.Trainer, path: str | os.PathLike[str]) -> Path:
     tmp = Path(tmp_name)
     apply_umask(tmp)
     try:
-        trainer.save_checkpoint(tmp, weights_only=False)
+        trainer.save_checkpoint(tmp, weights_only=True)
         if trainer.is_global_zero:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())

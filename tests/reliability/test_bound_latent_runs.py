@@ -16,8 +16,6 @@ from mbmeta.training.checkpoint import load_module
 
 from .conftest import AGENT, LOOP, tiny_settings
 
-QUIET = ["--wandb.mode", "disabled"]
-
 
 @pytest.fixture(scope="module")
 def bounded_run(tmp_path_factory):
@@ -73,9 +71,11 @@ def test_a_checkpoint_that_is_not_the_runs_own_is_refused(tmp_path, bounded_run,
         training_episodes(alone / "model.ckpt")
 
 
-def test_evaluate_plans_with_the_bounded_code_and_records_it(tmp_path, bounded_run):
+def test_evaluate_plans_with_the_bounded_code_and_records_it(tmp_path, bounded_run, monkeypatch):
+    # offline, as the suite's other in-process evaluations: W&B's process-wide setup keeps the first mode it sees
+    monkeypatch.setenv("WANDB_MODE", "offline")
     common = ["--ckpt", str(bounded_run / "model.ckpt"), "--tasks", "1", "--episodes_per_task", "1"]
-    common += ["--num_envs", "1", "--env_kwargs", '{"max_episode_steps": 20}', *QUIET]
+    common += ["--num_envs", "1", "--env_kwargs", '{"max_episode_steps": 20}']
     assert main(["evaluate", *common, "--agent.bound_latent", "true", "--out", str(tmp_path / "bounded")]) == 0
     results = json.loads((tmp_path / "bounded" / "results.json").read_text())
     assert results["agent"]["bound_latent"] is True and len(results["episodes"]) == 1

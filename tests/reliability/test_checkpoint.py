@@ -39,6 +39,12 @@ def test_good_checkpoint_round_trips_the_weights(tiny_run):
     assert bool(module.dynamics.normaliser.fitted)
 
 
+def test_a_runs_checkpoint_holds_the_model_without_optimizer_state(tiny_run):
+    saved = torch.load(tiny_run / "model.ckpt", weights_only=True)
+    assert {"state_dict", "hyper_parameters"} <= set(saved)
+    assert "optimizer_states" not in saved  # never read: each fit builds a new optimizer
+
+
 def test_malicious_pickle_is_refused_and_not_run(malicious_checkpoint):
     path, marker = malicious_checkpoint
     with pytest.raises(CheckpointError, match=r"malicious\.ckpt.*refused.*(posix|os)\.system"):

@@ -208,12 +208,14 @@ def run(argv: list[str]) -> int:
     agent = agent_settings(cfg)
     if cfg.protocol == "cadm":
         from mbmeta.evaluation.protocol import run_protocol
+        from mbmeta.runs.training_data import agent_latent_range
 
         console = Console()
         console.print(describe_agent(agent, agent_source))
         run_protocol(
             cfg.ckpt, cfg.labels, family, agent, episodes=cfg.protocol_episodes, num_envs=cfg.num_envs,
             seed=cfg.seed, out=cfg.out, log=lambda text: console.print(text, markup=False, soft_wrap=True),
+            latent_range_of=lambda ckpt, module: agent_latent_range(ckpt, module.dynamics, agent),
         )  # fmt: skip
         return 0
     tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed, design=cfg.task_design)

@@ -100,7 +100,7 @@ class MPCAgent(Policy):
             times faster on CPUs with AVX512-BF16/AMX and on GPUs; states and returns stay float32; see
             ``docs/performance.md`` for speed and closed-loop return).
         latent_range: clamp the model's task code ``z`` into this range at every adaptation
-            (:func:`~mbmeta.models.latent_range.measure_latent_range` measures it on the training data), so that a
+            (:func:`~mbmeta.control.latent_range.measure_latent_range` measures it on the training data), so that a
             context unlike any training task cannot push ``z`` where the model was never fitted; only for a model
             whose adaptation has a code (``context``, ``recurrent``, ``oracle``). None: ``z`` as adapted.
         context_size: deprecated alias of ``context_length``.

@@ -49,7 +49,7 @@ def make_agent(
     if settings.bound_latent and latent_range is None:
         raise ValueError(
             "agent.bound_latent needs the range of the model's task code on its training data "
-            "(mbmeta.models.latent_range.measure_latent_range); none was given"
+            "(mbmeta.control.latent_range.measure_latent_range); none was given"
         )
     return MPCAgent(
         dynamics,

@@ -238,6 +238,7 @@ def run_protocol(
     seed: int,
     out: str | Path,
     log: Callable[[str], None] = print,
+    latent_range_of: Callable[[str, MetaDynamicsModule], LatentRange | None] | None = None,
 ) -> list[Score]:
     """Evaluate checkpoints under the protocol, write ``protocol.json`` / ``protocol.csv`` and log the table.
 
@@ -251,9 +252,13 @@ def run_protocol(
         seed: seeds the tasks, environments and planning.
         out: output directory.
         log: where the table and progress lines go.
+        latent_range_of: ``(checkpoint, module) -> range`` of the model's task code on its training data, required
+            when ``agent.bound_latent`` (``mbmeta evaluate`` reads it from the checkpoint's run directory).
     """
-    from mbmeta.runs.training_data import agent_latent_range
     from mbmeta.training.checkpoint import load_module
+
+    if agent.bound_latent and latent_range_of is None:
+        raise ValueError("agent.bound_latent needs latent_range_of (the range of each model's task code)")
 
     protocol_conditions(family)  # fail before loading anything if the family has none
     if labels is not None and len(labels) != len(ckpts):
@@ -266,7 +271,7 @@ def run_protocol(
         module = load_module(ckpt)
         label = labels[i] if labels else module.hparams.adaptation
         log(f"{label} ({ckpt})")
-        bounds = agent_latent_range(ckpt, module.dynamics, agent)
+        bounds = latent_range_of(ckpt, module) if agent.bound_latent else None
         if bounds is not None:
             ranges[label] = bounds.as_dict()
         episodes_run += evaluate_protocol(

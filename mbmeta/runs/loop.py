@@ -21,13 +21,13 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from mbmeta.control.collection import collect_episodes
 from mbmeta.control.factory import make_agent, make_initial_policy
+from mbmeta.control.latent_range import measure_latent_range
 from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
-from mbmeta.models.latent_range import measure_latent_range
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
 from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory

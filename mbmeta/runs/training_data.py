@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mbmeta.control.latent_range import measure_latent_range
 from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.models.dynamics import MetaDynamicsModel
-from mbmeta.models.latent_range import LatentRange, measure_latent_range
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.runs.run_dir import BUFFER_FILE, CONFIG_FILE, STATE_FILE, LoopState, file_sha256
 
 

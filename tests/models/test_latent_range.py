@@ -8,10 +8,11 @@ from synthetic_family import ACTION_DIM, OBS_DIM, TASK_DIM, make_batch, simulate
 
 from mbmeta.control.agent import MPCAgent
 from mbmeta.control.factory import make_agent
+from mbmeta.control.latent_range import context_windows, measure_latent_range
 from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.models import MetaDynamicsModel, transition_statistics
-from mbmeta.models.latent_range import LatentRange, context_windows, measure_latent_range
+from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners import make_planner
 from mbmeta.types import Transition
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from mbmeta.cli import main
+from mbmeta.control.latent_range import measure_latent_range
 from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.models.latent_range import measure_latent_range
 from mbmeta.runs.loop import run_training
 from mbmeta.runs.training_data import training_episodes, training_latent_range
 from mbmeta.training.checkpoint import load_module
@@ -97,3 +97,13 @@ def test_a_model_without_a_code_cannot_be_bounded(tmp_path, bounded_run):
     settings["agent"] = AgentSettings.from_config({**AGENT, "bound_latent": True})
     with pytest.raises(ValueError, match="adaptation 'none' has no task code z to bound"):
         run_training(**settings)
+
+
+def test_the_protocol_needs_a_way_to_read_each_models_range(tmp_path):
+    from mbmeta.envs import get_family
+    from mbmeta.evaluation.protocol import run_protocol
+
+    agent = AgentSettings.from_config({**AGENT, "bound_latent": True})
+    with pytest.raises(ValueError, match="agent.bound_latent needs latent_range_of"):
+        run_protocol(["model.ckpt"], None, get_family("cadm_pendulum"), agent, episodes=1, num_envs=1, seed=0,
+                     out=tmp_path)  # fmt: skip

@@ -8,15 +8,16 @@ and the largest excess. Needs each run's buffer.npz (kept locally, not in git):
     python experiments/juggler_servo_comparison/diagnostics/code_range.py > code_range.md   # then move it here
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mbmeta.control.latent_range import context_windows
 from mbmeta.envs import get_family
 from mbmeta.evaluation.episodes import evaluation_tasks
 from mbmeta.evaluation.prediction import test_data
-from mbmeta.models.latent_range import context_windows
 from mbmeta.runs.training_data import training_latent_range
 from mbmeta.training.checkpoint import load_module
 from mbmeta.types import Transition
@@ -26,8 +27,9 @@ RUNS = ("context-seed0", "context-seed1", "recurrent-seed0")
 K = 10
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print the table (markdown)."""
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     torch.set_num_threads(1)
     family = get_family("juggler_balance_servo")
     tasks = evaluation_tasks(family, "test", 16, seed=0, design="balanced")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.models.dynamics import MetaDynamicsModel
@@ -36,43 +37,38 @@ def context_windows(buffer: EpisodeBuffer, context_length: int) -> tuple[np.ndar
     return np.where(mask, rows, 0), mask, episode
 
 
-def measure_latent_range(
-    model: MetaDynamicsModel, buffer: EpisodeBuffer, context_length: int, *, chunk: int = 4096
-) -> LatentRange:
-    """The per-dimension range of ``z`` over every step of ``buffer``, adapting as the MPC agent does.
+def step_codes(model: MetaDynamicsModel, buffer: EpisodeBuffer, context_length: int, *, chunk: int = 4096) -> Tensor:
+    """The code ``z`` the agent would adapt to before every step of ``buffer``, on the model's device.
+
+    ``[N, Z]``, or ``[N, E, Z]`` with one encoder per ensemble member (``context_per_member``).
 
     Each step's ``z`` comes from that step's context window (:func:`context_windows`: the episode's last K earlier
     transitions; the first step of an episode adapts on an empty window) and, for the oracle, the episode's true
-    task. With one encoder per ensemble member (``context_per_member``) the range covers every member's codes.
+    task (task vectors in the model's task order).
 
     Args:
         model: a model whose adaptation produces a code (``context``, ``recurrent`` or ``oracle``).
-        buffer: the data the model was fitted on (task vectors in the model's task order).
+        buffer: the episodes.
         context_length: K, as the agent will use it.
         chunk: steps adapted per call (memory bound).
 
     Raises:
         ValueError: the model's adaptation has no code, or the buffer is empty or does not fit the model.
     """
-    latent_dim = model.adapter.latent_dim
-    if latent_dim == 0:
+    if model.adapter.latent_dim == 0:
         raise ValueError(f"adaptation {model.adaptation_name!r} has no task code z to bound (Z = 0)")
     if buffer.num_transitions == 0:
-        raise ValueError("measure_latent_range: the buffer holds no transitions")
+        raise ValueError("task codes: the buffer holds no transitions")
     if (buffer.obs_dim, buffer.action_dim) != (model.obs_dim, model.action_dim):
         raise ValueError(
-            f"measure_latent_range: buffer obs/action dims ({buffer.obs_dim}, {buffer.action_dim}) do not match the "
+            f"task codes: buffer obs/action dims ({buffer.obs_dim}, {buffer.action_dim}) do not match the "
             f"model's ({model.obs_dim}, {model.action_dim})"
         )
     rows, mask, episode = context_windows(buffer, context_length)
     device = next(model.parameters()).device
-    fields = {
-        name: torch.as_tensor(np.array(buffer.field(name)), device=device)
-        for name in ("obs", "action", "next_obs", "reward", "terminated")
-    }
+    fields = {name: torch.as_tensor(np.array(buffer.field(name)), device=device) for name in Transition._fields}
     tasks = torch.as_tensor(np.asarray(buffer.tasks, dtype=np.float32), device=device)
-    low = torch.full((latent_dim,), float("inf"), device=device)
-    high = torch.full((latent_dim,), float("-inf"), device=device)
+    codes = []
     was_training = model.training
     model.eval()
     try:
@@ -82,9 +78,20 @@ def measure_latent_range(
                 context = Transition(*(fields[name][index] for name in Transition._fields))
                 valid = torch.as_tensor(mask[begin : begin + chunk], device=device)
                 task = tasks[torch.as_tensor(episode[begin : begin + chunk], device=device)]
-                z = model.adapt_normalised(model.normalise_segment(context), valid, task).z.reshape(-1, latent_dim)
-                low = torch.minimum(low, z.amin(0))
-                high = torch.maximum(high, z.amax(0))
+                z = model.adapt_normalised(model.normalise_segment(context), valid, task).z  # [B, Z] or [E, B, Z]
+                codes.append(z if z.dim() == 2 else z.transpose(0, 1))
     finally:
         model.train(was_training)
-    return LatentRange(low.cpu(), high.cpu())
+    return torch.cat(codes)
+
+
+def measure_latent_range(
+    model: MetaDynamicsModel, buffer: EpisodeBuffer, context_length: int, *, chunk: int = 4096
+) -> LatentRange:
+    """The per-dimension range of ``z`` over every step of ``buffer``, adapting as the MPC agent does.
+
+    The minimum and maximum of :func:`step_codes` (same arguments and errors); with one encoder per ensemble member
+    the range covers every member's codes.
+    """
+    z = step_codes(model, buffer, context_length, chunk=chunk).flatten(0, -2)
+    return LatentRange(z.amin(0).cpu(), z.amax(0).cpu())

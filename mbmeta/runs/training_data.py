@@ -7,7 +7,6 @@ iteration collected ``loop.episodes_per_iteration`` more. Reading takes no lock,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mbmeta.control.latent_range import measure_latent_range
@@ -15,7 +14,7 @@ from mbmeta.control.settings import AgentSettings
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.models.dynamics import MetaDynamicsModel
 from mbmeta.models.latent_range import LatentRange
-from mbmeta.runs.run_dir import BUFFER_FILE, CONFIG_FILE, STATE_FILE, LoopState, file_sha256
+from mbmeta.runs.run_dir import BUFFER_FILE, STATE_FILE, RunDirectory, file_sha256
 
 
 def training_episodes(checkpoint: str | Path) -> tuple[Path, int]:
@@ -36,16 +35,17 @@ def training_episodes(checkpoint: str | Path) -> tuple[Path, int]:
             f"{path}: no run directory with {STATE_FILE} and {BUFFER_FILE} beside or above it, so its training data "
             "are unknown (only checkpoints of mbmeta train have them)"
         )
-    state = LoopState.load(run_dir / STATE_FILE)
+    run = RunDirectory(run_dir)  # read only: no lock taken, the directory left as it is
+    state = run.load_state()
     digest = file_sha256(path)
     kept = next((k for k in state.kept if k.sha256 == digest), None)
     if kept is not None:
         return run_dir, kept.episodes
     if state.checkpoint is not None and state.checkpoint_sha256 == digest:
         try:
-            per_iteration = int(json.loads((run_dir / CONFIG_FILE).read_text())["loop"]["episodes_per_iteration"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{run_dir / CONFIG_FILE}: loop.episodes_per_iteration cannot be read ({err})") from err
+            per_iteration = int(run.read_config()["loop"]["episodes_per_iteration"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{run.config_path}: loop.episodes_per_iteration cannot be read ({err})") from err
         return run_dir, state.episodes - per_iteration
     raise ValueError(
         f"{path} is none of the committed checkpoints of {run_dir} (its content matches no SHA-256 in {STATE_FILE})"

@@ -11,16 +11,14 @@ and the largest excess. Needs each run's buffer.npz (kept locally, not in git):
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from mbmeta.control.latent_range import context_windows
+from mbmeta.control.latent_range import context_windows, step_codes
 from mbmeta.envs import get_family
 from mbmeta.evaluation.episodes import evaluation_tasks
 from mbmeta.evaluation.prediction import test_data
 from mbmeta.runs.training_data import training_latent_range
 from mbmeta.training.checkpoint import load_module
-from mbmeta.types import Transition
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("context-seed0", "context-seed1", "recurrent-seed0")
@@ -34,9 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     family = get_family("juggler_balance_servo")
     tasks = evaluation_tasks(family, "test", 16, seed=0, design="balanced")
     data = test_data(family, tasks, seed=7919, min_length=25)
-    rows, mask, episode = context_windows(data, K)
-    fields = {n: torch.as_tensor(np.array(data.field(n))) for n in Transition._fields}
-    context = Transition(*(fields[n][torch.as_tensor(rows)] for n in Transition._fields))
+    _, _, episode = context_windows(data, K)
     restitution = data.tasks[episode, data.task_names.index("restitution_scale")]
     print("| run | test restitution | steps | steps with a dimension out of range | largest excess |")
     print("|---|---:|---:|---:|---:|")
@@ -44,8 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         ckpt = ROOT / "runs" / run / "model.ckpt"
         model = load_module(ckpt).dynamics
         bounds = training_latent_range(ckpt, model, K)
-        with torch.no_grad():
-            z = model.adapt_normalised(model.normalise_segment(context), torch.as_tensor(mask), None).z
+        z = step_codes(model, data, K)  # [N, Z]: each step's code, as the agent adapts
         excess = torch.maximum(z - bounds.high, bounds.low - z).clamp(min=0)  # [N, Z]
         for value in sorted(set(restitution.tolist())):
             chosen = torch.as_tensor(restitution == value)

@@ -540,6 +540,11 @@ class Sweep:
         """Evaluate a kept checkpoint, after checking it is the file ``state.json`` committed."""
         step = f"evaluate {_step_name(curve.out_dir)}"
         checkpoint = self.experiment.root / curve.checkpoint
+        if not checkpoint.is_file() and curve_state(self.experiment, curve) == "done":
+            # done against the SHA-256 state.json records; the kept file itself is not needed any more (kept
+            # checkpoints are not committed, so a fresh clone has the results without them)
+            self._say(f"skip   {step} (done; its kept checkpoint is no longer on disk)")
+            return Outcome(step, "skipped", log=f"{curve.out_dir}/{EVALUATE_LOG}")
         if not checkpoint.is_file() or file_sha256(checkpoint) != curve.kept.sha256:
             problem = "is missing" if not checkpoint.is_file() else "differs from the one state.json records (SHA-256)"
             self._say(f"FAILED {step} (kept checkpoint {checkpoint} {problem})")

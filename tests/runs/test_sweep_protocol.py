@@ -149,6 +149,25 @@ def test_a_second_sweep_skips_the_kept_checkpoints_evaluated(swept, fake):
     assert len(calls(fake)) == before and {o.status for o in outcomes} == {"skipped"}
 
 
+def test_a_done_curve_point_whose_kept_checkpoint_was_deleted_is_skipped(swept, fake):
+    # kept checkpoints are not committed: a fresh clone holds the curve's results but not the files they evaluated
+    for checkpoint in (swept.root / "runs").glob("*/checkpoints/*.ckpt"):
+        checkpoint.unlink()
+    before = len(calls(fake))
+    outcomes = {o.step: o.status for o in sweep(swept).run()}
+    assert len(calls(fake)) == before
+    assert outcomes["evaluate none-seed1/curve/iteration_001/eval0"] == "skipped"
+    assert set(outcomes.values()) == {"skipped"}
+    statuses = {(r["method"], r["seed"], r["iteration"]): r["status"] for r in merge_curve(swept)["runs"]}
+    assert set(statuses.values()) == {"done"}
+    # a curve point not yet evaluated still needs its checkpoint
+    (swept.root / "results/none-seed1/curve/iteration_001/eval0/sweep.json").unlink()
+    (swept.root / "results/none-seed1/curve/iteration_001/eval0/protocol.json").unlink()
+    outcomes = {o.step: o.status for o in sweep(swept).run()}
+    assert outcomes["evaluate none-seed1/curve/iteration_001/eval0"] == "failed"
+    assert len(calls(fake)) == before
+
+
 def test_a_changed_kept_checkpoint_is_not_evaluated(swept, fake):
     checkpoint = swept.root / "runs/none-seed1/checkpoints/iteration_001.ckpt"
     checkpoint.write_text("damaged")

@@ -355,10 +355,16 @@ class RunDirectory:
             The buffer, and the committed checkpoint (None before the first fit).
 
         Raises:
-            ValueError: the buffer holds fewer episodes than committed, or the committed checkpoint is missing.
+            ValueError: the buffer is missing or holds fewer episodes than committed, or the committed checkpoint is
+                missing.
             BufferFormatError: the buffer file is damaged (names it).
         """
         ways_out = "restore it from a backup, or move the run directory aside and start a new run"
+        if not self.buffer_path.is_file():  # e.g. a checkout on another machine: buffers are not committed
+            raise ValueError(
+                f"the loop state {self.state_path} records {state.episodes} collected episodes but the replay buffer "
+                f"{self.buffer_path} is missing, so the run cannot resume; {ways_out}"
+            )
         buffer = EpisodeBuffer.load(self.buffer_path)
         if buffer.num_episodes < state.episodes:
             raise ValueError(

@@ -219,6 +219,19 @@ def test_resume_keeps_the_kept_checkpoints_and_drops_an_uncommitted_one(tmp_path
     assert not uncommitted.exists()
 
 
+def test_resume_without_the_buffer_names_it_and_touches_nothing(tmp_path):
+    # a checkout on another machine has the run's state.json but not its buffer (buffers are not committed)
+    with started(tmp_path / "run") as run:
+        run.commit(buffer_of(2), iteration=1, checkpoint=fake_checkpoint(run, 1))
+        run.buffer_path.unlink()
+        before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+        with pytest.raises(
+            ValueError, match=r"records 2 collected episodes but the replay buffer .*buffer\.npz is missing"
+        ):
+            run.resume(run.load_state(), lambda line: None)
+        assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == before
+
+
 def test_a_state_without_kept_checkpoints_is_written_as_before(tmp_path):
     with started(tmp_path / "run") as run:
         run.commit(buffer_of(2), iteration=1, checkpoint=fake_checkpoint(run, 1))

@@ -5,7 +5,8 @@ A run directory keeps in git only what a reported number needs (.gitignore); its
 are what its learning-curve evaluations read. A new machine that receives the checkout's untracked files but not its
 ignored ones (as happened on 2026-12-05: two half-done CaDM runs had to start again) loses them.
 
-``park`` copies those files of every run under ``experiments/*/runs/`` into ``experiments/<name>/carry/<run>/``
+``park`` copies those files of every run directory (one holding ``state.json``, e.g. ``experiments/<name>/runs/<run>/``
+or ``experiments/<name>/pilot/<run>/``) into ``experiments/<name>/carry/<runs or pilot>/<run>/``
 (not ignored, never committed: the copies are renamed ``*.carried`` so that ``*.ckpt`` rules do not apply);
 ``restore`` puts back every parked file its run directory lacks, never overwriting one, then deletes the parking
 place. Stop the training processes before ``park``: a buffer copied while a run writes it does not match its
@@ -34,11 +35,13 @@ def local_files(run: Path) -> list[Path]:
 
 
 def park(root: Path) -> list[Path]:
-    """Copy every run's local files into ``<experiment>/carry/<run>/``; returns the copies made."""
+    """Copy every run's local files into ``<experiment>/carry/<group>/<run>/``; returns the copies made."""
     made = []
-    for run in sorted(root.glob("*/runs/*")):
+    for run in sorted(state.parent for state in root.glob("*/*/*/state.json")):
+        if run.parent.name == CARRY_DIR:
+            continue
         for rel in local_files(run):
-            target = run.parent.parent / CARRY_DIR / run.name / f"{rel}{SUFFIX}"
+            target = run.parent.parent / CARRY_DIR / run.parent.name / run.name / f"{rel}{SUFFIX}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / rel, target)
             made.append(target)
@@ -51,7 +54,7 @@ def restore(root: Path) -> tuple[list[Path], list[Path]]:
     for carry in sorted(root.glob(f"*/{CARRY_DIR}")):
         for parked in sorted(carry.rglob(f"*{SUFFIX}")):
             rel = parked.relative_to(carry)
-            target = carry.parent / "runs" / rel.parent / rel.name.removesuffix(SUFFIX)
+            target = carry.parent / rel.parent / rel.name.removesuffix(SUFFIX)
             if target.exists():
                 kept.append(target)
                 continue

@@ -14,8 +14,9 @@ def carry():
     yield from script_module(ROOT / "experiments" / "carry_runs.py", "carry_runs")
 
 
-def make_run(root: Path, name: str, files: dict[str, bytes]) -> Path:
-    run = root / "exp" / "runs" / name
+def make_run(root: Path, name: str, files: dict[str, bytes], group: str = "runs") -> Path:
+    run = root / "exp" / group / name
+    files = {"state.json": b"{}", **files}
     for rel, data in files.items():
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
         (run / rel).write_bytes(data)
@@ -26,7 +27,7 @@ def test_park_then_restore_brings_back_what_a_new_checkout_lacks(carry, tmp_path
     run = make_run(tmp_path, "none-seed1", {
         "buffer.npz": b"buffer", "checkpoints/iteration_004.ckpt": b"ckpt4", "state.json": b"{}"})  # fmt: skip
     carry.park(tmp_path)
-    parked = tmp_path / "exp" / "carry" / "none-seed1"
+    parked = tmp_path / "exp" / "carry" / "runs" / "none-seed1"
     assert (parked / "buffer.npz.carried").read_bytes() == b"buffer"
     assert (parked / "checkpoints" / "iteration_004.ckpt.carried").read_bytes() == b"ckpt4"
     assert not (parked / "state.json.carried").exists()  # tracked files travel with git
@@ -37,6 +38,15 @@ def test_park_then_restore_brings_back_what_a_new_checkout_lacks(carry, tmp_path
     assert (run / "buffer.npz").read_bytes() == b"buffer"
     assert (run / "checkpoints" / "iteration_004.ckpt").read_bytes() == b"ckpt4"
     assert not (tmp_path / "exp" / "carry").exists()
+
+
+def test_a_pilot_run_outside_runs_is_carried_too(carry, tmp_path):
+    pilot = make_run(tmp_path, "none-10k-seed0", {"buffer.npz": b"b", "checkpoints/iteration_001.ckpt": b"c"}, "pilot")
+    make_run(tmp_path, "notes", {}, "diagnostics")  # a directory with no local files: nothing to carry
+    assert len(carry.park(tmp_path)) == 2
+    (pilot / "checkpoints" / "iteration_001.ckpt").unlink()
+    restored, _ = carry.restore(tmp_path)
+    assert restored == [pilot / "checkpoints" / "iteration_001.ckpt"]
 
 
 def test_restore_never_overwrites_a_runs_own_file(carry, tmp_path):

@@ -22,6 +22,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from mbmeta.runs.run_dir import BUFFER_FILE, CHECKPOINT_DIR, STATE_FILE
+
 EXPERIMENTS = Path(__file__).resolve().parent
 CARRY_DIR = "carry"
 SUFFIX = ".carried"
@@ -29,15 +31,15 @@ SUFFIX = ".carried"
 
 def local_files(run: Path) -> list[Path]:
     """The ignored files of a run directory that a resume or a curve evaluation needs, relative to it."""
-    files = [Path("buffer.npz")] if (run / "buffer.npz").is_file() else []
-    files += sorted(p.relative_to(run) for p in (run / "checkpoints").glob("*.ckpt"))
+    files = [Path(BUFFER_FILE)] if (run / BUFFER_FILE).is_file() else []
+    files += sorted(p.relative_to(run) for p in (run / CHECKPOINT_DIR).glob("*.ckpt"))
     return files
 
 
 def park(root: Path) -> list[Path]:
     """Copy every run's local files into ``<experiment>/carry/<group>/<run>/``; returns the copies made."""
     made = []
-    for run in sorted(state.parent for state in root.glob("*/*/*/state.json")):
+    for run in sorted(state.parent for state in root.glob(f"*/*/*/{STATE_FILE}")):
         if run.parent.name == CARRY_DIR:
             continue
         for rel in local_files(run):

@@ -23,15 +23,24 @@ CURVE_FILE = "learning_curve.csv"
 PLOT_FILE = "learning_curve.png"
 COLUMNS = ("iteration", "policy", "episodes", "transitions", "return_mean", "return_min", "return_max",
            "length_mean", "success_rate")  # fmt: skip
+COUNT_COLUMNS = ("iteration", "episodes", "transitions")  # whole numbers: rewritten as written ("8", not "8.0")
 
 
-def read_learning_curve(run_dir: str | Path) -> list[dict[str, float | str]]:
-    """The rows of ``learning_curve.csv`` (numbers as floats, ``policy`` as text); empty if there is none."""
+def read_learning_curve(run_dir: str | Path) -> list[dict[str, float | int | str]]:
+    """The rows of ``learning_curve.csv`` (counts as ints, other numbers as floats, ``policy`` as text), or []."""
     path = Path(run_dir) / CURVE_FILE
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: (v if k == "policy" else _number(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: _value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _value(column: str, text: str) -> float | int | str:
+    if column == "policy":
+        return text
+    number = _number(text)
+    # Older files wrote the counts of all but their last row as floats ("8.0"); read them back as ints.
+    return int(number) if column in COUNT_COLUMNS and number.is_integer() else number
 
 
 def record_iteration(

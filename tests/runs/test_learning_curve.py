@@ -30,3 +30,21 @@ def test_resuming_from_an_earlier_iteration_drops_the_later_rows(tmp_path):
     record_iteration(tmp_path, 1, metrics(10.0), policy="mpc", episodes=1, transitions=1)
     assert [r["iteration"] for r in read_learning_curve(tmp_path)] == [0.0, 1.0]
     assert (tmp_path / CURVE_FILE).read_text().splitlines()[0].startswith("iteration,policy,episodes,transitions")
+
+
+def test_counts_of_earlier_rows_stay_whole_numbers_when_the_file_is_rewritten(tmp_path):
+    record_iteration(tmp_path, 0, metrics(-900.0), policy="random", episodes=4, transitions=800)
+    record_iteration(tmp_path, 1, metrics(-500.0), policy="mpc", episodes=2, transitions=1200)
+    first = (tmp_path / CURVE_FILE).read_text().splitlines()[1]
+    assert first.startswith("0,random,4,800,-900.0,"), first  # was "0.0,random,4.0,800.0,..." after a rewrite
+    assert [type(r["transitions"]) for r in read_learning_curve(tmp_path)] == [int, int]
+
+
+def test_a_file_with_float_counts_reads_back_as_ints(tmp_path):
+    (tmp_path / CURVE_FILE).write_text(
+        "iteration,policy,episodes,transitions,return_mean,return_min,return_max,length_mean,success_rate\n"
+        "1.0,mpc,8.0,262467.0,0.5,0.2,1.5,28.75,0.0\n"
+    )
+    (row,) = read_learning_curve(tmp_path)
+    assert (row["iteration"], row["episodes"], row["transitions"]) == (1, 8, 262467)
+    assert row["return_mean"] == 0.5 and isinstance(row["return_mean"], float)

@@ -54,7 +54,10 @@ def test_the_guides_commands_train_evaluate_and_act_on_a_tiny_budget(tmp_path):
     shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("runs", "results", "__pycache__"))
     (work / "tiny.yaml").write_text(TINY)
     commands = guide_commands()
-    assert [argv[:2] for argv in commands] == [["mbmeta", "train"], ["mbmeta", "evaluate"], ["python", "own_loop.py"]]
+    assert [argv[:2] for argv in commands] == [
+        ["mbmeta", "train"], ["mbmeta", "evaluate"], ["python", "own_loop.py"],
+        ["mbmeta", "collect"], ["mbmeta", "train"],
+    ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     outputs = {}
     for argv in commands:
@@ -62,7 +65,7 @@ def test_the_guides_commands_train_evaluate_and_act_on_a_tiny_budget(tmp_path):
         full = program + argv[1:] + TINY_FLAGS.get(argv[1], [])
         proc = subprocess.run(full, cwd=work, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-        outputs[argv[1]] = proc.stdout
+        outputs.setdefault(argv[1], proc.stdout)
 
     # train: the family came from the user's module by its import path, and the run records that path
     run_dir = work / "runs" / "reacher"
@@ -83,6 +86,14 @@ def test_the_guides_commands_train_evaluate_and_act_on_a_tiny_budget(tmp_path):
     # the agent in the user's own loop
     returns = re.search(r"returns \[(.*?)\]", outputs["own_loop.py"])
     assert returns and len(returns.group(1).split(",")) == 2
+
+    # a run started from recorded episodes: they are its iteration 0, then one MPC iteration follows
+    recorded = EpisodeBuffer.load(work / "robot_log.npz")
+    from_log = EpisodeBuffer.load(work / "runs" / "reacher_from_log" / "buffer.npz")
+    assert recorded.num_episodes == 4 and from_log.num_episodes == 4 + 1
+    np.testing.assert_array_equal(from_log.episode(3)["obs"], recorded.episode(3)["obs"])
+    with open(work / "runs" / "reacher_from_log" / "learning_curve.csv") as f:
+        assert [row["policy"] for row in csv.DictReader(f)] == ["buffer", "mpc"]
 
 
 def _true_dynamics_example():

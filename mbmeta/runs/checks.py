@@ -64,6 +64,8 @@ def check_settings(
     scale = loop.initial_scale
     if not (isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale <= 1):
         raise ValueError(f"loop.initial_scale must be a number in (0, 1], got {scale!r}")
+    if loop.initial_buffer is not None and not isinstance(loop.initial_buffer, str | os.PathLike):
+        raise ValueError(f"loop.initial_buffer must be a file path or None, got {loop.initial_buffer!r}")
     for name in ("horizon", "context_length", "particles"):
         _check_count("agent", name, getattr(agent, name), 1)
     if not 0.0 < agent.discount <= 1.0:

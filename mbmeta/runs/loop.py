@@ -1,9 +1,10 @@
 """The model-based meta-RL loop: collect across training tasks, fit, collect with the adapting MPC agent, repeat.
 
 Iteration 0 collects episodes with the initial policy (random actions, or a scripted controller with noise) on tasks
-from the family's train split. Each iteration then fits the model (Lightning, warm-started from the previous
-iteration), lets the MPC agent collect new episodes on newly sampled train tasks (adapting online from its own
-recent transitions), and appends them to the buffer.
+from the family's train split, or reads recorded ones (``loop.initial_buffer``, :mod:`mbmeta.runs.initial_data`).
+Each iteration then fits the model (Lightning, warm-started from the previous iteration), lets the MPC agent collect
+new episodes on newly sampled train tasks (adapting online from its own recent transitions), and appends them to the
+buffer.
 
 Crash safety lives in :class:`~mbmeta.runs.run_dir.RunDirectory`: every step is committed atomically, and a run
 killed at any moment and started again with the same command redoes the step that did not complete with the same
@@ -29,6 +30,7 @@ from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
+from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, file_sha256, load_initial_buffer
 from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory
 from mbmeta.runs.settings import LoopSettings
@@ -95,6 +97,8 @@ def run_training(
             module = load_module(committed, eval_mode=False) if committed is not None else None
             log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
         else:
+            if loop.initial_buffer is not None:  # read and checked before the run records anything
+                buffer = load_initial_buffer(loop.initial_buffer, family)
             state = run.start(config)
         options = dict(wandb or {})
         log_model = bool(options.pop("log_model", False))
@@ -103,6 +107,17 @@ def run_training(
             logger = WandbLogger(save_dir=str(run.path), config=config, **{**defaults, **options})
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
+        if state.episodes == 0 and buffer is not None:  # iteration 0 from loop.initial_buffer
+            log(
+                f"iteration 0: {buffer.num_episodes} recorded episodes ({buffer.num_transitions} transitions) from "
+                f"{loop.initial_buffer} (SHA-256 {file_sha256(loop.initial_buffer)})"
+            )
+            stats = episode_stats(buffer, family)
+            metrics = episode_metrics(stats, "collect")
+            _log_metrics(logger, metrics, step=0)
+            log_episode_table(logger, "collect/episodes", stats, step=0)
+            _record_curve(run, 0, metrics, SOURCE_POLICY, len(stats), buffer, family.name)
+            state = run.commit(buffer, iteration=0)
         if buffer is None:
             policy = make_initial_policy(
                 family, loop.initial_policy, noise=loop.initial_noise, scale=loop.initial_scale, seed=loop.seed

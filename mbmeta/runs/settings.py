@@ -26,6 +26,11 @@ class LoopSettings:
         initial_scale: with ``random``: actions are uniform within ``initial_scale`` of each half-range about the
             centre of the bounds (1 = the whole box). Smaller random actions explore gently: on the servo juggler
             they keep the ball longer and look like balancing more than full-range ones (experiments/juggler_diagnosis).
+        initial_buffer: an ``.npz`` episode buffer (``mbmeta collect``, an ``EpisodeRecorder`` in your own loop, or
+            ``EpisodeBuffer.save``) whose episodes are iteration 0 instead of collecting ``initial_episodes`` with
+            ``initial_policy`` (both then unused): data recorded on your robot, or with a controller or reset the
+            loop does not offer. Same family, sizes and task names; every task in the train split. Its transitions
+            count in the run's budget; the file is read once, when the run starts (None: collect).
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
@@ -45,6 +50,7 @@ class LoopSettings:
     initial_policy: Literal["random", "scripted"] = "random"
     initial_noise: float = 0.5
     initial_scale: float = 1.0
+    initial_buffer: str | None = None
     episodes_per_iteration: int = 8
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"

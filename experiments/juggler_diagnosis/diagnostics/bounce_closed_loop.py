@@ -90,6 +90,36 @@ class TrueObjective:
         return (reward * alive).sum(1)[None]
 
 
+class HeldActionObjective:
+    """A learned model of a ``k``-times faster control rate, each planned action held for its ``k`` model steps.
+
+    ``actions [1, N, H, A] -> [1, N]``: expectation over the ensemble (mean of the members' means) at every model
+    step; the family's reward and loss are counted at every ``k``-th model step only, i.e. at the env's own steps,
+    so the values compare with :class:`TrueObjective`'s. For a model fitted on data recorded at ``k`` times the
+    family's rate (``bounce_drop_heights.py --repeat``); it ignores the context (plain ``none`` models).
+    """
+
+    def __init__(self, dynamics, obs: torch.Tensor, family, k: int, reward_fn=None) -> None:
+        self.dynamics, self.obs, self.family, self.k = dynamics, obs, family, k
+        self.reward_fn = family.reward if reward_fn is None else reward_fn
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """Returns ``[1, N]`` of the candidates ``[1, N, H, A]``."""
+        batch, n, horizon, _ = actions.shape
+        members = int(self.dynamics.ensemble_size)
+        state = self.obs[:, None, :].expand(batch, n, self.obs.shape[-1])
+        total = torch.zeros(batch, n)
+        alive = torch.ones(batch, n, dtype=torch.bool)
+        for t in range(horizon):
+            action, start = actions[:, :, t], state
+            for _ in range(self.k):
+                state = self.dynamics(state.expand(members, *state.shape), action.expand(members, *action.shape))
+                state = state.mean.mean(dim=0)
+            total += torch.where(alive, self.reward_fn(start, action, state), 0.0)
+            alive &= ~self.family.terminated(start, action, state)
+        return total
+
+
 def planning_reward(scale: float):
     """The bounce reward with the apex term's length scale ``scale`` m (the task's is 0.25) for the learned planner.
 
@@ -101,6 +131,21 @@ def planning_reward(scale: float):
         return torch.exp(-error / scale) - control_cost(action)
 
     return reward
+
+
+def _rollout_objectives(
+    adapted, obs: torch.Tensor, family, agent: MPCAgent, objective_kwargs: dict, reward_scale: float
+):
+    """The agent's rollout objective with the task's reward (values), and the one its planner searches with."""
+
+    def objective(reward_fn):
+        return RolloutObjective(
+            adapted, obs, reward_fn, family.terminated, generator=agent.generator, **objective_kwargs
+        )
+
+    values = objective(family.reward)
+    # A broader apex term for the learned planner's search only; values always use the task's reward.
+    return values, (values if reward_scale == 0.25 else objective(planning_reward(reward_scale)))
 
 
 def run_episode(
@@ -115,6 +160,7 @@ def run_episode(
     objective_kwargs: dict,
     reward_scale: float = 0.25,
     drive: str = "true",
+    model_repeat: int = 1,
 ):
     """One episode driven by the MuJoCo-model planner (``drive="true"``) or the learned one (``"learned"``).
 
@@ -139,25 +185,17 @@ def run_episode(
             if not length:  # no transition yet: allocate the (empty) context window
                 agent.observe(obs, np.zeros(3), obs, valid=np.zeros(1, bool))
             adapted = agent.dynamics.adapt(*agent.context, None)
-            learned_objective = RolloutObjective(
-                adapted,
-                true_objective.obs[None],
-                family.reward,
-                family.terminated,
-                generator=agent.generator,
-                **objective_kwargs,
-            )
-            if reward_scale != 0.25:  # the learned planner searches with a broader apex term; values use the task's
-                search = RolloutObjective(
-                    adapted,
-                    true_objective.obs[None],
-                    planning_reward(reward_scale),
-                    family.terminated,
-                    generator=agent.generator,
-                    **objective_kwargs,
-                )
-            else:
+            if model_repeat > 1:
+                learned_objective = HeldActionObjective(adapted, true_objective.obs[None], family, model_repeat)
                 search = learned_objective
+                if reward_scale != 0.25:
+                    search = HeldActionObjective(
+                        adapted, true_objective.obs[None], family, model_repeat, planning_reward(reward_scale)
+                    )
+            else:
+                learned_objective, search = _rollout_objectives(
+                    adapted, true_objective.obs[None], family, agent, objective_kwargs, reward_scale
+                )
             learned_plan = learned_mpc.plan(search).actions[:, None]
             plans = {"true-model plan": true_plan, "learned plan": learned_plan, "zero plan": zero}
             for name, plan in plans.items():
@@ -206,9 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--particles", type=int, default=1, help="per candidate (1 for expectation)")
     p.add_argument("--penalty", type=float, default=0.0, help="the learned objective's disagreement penalty")
     p.add_argument("--reward_scale", type=float, default=0.25, help="m; the learned planner's apex-term scale")
+    p.add_argument(
+        "--model_repeat", type=int, default=1, help="model steps per env step (a model fitted at k x 25 Hz; `none`)"
+    )
     p.add_argument("--drive", default="true", choices=["true", "learned"], help="whose plan the episode executes")
     p.add_argument("--out", default=None, help="write the summary as JSON here")
     args = p.parse_args(argv)
+    if args.model_repeat > 1 and (args.propagation != "expectation" or args.penalty):
+        p.error("--model_repeat > 1 plans with the expectation over the ensemble and no penalty")
     torch.set_num_threads(1)
     family = get_family("juggler_bounce_servo")
     tasks = family.sample(np.random.default_rng(123), args.tasks, "train")
@@ -243,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
             objective_kwargs=objective_kwargs,
             reward_scale=args.reward_scale,
             drive=args.drive,
+            model_repeat=args.model_repeat,
         )
         records.append(record)
         parts = ", ".join(

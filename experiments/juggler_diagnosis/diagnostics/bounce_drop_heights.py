@@ -28,8 +28,10 @@ from mbmeta.envs.juggler import OBS_NAMES
 BALL_Z = 4  # qpos index of the ball's height
 
 
-def drop_episode(env, task, rng: np.random.Generator, height: float, scale: float, seed: int) -> dict[str, np.ndarray]:
-    """One random-action episode with the ball placed at rest ``height`` m over the reset's ball position.
+def drop_episode(
+    env, task, rng: np.random.Generator, height: float, scale: float, seed: int, hold: int = 1
+) -> dict[str, np.ndarray]:
+    """One random-action episode with the ball placed at rest ``height`` m; each random action held ``hold`` steps.
 
     Returns the fields of :meth:`EpisodeBuffer.add_episode` (``obs``/``next_obs`` ``[L, 14]``, ``action`` ``[L, 3]``,
     ``reward``, ``terminated``, ``truncated`` ``[L]``).
@@ -43,8 +45,11 @@ def drop_episode(env, task, rng: np.random.Generator, height: float, scale: floa
     obs = base._get_obs()
     base._obs = obs  # the env's reward reads the previous observation from here
     fields: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated")}
+    step = 0
     while True:
-        action = rng.uniform(-1, 1, 3) * scale
+        if step % hold == 0:
+            action = rng.uniform(-1, 1, 3) * scale
+        step += 1
         next_obs, reward, terminated, truncated, _ = env.step(action)
         for key, value in zip(fields, (obs, action, reward, next_obs, terminated, truncated), strict=True):
             fields[key].append(value)
@@ -60,21 +65,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--heights", type=float, nargs=2, default=[1.0, 2.0], help="m, ball-centre drop height range")
     p.add_argument("--scale", type=float, default=0.5, help="random actions within this fraction of the box")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=None, help="0.02 s steps per action (default: the family's 2, 25 Hz)")
     p.add_argument("--out", required=True, help="the .npz buffer to write")
     args = p.parse_args(argv)
     family = get_family("juggler_bounce_servo")
     rng = np.random.default_rng(args.seed)
     tasks = family.sample(rng, args.episodes, "train")
-    env = family.make_env()
+    env = family.make_env() if args.repeat is None else family.make_env(action_repeat=args.repeat)
+    dt = 0.02 * env.unwrapped.action_repeat
+    hold = max(1, 2 // env.unwrapped.action_repeat)  # a random action lasts 0.04 s, as at the family's 25 Hz
     names = list(tasks[0])
     buffer = EpisodeBuffer(len(OBS_NAMES), 3, names, family=family.name, capacity=args.episodes)
     speeds = []
     for i, task in enumerate(tasks):
-        episode = drop_episode(env, task, rng, rng.uniform(*args.heights), args.scale, args.seed * 1_000_003 + i)
+        height = rng.uniform(*args.heights)
+        episode = drop_episode(env, task, rng, height, args.scale, args.seed * 1_000_003 + i, hold=hold)
         buffer.add_episode(**episode, task=task)
         vz = episode["obs"][:, 12]
         dv = np.diff(np.concatenate([episode["obs"][:, 11:13], episode["next_obs"][-1:, 11:13]]), axis=0)
-        contact = (np.abs(dv[:, 0]) > 0.02) | (np.abs(dv[:, 1] + 9.81 * 0.04) > 0.02)  # not ballistic
+        contact = (np.abs(dv[:, 0]) > 0.02) | (np.abs(dv[:, 1] + 9.81 * dt) > 0.02)  # not ballistic
         speeds.append(vz[contact])
     env.close()
     buffer.save(args.out)

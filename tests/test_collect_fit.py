@@ -90,10 +90,19 @@ def test_an_existing_buffer_is_never_overwritten(collected, tmp_path, capsys):
     assert out.read_bytes() == collected.read_bytes()
 
 
+def test_collect_scales_random_actions_as_the_loops_initial_scale(tmp_path):
+    out = tmp_path / "gentle.npz"
+    argv = ["collect", "--family", "pendulum", "--episodes", "2", "--scale", "0.1", "--out", str(out)]
+    assert main([*argv, "--env_kwargs", '{"max_episode_steps": 50}']) == 0
+    action = EpisodeBuffer.load(out).action
+    assert np.abs(action).max() <= 0.2 + 1e-6 and action.std() > 0.05  # within 0.1 of the +-2 torque range
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--family", "pendulum", "--policy", "scripted"], "has no scripted controller"),
+        (["--family", "pendulum", "--scale", "0"], "--scale must be in (0, 1], got 0.0"),
         (["--family", "pendulum", "--policy", "no_such_module:f"], "cannot import 'no_such_module'"),
         (["--family", "pendulum", "--episodes", "0"], "--episodes must be >= 1"),
         (["--episodes", "1"], "--family is required"),

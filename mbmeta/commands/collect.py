@@ -1,6 +1,7 @@
 """``mbmeta collect``: record episodes of a policy on a family's tasks into a buffer that ``mbmeta fit`` reads.
 
     mbmeta collect --family pendulum --episodes 40 --out data/pendulum.npz                  # random actions
+    mbmeta collect --family juggler_balance_servo --scale 0.1 --episodes 40 --out data/gentle.npz  # gentle random
     mbmeta collect --family juggler_balance --policy scripted --noise 0.3 --episodes 20 --out data/juggler.npz
     mbmeta collect --family pendulum --policy my_robot.control:policy --episodes 20 --out data/mine.npz
     mbmeta collect --ckpt runs/fit/x/checkpoints/last.ckpt --episodes 20 --out data/pendulum.npz --append
@@ -51,6 +52,12 @@ def build_parser() -> CommandParser:
     )
     parser.add_argument("--ckpt", type=str | None, default=None, help="collect with the MPC agent of this checkpoint")
     parser.add_argument("--noise", type=float, default=0.5, help="scripted: largest action-noise std (half-range)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="random: actions uniform within this fraction of each half-range about the centre (as loop.initial_scale)",
+    )
     parser.add_argument("--split", type=str, default="train", help="the split tasks are sampled from: train or test")
     parser.add_argument("--num_envs", type=int, default=4, help="environments stepped together")
     parser.add_argument(
@@ -129,6 +136,8 @@ def _check(cfg: Any) -> None:
         raise FileNotFoundError(f"checkpoint {cfg.ckpt!r} does not exist")
     if cfg.noise < 0:
         raise ValueError(f"--noise must be >= 0, got {cfg.noise}")
+    if not 0 < cfg.scale <= 1:
+        raise ValueError(f"--scale must be in (0, 1], got {cfg.scale}")
 
 
 def _existing_buffer(out: Path, append: bool) -> Any:
@@ -171,7 +180,8 @@ def _policy(cfg: Any, family: Any, source: Path | None, seed: int) -> tuple[Any,
     if name == "scripted":
         require_controller(family, "--policy")
     if name in POLICIES:
-        return make_initial_policy(family, name, noise=cfg.noise, seed=seed), False, name
+        policy = make_initial_policy(family, name, noise=cfg.noise, scale=cfg.scale, seed=seed)
+        return policy, False, name if name != "random" or cfg.scale == 1 else f"random (scale {cfg.scale})"
     return _imported_policy(name), False, name
 
 

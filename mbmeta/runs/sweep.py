@@ -22,6 +22,7 @@ agents run the same commands on many machines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -390,7 +391,7 @@ class Sweep:
         parallel: jobs side by side.
         replace: move results made from another checkpoint or with other settings to ``results/replaced/`` and
             redo them (without it, :meth:`check` refuses to start).
-        log: where progress lines go.
+        log: where progress lines go (None: standard output, flushed line by line).
         command: the program prefix of the subprocesses (default: this Python's ``-m mbmeta``).
         train: train (or resume) each run first; False evaluates only what exists: the final models of finished
             runs, and the kept checkpoints of every run started with the current configs, finished or not (e.g. a
@@ -404,7 +405,7 @@ class Sweep:
         *,
         parallel: int = 1,
         replace: bool = False,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
         command: Sequence[str] | None = None,
         train: bool = True,
     ) -> None:
@@ -413,7 +414,9 @@ class Sweep:
         self.parallel = max(1, parallel)
         self.replace = replace
         self.train = train
-        self.log = log
+        # Flushed: a sweep's output usually goes to a log file (`nohup ... >> sweep.log`), where print would hold its
+        # progress lines in a buffer for hours.
+        self.log = log if log is not None else functools.partial(print, flush=True)
         self.command = list(command) if command is not None else [sys.executable, "-m", "mbmeta"]
         self.env = child_environment()
         self._stop = threading.Event()

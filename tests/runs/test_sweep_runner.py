@@ -2,7 +2,9 @@
 
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,29 @@ def test_a_wandb_sweep_point_reports_its_own_seed_and_statuses(tmp_path, calls, 
     assert report == {"episode_return/context": 211.0, "episode_return/context-dp": 311.0, "runs/done": 4}
     failed = agent_report(summary, plan_jobs(experiment, run="none-seed1"))
     assert failed == {"runs/failed": 2}
+
+
+def test_progress_lines_reach_a_redirected_stdout_at_once(tmp_path):
+    """`nohup mbmeta sweep ... >> sweep.log`: each progress line is in the file when its step starts."""
+    root = write_experiment(tmp_path / "exp")
+    script = (
+        "import sys, time\n"
+        "from mbmeta.runs.experiment import load_experiment\n"
+        "from mbmeta.runs.sweep import Sweep, plan_jobs\n"
+        f"experiment = load_experiment({str(root)!r})\n"
+        "sweep = Sweep(experiment, plan_jobs(experiment), command=sys.argv[1:])\n"
+        "sweep._say('start  marker')\n"
+        "time.sleep(60)\n"  # killed long before: only a flushed line can be in the file
+    )
+    out = tmp_path / "sweep.log"
+    with open(out, "w") as f:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user's shell has it
+        proc = subprocess.Popen([sys.executable, "-c", script, *FAKE], stdout=f, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while "start  marker" not in out.read_text() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert "start  marker" in out.read_text(), out.read_text()
+        finally:
+            proc.kill()
+            proc.wait()

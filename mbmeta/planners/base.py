@@ -141,7 +141,10 @@ class Planner(ABC):
         gen = generator if generator is not None else fresh_generator(init.device)
         # Planning never needs gradients; no_grad also keeps a learned model's rollouts from building graphs.
         with torch.no_grad():
-            return self._optimise(objective, init, gen, carry if self.uses_carry else None)
+            result, carry = self._optimise(objective, init, gen, carry if self.uses_carry else None)
+        # A plan that averages in-bounds candidates (CEM/iCEM's elite mean, MPPI's weighted mean) can round one ulp
+        # past a bound in float32 (seen on a box 1e-3 wide); the contract is actions within the bounds.
+        return result._replace(actions=self.clip(result.actions)), carry
 
     @abstractmethod
     def _optimise(

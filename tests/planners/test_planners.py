@@ -245,3 +245,20 @@ def test_actions_stay_in_bounds_for_any_box_and_batch(name, box, batch, horizon,
     lo, hi = torch.tensor(low), torch.tensor(high)
     assert (result.actions >= lo).all() and (result.actions <= hi).all()
     assert math.isfinite(float(result.returns.sum()))
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_a_mean_of_in_bounds_candidates_never_rounds_past_a_narrow_bound(name):
+    """Hypothesis found iCEM's elite mean 1 ulp above ``high`` on the box [-4, -3.999] (batch 3, horizon 3)."""
+    low, high = [-4.0], [-3.999]
+    extra = {"elites": 4} if name in ("cem", "icem") else {}
+    planner = make_planner(name, low=low, high=high, population=16, **extra)
+    target = torch.tensor(high) + 5.0
+
+    def objective(actions):
+        return -((actions - target) ** 2).sum(dim=(2, 3))
+
+    for seed in (3408, 0, 1, 2):
+        init = torch.randn((3, 3, 1), generator=gen(seed)) * 30
+        actions = planner.plan(objective, init, generator=gen(seed)).actions
+        assert (actions >= torch.tensor(low)).all() and (actions <= torch.tensor(high)).all(), (seed, actions)

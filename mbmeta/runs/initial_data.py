@@ -9,7 +9,6 @@ budget exactly as collected ones do (``learning_curve.csv``, ``state.json``).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from mbmeta.control.collection import EpisodeStats
@@ -81,12 +80,3 @@ def episode_stats(buffer: EpisodeBuffer, family: TaskFamily) -> list[EpisodeStat
             )
         )
     return stats
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (the provenance of the episodes a run started from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -30,9 +30,9 @@ from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
-from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, file_sha256, load_initial_buffer
+from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, load_initial_buffer
 from mbmeta.runs.learning_curve import record_iteration
-from mbmeta.runs.run_dir import RunDirectory
+from mbmeta.runs.run_dir import RunDirectory, file_sha256
 from mbmeta.runs.settings import LoopSettings
 from mbmeta.training.callbacks import DivergenceError
 from mbmeta.training.checkpoint import load_module, save_checkpoint
@@ -107,31 +107,30 @@ def run_training(
             logger = WandbLogger(save_dir=str(run.path), config=config, **{**defaults, **options})
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
-        if state.episodes == 0 and buffer is not None:  # iteration 0 from loop.initial_buffer
-            log(
-                f"iteration 0: {buffer.num_episodes} recorded episodes ({buffer.num_transitions} transitions) from "
-                f"{loop.initial_buffer} (SHA-256 {file_sha256(loop.initial_buffer)})"
-            )
-            stats = episode_stats(buffer, family)
-            metrics = episode_metrics(stats, "collect")
-            _log_metrics(logger, metrics, step=0)
-            log_episode_table(logger, "collect/episodes", stats, step=0)
-            _record_curve(run, 0, metrics, SOURCE_POLICY, len(stats), buffer, family.name)
-            state = run.commit(buffer, iteration=0)
-        if buffer is None:
-            policy = make_initial_policy(
-                family, loop.initial_policy, noise=loop.initial_noise, scale=loop.initial_scale, seed=loop.seed
-            )
-            log(f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of {family.name}")
-            with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
-                collection = collect_episodes(
-                    policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
+        if state.episodes == 0:
+            if buffer is not None:  # the recorded episodes of loop.initial_buffer, read before the run started
+                log(
+                    f"iteration 0: {buffer.num_episodes} recorded episodes ({buffer.num_transitions} transitions) "
+                    f"from {loop.initial_buffer} (SHA-256 {file_sha256(Path(loop.initial_buffer))})"
                 )
-            buffer = collection.buffer
-            metrics = episode_metrics(collection.episodes, "collect")
+                episodes, source = episode_stats(buffer, family), SOURCE_POLICY
+            else:
+                policy = make_initial_policy(
+                    family, loop.initial_policy, noise=loop.initial_noise, scale=loop.initial_scale, seed=loop.seed
+                )
+                log(
+                    f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of "
+                    f"{family.name}"
+                )
+                with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
+                    collection = collect_episodes(
+                        policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
+                    )
+                buffer, episodes, source = collection.buffer, collection.episodes, loop.initial_policy
+            metrics = episode_metrics(episodes, "collect")
             _log_metrics(logger, metrics, step=0)
-            log_episode_table(logger, "collect/episodes", collection.episodes, step=0)
-            _record_curve(run, 0, metrics, loop.initial_policy, len(collection.episodes), buffer, family.name)
+            log_episode_table(logger, "collect/episodes", episodes, step=0)
+            _record_curve(run, 0, metrics, source, len(episodes), buffer, family.name)
             state = run.commit(buffer, iteration=0)
 
         # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from bounce_representation import ballistic_steps
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs import get_family
@@ -81,10 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         height = rng.uniform(*args.heights)
         episode = drop_episode(env, task, rng, height, args.scale, args.seed * 1_000_003 + i, hold=hold)
         buffer.add_episode(**episode, task=task)
-        vz = episode["obs"][:, 12]
-        dv = np.diff(np.concatenate([episode["obs"][:, 11:13], episode["next_obs"][-1:, 11:13]]), axis=0)
-        contact = (np.abs(dv[:, 0]) > 0.02) | (np.abs(dv[:, 1] + 9.81 * dt) > 0.02)  # not ballistic
-        speeds.append(vz[contact])
+        contact = ~ballistic_steps(np.concatenate([episode["obs"], episode["next_obs"][-1:]]), dt)
+        speeds.append(episode["obs"][contact, 12])
     env.close()
     buffer.save(args.out)
     vz = np.concatenate(speeds)

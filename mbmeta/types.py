@@ -221,6 +221,29 @@ class AdaptedDynamics(Protocol):
 
 
 @runtime_checkable
+class KnownPhysics(Protocol):
+    """Physics a model is told instead of learning it: part of the next observation, computed from the rest.
+
+    A ``torch.nn.Module`` (its parameters, if any, are fitted with the model's networks through :meth:`loss`, and
+    saved in its checkpoint). Named by import path in a model's ``known_physics`` argument.
+
+    Attributes:
+        computed: the observation entries :meth:`complete` computes; the network's prediction is kept for the rest,
+            and the predicted variance of these entries is zero.
+    """
+
+    computed: tuple[int, ...]
+
+    def complete(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """``obs [*S, O]`` and the network's next observation ``[*S, O]`` -> the next observation ``[*S, O]``."""
+        ...
+
+    def loss(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """Scalar loss of the physics' own parameters on true transitions ``obs, next_obs [*S, O]``."""
+        ...
+
+
+@runtime_checkable
 class MetaDynamics(Protocol):
     """A learned dynamics (and reward) model that adapts to a task from a short context."""
 

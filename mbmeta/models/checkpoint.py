@@ -25,7 +25,7 @@ import torch
 from mbmeta.models.dynamics import MetaDynamicsModel
 
 PREFIX = "model."  # where the training module keeps the dynamics model in its state_dict
-OPTIMISER_HPARAMS = ("lr", "weight_decay")
+OPTIMISER_HPARAMS = ("lr", "weight_decay", "physics_lr")
 """Hyperparameters a checkpoint carries that are not :class:`MetaDynamicsModel` arguments (how it was trained)."""
 
 

@@ -17,6 +17,7 @@ from mbmeta.models.adapters import ADAPTATION_NAMES, Adaptation, NormalisedSegme
 from mbmeta.models.ensemble import EnsembleMLP
 from mbmeta.models.ensemble_weights import FrozenWeights, LayerTrace, Weight
 from mbmeta.models.gaussian import FoldedVariance, GaussianHead, gaussian_nll
+from mbmeta.models.known_physics import build_known_physics
 from mbmeta.models.latent_range import LatentRange
 from mbmeta.models.layer_weights import NetWeights
 from mbmeta.models.normaliser import Normaliser
@@ -159,6 +160,9 @@ class AdaptedModel:
         reward = None
         if with_reward and planning.reward is not None:
             reward = m.reward_net.predict(x, delta, planning.reward).reshape(lead)
+        if m.physics is not None:  # the entries the model is told: computed, with no predictive variance
+            mean = m.physics.complete(obs, mean)
+            var = var.index_fill(-1, m.physics_index, 0.0)
         return Prediction(mean=mean, var=var, reward=reward)
 
 
@@ -210,6 +214,13 @@ class MetaDynamicsModel(nn.Module):
         min_logvar: initial lower log-variance bound.
         logvar_bound_weight: weight of the penalty on ``sum(max_logvar) - sum(min_logvar)`` (PETS: 0.01).
         reward_loss_weight: weight of the reward MSE.
+        known_physics: import path ``"package.module:Class"`` of physics the model is told
+            (:class:`~mbmeta.types.KnownPhysics`, built by :func:`~mbmeta.models.known_physics.build_known_physics`):
+            :class:`AdaptedModel` replaces the network's prediction of its ``computed`` entries by its ``complete``
+            (variance 0 there), and :meth:`loss` adds its ``loss`` on the targets (fitting its parameters). The
+            network is trained on every entry as without it; its validation errors (``mse_h*``) are its own. None:
+            no physics.
+        physics_loss_weight: weight of the known physics' loss.
         seed: seed of the generator that initialises every weight (same arguments, same initial model).
     """
 
@@ -240,6 +251,8 @@ class MetaDynamicsModel(nn.Module):
         min_logvar: float = -10.0,
         logvar_bound_weight: float = 0.01,
         reward_loss_weight: float = 1.0,
+        known_physics: str | None = None,
+        physics_loss_weight: float = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -301,6 +314,12 @@ class MetaDynamicsModel(nn.Module):
         else:
             self.backward_net, self.backward_head = None, None
         self.adapter.bind(self.adaptable_params())
+        if not physics_loss_weight >= 0:
+            raise ValueError(f"physics_loss_weight must be >= 0, got {physics_loss_weight!r}")
+        self.physics_loss_weight = float(physics_loss_weight)
+        self.physics = None if known_physics is None else build_known_physics(known_physics, obs_dim)
+        computed = () if self.physics is None else tuple(self.physics.computed)
+        self.register_buffer("physics_index", torch.tensor(computed, dtype=torch.long), persistent=False)
 
     # ------------------------------------------------------------------ adaptation
 
@@ -483,7 +502,8 @@ class MetaDynamicsModel(nn.Module):
         Returns:
             ``(total, terms)``: the scalar to minimise and detached scalars to log: ``dynamics_nll`` (or
             ``dynamics_mse`` alone when deterministic), ``dynamics_mse`` (normalised Δ, teacher forced),
-            ``reward_mse``, ``backward``, ``logvar_bound``, ``loss``, and the ``mse_h*`` terms when asked.
+            ``reward_mse``, ``backward``, ``logvar_bound``, ``physics`` (with known physics), ``loss``, and the
+            ``mse_h*`` terms when asked.
         """
         context = self.normalise_segment(batch.context)
         target = self.normalise_segment(batch.target)
@@ -511,6 +531,9 @@ class MetaDynamicsModel(nn.Module):
             back = self._backward_loss(batch.target, target, adaptation)
             terms["backward"] = back
             total = total + self.backward_loss_weight * e * back
+        if self.physics is not None:
+            terms["physics"] = self.physics.loss(batch.target.obs, batch.target.next_obs)
+            total = total + self.physics_loss_weight * terms["physics"]
         terms["loss"] = total
         terms = {k: v.detach() for k, v in terms.items()}
         if multi_step:

@@ -61,6 +61,12 @@ class MetaDynamicsModule(pl.LightningModule):
         min_logvar: initial lower log-variance bound.
         logvar_bound_weight: weight of the log-variance bound penalty.
         reward_loss_weight: weight of the reward loss.
+        known_physics: import path ``"package.module:Class"`` of physics the model is told instead of learning it
+            (:class:`~mbmeta.types.KnownPhysics`; e.g. ``mbmeta.envs.juggler_contact:BallContact`` for
+            ``juggler_bounce_servo``), or None. See :class:`~mbmeta.models.dynamics.MetaDynamicsModel`.
+        physics_loss_weight: weight of the known physics' loss.
+        physics_lr: Adam learning rate of the known physics' parameters (a few scalars, often in log space: they
+            need larger steps than the networks' weights).
         lr: Adam learning rate.
         weight_decay: decoupled weight decay (AdamW) on weight matrices; biases, log-variance bounds and the inner
             step size are not decayed.
@@ -94,6 +100,9 @@ class MetaDynamicsModule(pl.LightningModule):
         min_logvar: float = -10.0,
         logvar_bound_weight: float = 0.01,
         reward_loss_weight: float = 1.0,
+        known_physics: str | None = None,
+        physics_loss_weight: float = 1.0,
+        physics_lr: float = 0.01,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         seed: int = 0,
@@ -101,6 +110,8 @@ class MetaDynamicsModule(pl.LightningModule):
         super().__init__()
         if not (isinstance(lr, int | float) and lr > 0):
             raise ValueError(f"MetaDynamicsModule: lr must be a number > 0, got {lr!r}")
+        if not (isinstance(physics_lr, int | float) and physics_lr > 0):
+            raise ValueError(f"MetaDynamicsModule: physics_lr must be a number > 0, got {physics_lr!r}")
         if not (isinstance(weight_decay, int | float) and weight_decay >= 0):
             raise ValueError(f"MetaDynamicsModule: weight_decay must be a number >= 0, got {weight_decay!r}")
         self.save_hyperparameters()
@@ -130,6 +141,8 @@ class MetaDynamicsModule(pl.LightningModule):
             min_logvar=min_logvar,
             logvar_bound_weight=logvar_bound_weight,
             reward_loss_weight=reward_loss_weight,
+            known_physics=known_physics,
+            physics_loss_weight=physics_loss_weight,
             seed=seed,
         )
 
@@ -220,14 +233,21 @@ class MetaDynamicsModule(pl.LightningModule):
         self._log_terms("val", terms, batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the trainable weights; no decay for biases, log-variance bounds and the inner step size."""
-        decay, no_decay = [], []
+        """AdamW over the trainable weights; no decay for biases, log-variance bounds and the inner step size.
+
+        The known physics' parameters are a group of their own, undecayed, at ``physics_lr``.
+        """
+        decay, no_decay, physics = [], [], []
         for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            (decay if name.rsplit(".", 1)[-1].startswith("weight") else no_decay).append(p)
+            if name.startswith("physics."):
+                physics.append(p)
+            else:
+                (decay if name.rsplit(".", 1)[-1].startswith("weight") else no_decay).append(p)
         groups = [
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
+            {"params": physics, "weight_decay": 0.0, "lr": self.hparams.get("physics_lr", 0.01)},
         ]
         return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr)

@@ -29,6 +29,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import torch
+from hybrid_ball import HybridDynamics, load_contact
 from mujoco import rollout
 
 from mbmeta.control.agent import MPCAgent
@@ -161,6 +162,7 @@ def run_episode(
     reward_scale: float = 0.25,
     drive: str = "true",
     model_repeat: int = 1,
+    contact=None,
 ):
     """One episode driven by the MuJoCo-model planner (``drive="true"``) or the learned one (``"learned"``).
 
@@ -185,6 +187,8 @@ def run_episode(
             if not length:  # no transition yet: allocate the (empty) context window
                 agent.observe(obs, np.zeros(3), obs, valid=np.zeros(1, bool))
             adapted = agent.dynamics.adapt(*agent.context, None)
+            if contact is not None:  # step 10's hybrid: the learned arm, the simulated ball
+                adapted = HybridDynamics(adapted, contact)
             if model_repeat > 1:
                 learned_objective = HeldActionObjective(adapted, true_objective.obs[None], family, model_repeat)
                 search = learned_objective
@@ -247,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--model_repeat", type=int, default=1, help="model steps per env step (a model fitted at k x 25 Hz; `none`)"
     )
+    p.add_argument(
+        "--contact", default=None, help="step 10: plan with the hybrid model, this fitted contact (hybrid_fit.py --out)"
+    )
     p.add_argument("--drive", default="true", choices=["true", "learned"], help="whose plan the episode executes")
     p.add_argument("--out", default=None, help="write the summary as JSON here")
     args = p.parse_args(argv)
@@ -287,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
             reward_scale=args.reward_scale,
             drive=args.drive,
             model_repeat=args.model_repeat,
+            contact=None if args.contact is None else load_contact(args.contact),
         )
         records.append(record)
         parts = ", ".join(

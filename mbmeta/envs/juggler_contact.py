@@ -1,0 +1,199 @@
+"""The juggler's ball as known physics: free flight and a fitted soft contact with the paddle's path.
+
+A :class:`~mbmeta.types.KnownPhysics` for the world-frame juggler observation (:data:`OBS_NAMES`), used as
+``--model.known_physics mbmeta.envs.juggler_contact:BallContact`` (``juggler_bounce_servo``). The learned network
+predicts the arm's joints; this module computes the rest of the next observation from them:
+
+- the paddle pose (entries 6-8): forward kinematics of the predicted joints;
+- the ball (entries 9-13): its start state is integrated over the step at 1 ms substeps against the paddle's path
+  (the joints between the step's two ends on the cubic Hermite curve through their angles and rates, forward
+  kinematics at every substep): gravity, and where the ball overlaps the paddle box a unilateral spring-damper along
+  the contact normal plus friction on the contact point's slip that also spins the ball (a solid sphere). A ball
+  that stays farther than :data:`NEAR` from the paddle's path in free flight is flown in closed form (the same
+  integrator's result), without substeps.
+
+What it is told: gravity, the ball's radius, the paddle's size and place on the arm, the arm's kinematics, the step
+length (:attr:`BallContact.dt`). What it learns: the contact's stiffness, damping, friction rate and coefficient
+(four scalars, one set for all tasks: the task is not adapted here), fitted by gradient through the simulation on the
+true transitions (:meth:`BallContact.loss`), from generic starting values. The floor is not modelled (a ball that
+reaches it is lost). Why: a plain MLP ensemble does not learn the discontinuous contact map well enough to plan
+strikes on (experiments/juggler_diagnosis, steps 7-10). torch only, batched over any leading dims.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mbmeta.envs.juggler_geometry import BALL_RADIUS, GRAVITY, PADDLE_HALF_LENGTH, paddle_kinematics
+
+PADDLE_HALF_THICKNESS = 0.01  # m: the paddle box's; the top face is the paddle surface (n = 0)
+NEAR = 0.03  # m: a ball in free flight farther than this from the paddle at every substep cannot touch it
+SLIP_GAIN = 3.5  # 1 + 5/2: a solid sphere's contact-point slip responds 3.5 times as fast as its centre's velocity
+FLIGHT_TOLERANCE = 0.02  # m/s: a transition whose ball velocity changed by g·dt within this was in free flight
+FLOOR_CLEARANCE = 0.06  # m: ball centres lower than this touch the floor (not modelled): left out of the loss
+POSITION_WEIGHT = 100.0  # (m/s)² per m²: the loss weighs 1 cm of position error as 0.1 m/s of velocity error
+
+
+def hermite(q0: Tensor, qd0: Tensor, q1: Tensor, qd1: Tensor, u: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+    """Joints and rates at fractions ``u [*S]`` of a step of ``dt`` s on the cubic through both ends ``[*S, 3]``."""
+    u = u[..., None]
+    u2, u3 = u * u, u * u * u
+    q = (2 * u3 - 3 * u2 + 1) * q0 + (u3 - 2 * u2 + u) * dt * qd0 + (3 * u2 - 2 * u3) * q1 + (u3 - u2) * dt * qd1
+    qd = ((6 * u2 - 6 * u) * q0 + (6 * u - 6 * u2) * q1) / dt + (3 * u2 - 4 * u + 1) * qd0 + (3 * u2 - 2 * u) * qd1
+    return q, qd
+
+
+def flight(p: Tensor, v: Tensor, t: Tensor, h: float) -> tuple[Tensor, Tensor]:
+    """Ballistic ball: position and velocity ``[*S, 2]`` after ``t [*S]`` s (a multiple of ``h``) from ``p, v``.
+
+    As semi-implicit Euler at substeps of ``h`` s integrates it (MuJoCo's integrator, and :class:`BallContact`'s):
+    ``p + v·t + ½g·t·(t + h)``, ``h·g·t/2`` above the exact parabola (0.2 mm over a 40 ms step at 1 ms).
+    """
+    t = t[..., None]
+    g = torch.tensor([0.0, -GRAVITY], dtype=p.dtype, device=p.device)
+    return p + v * t + 0.5 * g * t * (t + h), v + g * t
+
+
+def box_contact(p: Tensor, paddle: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ball centred at ``p [*S, 2]`` against the paddle box at ``paddle [*S, ≥3]`` (x, z, φ of its top face).
+
+    Returns the penetration ``[*S]`` (radius minus the centre's distance to the box's cross-section; > 0 in
+    contact), the world contact normal and tangent ``[*S, 2]``, and the contact point's offset from the paddle
+    centre ``[*S, 2]``.
+    """
+    cos, sin = torch.cos(paddle[..., 2]), torch.sin(paddle[..., 2])
+    along, normal = torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)
+    d = p - paddle[..., 0:2]
+    s, n = (d * along).sum(-1), (d * normal).sum(-1)
+    cs = s.clamp(-PADDLE_HALF_LENGTH, PADDLE_HALF_LENGTH)
+    cn = n.clamp(-2 * PADDLE_HALF_THICKNESS, 0.0)
+    gap_s, gap_n = s - cs, n - cn
+    dist = torch.sqrt(gap_s * gap_s + gap_n * gap_n + 1e-12)
+    inside = dist < 1e-6  # the centre inside the box: pushed out along the face normal
+    ns = torch.where(inside, torch.zeros_like(s), gap_s / dist)
+    nn_ = torch.where(inside, torch.ones_like(s), gap_n / dist)
+    contact_normal = ns[..., None] * along + nn_[..., None] * normal
+    tangent = torch.stack([contact_normal[..., 1], -contact_normal[..., 0]], -1)
+    return BALL_RADIUS - dist, contact_normal, tangent, cs[..., None] * along + cn[..., None] * normal
+
+
+class BallContact(nn.Module):
+    """The juggler's paddle pose and ball from its predicted joints (:class:`~mbmeta.types.KnownPhysics`).
+
+    Per unit ball mass: normal acceleration ``max(0, k·p − b·v_n)`` at a penetration ``p > 0`` (pushes, never
+    pulls); tangential ``−c·u / 3.5`` on the contact point's slip ``u = v_s + r·spin``, at most ``μ`` times the
+    normal one; the spin takes the friction's torque. Semi-implicit Euler at ``dt / substeps``.
+
+    Args:
+        stiffness, damping, friction_rate, friction: starting values of k (s⁻²), b (s⁻¹), c (s⁻¹), μ; fitted in
+            log space (:meth:`loss`). Generic round values by default, not the MJCF's.
+        substeps: integration substeps per step (40: 1 ms at 25 Hz).
+
+    Attributes:
+        dt: the step length (s): juggler_bounce_servo's 0.04.
+        computed: observation entries this module computes (paddle pose and ball, 6-13); the network's are kept for
+            the others (the joints, 0-5).
+    """
+
+    dt = 0.04
+    computed = tuple(range(6, 14))
+
+    def __init__(
+        self,
+        stiffness: float = 2e4,
+        damping: float = 100.0,
+        friction_rate: float = 100.0,
+        friction: float = 0.5,
+        substeps: int = 40,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("stiffness", stiffness),
+            ("damping", damping),
+            ("friction_rate", friction_rate),
+            ("friction", friction),
+        ):
+            if not value > 0:
+                raise ValueError(f"BallContact: {name} must be > 0, got {value!r}")
+        if not isinstance(substeps, int) or substeps < 1:
+            raise ValueError(f"BallContact: substeps must be an int >= 1, got {substeps!r}")
+        log = lambda v: nn.Parameter(torch.tensor(float(v)).log())  # noqa: E731
+        self.log_stiffness, self.log_damping = log(stiffness), log(damping)
+        self.log_friction_rate, self.log_friction = log(friction_rate), log(friction)
+        self.substeps = substeps
+
+    def parameters_dict(self) -> dict[str, float]:
+        """The contact's current parameters in their units: ``{"stiffness": k, "damping": b, ...}``."""
+        return {
+            name: float(getattr(self, f"log_{name}").detach().exp())
+            for name in ("stiffness", "damping", "friction_rate", "friction")
+        }
+
+    # ----- the KnownPhysics interface -------------------------------------------------------------------------------
+    def complete(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """``obs [*S, 14]`` and a next observation ``[*S, 14]`` whose joints (0-5) are kept -> the full next one."""
+        joints = next_obs[..., 0:6]
+        paddle = paddle_kinematics(joints[..., 0:3], joints[..., 3:6])[..., 0:3]
+        return torch.cat([joints, paddle, self.ball(obs, joints)], -1)
+
+    def loss(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """Mean squared ball error over the transitions ``[*S, 14]`` whose ball touched the paddle (true joints).
+
+        Velocity error (m/s)² plus :data:`POSITION_WEIGHT` × position error (m²), averaged over the steps whose
+        ball did not move ballistically and stayed clear of the floor; 0 (with a gradient path) when there are none.
+        """
+        obs, next_obs = obs.reshape(-1, obs.shape[-1]), next_obs.reshape(-1, next_obs.shape[-1])
+        dv = next_obs[:, 11:13] - obs[:, 11:13]
+        flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * self.dt).abs() < FLIGHT_TOLERANCE)
+        keep = ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (next_obs[:, 10] > FLOOR_CLEARANCE)
+        rows = torch.nonzero(keep)[:, 0]
+        if not len(rows):
+            return sum(p.sum() for p in self.parameters()) * 0.0
+        ball = self.ball(obs[rows], next_obs[rows, 0:6])
+        true = next_obs[rows, 9:13]
+        velocity = (ball[:, 2:4] - true[:, 2:4]).square().sum(-1)
+        position = (ball[:, 0:2] - true[:, 0:2]).square().sum(-1)
+        return (velocity + POSITION_WEIGHT * position).mean()
+
+    # ----- the ball ------------------------------------------------------------------------------------------------
+    def ball(self, obs: Tensor, next_joints: Tensor) -> Tensor:
+        """The ball's next state ``[*S, 5]`` (x, z, vx, vz, spin) from ``obs [*S, 14]`` and ``next_joints [*S, 6]``.
+
+        Rows whose free-flight ball stays farther than :data:`NEAR` from the paddle at every substep are flown in
+        closed form (:func:`flight`); the others are gathered and simulated (the cost follows the rows near the paddle).
+        """
+        shape, dtype, m = obs.shape[:-1], obs.dtype, self.substeps
+        obs, next_joints = obs.reshape(-1, obs.shape[-1]), next_joints.reshape(-1, 6)
+        u = torch.linspace(0.0, 1.0, m + 1, dtype=dtype, device=obs.device).expand(obs.shape[0], m + 1)
+        ends = (obs[:, None, 0:3], obs[:, None, 3:6], next_joints[:, None, 0:3], next_joints[:, None, 3:6])
+        path = paddle_kinematics(*hermite(*ends, u, self.dt))  # [R, M+1, 6] at each substep boundary
+        p_free, v_free = flight(obs[:, None, 9:11], obs[:, None, 11:13], u * self.dt, self.dt / m)
+        near = (box_contact(p_free, path)[0] > -NEAR).any(-1)
+        out = torch.cat([p_free[:, -1], v_free[:, -1], obs[:, 13:14]], -1)
+        rows = torch.nonzero(near)[:, 0]
+        if len(rows):
+            out = out.index_put((rows,), self._simulate(obs[rows], path[rows, 1:]))
+        return out.reshape(*shape, 5)
+
+    def _simulate(self, obs: Tensor, path: Tensor) -> Tensor:
+        """The ball ``[R, 5]`` after the substeps against the paddle ``path [R, M, 6]`` (each substep's end)."""
+        dtype, h = obs.dtype, self.dt / path.shape[1]
+        k, b, c, mu = (
+            p.exp().to(dtype) for p in (self.log_stiffness, self.log_damping, self.log_friction_rate, self.log_friction)
+        )
+        p, v, spin = obs[:, 9:11], obs[:, 11:13], obs[:, 13]
+        g = torch.tensor([0.0, -GRAVITY], dtype=dtype, device=obs.device)
+        for i in range(path.shape[1]):
+            paddle = path[:, i]
+            pen, normal, tangent, offset = box_contact(p, paddle)
+            spun = paddle[:, 5, None] * torch.stack([-offset[:, 1], offset[:, 0]], -1)
+            rel = v - paddle[:, 3:5] - spun  # relative to the paddle's point of contact
+            vn, vs = (rel * normal).sum(-1), (rel * tangent).sum(-1)
+            fn = torch.where(pen > 0, (k * pen - b * vn).clamp_min(0.0), torch.zeros_like(pen))
+            ft = -c * (vs + BALL_RADIUS * spin) / SLIP_GAIN
+            ft = torch.maximum(torch.minimum(ft, mu * fn), -mu * fn)
+            v = v + h * (g + fn[:, None] * normal + ft[:, None] * tangent)  # semi-implicit Euler, as MuJoCo's
+            p = p + h * v
+            spin = spin + h * 2.5 * ft / BALL_RADIUS
+        return torch.cat([p, v, spin[:, None]], -1)

@@ -1,0 +1,42 @@
+"""Building a model's known physics (:class:`~mbmeta.types.KnownPhysics`) from its import path.
+
+``"package.module:Class"`` names a ``torch.nn.Module`` subclass that takes no arguments and implements
+:class:`~mbmeta.types.KnownPhysics` (e.g. ``mbmeta.envs.juggler_contact:BallContact``). The path, not the object, is
+what a model's hyperparameters and checkpoint keep, so the model is rebuilt from the checkpoint alone. The module is
+imported only when a model asks for it (this package imports no environment code itself).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import nn
+
+from mbmeta.types import KnownPhysics
+
+
+def build_known_physics(path: str, obs_dim: int) -> nn.Module:
+    """Import and instantiate the known physics at ``path`` (``"package.module:Class"``) for ``obs_dim`` observations.
+
+    Raises:
+        ValueError: a malformed path, an import or attribute that fails, a class that is not an ``nn.Module``
+            implementing :class:`~mbmeta.types.KnownPhysics`, or ``computed`` entries outside ``[0, obs_dim)``.
+    """
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
+        raise ValueError(f"known_physics must be an import path 'package.module:Class', got {path!r}")
+    module_name, class_name = path.split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"known_physics {path!r} cannot be imported: {err}") from err
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"known_physics {path!r} is not a torch.nn.Module subclass")
+    physics = cls()
+    if not isinstance(physics, KnownPhysics):
+        raise ValueError(f"known_physics {path!r} lacks the KnownPhysics interface (computed, complete, loss)")
+    computed = tuple(int(i) for i in physics.computed)
+    if not computed or len(set(computed)) != len(computed) or not all(0 <= i < obs_dim for i in computed):
+        raise ValueError(
+            f"known_physics {path!r}: computed must be distinct observation entries in [0, {obs_dim}), got {computed}"
+        )
+    return physics

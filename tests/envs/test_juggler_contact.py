@@ -1,0 +1,146 @@
+"""The juggler ball as known physics (``mbmeta.envs.juggler_contact``) against MuJoCo's own transitions.
+
+Why these exist: issue 20's bounce needs a model that predicts strikes; the learned network is told the ball's
+physics through :class:`BallContact` (experiments/juggler_diagnosis, step 10). These tests hold it to MuJoCo: free
+flight as MuJoCo integrates it, a rebound that damping lowers, and a fit from generic values that cuts the error on
+recorded contacts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mbmeta.envs
+import mbmeta.envs.juggler_contact as contact_module
+from mbmeta.envs.juggler import BALL_RADIUS, GRAVITY, inverse_kinematics, paddle_pose
+from mbmeta.envs.juggler_contact import BallContact
+from mbmeta.models.known_physics import build_known_physics
+
+FAMILY = mbmeta.envs.get_family("juggler_bounce_servo")
+PATH = "mbmeta.envs.juggler_contact:BallContact"
+
+
+def _still_arm_obs(ball_x: float, ball_z: float, vx: float, vz: float) -> torch.Tensor:
+    """``[14]`` observation: the arm still with its paddle level at (0.5, 0.6), the ball as given, no spin."""
+    q = inverse_kinematics(0.5, 0.6, 0.0)
+    obs = np.concatenate([q, np.zeros(3), paddle_pose(q), [ball_x, ball_z, vx, vz, 0.0]])
+    return torch.tensor(obs, dtype=torch.float64)
+
+
+def _record(episodes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``obs, next_obs [N, 14]`` of random-action episodes (actions within 0.2 of the box) on train tasks."""
+    rng = np.random.default_rng(seed)
+    env = FAMILY.make_env()
+    obs_rows, next_rows = [], []
+    try:
+        for i, task in enumerate(FAMILY.sample(rng, episodes, "train")):
+            obs, _ = env.reset(seed=seed + i, options={"task": task})
+            for _ in range(60):
+                next_obs, _, terminated, truncated, _ = env.step(rng.uniform(-0.2, 0.2, 3))
+                obs_rows.append(obs), next_rows.append(next_obs)
+                obs = next_obs
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+    return torch.tensor(np.array(obs_rows)), torch.tensor(np.array(next_rows))
+
+
+def _contact_rows(obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    dv = next_obs[:, 11:13] - obs[:, 11:13]
+    flying = (dv[:, 0].abs() < 0.02) & ((dv[:, 1] + GRAVITY * BallContact.dt).abs() < 0.02)
+    return ~flying & (obs[:, 10] > 0.06) & (next_obs[:, 10] > 0.06)
+
+
+def test_it_is_a_known_physics_of_the_world_frame_observation():
+    physics = build_known_physics(PATH, FAMILY.obs_dim)
+    assert FAMILY.ball_frame == "world" and physics.computed == tuple(range(6, 14))
+
+
+def test_a_ball_away_from_the_paddle_flies_as_mujoco_integrates_it():
+    obs = _still_arm_obs(0.1, 1.2, 0.8, 2.0)  # 0.4 m to the side of the paddle's end
+    next_obs = BallContact().complete(obs, obs)
+    t, h = BallContact.dt, BallContact.dt / 40
+    # semi-implicit Euler at 1 ms: the parabola plus g·h·t/2 (MuJoCo's ball, checked in the next test)
+    expected = [0.1 + 0.8 * t, 1.2 + 2.0 * t - 0.5 * GRAVITY * t * (t + h), 0.8, 2.0 - GRAVITY * t, 0.0]
+    np.testing.assert_allclose(next_obs[9:14].numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(next_obs[6:9].numpy(), paddle_pose(obs[:3].numpy()), atol=1e-12)
+    assert torch.equal(next_obs[:6], obs[:6])
+
+
+def test_free_flight_matches_mujoco():
+    obs, next_obs = _record(6, seed=3)
+    flying = ~_contact_rows(obs, next_obs) & (obs[:, 10] > 0.06)
+    with torch.no_grad():
+        ball = BallContact().complete(obs[flying], next_obs[flying])
+    torch.testing.assert_close(ball[:, 9:14], next_obs[flying, 9:14], rtol=0, atol=1e-6)
+
+
+def test_the_gate_changes_nothing(monkeypatch):
+    obs, next_obs = _record(6, seed=3)
+    physics = BallContact()
+    with torch.no_grad():
+        gated = physics.complete(obs, next_obs)
+        monkeypatch.setattr(contact_module, "NEAR", 1e3)  # every row simulated
+        full = physics.complete(obs, next_obs)
+    torch.testing.assert_close(gated, full, rtol=0, atol=1e-9)
+
+
+def _rebound_ratio(damping: float, impact: float = 2.8) -> float:
+    """Fastest rebound over impact speed of a ball dropped on the still level paddle (4 ms steps for 60 ms)."""
+    physics = BallContact(stiffness=3e4, damping=damping, substeps=4)
+    physics.dt = 0.004  # the same 1 ms substeps, observed every 4 ms
+    obs = _still_arm_obs(0.5, 0.6 + BALL_RADIUS + 0.001, 0.0, -impact)
+    fastest = 0.0
+    with torch.no_grad():
+        for _ in range(15):
+            obs = physics.complete(obs, obs)
+            fastest = max(fastest, float(obs[12]))
+    return fastest / impact
+
+
+def test_a_dropped_ball_rebounds_less_the_more_the_contact_damps():
+    ratios = [_rebound_ratio(b) for b in (1.0, 60.0, 120.0, 240.0)]
+    assert 0.9 < ratios[0] <= 1.0  # almost elastic, never gaining energy
+    assert ratios == sorted(ratios, reverse=True) and ratios[-1] > 0.1
+
+
+def test_fitting_from_generic_values_cuts_the_error_on_recorded_contacts():
+    obs, next_obs = _record(40, seed=0)
+    rows = _contact_rows(obs, next_obs)
+    assert int(rows.sum()) >= 60
+    physics = BallContact()
+
+    def velocity_rms() -> float:
+        with torch.no_grad():
+            ball = physics.complete(obs[rows], next_obs[rows])
+        return float((ball[:, 11:13] - next_obs[rows, 11:13]).square().sum(-1).mean().sqrt())
+
+    before = velocity_rms()
+    optimiser = torch.optim.Adam(physics.parameters(), lr=0.05)
+    for _ in range(40):
+        optimiser.zero_grad()
+        physics.loss(obs, next_obs).backward()
+        optimiser.step()
+    after = velocity_rms()
+    assert after < 0.8 * before
+    assert 0.1 < physics.parameters_dict()["friction"] < 1.0
+
+
+def test_loss_without_contacts_is_zero_and_differentiable():
+    obs = _still_arm_obs(0.1, 1.2, 0.8, 2.0)[None]
+    physics = BallContact()
+    loss = physics.loss(obs, physics.complete(obs, obs).detach())
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and physics.log_stiffness.grad is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("stiffness", 0.0, "stiffness must be > 0"), ("substeps", 0, "substeps must be an int >= 1")],
+)
+def test_bad_settings_are_refused(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        BallContact(**{name: value})

@@ -227,6 +227,12 @@ class KnownPhysics(Protocol):
     A ``torch.nn.Module`` (its parameters, if any, are fitted with the model's networks through :meth:`loss`, and
     saved in its checkpoint). Named by import path in a model's ``known_physics`` argument.
 
+    Optional capability, declared (a class attribute), never discovered from the signature:
+
+    - ``adapts = True``: it also has ``adapt(context: Transition, mask: Tensor | None) -> Tensor``, called with the
+      model's context (raw fields ``[B, K, ...]``, mask ``[B, K]``) whenever the model adapts, returning a state
+      ``[B, P]`` that each :meth:`complete` of those B environments receives as ``state`` (None otherwise).
+
     Attributes:
         computed: the observation entries :meth:`complete` computes; the network's prediction is kept for the rest,
             and the predicted variance of these entries is zero.
@@ -234,8 +240,12 @@ class KnownPhysics(Protocol):
 
     computed: tuple[int, ...]
 
-    def complete(self, obs: Tensor, next_obs: Tensor) -> Tensor:
-        """``obs [*S, O]`` and the network's next observation ``[*S, O]`` -> the next observation ``[*S, O]``."""
+    def complete(self, obs: Tensor, next_obs: Tensor, state: Tensor | None = None) -> Tensor:
+        """``obs [*S, O]`` and the network's next observation ``[*S, O]`` -> the next observation ``[*S, O]``.
+
+        With ``state [B, P]`` (an adapting physics, see above), ``obs`` is ``[E, B, *S, O]``: its second dimension
+        is the B environments the state was adapted to.
+        """
         ...
 
     def loss(self, obs: Tensor, next_obs: Tensor) -> Tensor:

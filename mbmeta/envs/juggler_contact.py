@@ -131,11 +131,19 @@ class BallContact(nn.Module):
         }
 
     # ----- the KnownPhysics interface -------------------------------------------------------------------------------
-    def complete(self, obs: Tensor, next_obs: Tensor) -> Tensor:
-        """``obs [*S, 14]`` and a next observation ``[*S, 14]`` whose joints (0-5) are kept -> the full next one."""
+    def complete(self, obs: Tensor, next_obs: Tensor, state: Tensor | None = None) -> Tensor:
+        """``obs [*S, 14]`` and a next observation ``[*S, 14]`` whose joints (0-5) are kept -> the full next one.
+
+        ``state [B, 1]`` (:class:`AdaptiveBallContact`): each environment's log damping scale; ``obs`` is then
+        ``[E, B, *S, 14]``.
+        """
         joints = next_obs[..., 0:6]
         paddle = paddle_kinematics(joints[..., 0:3], joints[..., 3:6])[..., 0:3]
-        return torch.cat([joints, paddle, self.ball(obs, joints)], -1)
+        damping_scale = 1.0
+        if state is not None:
+            per_env = state[:, 0].exp().view(1, -1, *([1] * (obs.dim() - 3)))
+            damping_scale = per_env.to(obs.dtype).expand(obs.shape[:-1])
+        return torch.cat([joints, paddle, self.ball(obs, joints, damping_scale)], -1)
 
     def loss(self, obs: Tensor, next_obs: Tensor) -> Tensor:
         """Mean squared ball error over the transitions ``[*S, 14]`` whose ball touched the paddle (true joints).
@@ -144,21 +152,29 @@ class BallContact(nn.Module):
         ball did not move ballistically and stayed clear of the floor; 0 (with a gradient path) when there are none.
         """
         obs, next_obs = obs.reshape(-1, obs.shape[-1]), next_obs.reshape(-1, next_obs.shape[-1])
-        dv = next_obs[:, 11:13] - obs[:, 11:13]
-        flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * self.dt).abs() < FLIGHT_TOLERANCE)
-        keep = ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (next_obs[:, 10] > FLOOR_CLEARANCE)
-        rows = torch.nonzero(keep)[:, 0]
+        rows = torch.nonzero(self._contact_rows(obs, next_obs))[:, 0]
         if not len(rows):
             return sum(p.sum() for p in self.parameters()) * 0.0
-        ball = self.ball(obs[rows], next_obs[rows, 0:6])
-        true = next_obs[rows, 9:13]
+        return self._error(self.ball(obs[rows], next_obs[rows, 0:6]), next_obs[rows, 9:13]).mean()
+
+    def _contact_rows(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """``[R]`` bool: the transitions ``[R, 14]`` whose ball did not fly ballistically, clear of the floor."""
+        dv = next_obs[:, 11:13] - obs[:, 11:13]
+        flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * self.dt).abs() < FLIGHT_TOLERANCE)
+        return ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (next_obs[:, 10] > FLOOR_CLEARANCE)
+
+    @staticmethod
+    def _error(ball: Tensor, true: Tensor) -> Tensor:
+        """``[R]`` squared velocity error plus :data:`POSITION_WEIGHT` × squared position error (``[R, ≥4]``)."""
         velocity = (ball[:, 2:4] - true[:, 2:4]).square().sum(-1)
         position = (ball[:, 0:2] - true[:, 0:2]).square().sum(-1)
-        return (velocity + POSITION_WEIGHT * position).mean()
+        return velocity + POSITION_WEIGHT * position
 
     # ----- the ball ------------------------------------------------------------------------------------------------
-    def ball(self, obs: Tensor, next_joints: Tensor) -> Tensor:
+    def ball(self, obs: Tensor, next_joints: Tensor, damping_scale: Tensor | float = 1.0) -> Tensor:
         """The ball's next state ``[*S, 5]`` (x, z, vx, vz, spin) from ``obs [*S, 14]`` and ``next_joints [*S, 6]``.
+
+        ``damping_scale`` (``[*S]`` or a float) multiplies the contact's damping row by row.
 
         Rows whose free-flight ball stays farther than :data:`NEAR` from the paddle at every substep are flown in
         closed form (:func:`flight`); the others are gathered and simulated (the cost follows the rows near the paddle).
@@ -173,15 +189,17 @@ class BallContact(nn.Module):
         out = torch.cat([p_free[:, -1], v_free[:, -1], obs[:, 13:14]], -1)
         rows = torch.nonzero(near)[:, 0]
         if len(rows):
-            out = out.index_put((rows,), self._simulate(obs[rows], path[rows, 1:]))
+            scale = damping_scale.reshape(-1)[rows] if isinstance(damping_scale, Tensor) else damping_scale
+            out = out.index_put((rows,), self._simulate(obs[rows], path[rows, 1:], scale))
         return out.reshape(*shape, 5)
 
-    def _simulate(self, obs: Tensor, path: Tensor) -> Tensor:
+    def _simulate(self, obs: Tensor, path: Tensor, damping_scale: Tensor | float = 1.0) -> Tensor:
         """The ball ``[R, 5]`` after the substeps against the paddle ``path [R, M, 6]`` (each substep's end)."""
         dtype, h = obs.dtype, self.dt / path.shape[1]
         k, b, c, mu = (
             p.exp().to(dtype) for p in (self.log_stiffness, self.log_damping, self.log_friction_rate, self.log_friction)
         )
+        b = b * damping_scale
         p, v, spin = obs[:, 9:11], obs[:, 11:13], obs[:, 13]
         g = torch.tensor([0.0, -GRAVITY], dtype=dtype, device=obs.device)
         for i in range(path.shape[1]):
@@ -197,3 +215,42 @@ class BallContact(nn.Module):
             p = p + h * v
             spin = spin + h * 2.5 * ft / BALL_RADIUS
         return torch.cat([p, v, spin[:, None]], -1)
+
+
+DAMPING_SCALES = torch.linspace(-2.5, 2.0, 19).exp()  # the grid AdaptiveBallContact searches: ×0.08 to ×7.4
+
+
+class AdaptiveBallContact(BallContact):
+    """:class:`BallContact` whose damping (so the restitution) is fitted to each environment's recent contacts.
+
+    ``adapt`` (the :class:`~mbmeta.types.KnownPhysics` capability ``adapts``): for each environment, the damping
+    scale of :data:`DAMPING_SCALES` (×0.08 to ×7.4 of the fitted damping: restitutions far outside the training
+    range) whose simulated ball best matches the context's contact steps (:meth:`BallContact.loss`'s error, the
+    joints as observed); ×1 where the context holds no contact. Trained exactly as :class:`BallContact` (the scale is
+    1 in training: the constants fit the average ball), adapted only when acting. Use a context long enough to hold
+    a bounce (``--agent.context_length 30``: 1.2 s).
+    """
+
+    adapts = True
+
+    def adapt(self, context, mask: Tensor | None) -> Tensor:
+        """``context`` fields ``[B, K, ...]`` (raw), ``mask [B, K]`` -> ``[B, 1]`` log damping scale."""
+        obs, next_obs = context.obs, context.next_obs
+        b, k = obs.shape[:2]
+        valid = torch.ones(b, k, dtype=torch.bool, device=obs.device) if mask is None else mask
+        rows = torch.nonzero((self._contact_rows(obs.reshape(b * k, -1), next_obs.reshape(b * k, -1)).view(b, k))
+                             & valid)  # fmt: skip
+        best = torch.zeros(b, 1, dtype=obs.dtype, device=obs.device)
+        if not len(rows):
+            return best
+        env, slot = rows[:, 0], rows[:, 1]
+        grid = DAMPING_SCALES.to(obs)
+        g = len(grid)
+        o, n = obs[env, slot], next_obs[env, slot]  # [C, 14]
+        with torch.no_grad():
+            ball = self.ball(o.repeat(g, 1), n[:, 0:6].repeat(g, 1), grid.repeat_interleave(len(env)))
+        error = self._error(ball, n[:, 9:13].repeat(g, 1)).view(g, -1)  # [G, C]
+        per_env = torch.zeros(g, b, dtype=obs.dtype, device=obs.device).index_add_(1, env, error)  # [G, B]
+        has = torch.zeros(b, dtype=torch.bool, device=obs.device).index_fill_(0, env, True)
+        choice = grid[per_env.argmin(0)].log()
+        return torch.where(has, choice, 0.0)[:, None]

@@ -66,8 +66,11 @@ class AdaptedModel:
 
     can_skip_reward = True  # declared capability of mbmeta.types.AdaptedDynamics: __call__ takes with_reward
 
-    def __init__(self, model: MetaDynamicsModel, adaptation: Adaptation, batch_size: int) -> None:
+    def __init__(
+        self, model: MetaDynamicsModel, adaptation: Adaptation, batch_size: int, physics_state: Tensor | None = None
+    ) -> None:
         self.model, self.adaptation, self.batch_size = model, adaptation.materialise(), batch_size
+        self.physics_state = physics_state  # [B, P] of an adapting known physics, else None
         self.ensemble_size = model.ensemble_size
         self._planning: PlanningWeights | None = None
 
@@ -161,7 +164,7 @@ class AdaptedModel:
         if with_reward and planning.reward is not None:
             reward = m.reward_net.predict(x, delta, planning.reward).reshape(lead)
         if m.physics is not None:  # the entries the model is told: computed, with no predictive variance
-            mean = m.physics.complete(obs, mean)
+            mean = m.physics.complete(obs, mean, self.physics_state)
             var = var.index_fill(-1, m.physics_index, 0.0)
         return Prediction(mean=mean, var=var, reward=reward)
 
@@ -386,7 +389,10 @@ class MetaDynamicsModel(nn.Module):
             if adaptation.z is None:
                 raise ValueError(f"adaptation {self.adaptation_name!r} has no task code z to clamp (Z = 0)")
             adaptation = adaptation._replace(z=latent_range.clamp(adaptation.z))
-        return AdaptedModel(self, adaptation, context.obs.shape[0])
+        physics_state = None
+        if getattr(self.physics, "adapts", False):  # a declared capability of mbmeta.types.KnownPhysics
+            physics_state = self.physics.adapt(context, mask)
+        return AdaptedModel(self, adaptation, context.obs.shape[0], physics_state)
 
     # ------------------------------------------------------------------ functional forward
 

@@ -15,8 +15,9 @@ import torch
 import mbmeta.envs
 import mbmeta.envs.juggler_contact as contact_module
 from mbmeta.envs.juggler import BALL_RADIUS, GRAVITY, inverse_kinematics, paddle_pose
-from mbmeta.envs.juggler_contact import BallContact
+from mbmeta.envs.juggler_contact import AdaptiveBallContact, BallContact
 from mbmeta.models.known_physics import build_known_physics
+from mbmeta.types import Transition
 
 FAMILY = mbmeta.envs.get_family("juggler_bounce_servo")
 PATH = "mbmeta.envs.juggler_contact:BallContact"
@@ -29,13 +30,17 @@ def _still_arm_obs(ball_x: float, ball_z: float, vx: float, vz: float) -> torch.
     return torch.tensor(obs, dtype=torch.float64)
 
 
-def _record(episodes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``obs, next_obs [N, 14]`` of random-action episodes (actions within 0.2 of the box) on train tasks."""
+def _record(episodes: int, seed: int, restitution: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``obs, next_obs [N, 14]`` of random-action episodes (actions within 0.2 of the box) on train tasks, or on the
+    nominal ball with the given restitution scale."""
     rng = np.random.default_rng(seed)
     env = FAMILY.make_env()
     obs_rows, next_rows = [], []
+    tasks = FAMILY.sample(rng, episodes, "train")
+    if restitution is not None:
+        tasks = [FAMILY.validate({**FAMILY.nominal(), "restitution_scale": restitution})] * episodes
     try:
-        for i, task in enumerate(FAMILY.sample(rng, episodes, "train")):
+        for i, task in enumerate(tasks):
             obs, _ = env.reset(seed=seed + i, options={"task": task})
             for _ in range(60):
                 next_obs, _, terminated, truncated, _ = env.step(rng.uniform(-0.2, 0.2, 3))
@@ -144,3 +149,36 @@ def test_loss_without_contacts_is_zero_and_differentiable():
 def test_bad_settings_are_refused(name, value, message):
     with pytest.raises(ValueError, match=message):
         BallContact(**{name: value})
+
+
+FITTED = {"stiffness": 31700.0, "damping": 113.0, "friction_rate": 386.0, "friction": 0.318}  # step 10's fit
+
+
+def test_adaptation_picks_more_damping_for_a_deader_ball_and_cuts_the_error():
+    physics = AdaptiveBallContact(**FITTED)
+    contexts, errors = [], {}
+    for restitution in (0.5, 1.7):  # test-split balls: restitution 0.25 and 0.85
+        obs, next_obs = _record(12, seed=5, restitution=restitution)
+        rows = _contact_rows(obs, next_obs)
+        c = int(rows.sum())
+        context = Transition(obs[rows][None], torch.zeros(1, c, 3), next_obs[rows][None], torch.zeros(1, c),
+                             torch.zeros(1, c, dtype=torch.bool))  # fmt: skip
+        state = physics.adapt(context, None)
+        with torch.no_grad():
+            adapted = physics.complete(obs[rows][None, None], next_obs[rows][None, None], state)[0, 0]
+            plain = physics.complete(obs[rows], next_obs[rows])
+        errors[restitution] = [
+            float((x[:, 11:13] - next_obs[rows, 11:13]).norm(dim=-1).mean()) for x in (adapted, plain)
+        ]
+        contexts.append(float(state[0, 0]))
+    assert contexts[0] > 0.3 > -0.3 > contexts[1]  # more damping for the deader ball, less for the livelier one
+    for adapted, plain in errors.values():
+        assert adapted < 0.8 * plain
+
+
+def test_adaptation_without_contacts_keeps_the_fitted_damping():
+    physics = AdaptiveBallContact(**FITTED)
+    obs = _still_arm_obs(0.1, 1.2, 0.8, 2.0)[None, None].expand(2, 3, 14)
+    next_obs = physics.complete(obs, obs).detach()
+    context = Transition(obs, torch.zeros(2, 3, 3), next_obs, torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+    assert torch.equal(physics.adapt(context, None), torch.zeros(2, 1, dtype=obs.dtype))

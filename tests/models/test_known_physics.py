@@ -22,7 +22,7 @@ class ShiftedCopy(nn.Module):
         super().__init__()
         self.offset = nn.Parameter(torch.zeros(()))
 
-    def complete(self, obs, next_obs):
+    def complete(self, obs, next_obs, state=None):
         return torch.cat([next_obs[..., :3], obs[..., :1] + self.offset], -1)
 
     def loss(self, obs, next_obs):
@@ -32,12 +32,26 @@ class ShiftedCopy(nn.Module):
 class NoLoss(nn.Module):
     computed = (3,)
 
-    def complete(self, obs, next_obs):
+    def complete(self, obs, next_obs, state=None):
         return next_obs
 
 
 class OutOfRange(ShiftedCopy):
     computed = (4,)
+
+
+class Adapting(ShiftedCopy):
+    """Toy adapting physics: entry 3 is the mean of entry 0 over each environment's valid context slots."""
+
+    adapts = True
+
+    def adapt(self, context, mask):
+        valid = torch.ones(context.obs.shape[:2]) if mask is None else mask.float()
+        return ((context.obs[..., 0] * valid).sum(1) / valid.sum(1).clamp_min(1))[:, None]  # [B, 1]
+
+    def complete(self, obs, next_obs, state=None):
+        value = state[:, 0].view(1, -1, *([1] * (obs.dim() - 3))).expand(obs.shape[:-1])
+        return torch.cat([next_obs[..., :3], value[..., None]], -1)
 
 
 NotAModule = object
@@ -122,7 +136,7 @@ def test_checkpoint_round_trip_keeps_the_physics(tmp_path):
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     loaded = load_dynamics(path)
-    assert float(loaded.physics.offset) == -0.75
+    assert float(loaded.physics.offset.detach()) == -0.75
     obs, action = torch.randn(2, 1, 3, OBS), torch.randn(2, 1, 3, ACT)
     with torch.no_grad():
         expected = module.dynamics.eval().adapt(_empty_context())(obs, action)
@@ -135,3 +149,17 @@ def test_negative_physics_settings_are_refused():
         _module(physics_loss_weight=-1.0)
     with pytest.raises(ValueError, match="physics_lr must be a number > 0"):
         _module(physics_lr=0.0)
+
+
+def test_an_adapting_physics_gets_its_state_from_each_environments_context():
+    model = _module(known_physics=f"{__name__}:Adapting").dynamics.eval()
+    context = Transition(
+        torch.tensor([[[1.0, 0, 0, 0], [3.0, 0, 0, 0]], [[5.0, 0, 0, 0], [100.0, 0, 0, 0]]]),
+        torch.zeros(2, 2, ACT), torch.zeros(2, 2, OBS), torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.bool),
+    )  # fmt: skip
+    mask = torch.tensor([[True, True], [True, False]])  # the second environment's 100 is padding
+    obs, action = torch.randn(2, 2, 6, OBS), torch.randn(2, 2, 6, ACT)
+    with torch.no_grad():
+        prediction = model.adapt(context, mask)(obs, action)
+    assert torch.equal(prediction.mean[:, 0, :, 3], torch.full((2, 6), 2.0))
+    assert torch.equal(prediction.mean[:, 1, :, 3], torch.full((2, 6), 5.0))

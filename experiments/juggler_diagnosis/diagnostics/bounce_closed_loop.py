@@ -29,7 +29,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import torch
-from hybrid_ball import HybridDynamics, load_contact
+from hybrid_fit import HybridDynamics, load_contact
 from mujoco import rollout
 
 from mbmeta.control.agent import MPCAgent

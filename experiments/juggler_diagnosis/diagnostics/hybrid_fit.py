@@ -1,4 +1,4 @@
-"""Step 10 of the diagnosis: fit the hybrid model's contact (:mod:`hybrid_ball`) and measure its one-step error.
+"""Step 10 of the diagnosis: fit the hybrid model's contact and measure its one-step error.
 
 Fits :class:`mbmeta.envs.juggler_contact.BallContact`'s four constants (stiffness, damping, friction rate and
 coefficient: one set for all train tasks, the task not told), from its generic starting values, by gradient descent
@@ -7,7 +7,8 @@ of a run's buffer (steps whose ball did not move ballistically, without those to
 ball anyway), every tenth episode held out. Then prints the contact-step error of the ball's velocity and position
 on the held-out episodes for: the starting values and the fitted ones, both with the true joints at
 the step's end, and the fitted ones with the joints a learned model predicts (``--checkpoint``), beside that learned
-model's own prediction of the ball. Train tasks only (the buffer's).
+model's own prediction of the ball. Train tasks only (the buffer's). :class:`HybridDynamics` wraps a learned model
+without known physics (pilot 3's) with the fitted contact, for ``bounce_closed_loop.py --contact``.
 
 Usage::
 
@@ -20,15 +21,52 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from hybrid_ball import save_contact
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs.juggler_contact import FLIGHT_TOLERANCE, FLOOR_CLEARANCE, BallContact
 from mbmeta.envs.juggler_geometry import GRAVITY
+from mbmeta.types import Prediction
+
+CONSTANTS = ("stiffness", "damping", "friction_rate", "friction")
+
+
+class HybridDynamics:
+    """An :class:`~mbmeta.types.AdaptedDynamics`: the adapted model's joints, the ball and paddle from ``contact``.
+
+    The computed entries get zero variance (as a model with known physics gives them).
+    """
+
+    can_skip_reward = True
+
+    def __init__(self, adapted, contact: BallContact) -> None:
+        self.adapted, self.contact = adapted, contact
+        self.ensemble_size = adapted.ensemble_size
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor, action: torch.Tensor, with_reward: bool = True) -> Prediction:
+        """``obs [E, B, *S, 14]``, ``action [E, B, *S, 3]`` -> Prediction (mean/var ``[E, B, *S, 14]``, no reward)."""
+        kwargs = {"with_reward": False} if getattr(self.adapted, "can_skip_reward", False) else {}
+        arm = self.adapted(obs, action, **kwargs)
+        mean = self.contact.complete(obs, arm.mean)
+        var = arm.var.index_fill(-1, torch.tensor(self.contact.computed, device=obs.device), 0.0)
+        return Prediction(mean, var, None)
+
+
+def save_contact(contact: BallContact, path: str | Path) -> None:
+    """Write the contact's four constants as JSON."""
+    Path(path).write_text(json.dumps(contact.parameters_dict(), indent=1) + "\n")
+
+
+def load_contact(path: str | Path) -> BallContact:
+    """A :class:`BallContact` with the constants of :func:`save_contact`'s file."""
+    values = json.loads(Path(path).read_text())
+    return BallContact(**{name: values[name] for name in CONSTANTS})
 
 
 def contact_steps(buffer: EpisodeBuffer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

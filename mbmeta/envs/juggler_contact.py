@@ -238,8 +238,9 @@ class AdaptiveBallContact(BallContact):
         obs, next_obs = context.obs, context.next_obs
         b, k = obs.shape[:2]
         valid = torch.ones(b, k, dtype=torch.bool, device=obs.device) if mask is None else mask
-        rows = torch.nonzero((self._contact_rows(obs.reshape(b * k, -1), next_obs.reshape(b * k, -1)).view(b, k))
-                             & valid)  # fmt: skip
+        o = obs.shape[-1]
+        contact = self._contact_rows(obs.reshape(b * k, o), next_obs.reshape(b * k, o)).view(b, k)
+        rows = torch.nonzero(contact & valid)
         best = torch.zeros(b, 1, dtype=obs.dtype, device=obs.device)
         if not len(rows):
             return best

@@ -3,7 +3,8 @@
 ``"package.module:Class"`` names a ``torch.nn.Module`` subclass that takes no arguments and implements
 :class:`~mbmeta.types.KnownPhysics` (e.g. ``mbmeta.envs.juggler_contact:BallContact``). The path, not the object, is
 what a model's hyperparameters and checkpoint keep, so the model is rebuilt from the checkpoint alone. The module is
-imported only when a model asks for it (this package imports no environment code itself).
+imported only when a model asks for it (this package imports no environment code itself). A checkpoint thus names
+code that is already installed; nothing in it is executed, and only an ``nn.Module`` subclass is instantiated.
 """
 
 from __future__ import annotations

@@ -78,6 +78,13 @@ def box_contact(p: Tensor, paddle: Tensor) -> tuple[Tensor, Tensor, Tensor, Tens
     return BALL_RADIUS - dist, contact_normal, tangent, cs[..., None] * along + cn[..., None] * normal
 
 
+def contact_transitions(obs: Tensor, next_obs: Tensor, dt: float) -> Tensor:
+    """``[R]`` bool: which transitions ``[R, 14]`` of ``dt`` s had a ball that left free flight, clear of the floor."""
+    dv = next_obs[:, 11:13] - obs[:, 11:13]
+    flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * dt).abs() < FLIGHT_TOLERANCE)
+    return ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (next_obs[:, 10] > FLOOR_CLEARANCE)
+
+
 class BallContact(nn.Module):
     """The juggler's paddle pose and ball from its predicted joints (:class:`~mbmeta.types.KnownPhysics`).
 
@@ -152,16 +159,10 @@ class BallContact(nn.Module):
         ball did not move ballistically and stayed clear of the floor; 0 (with a gradient path) when there are none.
         """
         obs, next_obs = obs.reshape(-1, obs.shape[-1]), next_obs.reshape(-1, next_obs.shape[-1])
-        rows = torch.nonzero(self._contact_rows(obs, next_obs))[:, 0]
+        rows = torch.nonzero(contact_transitions(obs, next_obs, self.dt))[:, 0]
         if not len(rows):
             return sum(p.sum() for p in self.parameters()) * 0.0
         return self._error(self.ball(obs[rows], next_obs[rows, 0:6]), next_obs[rows, 9:13]).mean()
-
-    def _contact_rows(self, obs: Tensor, next_obs: Tensor) -> Tensor:
-        """``[R]`` bool: the transitions ``[R, 14]`` whose ball did not fly ballistically, clear of the floor."""
-        dv = next_obs[:, 11:13] - obs[:, 11:13]
-        flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * self.dt).abs() < FLIGHT_TOLERANCE)
-        return ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (next_obs[:, 10] > FLOOR_CLEARANCE)
 
     @staticmethod
     def _error(ball: Tensor, true: Tensor) -> Tensor:
@@ -239,7 +240,7 @@ class AdaptiveBallContact(BallContact):
         b, k = obs.shape[:2]
         valid = torch.ones(b, k, dtype=torch.bool, device=obs.device) if mask is None else mask
         o = obs.shape[-1]
-        contact = self._contact_rows(obs.reshape(b * k, o), next_obs.reshape(b * k, o)).view(b, k)
+        contact = contact_transitions(obs.reshape(b * k, o), next_obs.reshape(b * k, o), self.dt).view(b, k)
         rows = torch.nonzero(contact & valid)
         best = torch.zeros(b, 1, dtype=obs.dtype, device=obs.device)
         if not len(rows):

@@ -248,6 +248,6 @@ class MetaDynamicsModule(pl.LightningModule):
         groups = [
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
-            {"params": physics, "weight_decay": 0.0, "lr": self.hparams.get("physics_lr", 0.01)},
+            {"params": physics, "weight_decay": 0.0, "lr": self.hparams.physics_lr},
         ]
         return torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr)

@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         "particles": args.particles,
         "disagreement_penalty": args.penalty,
     }
+    contact = None if args.contact is None else load_contact(args.contact)
     records = []
     for i, task in enumerate(tasks):
         record, length = run_episode(
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             reward_scale=args.reward_scale,
             drive=args.drive,
             model_repeat=args.model_repeat,
-            contact=None if args.contact is None else load_contact(args.contact),
+            contact=contact,
         )
         records.append(record)
         parts = ", ".join(

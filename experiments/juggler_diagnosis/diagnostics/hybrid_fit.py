@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.envs.juggler_contact import FLIGHT_TOLERANCE, FLOOR_CLEARANCE, BallContact
-from mbmeta.envs.juggler_geometry import GRAVITY
+from mbmeta.envs.juggler_contact import BallContact, contact_transitions
 from mbmeta.types import Prediction
 
 CONSTANTS = ("stiffness", "damping", "friction_rate", "friction")
@@ -77,9 +76,7 @@ def contact_steps(buffer: EpisodeBuffer) -> tuple[torch.Tensor, torch.Tensor, to
     obs = torch.tensor(buffer.obs, dtype=torch.float64)
     nxt = torch.tensor(buffer.next_obs, dtype=torch.float64)
     episode = torch.as_tensor(np.repeat(np.arange(buffer.num_episodes), buffer.episode_lengths))
-    dv = nxt[:, 11:13] - obs[:, 11:13]
-    flying = (dv[:, 0].abs() < FLIGHT_TOLERANCE) & ((dv[:, 1] + GRAVITY * BallContact.dt).abs() < FLIGHT_TOLERANCE)
-    keep = ~flying & (obs[:, 10] > FLOOR_CLEARANCE) & (nxt[:, 10] > FLOOR_CLEARANCE)
+    keep = contact_transitions(obs, nxt, BallContact.dt)
     action = torch.tensor(buffer.action, dtype=torch.float64)
     return obs[keep], nxt[keep], action[keep], (episode[keep] % 10) == 0
 

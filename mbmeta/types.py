@@ -188,6 +188,9 @@ RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``terminated(obs [*S, O], action [*S, A], next_obs [*S, O]) -> [*S]`` bool."""
 
+ValueFn = Callable[[Tensor], Tensor]
+"""``value(obs [*S, O]) -> [*S]``: what a state at the end of the planning horizon is worth (higher is better)."""
+
 
 @runtime_checkable
 class AdaptedDynamics(Protocol):

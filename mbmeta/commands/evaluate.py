@@ -147,9 +147,12 @@ def describe_agent(agent: AgentSettings, source: Path | None) -> str:
         origin = f"{light}, K from {source}, then --config / --agent.*"
     else:
         origin = f"{source}, then --config / --agent.*"
+    terminal = ""
+    if agent.terminal_value is not None:
+        terminal = f", terminal value {agent.terminal_weight:g} × {agent.terminal_value}"
     return (
         f"agent: {agent.planner}, H={agent.horizon}, K={agent.context_length}, "
-        f"{agent.propagation} (P={agent.particles}), {agent.precision}; settings from {origin}"
+        f"{agent.propagation} (P={agent.particles}), {agent.precision}{terminal}; settings from {origin}"
     )
 
 

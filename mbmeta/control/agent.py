@@ -28,7 +28,7 @@ from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners.base import Planner
 from mbmeta.planners.receding import shift_plan
 from mbmeta.threads import too_many_threads_message
-from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition
+from mbmeta.types import MetaDynamics, RewardFn, TerminationFn, Transition, ValueFn
 
 _threads_checked = False  # the thread check runs once per process, at the first act() on CPU
 
@@ -103,6 +103,8 @@ class MPCAgent(Policy):
             (:func:`~mbmeta.control.latent_range.measure_latent_range` measures it on the training data), so that a
             context unlike any training task cannot push ``z`` where the model was never fitted; only for a model
             whose adaptation has a code (``context``, ``recurrent``, ``oracle``). None: ``z`` as adapted.
+        terminal_value: ``(obs [*S, O]) -> [*S]``, added to each planned return for the rollout's last state (see
+            :class:`RolloutObjective`): what lies beyond the horizon, when it is known. None: nothing.
         context_size: deprecated alias of ``context_length``.
     """
 
@@ -125,6 +127,7 @@ class MPCAgent(Policy):
         device: torch.device | str | None = None,
         precision: Precision = "fp32",
         latent_range: LatentRange | None = None,
+        terminal_value: ValueFn | None = None,
         context_size: int | None = None,
     ) -> None:
         if context_size is not None:
@@ -143,6 +146,8 @@ class MPCAgent(Policy):
             raise ValueError(f"unknown propagation {propagation!r}; valid values are {list(PROPAGATIONS)}")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid values are {list(PRECISIONS)}")
+        if terminal_value is not None and not callable(terminal_value):
+            raise TypeError(f"MPCAgent: terminal_value must be callable (obs [*S, O] -> [*S]), got {terminal_value!r}")
         if not hasattr(dynamics, "adapt"):
             raise TypeError(f"dynamics must have an adapt(context, mask, task) method, got {type(dynamics).__name__}")
         self.dynamics = dynamics
@@ -158,6 +163,7 @@ class MPCAgent(Policy):
             discount=float(discount),
             disagreement_penalty=float(disagreement_penalty),
             precision=precision,
+            terminal_value=terminal_value,
         )
         self.device = torch.device(device) if device is not None else _model_device(dynamics)
         self.generator = torch.Generator(device=self.device)

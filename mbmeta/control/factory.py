@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from torch import Tensor
+
 from mbmeta.control.agent import MPCAgent
 from mbmeta.control.collection import RandomPolicy
 from mbmeta.control.exploration import NoisyControllerPolicy
 from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
+from mbmeta.imports import import_object
 from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners import Planner
-from mbmeta.types import MetaDynamics
+from mbmeta.types import MetaDynamics, ValueFn
 
 
 def make_family_planner(family: TaskFamily, settings: AgentSettings) -> Planner:
@@ -64,9 +67,35 @@ def make_agent(
         disagreement_penalty=settings.disagreement_penalty,
         precision=settings.precision,
         latent_range=latent_range if settings.bound_latent else None,
+        terminal_value=make_terminal_value(settings),
         seed=seed,
         device=device,
     )
+
+
+class WeightedValue:
+    """``weight · value(obs)``: a terminal value ``[*S, O] -> [*S]`` scaled by a constant."""
+
+    def __init__(self, value: ValueFn, weight: float) -> None:
+        self.value, self.weight = value, float(weight)
+
+    def __call__(self, obs: Tensor) -> Tensor:
+        """``[*S, O] -> [*S]``."""
+        return self.value(obs) * self.weight
+
+
+def make_terminal_value(settings: AgentSettings) -> ValueFn | None:
+    """The terminal value that ``settings.terminal_value`` names, times ``settings.terminal_weight``; or None.
+
+    Raises:
+        ValueError: the path is malformed, cannot be imported or names something that is not callable.
+    """
+    if settings.terminal_value is None:
+        return None
+    value = import_object(settings.terminal_value, "agent.terminal_value")
+    if not callable(value):
+        raise ValueError(f"agent.terminal_value {settings.terminal_value!r} is not callable")
+    return value if settings.terminal_weight == 1.0 else WeightedValue(value, settings.terminal_weight)
 
 
 def make_initial_policy(

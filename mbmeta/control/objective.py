@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from mbmeta.planners.sampling import gaussian, integers, uniform
-from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn
+from mbmeta.types import AdaptedDynamics, Prediction, RewardFn, TerminationFn, ValueFn
 
 Propagation = Literal["ts1", "tsinf", "expectation"]
 PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
@@ -71,6 +71,8 @@ class RolloutObjective:
         generator: source of the sampling and member-shuffling noise (None: a fresh OS-seeded generator).
         precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast (see the module
             docstring); returns are accumulated in float32 either way.
+        terminal_value: ``(obs [*S, O]) -> [*S]``, what a rollout's last state is worth; added to its return with
+            weight ``discount ** H`` unless the rollout was predicted to terminate. None: nothing is added.
 
     Call with ``actions [B, N, H, A]``; returns ``[B, N]`` (mean over particles of the discounted return).
     """
@@ -89,6 +91,7 @@ class RolloutObjective:
         sample: bool = True,
         generator: torch.Generator | None = None,
         precision: Precision = "fp32",
+        terminal_value: ValueFn | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; valid values are {list(PRECISIONS)}")
@@ -126,6 +129,7 @@ class RolloutObjective:
             generator.seed()
         self.generator = generator
         self.precision = precision
+        self.terminal_value = terminal_value
         # An exact reward makes the model's learned reward head wasted work: skip it when the model declares it can
         # (an optional capability of the protocol: absent means the model takes only obs and action).
         skip = reward_fn is not None and getattr(dynamics, "can_skip_reward", False)
@@ -192,6 +196,16 @@ class RolloutObjective:
             alive = ~done if alive is None else alive & ~done
         return total, alive
 
+    def _add_terminal(self, total: Tensor, alive: Tensor | None, state: Tensor, horizon: int) -> Tensor:
+        """``total [*S]`` plus ``discount ** H ·`` the terminal value of the last states ``[*S, O]`` still alive."""
+        if self.terminal_value is None:
+            return total
+        with self._exact():
+            value = self.terminal_value(state)
+        if alive is not None:
+            value = torch.where(alive, value, 0.0)
+        return total.add_(value, alpha=self.discount**horizon)
+
     @staticmethod
     def _disagreement(means: Tensor) -> Tensor:
         """``[E, *S, O]`` member means -> ``[*S]`` mean over O of the variance across members."""
@@ -229,7 +243,7 @@ class RolloutObjective:
                 reward = reward - self.penalty * self._disagreement(pred.mean)
             total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
             state = nxt
-        return total
+        return self._add_terminal(total, alive, state, horizon)
 
     def _tsinf(self, actions: Tensor) -> Tensor:
         batch, n, horizon, action_dim = actions.shape
@@ -246,7 +260,7 @@ class RolloutObjective:
             reward = self._reward(state, action, nxt, pred.reward)
             total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
             state = nxt
-        return total.mean(dim=(0, 3))
+        return self._add_terminal(total, alive, state, horizon).mean(dim=(0, 3))
 
     def _ts1(self, actions: Tensor) -> Tensor:
         batch, n, horizon, action_dim = actions.shape
@@ -286,6 +300,7 @@ class RolloutObjective:
             reward = self._reward(state, action, nxt, pred.reward)
             total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
             state = nxt
+        total = self._add_terminal(total, alive, state, horizon)
         # Back to row order (each row is held by exactly one slot), padding dropped.
         by_row = total.new_empty(batch, members * share)
         by_row.scatter_(1, held[-1].transpose(0, 1).reshape(batch, -1), total.transpose(0, 1).reshape(batch, -1))
@@ -319,4 +334,4 @@ class RolloutObjective:
             reward = self._reward(state, action, nxt, learned) - self.penalty * self._disagreement(pred.mean)
             total, alive = self._accumulate(total, alive, t, reward, state, action, nxt)
             state = nxt
-        return total.reshape(batch, n, particles).mean(dim=2)
+        return self._add_terminal(total, alive, state, horizon).reshape(batch, n, particles).mean(dim=2)

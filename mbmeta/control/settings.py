@@ -45,6 +45,10 @@ class AgentSettings:
             push ``z`` where the model was never fitted; for ``context``, ``recurrent`` and ``oracle`` models.
             ``mbmeta train`` measures the range after each fit, ``mbmeta evaluate`` from the checkpoint's run
             directory (its ``state.json`` and ``buffer.npz``).
+        terminal_value: import path ``package.module:function`` of a value ``(obs [*S, O]) -> [*S]`` of the state
+            a planned rollout ends in, added to its return (what lies beyond the horizon, when it is known; e.g.
+            ``mbmeta.envs.juggler:bounce_landing_value``). None: nothing is added.
+        terminal_weight: the factor on ``terminal_value``.
     """
 
     planner: PlannerSettings = field(default_factory=_default_planner)
@@ -57,6 +61,8 @@ class AgentSettings:
     disagreement_penalty: float = 0.0
     precision: Literal["fp32", "bf16"] = "fp32"
     bound_latent: bool = False
+    terminal_value: str | None = None
+    terminal_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # From Python a planner name or a {class_path, init_args} mapping is accepted too; kept as typed settings.

@@ -139,6 +139,7 @@ __all__ = [
     "ball_in_world_frame",
     "ball_lost",
     "bounce_apexes",
+    "bounce_landing_value",
     "bounce_reward_terms",
     "control_cost",
     "damping_of_restitution",
@@ -212,6 +213,23 @@ def bounce_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
     apex_error = abs(predicted_apex(next_obs) - apex_target)
     x_error = abs(next_obs[..., I_BALL_X] - x_target)
     return {"apex": xp.exp(-(apex_error + x_error) / 0.25), "ctrl_cost": control_cost(action)}
+
+
+def bounce_landing_value(obs: Tensor) -> Tensor:
+    """Minus the lateral miss (m) of the ball's coming landing: ``[*S, O]`` (world frame) ``-> [*S]``, at most 0.
+
+    A terminal value for planning the bounce (``--agent.terminal_value mbmeta.envs.juggler:bounce_landing_value``):
+    the ball's free flight from ``obs`` is followed down to the paddle's home height (plus the ball radius) and
+    ``-|x_land - x*|`` returned, ``x*`` the target x of :data:`BOUNCE_APEX`. A ball already at or below that height
+    and not rising lands where it is. A planning horizon shorter than one flight (0.6 s against ~0.9 s at the
+    target apex) otherwise does not see where a strike sends the ball.
+    """
+    xp = _xp(obs)
+    z, vz = obs[..., I_BALL_Z], obs[..., I_BALL_VZ]
+    drop = xp.clip(z - (BOUNCE_HOME_HEIGHT + BALL_RADIUS), 0.0, None)
+    fall = (vz + xp.sqrt(vz**2 + 2.0 * GRAVITY * drop)) / GRAVITY  # s until it is back down there
+    landing = obs[..., I_BALL_X] + obs[..., I_BALL_VX] * xp.clip(fall, 0.0, None)
+    return -abs(landing - BOUNCE_APEX[0])
 
 
 BOUNCE_APEX_TOLERANCE = 0.2  # m: an apex within this of the target height counts as a target bounce

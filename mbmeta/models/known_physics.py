@@ -9,10 +9,9 @@ code that is already installed; nothing in it is executed, and only an ``nn.Modu
 
 from __future__ import annotations
 
-import importlib
-
 from torch import nn
 
+from mbmeta.imports import import_object
 from mbmeta.types import KnownPhysics
 
 
@@ -23,13 +22,7 @@ def build_known_physics(path: str, obs_dim: int) -> nn.Module:
         ValueError: a malformed path, an import or attribute that fails, a class that is not an ``nn.Module``
             implementing :class:`~mbmeta.types.KnownPhysics`, or ``computed`` entries outside ``[0, obs_dim)``.
     """
-    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
-        raise ValueError(f"known_physics must be an import path 'package.module:Class', got {path!r}")
-    module_name, class_name = path.split(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"known_physics {path!r} cannot be imported: {err}") from err
+    cls = import_object(path, "known_physics")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"known_physics {path!r} is not a torch.nn.Module subclass")
     physics = cls()

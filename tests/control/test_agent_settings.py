@@ -3,9 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from mbmeta.control.agent import MPCAgent
-from mbmeta.control.factory import make_agent, make_family_planner
+from mbmeta.control.factory import make_agent, make_family_planner, make_terminal_value
 from mbmeta.control.settings import AgentSettings, upgrade_agent_config
 from mbmeta.envs import get_family
 from mbmeta.planners import ICEMPlanner, make_planner
@@ -80,3 +81,36 @@ def test_mpc_agent_accepts_the_old_keyword_with_a_warning():
     with pytest.warns(DeprecationWarning, match="context_length"):
         agent = MPCAgent(_Dynamics(), planner, horizon=3, context_size=5)
     assert agent.context_length == 5
+
+
+def landing_bonus(obs):
+    """A terminal value for the tests below: ``obs [*S, O] -> [*S]``."""
+    return obs[..., 0] * 2.0
+
+
+NOT_CALLABLE = 3
+
+
+def test_the_terminal_value_is_imported_from_its_path_and_weighted():
+    family = get_family("pendulum")
+    obs = torch.tensor([[1.5, 0.0, 0.0]])
+    agent = make_agent(_Dynamics(), family, AgentSettings(terminal_value=f"{__name__}:landing_bonus"))
+    assert agent.objective_settings["terminal_value"] is landing_bonus
+    settings = AgentSettings(terminal_value=f"{__name__}:landing_bonus", terminal_weight=0.5)
+    assert float(make_terminal_value(settings)(obs)[0]) == 1.5
+    assert make_agent(_Dynamics(), family, AgentSettings()).objective_settings["terminal_value"] is None
+    assert AgentSettings.from_config(settings.as_config()) == settings
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("landing_bonus", "agent.terminal_value must be an import path 'package.module:name'"),
+        ("mbmeta.nope:f", "agent.terminal_value 'mbmeta.nope:f' cannot be imported"),
+        (f"{__name__}:NOT_CALLABLE", "is not callable"),
+    ],
+)
+def test_a_bad_terminal_value_is_refused_in_one_line(path, message):
+    with pytest.raises(ValueError, match=message) as err:
+        make_agent(_Dynamics(), get_family("pendulum"), AgentSettings(terminal_value=path))
+    assert "\n" not in str(err.value)

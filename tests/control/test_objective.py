@@ -232,3 +232,51 @@ def test_actions_of_the_wrong_batch_raise():
     objective = RolloutObjective(ShiftModel(torch.zeros(2, 2)), torch.zeros(3, 2), first_coordinate, particles=2)
     with pytest.raises(ValueError, match=r"actions must have shape \[B, N, H, A\] with B=3"):
         objective(torch.zeros(2, 4, 5, 2))
+
+
+@pytest.mark.parametrize(
+    "propagation, particles, penalty",
+    [("expectation", 1, 0.0), ("tsinf", 4, 0.0), ("ts1", 3, 0.0), ("ts1", 2, 1e-9), ("tsinf", 2, 1e-9)],
+)
+def test_terminal_value_of_the_last_state_is_added_discounted(propagation, particles, penalty):
+    # x' = x + 1 for every member: after H = 5 steps every particle is at x = 5; rewards are 1 per step.
+    model, seen = ShiftModel([[1.0, 0.0], [1.0, 0.0]]), []
+
+    def value(obs):
+        seen.append(obs.clone())
+        return 10.0 * obs[..., 0]
+
+    objective = RolloutObjective(
+        model,
+        torch.zeros(2, 2),
+        lambda o, a, n: torch.ones(n.shape[:-1]),
+        propagation=propagation,
+        particles=particles,
+        discount=0.9,
+        disagreement_penalty=penalty,
+        terminal_value=value,
+        generator=gen(),
+    )
+    returns = objective(torch.zeros(2, 3, 5, 2))
+    expected = sum(0.9**t for t in range(5)) + 0.9**5 * 10.0 * 5
+    torch.testing.assert_close(returns, torch.full((2, 3), expected), rtol=1e-5, atol=1e-5)
+    assert len(seen) == 1 and torch.all(seen[0][..., 0] == 5.0), "the value is asked once, of the last states"
+
+
+def test_terminal_value_is_not_added_after_a_predicted_termination():
+    # As the masking test: terminated once next x >= 3 (returns 3); the value of the diverged states must not count.
+    model = ShiftModel([[1.0, 0.0]], nan_above=3.5)
+    for propagation in ("expectation", "tsinf", "ts1"):
+        objective = RolloutObjective(
+            model,
+            torch.zeros(1, 2),
+            lambda o, a, n: torch.ones(n.shape[:-1]),
+            lambda o, a, n: n[..., 0] >= 3,
+            propagation=propagation,
+            particles=1,
+            terminal_value=lambda obs: 100.0 + obs[..., 0],
+            generator=gen(),
+        )
+        torch.testing.assert_close(objective(torch.zeros(1, 3, 8, 2)), torch.full((1, 3), 3.0))
+        # A horizon that ends before the termination gets the value: 2 rewards + (100 + 2).
+        torch.testing.assert_close(objective(torch.zeros(1, 3, 2, 2)), torch.full((1, 3), 104.0))

@@ -11,9 +11,11 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 import mbmeta.envs
 from mbmeta.envs.juggler import (
+    BALL_RADIUS,
     BOUNCE_APEX,
     BOUNCE_APEX_TOLERANCE,
     BOUNCE_HOME_HEIGHT,
@@ -26,6 +28,7 @@ from mbmeta.envs.juggler import (
     SERVO_EPISODE_STEPS,
     SERVO_SPAN,
     bounce_apexes,
+    bounce_landing_value,
     inverse_kinematics,
     is_servo,
     use_servo_actuators,
@@ -139,3 +142,27 @@ def test_bounce_servo_reward_reads_the_world_frame():
     assert info["apex"] == pytest.approx(
         np.exp(-(abs(world_apex - 1.5) + abs(BOUNCE_SERVO.world_obs(next_obs)[9] - 0.5)) / 0.25), rel=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("x", "z", "vx", "vz"), [(0.42, 1.3, 0.3, 1.2), (0.55, 1.0, -0.25, -0.5), (0.5, 0.9, 0.0, 2.0)]
+)
+def test_the_landing_value_is_where_mujoco_flies_the_ball_down_to_the_paddle(x, z, vx, vz):
+    """The terminal value's landing point against MuJoCo's flight (1 ms steps) to the home paddle's contact height."""
+    env = BOUNCE_SERVO.make_env()
+    env.reset(seed=0)
+    sim = env.unwrapped
+    qpos, qvel = sim.data.qpos.copy(), sim.data.qvel.copy()
+    qpos[3:6], qvel[3:6] = (x, z, 0.0), (vx, vz, 0.0)
+    sim.set_state(qpos, qvel)
+    value = float(bounce_landing_value(torch.tensor(sim._get_obs(), dtype=torch.float64)))
+    catch = BOUNCE_HOME_HEIGHT + BALL_RADIUS
+    before = sim.data.qpos[3:5].copy()
+    while sim.data.qpos[4] > catch or sim.data.qvel[4] > 0:
+        before = sim.data.qpos[3:5].copy()
+        mujoco.mj_step(sim.model, sim.data)
+    after = sim.data.qpos[3:5]
+    landing = before[0] + (after[0] - before[0]) * (before[1] - catch) / (before[1] - after[1])
+    env.close()
+    assert value <= 0.0
+    assert abs(-abs(landing - BOUNCE_APEX[0]) - value) < 2e-3  # 1 ms steps: the crossing is known to ~1 mm

@@ -78,7 +78,7 @@ def _empty_context(b=1):
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("no_colon", "import path 'package.module:Class'"),
+        ("no_colon", "known_physics must be an import path 'package.module:name'"),
         ("a:b:c", "import path"),
         ("mbmeta.does_not_exist:X", "cannot be imported"),
         (f"{__name__}:Missing", "cannot be imported"),

@@ -72,7 +72,8 @@ class RolloutObjective:
         precision: ``"fp32"``, or ``"bf16"`` to evaluate the model under bfloat16 autocast (see the module
             docstring); returns are accumulated in float32 either way.
         terminal_value: ``(obs [*S, O]) -> [*S]``, what a rollout's last state is worth; added to its return with
-            weight ``discount ** H`` unless the rollout was predicted to terminate. None: nothing is added.
+            weight ``discount ** H`` unless the rollout was predicted to terminate (so keep it on the rewards' side
+            of zero, or terminating looks better than going on). None: nothing is added.
 
     Call with ``actions [B, N, H, A]``; returns ``[B, N]`` (mean over particles of the discounted return).
     """

@@ -216,20 +216,22 @@ def bounce_reward_terms(action: Tensor, next_obs: Tensor) -> dict[str, Tensor]:
 
 
 def bounce_landing_value(obs: Tensor) -> Tensor:
-    """Minus the lateral miss (m) of the ball's coming landing: ``[*S, O]`` (world frame) ``-> [*S]``, at most 0.
+    """How near the target x the ball's coming landing is: ``[*S, O]`` (world frame) ``-> [*S]``, in (0, 1].
 
     A terminal value for planning the bounce (``--agent.terminal_value mbmeta.envs.juggler:bounce_landing_value``):
-    the ball's free flight from ``obs`` is followed down to the paddle's home height (plus the ball radius) and
-    ``-|x_land - x*|`` returned, ``x*`` the target x of :data:`BOUNCE_APEX`. A ball already at or below that height
-    and not rising lands where it is. A planning horizon shorter than one flight (0.6 s against ~0.9 s at the
-    target apex) otherwise does not see where a strike sends the ball.
+    the ball's free flight from ``obs`` is followed down to the paddle's home height (plus the ball radius) and the
+    bounce reward's lateral factor taken there, ``exp(-|x_land - x*| / 0.25)`` with ``x*`` the target x of
+    :data:`BOUNCE_APEX`. A ball already at or below that height and not rising lands where it is. A planning horizon
+    shorter than one flight (0.6 s against ~0.9 s at the target apex) otherwise does not see where a strike sends
+    the ball. Positive, as the rewards are: a rollout predicted to lose the ball gets no terminal value, so losing
+    it is never worth more than keeping it.
     """
     xp = _xp(obs)
     z, vz = obs[..., I_BALL_Z], obs[..., I_BALL_VZ]
     drop = xp.clip(z - (BOUNCE_HOME_HEIGHT + BALL_RADIUS), 0.0, None)
     fall = (vz + xp.sqrt(vz**2 + 2.0 * GRAVITY * drop)) / GRAVITY  # s until it is back down there
     landing = obs[..., I_BALL_X] + obs[..., I_BALL_VX] * xp.clip(fall, 0.0, None)
-    return -abs(landing - BOUNCE_APEX[0])
+    return xp.exp(-abs(landing - BOUNCE_APEX[0]) / 0.25)
 
 
 BOUNCE_APEX_TOLERANCE = 0.2  # m: an apex within this of the target height counts as a target bounce

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         f"episodes ended before the time limit: {int(cut.sum())} of {len(lengths)}; of those, ball beyond the "
         f"paddle's half-length ({PADDLE_HALF_LENGTH} m) laterally: {int((beside & cut).sum())}"
     )
-    print("last lateral offsets of the ended episodes (m):", np.round(end_dx[cut], 2).tolist())
+    print("last lateral offsets of the ended episodes (m):", [round(float(v), 2) for v in end_dx[cut]])
     median_flight = float(np.median(t)) if len(landed) else 0.9
     print(
         f"lateral speed error that moves a {median_flight:.2f} s flight's landing by the paddle half-length: "

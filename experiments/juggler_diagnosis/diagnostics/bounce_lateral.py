@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hybrid_fit import unadapted
 
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.envs.juggler import I_BALL_VX, I_BALL_X, I_BALL_Z, I_PADDLE_X, I_PADDLE_Z, PADDLE_HALF_LENGTH
 from mbmeta.envs.juggler_contact import BallContact, contact_transitions
-from mbmeta.models.checkpoint import load_dynamics
-from mbmeta.types import Transition
 
 STEP = BallContact.dt  # s per environment step (25 Hz)
 
@@ -55,17 +54,7 @@ def _flight(states: np.ndarray, start: int, end: int, landed: bool) -> dict[str,
 
 def one_step_errors(checkpoint: str, obs: torch.Tensor, action: torch.Tensor, nxt: torch.Tensor) -> dict[str, float]:
     """RMS error of the ensemble-mean prediction ``[N, 14]`` in ball x, z (cm), vx, vz (m/s) and spin (rad/s)."""
-    model = load_dynamics(checkpoint).eval()
-    if model.adaptation_name != "none":
-        raise SystemExit(f"--checkpoint: a `none` model is needed here, got {model.adaptation_name!r}")
-    empty = Transition(
-        torch.zeros(1, 0, 14),
-        torch.zeros(1, 0, 3),
-        torch.zeros(1, 0, 14),
-        torch.zeros(1, 0),
-        torch.zeros(1, 0, dtype=torch.bool),
-    )
-    adapted = model.adapt(empty)
+    adapted = unadapted(checkpoint)
     members = adapted.ensemble_size
     with torch.no_grad():
         pred = adapted(obs.expand(members, 1, *obs.shape), action.expand(members, 1, *action.shape)).mean

@@ -33,7 +33,8 @@ def test_evaluate_plans_with_the_named_terminal_value_and_records_it(tmp_path, t
     assert all(shape[-1] == 3 for shape in CALLS)
     CALLS.clear()
     assert main(_common(tiny_run, tmp_path, "plain")) == 0
-    assert not CALLS and json.loads((tmp_path / "plain" / "results.json").read_text())["agent"]["terminal_value"] is None
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    assert not CALLS and plain["agent"]["terminal_value"] is None
 
 
 def test_a_terminal_value_that_cannot_be_imported_is_one_line(tmp_path, tiny_run, capsys):

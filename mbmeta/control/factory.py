@@ -6,6 +6,7 @@ family's exact reward), and the iteration-0 policy (random actions or a family's
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from torch import Tensor
@@ -88,10 +89,13 @@ def make_terminal_value(settings: AgentSettings) -> ValueFn | None:
     """The terminal value that ``settings.terminal_value`` names, times ``settings.terminal_weight``; or None.
 
     Raises:
-        ValueError: the path is malformed, cannot be imported or names something that is not callable.
+        ValueError: the path is malformed, cannot be imported or names something that is not callable; the weight
+            is not finite.
     """
     if settings.terminal_value is None:
         return None
+    if not math.isfinite(settings.terminal_weight):
+        raise ValueError(f"agent.terminal_weight must be a finite number, got {settings.terminal_weight!r}")
     value = import_object(settings.terminal_value, "agent.terminal_value")
     if not callable(value):
         raise ValueError(f"agent.terminal_value {settings.terminal_value!r} is not callable")

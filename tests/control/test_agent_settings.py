@@ -114,3 +114,9 @@ def test_a_bad_terminal_value_is_refused_in_one_line(path, message):
     with pytest.raises(ValueError, match=message) as err:
         make_agent(_Dynamics(), get_family("pendulum"), AgentSettings(terminal_value=path))
     assert "\n" not in str(err.value)
+
+
+def test_a_terminal_weight_that_is_not_finite_is_refused():
+    settings = AgentSettings(terminal_value=f"{__name__}:landing_bonus", terminal_weight=float("nan"))
+    with pytest.raises(ValueError, match="agent.terminal_weight must be a finite number, got nan"):
+        make_agent(_Dynamics(), get_family("pendulum"), settings)

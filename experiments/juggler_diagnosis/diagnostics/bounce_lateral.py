@@ -18,19 +18,19 @@ import torch
 from hybrid_fit import unadapted
 
 from mbmeta.data.buffer import EpisodeBuffer
-from mbmeta.envs.juggler import I_BALL_VX, I_BALL_X, I_BALL_Z, I_PADDLE_X, I_PADDLE_Z, PADDLE_HALF_LENGTH
+from mbmeta.envs.juggler import I_BALL_VX, I_BALL_X, I_PADDLE_X, PADDLE_HALF_LENGTH
 from mbmeta.envs.juggler_contact import BallContact, contact_transitions
 
 STEP = BallContact.dt  # s per environment step (25 Hz)
 
 
-def flights(obs: np.ndarray, nxt: np.ndarray) -> list[dict[str, float]]:
+def flights(obs: np.ndarray, nxt: np.ndarray, contact: np.ndarray) -> list[dict[str, float]]:
     """The flights of one episode ``obs, next_obs [T, 14]``: lateral speed leaving, steps, landing offset (m).
 
-    A flight starts at the first free-flight step after a contact step and ends at the next contact step (its
-    landing offset: ball x − paddle x there) or at the episode's end (offset at the last step, ``landed`` False).
+    ``contact [T]`` marks its contact steps (:func:`contact_transitions`). A flight starts at the first free-flight
+    step after a contact step and ends at the next contact step (its landing offset: ball x − paddle x there) or at
+    the episode's end (offset at the last step, ``landed`` False).
     """
-    contact = contact_transitions(torch.as_tensor(obs), torch.as_tensor(nxt), STEP).numpy()
     out, start = [], None
     for t in range(len(obs)):
         if not contact[t] and start is None and t > 0 and contact[t - 1]:
@@ -52,9 +52,8 @@ def _flight(states: np.ndarray, start: int, end: int, landed: bool) -> dict[str,
     }
 
 
-def one_step_errors(checkpoint: str, obs: torch.Tensor, action: torch.Tensor, nxt: torch.Tensor) -> dict[str, float]:
+def one_step_errors(adapted, obs: torch.Tensor, action: torch.Tensor, nxt: torch.Tensor) -> dict[str, float]:
     """RMS error of the ensemble-mean prediction ``[N, 14]`` in ball x, z (cm), vx, vz (m/s) and spin (rad/s)."""
-    adapted = unadapted(checkpoint)
     members = adapted.ensemble_size
     with torch.no_grad():
         pred = adapted(obs.expand(members, 1, *obs.shape), action.expand(members, 1, *action.shape)).mean
@@ -81,13 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     run = Path(args.run)
     buffer = EpisodeBuffer.load(run / "buffer.npz")
     starts = np.concatenate([[0], np.cumsum(buffer.episode_lengths)])
+    first = starts[args.random_episodes]
+    obs = torch.tensor(buffer.obs[first:], dtype=torch.float32)
+    nxt = torch.tensor(buffer.next_obs[first:], dtype=torch.float32)
+    action = torch.tensor(buffer.action[first:], dtype=torch.float32)
+    keep = contact_transitions(obs, nxt, STEP)
     episodes = range(args.random_episodes, buffer.num_episodes)
     all_flights, ends = [], []
     for e in episodes:
-        o, n = buffer.obs[starts[e] : starts[e + 1]], buffer.next_obs[starts[e] : starts[e + 1]]
-        all_flights += flights(o, n)
-        last = n[-1]
-        ends.append((len(o), last[I_BALL_X] - last[I_PADDLE_X], last[I_BALL_Z] - last[I_PADDLE_Z]))
+        rows = slice(starts[e] - first, starts[e + 1] - first)
+        o, n = obs[rows].numpy(), nxt[rows].numpy()
+        all_flights += flights(o, n, keep[rows].numpy())
+        ends.append((len(o), n[-1, I_BALL_X] - n[-1, I_PADDLE_X]))
     landed = [f for f in all_flights if f["landed"]]
     vx = np.array([f["vx"] for f in all_flights])
     t = np.array([f["steps"] for f in landed]) * STEP
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             f"flight time (landed): median {np.median(t):.2f} s, p90 {np.quantile(t, 0.9):.2f} s; landing offset "
             f"|ball x - paddle x|: median {np.median(np.abs(off)):.3f} m, p90 {np.quantile(np.abs(off), 0.9):.3f}"
         )
-    lengths, end_dx, end_dz = (np.array(v) for v in zip(*ends, strict=True))
+    lengths, end_dx = (np.array(v) for v in zip(*ends, strict=True))
     cut = lengths < lengths.max()
     beside = np.abs(end_dx) > PADDLE_HALF_LENGTH
     print(
@@ -115,16 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         f"lateral speed error that moves a {median_flight:.2f} s flight's landing by the paddle half-length: "
         f"{PADDLE_HALF_LENGTH / median_flight:.3f} m/s"
     )
-    obs = torch.tensor(buffer.obs[starts[args.random_episodes] :], dtype=torch.float32)
-    nxt = torch.tensor(buffer.next_obs[starts[args.random_episodes] :], dtype=torch.float32)
-    action = torch.tensor(buffer.action[starts[args.random_episodes] :], dtype=torch.float32)
-    keep = contact_transitions(obs, nxt, STEP)
     checkpoint = args.checkpoint or str(run / "model.ckpt")
-    errors = one_step_errors(checkpoint, obs[keep], action[keep], nxt[keep])
+    adapted = unadapted(checkpoint)
+    errors = one_step_errors(adapted, obs[keep], action[keep], nxt[keep])
     print(f"model {checkpoint}, one-step error at the {int(keep.sum())} contact steps of these episodes (rms):")
     print("  " + ", ".join(f"{k} {v:.3f}" for k, v in errors.items()))
     free = ~keep
-    errors_free = one_step_errors(checkpoint, obs[free], action[free], nxt[free])
+    errors_free = one_step_errors(adapted, obs[free], action[free], nxt[free])
     print(f"  and at the {int(free.sum())} other steps: " + ", ".join(f"{k} {v:.3f}" for k, v in errors_free.items()))
 
 

@@ -25,8 +25,9 @@ from typing import Literal, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 from torch import Tensor
 
-Split = Literal["train", "test"]
-"""Which part of a task family: ``train`` tasks (meta-training) or the disjoint ``test`` tasks."""
+Split = Literal["train", "test", "validation"]
+"""Which part of a task family: ``train`` tasks (meta-training), the disjoint ``test`` tasks, or the optional
+``validation`` tasks (outside the train range, disjoint from test: for choosing settings that must extrapolate)."""
 
 
 class TaskPairs(tuple[tuple[str, float], ...]):

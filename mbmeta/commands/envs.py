@@ -55,6 +55,14 @@ def markdown_table() -> str:
             "|---|---|---|---|",
             *(f"| {fam} | {name} | {group} | {tasks} |" for fam, name, group, tasks in conditions),
         ]
+    validation = _validation_rows()
+    if validation:
+        lines += [
+            "",
+            "| family | validation split (outside train, disjoint from test; `mbmeta evaluate --split validation`) |",
+            "|---|---|",
+            *(f"| {fam} | {tasks} |" for fam, tasks in validation),
+        ]
     return "\n".join(lines)
 
 
@@ -65,6 +73,11 @@ def _rows() -> list[tuple[str, str, str, str, str]]:
 def _condition_rows() -> list[tuple[str, str, str, str]]:
     """Rows ``(family, condition, group, tasks)`` of every family that names test conditions."""
     return [(fam.name, c.name, c.group, describe_regions(fam, c.regions)) for fam in families() for c in fam.conditions]
+
+
+def _validation_rows() -> list[tuple[str, str]]:
+    """Rows ``(family, tasks)`` of every family that defines a validation split."""
+    return [(fam.name, describe_regions(fam, fam.validation)) for fam in families() if fam.validation]
 
 
 def check(names: list[str], steps: int, console: Console) -> int:
@@ -138,6 +151,14 @@ def run(argv: list[str]) -> int:
         for column in ("family", "condition", "group", "tasks"):
             table.add_column(column, overflow="fold")
         for row in conditions:
+            table.add_row(*row)
+        console.print(table)
+    validation = _validation_rows()
+    if validation:
+        table = Table(title="validation splits: outside train, disjoint from test (mbmeta evaluate --split validation)")
+        for column in ("family", "tasks (each parameter drawn from its set)"):
+            table.add_column(column, overflow="fold")
+        for row in validation:
             table.add_row(*row)
         console.print(table)
     return 0

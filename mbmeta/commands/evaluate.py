@@ -67,7 +67,13 @@ def build_parser() -> CommandParser:
         "--labels", type=str, nargs="+", default=None, help="method names (default: adaptation, or the policy)"
     )
     parser.add_argument("--family", type=str | None, default=None, help="task family (default: from the run)")
-    parser.add_argument("--split", type=str, default="test", help="split to evaluate on: test or train")
+    parser.add_argument(
+        "--split",
+        type=str,
+        default="test",
+        help="split to evaluate on: test, train, validation (families that define one: tasks outside the train range, "
+        "disjoint from test, to choose settings on) or a reference-protocol condition",
+    )
     parser.add_argument("--tasks", type=int | None, default=None, help="number of tasks (default: whole grid)")
     parser.add_argument(
         "--task_design",

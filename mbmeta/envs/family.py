@@ -13,6 +13,8 @@ allowed values, either discrete (:class:`Choice`) or an interval (:class:`Interv
 uniformly, then each parameter independently within it. Regions let a test split pair parameters (e.g. the
 pendulum's heavy-and-short / light-and-long corners). A family that follows a reference evaluation protocol also
 names its test sets as :class:`Condition` s (CaDM's moderate and extreme sets), which the protocol reports apart.
+A family may also define a *validation* split, disjoint from both: tasks outside the train range on which settings
+that must extrapolate (a planner's, an adaptation's) are chosen without touching the test split.
 """
 
 from __future__ import annotations
@@ -140,6 +142,9 @@ class TaskFamily(ABC):
     parameters: tuple[Parameter, ...] = ()
     train: tuple[Region, ...] = ()
     test: tuple[Region, ...] = ()
+    # Optional: tasks outside the train range, disjoint from the test split, for choosing settings that must
+    # extrapolate (``mbmeta evaluate --split validation``); empty for families without one.
+    validation: tuple[Region, ...] = ()
     episode_steps: int = 1000
     notes: str = ""  # how the family differs from its Gymnasium/CaDM origin (obs, reward), for the docs
     # Named evaluation conditions of the family's reference protocol (CaDM's test sets, each with its group); their
@@ -168,7 +173,7 @@ class TaskFamily(ABC):
         Args:
             rng: source of randomness (the only one used).
             n: number of tasks, >= 0.
-            split: ``"train"`` or ``"test"``.
+            split: ``"train"``, ``"test"``, ``"validation"`` (families that define one) or a condition's name.
 
         Returns:
             ``n`` tasks.
@@ -188,11 +193,15 @@ class TaskFamily(ABC):
             return self.train
         if split == "test":
             return self.test
+        if split == "validation" and self.validation:
+            return self.validation
         for condition in self.conditions:
             if condition.name == split:
                 return condition.regions
-        valid = ["train", "test", *(c.name for c in self.conditions)]
-        raise ValueError(f"unknown split {split!r}; valid splits are {', '.join(repr(v) for v in valid)}")
+        valid = ["train", "test", *(["validation"] if self.validation else []), *(c.name for c in self.conditions)]
+        raise ValueError(
+            f"family {self.name!r}: unknown split {split!r}; valid splits are {', '.join(repr(v) for v in valid)}"
+        )
 
     def condition(self, name: str) -> Condition:
         """The named evaluation condition; raises ValueError listing the family's conditions."""
@@ -313,11 +322,17 @@ def held_upright(cos_angle: np.ndarray, tolerance: float = 0.3, fraction: float 
 
 
 def check_disjoint(family: TaskFamily, samples: int = 200, seed: int = 0) -> None:
-    """Raise ValueError if sampled test tasks fall inside the train split (a family-definition bug)."""
+    """Raise ValueError if sampled test (or validation) tasks fall in another split (a family-definition bug)."""
     rng = np.random.default_rng(seed)
     for task in family.sample(rng, samples, "test"):
         if family.in_split(task, "train"):
             raise ValueError(f"family {family.name!r}: test task {task.as_dict()} lies in the train split")
+    if not family.validation:
+        return
+    for task in family.sample(rng, samples, "validation"):
+        for other in ("train", "test"):
+            if family.in_split(task, other):
+                raise ValueError(f"family {family.name!r}: validation task {task.as_dict()} lies in the {other} split")
 
 
 def describe_regions(family: TaskFamily, regions: Sequence[Region]) -> str:

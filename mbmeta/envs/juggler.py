@@ -254,11 +254,15 @@ def bounce_apexes(next_obs: np.ndarray) -> np.ndarray:
 _SCALES = TASK_SCALES
 _TRAIN_REGION = {name: Interval(0.8, 1.2) for name in _SCALES}
 _TEST_REGION = {name: Choice((0.5, 0.6, 1.5, 1.7)) for name in _SCALES}
+# Between the train range and the test values, disjoint from both: settings that must extrapolate are chosen here.
+VALIDATION_VALUES = (0.7, 1.35)
+_VALIDATION_REGION = {name: Choice(VALIDATION_VALUES) for name in _SCALES}
 
 _SPLITS_TEXT = (
     "Every parameter is a scale factor (1 = nominal: ball 0.1 kg, friction 0.3, restitution 0.5, gears 30/15/5). "
     "Train: each uniform in [0.8, 1.2]; test (out of distribution): each drawn independently from "
-    "{0.5, 0.6, 1.5, 1.7}. Restitution is the ball-paddle coefficient of restitution (rebound / impact speed on a "
+    "{0.5, 0.6, 1.5, 1.7}; validation (for choosing settings outside the train range without the test split): each "
+    "from {0.7, 1.35}. Restitution is the ball-paddle coefficient of restitution (rebound / impact speed on a "
     "still paddle), realised via the contact damping; valid restitution_scale keeps 0.13 <= 0.5 × scale <= 0.95."
 )
 
@@ -274,6 +278,7 @@ class JugglerFamily(TaskFamily):
     )
     train = (_TRAIN_REGION,)
     test = (_TEST_REGION,)
+    validation = (_VALIDATION_REGION,)
     episode_steps = EPISODE_STEPS
     notes = "Own MJCF (mbmeta/envs/assets/juggler.xml); no Gymnasium or CaDM counterpart."
     ball_frame = "world"  # "paddle": observation entries 9-13 are the ball in the paddle frame (PADDLE_FRAME_OBS_NAMES)
@@ -650,13 +655,14 @@ class JugglerBalance2JFamily(JugglerFamily):
     parameters = JugglerFamily.parameters[:2]
     train = tuple({"ball_mass_scale": Choice((m,)), "friction_scale": Choice((f,))} for m, f in TWO_JOINT_TRAIN_TASKS)
     test = ({"ball_mass_scale": Choice((0.5, 0.6, 1.5, 1.7)), "friction_scale": Choice((0.5, 0.6, 1.5, 1.7))},)
+    validation = ({"ball_mass_scale": Choice(VALIDATION_VALUES), "friction_scale": Choice(VALIDATION_VALUES)},)
     description = (
         "Juggler balance with a two-joint arm: shoulder and wrist servos (elbow locked), action [2] sets their targets "
         "to home + 0.1 rad × action, held 0.04 s; 250 steps (10 s); ball observed in the paddle frame. "
         "Reward 1 - tanh(5·distance) - 0.01‖a‖² of the "
         "ball centre to (0.5, 0.7) m; terminates when the ball is lost. Ball mass and friction vary (scale factors; "
         "nominal 0.1 kg, 0.3). Train: 10 fixed tasks, mass {0.8, 0.9, 1, 1.1, 1.2} × friction {0.8, 1.2}; test: "
-        "each drawn from {0.5, 0.6, 1.5, 1.7}."
+        "each drawn from {0.5, 0.6, 1.5, 1.7}; validation: each from {0.7, 1.35}."
     )
 
     def make_controller(self) -> None:

@@ -102,7 +102,7 @@ class EvaluationSettings:
     """How every method is evaluated (``mbmeta evaluate`` options).
 
     Attributes:
-        split: ``test`` or ``train``.
+        split: ``test``, ``train`` or ``validation`` (families that define one).
         tasks: number of tasks (None: the split's whole grid).
         task_design: how ``tasks`` subsamples a grid (``balanced`` or ``even``; ``mbmeta evaluate --task_design``).
         episodes_per_task: episodes (environment seeds) per task.
@@ -541,8 +541,8 @@ class _Parser:
         raw = self.mapping(raw, "evaluate", EVALUATE_KEYS)
         settings: dict[str, Any] = {}
         if "split" in raw:
-            if raw["split"] not in ("test", "train"):
-                raise self.fail("evaluate.split", f"expected test or train, got {raw['split']!r}")
+            if raw["split"] not in ("test", "train", "validation"):
+                raise self.fail("evaluate.split", f"expected test, train or validation, got {raw['split']!r}")
             settings["split"] = raw["split"]
         if raw.get("tasks") is not None:
             settings["tasks"] = self.integer(raw["tasks"], "evaluate.tasks", minimum=1)

@@ -18,7 +18,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import mbmeta.envs
-from mbmeta.envs.family import TaskFamily, TaskParams, check_disjoint
+from mbmeta.envs.family import Choice, TaskFamily, TaskParams, check_disjoint
 
 FAMILIES = mbmeta.envs.families()
 IDS = [f.name for f in FAMILIES]
@@ -387,6 +387,43 @@ def test_splits_disjoint_and_samples_in_split(family):
     for task in family.sample(rng, 100, "test"):
         assert family.in_split(task, "test"), task
         family.validate(task)
+    for task in family.sample(rng, 50, "validation") if family.validation else ():
+        assert family.in_split(task, "validation") and not family.in_split(task, "train"), task
+        assert not family.in_split(task, "test"), task
+        family.validate(task)
+
+
+def test_juggler_validation_split_lies_between_train_and_test():
+    from mbmeta.evaluation.episodes import evaluation_tasks
+
+    family = mbmeta.envs.get_family("juggler_bounce_servo")
+    tasks = evaluation_tasks(family, "validation")
+    assert len(tasks) == 16  # the whole {0.7, 1.35}^4 grid
+    assert {v for task in tasks for v in task.values()} == {0.7, 1.35}
+    assert len(set(tasks)) == 16
+    two_joint = evaluation_tasks(mbmeta.envs.get_family("juggler_balance_2j"), "validation")
+    assert len(two_joint) == 4 and all(set(task) == {"ball_mass_scale", "friction_scale"} for task in two_joint)
+
+
+def test_a_family_without_a_validation_split_names_its_splits():
+    with pytest.raises(ValueError, match=r"'pendulum'.*unknown split 'validation'; valid splits are 'train', 'test'$"):
+        mbmeta.envs.get_family("pendulum").regions("validation")
+    with pytest.raises(ValueError, match=r"unknown split 'validation'; valid splits are \['train', 'test', 'test_"):
+        mbmeta.envs.get_family("halfcheetah_mass").regions("validation")
+
+
+def test_check_disjoint_catches_a_validation_split_overlapping_test():
+    class Overlapping(type(mbmeta.envs.get_family("juggler_bounce_servo"))):
+        name = "overlapping"
+        validation = (
+            {
+                name: Choice((0.7, 1.5))
+                for name in ("ball_mass_scale", "friction_scale", "restitution_scale", "gear_scale")
+            },
+        )
+
+    with pytest.raises(ValueError, match="validation task .* lies in the test split"):
+        check_disjoint(Overlapping(), samples=50, seed=0)
 
 
 # ----- rendering ---------------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_the_directory_or_the_file_may_be_given(tmp_path):
         (lambda d: (d["methods"].update(rnd={"policy": "random"}), d.update(report={}),
                     d.update(evaluate={"protocol": "cadm"})), "methods.rnd.policy", "not evaluated under"),
         (lambda d: d["evaluate"].update(episodes_per_task=0), "evaluate.episodes_per_task", ">= 1"),
-        (lambda d: d["evaluate"].update(split="valid"), "evaluate.split", "test or train"),
+        (lambda d: d["evaluate"].update(split="valid"), "evaluate.split", "test, train or validation"),
         (lambda d: d["evaluate"].update(task_design="lhs"), "evaluate.task_design", "one of balanced, even"),
         (lambda d: d["evaluate"].update(num_episodes=3), "evaluate", "unknown key 'num_episodes'"),
         (lambda d: d["report"].update(metrics=["reward"]), "report.metrics", "unknown metric 'reward'"),

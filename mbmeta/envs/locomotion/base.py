@@ -51,12 +51,12 @@ class LocomotionFamily(TaskFamily):
         return gym.make(self.env_id, **kwargs)
 
     def regions(self, split: str) -> tuple[Region, ...]:
-        """The regions of ``"train"``, ``"test"`` or one of :attr:`extra_splits`; ValueError names the valid ones."""
+        """The regions of a split: train, test, validation or one of :attr:`extra_splits`; ValueError names them."""
         if split in self.extra_splits:
             return self.extra_splits[split]
-        if split in ("train", "test"):
+        if split in ("train", "test") or (split == "validation" and self.validation):
             return super().regions(split)
-        valid = ["train", "test", *self.extra_splits]
+        valid = ["train", "test", *(["validation"] if self.validation else []), *self.extra_splits]
         raise ValueError(f"family {self.name!r}: unknown split {split!r}; valid splits are {valid}")
 
     def check_shapes(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:

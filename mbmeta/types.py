@@ -236,6 +236,10 @@ class KnownPhysics(Protocol):
     - ``adapts = True``: it also has ``adapt(context: Transition, mask: Tensor | None) -> Tensor``, called with the
       model's context (raw fields ``[B, K, ...]``, mask ``[B, K]``) whenever the model adapts, returning a state
       ``[B, P]`` that each :meth:`complete` of those B environments receives as ``state`` (None otherwise).
+    - ``adapts_with_prediction = True`` (with ``adapts``): ``adapt`` also receives ``predict``, a function
+      ``(obs [B, K, O], action [B, K, A]) -> [B, K, O]`` giving the network's ensemble-mean next observation before
+      :meth:`complete` (the model's own adaptation applied, the physics' not), so that the state can correct what the
+      network predicts (e.g. a gain on the arm's response fitted to the context).
 
     Attributes:
         computed: the observation entries :meth:`complete` computes; the network's prediction is kept for the rest,

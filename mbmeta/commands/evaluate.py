@@ -156,6 +156,8 @@ def describe_agent(agent: AgentSettings, source: Path | None) -> str:
     terminal = ""
     if agent.terminal_value is not None:
         terminal = f", terminal value {agent.terminal_weight:g} × {agent.terminal_value}"
+    if agent.physics is not None:
+        terminal += f", acting with physics {agent.physics}"
     return (
         f"agent: {agent.planner}, H={agent.horizon}, K={agent.context_length}, "
         f"{agent.propagation} (P={agent.particles}), {agent.precision}{terminal}; settings from {origin}"

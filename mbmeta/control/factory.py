@@ -18,6 +18,7 @@ from mbmeta.control.policy import Policy
 from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.family import TaskFamily
 from mbmeta.imports import import_object
+from mbmeta.models.known_physics import with_known_physics
 from mbmeta.models.latent_range import LatentRange
 from mbmeta.planners import Planner
 from mbmeta.types import MetaDynamics, ValueFn
@@ -48,13 +49,16 @@ def make_agent(
     """Build the MPC agent of ``settings`` around a model, with the family's action bounds and reward.
 
     ``latent_range`` (the code's range on the model's training data) is required when ``settings.bound_latent``
-    and ignored otherwise.
+    and ignored otherwise. ``settings.physics`` makes the agent act with that known physics in place of the model's
+    (the model itself is unchanged).
     """
     if settings.bound_latent and latent_range is None:
         raise ValueError(
             "agent.bound_latent needs the range of the model's task code on its training data "
             "(mbmeta.control.latent_range.measure_latent_range); none was given"
         )
+    if settings.physics is not None:
+        dynamics = with_known_physics(dynamics, settings.physics)
     return MPCAgent(
         dynamics,
         make_family_planner(family, settings),

@@ -49,6 +49,10 @@ class AgentSettings:
             a planned rollout ends in, added to its return (what lies beyond the horizon, when it is known; e.g.
             ``mbmeta.envs.juggler:bounce_landing_value``). None: nothing is added.
         terminal_weight: the factor on ``terminal_value``.
+        physics: import path ``package.module:Class`` of a known physics to act with in place of the model's own,
+            taking its fitted parameters (:func:`~mbmeta.models.known_physics.with_known_physics`): an acting-time
+            variant such as ``mbmeta.envs.juggler_contact:AdaptiveArmBallContact`` for a model trained with
+            ``BallContact``. None: the model's own.
     """
 
     planner: PlannerSettings = field(default_factory=_default_planner)
@@ -63,6 +67,7 @@ class AgentSettings:
     bound_latent: bool = False
     terminal_value: str | None = None
     terminal_weight: float = 1.0
+    physics: str | None = None
 
     def __post_init__(self) -> None:
         # From Python a planner name or a {class_path, init_args} mapping is accepted too; kept as typed settings.

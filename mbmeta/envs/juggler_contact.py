@@ -256,3 +256,60 @@ class AdaptiveBallContact(BallContact):
         has = torch.zeros(b, dtype=torch.bool, device=obs.device).index_fill_(0, env, True)
         choice = grid[per_env.argmin(0)].log()
         return torch.where(has, choice, 0.0)[:, None]
+
+
+ARM_GAINS = torch.linspace(-1.0, 1.0, 21).exp()  # the grid AdaptiveArmBallContact searches: ×0.37 to ×2.7
+
+
+class AdaptiveArmBallContact(AdaptiveBallContact):
+    """:class:`AdaptiveBallContact` that also fits a gain on the network's arm response to each environment.
+
+    A servo's torque scales with the motor strength (``gear_scale`` scales its stiffness, damping and torque limit),
+    so a weaker or stronger arm than trained deviates from coasting (each joint moving on at its rate) by a smaller
+    or larger step. ``complete`` replaces the network's next joints ``q', q̇'`` by ``q + q̇·dt + g·(q' − q − q̇·dt)``
+    and ``q̇ + g·(q̇' − q̇)`` with the environment's gain ``g``; ``adapt`` (``adapts_with_prediction``) picks ``g``
+    from :data:`ARM_GAINS` to best match the context's true joints (squared angle error plus squared ``dt``·rate
+    error over its valid steps; 1 where it has none), the damping scale as :class:`AdaptiveBallContact`. Trained as
+    :class:`BallContact` (gain 1: the network learns the average arm); adapted only when acting.
+    """
+
+    adapts_with_prediction = True
+
+    def adapt(self, context, mask: Tensor | None, predict=None) -> Tensor:  # type: ignore[override]
+        """``context`` fields ``[B, K, ...]`` (raw), ``mask [B, K]``, ``predict`` -> ``[B, 2]``: log damping, log gain.
+
+        ``predict``: the network's mean next observation (:class:`~mbmeta.types.KnownPhysics`); without it the gain
+        stays 1.
+        """
+        damping = super().adapt(context, mask)
+        obs, next_obs = context.obs, context.next_obs
+        b, k = obs.shape[:2]
+        gain = torch.zeros(b, 1, dtype=obs.dtype, device=obs.device)
+        if predict is None or k == 0:
+            return torch.cat([damping, gain], -1)
+        valid = torch.ones(b, k, dtype=torch.bool, device=obs.device) if mask is None else mask
+        network = predict(obs, context.action)[..., 0:6]  # [B, K, 6]
+        grid = ARM_GAINS.to(obs)
+        arm = self.arm(obs[None], network[None], grid.view(-1, 1, 1, 1))  # [G, B, K, 6]
+        error = arm - next_obs[None, ..., 0:6]
+        error = error[..., 0:3].square().sum(-1) + (self.dt * error[..., 3:6]).square().sum(-1)  # [G, B, K]
+        per_env = (error * valid).sum(-1)  # [G, B]
+        gain = torch.where(valid.any(-1), grid[per_env.argmin(0)].log(), 0.0)[:, None]
+        return torch.cat([damping, gain], -1)
+
+    def arm(self, obs: Tensor, joints: Tensor, gain: Tensor) -> Tensor:
+        """Joints ``[*S, 6]``: the network's step ``joints [*S, 6]`` from ``obs [*S, ≥6]``, scaled about coasting.
+
+        ``gain`` (the scale) broadcasts to ``[*S, 1]``.
+        """
+        q, qd = obs[..., 0:3], obs[..., 3:6]
+        coast = q + qd * self.dt
+        return torch.cat([coast + gain * (joints[..., 0:3] - coast), qd + gain * (joints[..., 3:6] - qd)], -1)
+
+    def complete(self, obs: Tensor, next_obs: Tensor, state: Tensor | None = None) -> Tensor:
+        """As :meth:`BallContact.complete`; with ``state [B, 2]`` the joints take the environment's arm gain first."""
+        if state is None or state.shape[-1] < 2:
+            return super().complete(obs, next_obs, state)
+        gain = state[:, 1].exp().to(obs.dtype).view(1, -1, *([1] * (obs.dim() - 2)))  # [1, B, 1.., 1]
+        joints = self.arm(obs, next_obs[..., 0:6], gain)
+        return super().complete(obs, torch.cat([joints, next_obs[..., 6:]], -1), state[:, 0:1])

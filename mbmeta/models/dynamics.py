@@ -168,6 +168,21 @@ class AdaptedModel:
             var = var.index_fill(-1, m.physics_index, 0.0)
         return Prediction(mean=mean, var=var, reward=reward)
 
+    def network_mean(self, obs: Tensor, action: Tensor) -> Tensor:
+        """The members' mean next observation ``[B, *S, O]`` for ``obs [B, *S, O]``, ``action [B, *S, A]``.
+
+        With the model's adaptation but without an adapting physics' state: what ``adapts_with_prediction`` physics
+        fit against.
+        """
+        state, self.physics_state = self.physics_state, None
+        try:
+            e = self.ensemble_size
+            with torch.no_grad():
+                mean = self(obs.expand(e, *obs.shape), action.expand(e, *action.shape), with_reward=False).mean
+        finally:
+            self.physics_state = state
+        return mean.mean(0)
+
 
 def _rows(obs: Tensor, action: Tensor) -> Tensor:
     """``[E, B, *S, O + A]`` network input rows; joined once when both are expanded over the members (stride 0)."""
@@ -389,10 +404,13 @@ class MetaDynamicsModel(nn.Module):
             if adaptation.z is None:
                 raise ValueError(f"adaptation {self.adaptation_name!r} has no task code z to clamp (Z = 0)")
             adaptation = adaptation._replace(z=latent_range.clamp(adaptation.z))
-        physics_state = None
-        if getattr(self.physics, "adapts", False):  # a declared capability of mbmeta.types.KnownPhysics
-            physics_state = self.physics.adapt(context, mask)
-        return AdaptedModel(self, adaptation, context.obs.shape[0], physics_state)
+        adapted = AdaptedModel(self, adaptation, context.obs.shape[0])
+        if getattr(self.physics, "adapts", False):  # declared capabilities of mbmeta.types.KnownPhysics
+            if getattr(self.physics, "adapts_with_prediction", False):
+                adapted.physics_state = self.physics.adapt(context, mask, predict=adapted.network_mean)
+            else:
+                adapted.physics_state = self.physics.adapt(context, mask)
+        return adapted
 
     # ------------------------------------------------------------------ functional forward
 

@@ -120,3 +120,58 @@ def test_a_terminal_weight_that_is_not_finite_is_refused():
     settings = AgentSettings(terminal_value=f"{__name__}:landing_bonus", terminal_weight=float("nan"))
     with pytest.raises(ValueError, match="agent.terminal_weight must be a finite number, got nan"):
         make_agent(_Dynamics(), get_family("pendulum"), settings)
+
+
+class BallOnly(torch.nn.Module):
+    """A known physics computing the ball's entries only (9-13), not the paddle's."""
+
+    computed = (9, 10, 11, 12, 13)
+
+    def complete(self, obs, next_obs, state=None):
+        return next_obs
+
+    def loss(self, obs, next_obs):
+        return obs.sum() * 0.0
+
+
+def _juggler_model(physics: str | None = "mbmeta.envs.juggler_contact:BallContact"):
+    from mbmeta.models.dynamics import MetaDynamicsModel
+
+    return MetaDynamicsModel(
+        obs_dim=14, action_dim=3, adaptation="none", ensemble_size=2, hidden_sizes=(8,), learn_reward=False,
+        known_physics=physics,
+    )  # fmt: skip
+
+
+def test_the_agent_acts_with_another_physics_tied_to_the_models_fitted_one():
+    model = _juggler_model()
+    with torch.no_grad():
+        model.physics.log_damping.fill_(2.0)
+    settings = AgentSettings(physics="mbmeta.envs.juggler_contact:AdaptiveArmBallContact", context_length=30)
+    agent = make_agent(model, get_family("juggler_bounce_servo"), settings)
+    acting = agent.dynamics.physics
+    assert type(acting).__name__ == "AdaptiveArmBallContact" and type(model.physics).__name__ == "BallContact"
+    assert acting.log_damping is model.physics.log_damping  # tied: one fitted parameter, not a copy
+    assert agent.dynamics.dynamics_net is model.dynamics_net
+    with torch.no_grad():
+        model.physics.log_stiffness.fill_(9.0)  # the model trained further: seen by the acting physics at once
+    assert float(acting.log_stiffness.detach()) == 9.0
+    assert AgentSettings.from_config(settings.as_config()) == settings
+
+
+@pytest.mark.parametrize(
+    ("physics", "path", "message"),
+    [
+        (None, "mbmeta.envs.juggler_contact:AdaptiveArmBallContact", "the model has no known physics to replace"),
+        ("mbmeta.envs.juggler_contact:BallContact", "mbmeta.nope:X", "known_physics 'mbmeta.nope:X' cannot be"),
+        (
+            "mbmeta.envs.juggler_contact:BallContact",
+            f"{__name__}:BallOnly",
+            "computes entries \\(9, 10, 11, 12, 13\\), the model's BallContact",
+        ),
+    ],
+)
+def test_a_physics_the_model_cannot_act_with_is_refused_in_one_line(physics, path, message):
+    with pytest.raises(ValueError, match=message) as err:
+        make_agent(_juggler_model(physics), get_family("juggler_bounce_servo"), AgentSettings(physics=path))
+    assert "\n" not in str(err.value)

@@ -185,3 +185,52 @@ def test_adaptation_without_contacts_keeps_the_fitted_damping():
     next_obs = physics.complete(obs, obs).detach()
     context = Transition(obs, torch.zeros(2, 3, 3), next_obs, torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool))
     assert torch.equal(physics.adapt(context, None), torch.zeros(2, 1, dtype=obs.dtype))
+
+
+def _arm_context(gain: float, b: int = 2, k: int = 12, seed: int = 0):
+    """A context whose true joints move ``gain`` times the network's step about coasting, and that network."""
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.stack([_still_arm_obs(0.1, 1.2, 0.8, 2.0)] * (b * k)).view(b, k, 14).clone()
+    obs[..., 0:6] += 0.1 * torch.randn(b, k, 6, generator=g, dtype=obs.dtype)
+    step = 0.05 * torch.randn(b, k, 6, generator=g, dtype=obs.dtype)
+    coast = torch.cat([obs[..., 0:3] + obs[..., 3:6] * BallContact.dt, obs[..., 3:6]], -1)
+    network = obs.clone()
+    network[..., 0:6] = coast + step
+    next_obs = obs.clone()
+    next_obs[..., 0:6] = coast + gain * step
+    t = torch.full(obs.shape[:-1], BallContact.dt, dtype=obs.dtype)
+    next_obs[..., 9:11], next_obs[..., 11:13] = contact_module.flight(obs[..., 9:11], obs[..., 11:13], t, t[0, 0] / 40)
+    context = Transition(obs, torch.zeros(b, k, 3, dtype=obs.dtype), next_obs, torch.zeros(b, k, dtype=obs.dtype),
+                         torch.zeros(b, k, dtype=torch.bool))  # fmt: skip
+    return context, lambda o, a: network
+
+
+def test_the_arm_gain_is_fitted_to_the_context_and_applied_before_the_paddle():
+    physics = contact_module.AdaptiveArmBallContact(**FITTED)
+    context, predict = _arm_context(0.6)
+    state = physics.adapt(context, None, predict=predict)
+    assert state.shape == (2, 2)
+    nearest = contact_module.ARM_GAINS[(contact_module.ARM_GAINS - 0.6).abs().argmin()]
+    torch.testing.assert_close(state[:, 1].exp(), torch.full((2,), float(nearest), dtype=state.dtype))
+    assert torch.equal(state[:, 0], torch.zeros(2, dtype=state.dtype))  # no contact in the context: damping ×1
+    obs, network = context.obs[None], predict(None, None)[None]  # [E=1, B, K, 14]
+    with torch.no_grad():
+        out = physics.complete(obs, network, state)
+    true_step = (context.next_obs[..., 0:6] - context.obs[..., 0:6])[None]
+    got_step = out[..., 0:6] - obs[..., 0:6]
+    assert (got_step - true_step).abs().max() < 0.1 * (network[..., 0:6] - context.next_obs[..., 0:6]).abs().max()
+    torch.testing.assert_close(out[..., 6:9], torch.tensor(paddle_pose(out[..., 0:3].numpy())), atol=1e-9, rtol=0)
+
+
+def test_the_arm_gain_stays_one_without_a_prediction_or_valid_steps():
+    physics = contact_module.AdaptiveArmBallContact(**FITTED)
+    context, predict = _arm_context(1.6)
+    assert torch.equal(physics.adapt(context, None)[:, 1], torch.zeros(2, dtype=context.obs.dtype))
+    mask = torch.tensor([[True] * 12, [False] * 12])
+    state = physics.adapt(context, mask, predict=predict)
+    assert float(state[0, 1].exp()) > 1.4 and float(state[1, 1]) == 0.0
+    obs, network = context.obs[None], predict(None, None)[None]
+    # a one-column state (as AdaptiveBallContact's) leaves the joints as the network predicts them
+    with torch.no_grad():
+        out = physics.complete(obs, network, state[:, 0:1])
+    assert torch.equal(out[..., 0:6], network[..., 0:6])

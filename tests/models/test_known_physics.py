@@ -163,3 +163,35 @@ def test_an_adapting_physics_gets_its_state_from_each_environments_context():
         prediction = model.adapt(context, mask)(obs, action)
     assert torch.equal(prediction.mean[:, 0, :, 3], torch.full((2, 6), 2.0))
     assert torch.equal(prediction.mean[:, 1, :, 3], torch.full((2, 6), 5.0))
+
+
+class PredictionFitting(ShiftedCopy):
+    """Toy physics adapting on the network's prediction: its state is the mean network entry 0 over the context."""
+
+    adapts = True
+    adapts_with_prediction = True
+    seen: dict = {}
+
+    def adapt(self, context, mask, predict=None):
+        network = predict(context.obs, context.action)  # [B, K, O]
+        PredictionFitting.seen["network"] = network
+        return network[..., 0].mean(1, keepdim=True)  # [B, 1]
+
+    def complete(self, obs, next_obs, state=None):
+        if state is None:
+            return next_obs
+        value = state[:, 0].view(1, -1, *([1] * (obs.dim() - 3))).expand(obs.shape[:-1])
+        return torch.cat([next_obs[..., :3], value[..., None]], -1)
+
+
+def test_a_physics_adapting_on_predictions_gets_the_networks_mean_without_its_own_state():
+    model = _module(known_physics=f"{__name__}:PredictionFitting").dynamics.eval()
+    context = Transition(torch.randn(2, 3, OBS), torch.randn(2, 3, ACT), torch.randn(2, 3, OBS), torch.zeros(2, 3),
+                         torch.zeros(2, 3, dtype=torch.bool))  # fmt: skip
+    with torch.no_grad():
+        adapted = model.adapt(context)
+        state = adapted.physics_state
+        adapted.physics_state = None
+        expected = adapted(context.obs.expand(2, 2, 3, OBS), context.action.expand(2, 2, 3, ACT)).mean.mean(0)
+    assert torch.allclose(PredictionFitting.seen["network"], expected)
+    assert torch.allclose(state[:, 0], expected[..., 0].mean(1))

@@ -6,13 +6,17 @@ in the loop, saved in every checkpoint, rebuilt by every reader, and adapt when 
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 import mbmeta.envs
 from mbmeta.control.agent import MPCAgent
+from mbmeta.envs.juggler_contact import ARM_GAINS
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners import ICEMPlanner
 from mbmeta.runs.loop import run_training
+from mbmeta.types import Transition
 
 from .conftest import tiny_settings
 
@@ -55,11 +59,35 @@ def test_the_loop_fits_the_physics_and_the_checkpoint_keeps_it(tmp_path):
     assert agent.plan_stats.calls == 3
 
 
-def test_an_adapting_physics_gets_a_state_in_the_agent(tmp_path):
-    checkpoint = _run(tmp_path, "mbmeta.envs.juggler_contact:AdaptiveBallContact")
+@pytest.mark.parametrize(("physics", "width"), [("AdaptiveBallContact", 1), ("AdaptiveArmBallContact", 2)])
+def test_an_adapting_physics_gets_a_state_in_the_agent(tmp_path, physics, width):
+    checkpoint = _run(tmp_path, f"mbmeta.envs.juggler_contact:{physics}")
     model = load_dynamics(checkpoint)
     adapted = model.adapt(_empty(2))
-    assert adapted.physics_state is not None and adapted.physics_state.shape == (2, 1)
+    assert adapted.physics_state is not None and adapted.physics_state.shape == (2, width)
+    if width == 1:
+        return
+    # the agent adapts on each episode's context: the arm's gain comes from the network's own predictions there
+    family = mbmeta.envs.get_family(FAMILY)
+    planner = ICEMPlanner(family.action_space.low, family.action_space.high, population=8, elites=2, iterations=1)
+    agent = MPCAgent.from_checkpoint(checkpoint, planner, family.reward, family.terminated, horizon=3, context_length=5)
+    env = family.make_env()
+    rows = []
+    try:
+        obs, _ = env.reset(seed=0)
+        for _ in range(4):  # planning through the two-column state
+            action = agent.act(obs)
+            next_obs, *_ = env.step(action)
+            agent.observe(obs, action, next_obs)
+            rows.append((obs, action, next_obs))
+            obs = next_obs
+    finally:
+        env.close()
+    assert agent.plan_stats.calls == 4
+    o, a, n = (torch.tensor(np.array(column), dtype=torch.float32)[None] for column in zip(*rows, strict=True))
+    state = model.adapt(Transition(o, a, n, torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool))).physics_state
+    gains = ARM_GAINS.to(state.dtype)
+    assert state.shape == (1, 2) and bool((gains - state[0, 1].exp()).abs().min() < 1e-5)  # a gain of the grid
 
 
 def _empty(b: int = 1):

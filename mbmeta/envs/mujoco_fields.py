@@ -145,10 +145,12 @@ class MujocoFieldFamily(TaskFamily):
         env_kwargs: fixed ``gymnasium.make`` arguments (e.g. ``{"reward_control_weight": 0.05}``).
         episode_steps: episode length; default: the env's registered ``max_episode_steps`` (1000 if none).
         conditions: named test sets for an evaluation protocol (see :class:`~mbmeta.envs.family.Condition`).
+        validation: an optional validation split, disjoint from both (tasks outside the train range to choose
+            settings on without the test split; ``mbmeta evaluate --split validation``).
 
     Raises:
-        ValueError: an unknown env id, a bad field, a split that names other parameters, or test tasks inside the
-            train split.
+        ValueError: an unknown env id, a bad field, a split that names other parameters, or test (validation) tasks
+            inside the train split (the train or test split).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class MujocoFieldFamily(TaskFamily):
         env_kwargs: Mapping[str, Any] | None = None,
         episode_steps: int | None = None,
         conditions: Sequence[Condition] = (),
+        validation: Region | Sequence[Region] | None = None,
     ) -> None:
         try:
             spec = gym.spec(env_id)
@@ -183,6 +186,7 @@ class MujocoFieldFamily(TaskFamily):
         self.parameters = tuple(f.parameter for f in fields)
         self.train = _as_regions(train, names, "train")
         self.test = _as_regions(test, names, "test")
+        self.validation = () if validation is None else _as_regions(validation, names, "validation")
         self.conditions = tuple(conditions)
         self.description = description or f"{env_id} with {', '.join(names)} varied"
         self.env_kwargs = dict(env_kwargs or {})
@@ -190,7 +194,7 @@ class MujocoFieldFamily(TaskFamily):
         self._reward = reward
         self._terminated = terminated
         nominal = self.nominal().as_dict()
-        for region in (*self.train, *self.test):  # every value a split can produce is a valid one
+        for region in (*self.train, *self.test, *self.validation):  # every value a split can produce is a valid one
             for n in names:
                 for value in _values(region[n]):
                     self.validate({**nominal, n: value})

@@ -112,6 +112,14 @@ def test_the_episode_length_comes_from_the_gymnasium_spec():
     assert pendulum_family(episode_steps=50).episode_steps == 50
 
 
+def test_a_validation_split_is_sampled_and_evaluated():
+    from mbmeta.evaluation.episodes import evaluation_tasks
+
+    family = pendulum_family(validation={"gear": [0.35, 1.8]})
+    assert [t["gear"] for t in evaluation_tasks(family, "validation")] == [0.35, 1.8]
+    assert pendulum_family().validation == ()
+
+
 @pytest.mark.parametrize(
     "build, message",
     [
@@ -120,6 +128,15 @@ def test_the_episode_length_comes_from_the_gymnasium_spec():
         (lambda: pendulum_family(train={"mass": [1.0]}), r"each train region must give exactly the parameters"),
         (lambda: pendulum_family(test={"gear": [1.0]}), r"test task \{'gear': 1.0\} lies in the train split"),
         (lambda: pendulum_family(test={"gear": [-1.0]}), r"parameter 'gear' must be > 0"),
+        (
+            lambda: pendulum_family(validation={"gear": [2.5]}),
+            r"validation task \{'gear': 2.5\} lies in the test split",
+        ),
+        (
+            lambda: pendulum_family(validation={"gear": [1.0]}),
+            r"validation task \{'gear': 1.0\} lies in the train split",
+        ),
+        (lambda: pendulum_family(validation={"gear": [0.0]}), r"parameter 'gear' must be > 0"),
         (lambda: pendulum_family(train={"gear": "big"}), r"train\['gear'\] must be a Choice, an Interval or a list"),
     ],
 )

@@ -98,6 +98,24 @@ def test_collect_scales_random_actions_as_the_loops_initial_scale(tmp_path):
     assert np.abs(action).max() <= 0.2 + 1e-6 and action.std() > 0.05  # within 0.1 of the +-2 torque range
 
 
+def test_collect_samples_a_validation_split(tmp_path):
+    out = tmp_path / "validation.npz"
+    argv = [
+        "collect",
+        "--family",
+        "juggler_bounce_servo",
+        "--split",
+        "validation",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, "--env_kwargs", '{"max_episode_steps": 5}']) == 0
+    buffer, family = EpisodeBuffer.load(out), get_family("juggler_bounce_servo")
+    assert all(family.in_split(buffer.task(e), "validation") for e in range(2))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -106,6 +124,8 @@ def test_collect_scales_random_actions_as_the_loops_initial_scale(tmp_path):
         (["--family", "pendulum", "--policy", "no_such_module:f"], "cannot import 'no_such_module'"),
         (["--family", "pendulum", "--episodes", "0"], "--episodes must be >= 1"),
         (["--episodes", "1"], "--family is required"),
+        (["--family", "pendulum", "--split", "val"], "--split must be train, test or validation, got 'val'"),
+        (["--family", "pendulum", "--split", "validation"], "'pendulum': unknown split 'validation'"),
     ],
 )
 def test_bad_collect_settings_are_one_line(argv, message, tmp_path, capsys):

@@ -58,7 +58,12 @@ def build_parser() -> CommandParser:
         default=1.0,
         help="random: actions uniform within this fraction of each half-range about the centre (as loop.initial_scale)",
     )
-    parser.add_argument("--split", type=str, default="train", help="the split tasks are sampled from: train or test")
+    parser.add_argument(
+        "--split",
+        type=str,
+        default="train",
+        help="the split tasks are sampled from: train, test or validation (families that define one)",
+    )
     parser.add_argument("--num_envs", type=int, default=4, help="environments stepped together")
     parser.add_argument(
         "--seed",
@@ -128,8 +133,8 @@ def _check(cfg: Any) -> None:
         raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
     if cfg.num_envs < 1:
         raise ValueError(f"--num_envs must be >= 1, got {cfg.num_envs}")
-    if cfg.split not in ("train", "test"):
-        raise ValueError(f"--split must be train or test, got {cfg.split!r}")
+    if cfg.split not in ("train", "test", "validation"):
+        raise ValueError(f"--split must be train, test or validation, got {cfg.split!r}")
     if cfg.ckpt is not None and cfg.policy is not None:
         raise ValueError("give either --policy or --ckpt (the checkpoint's MPC agent is the policy)")
     if cfg.ckpt is not None and not Path(cfg.ckpt).is_file():

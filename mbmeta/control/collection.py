@@ -40,7 +40,7 @@ from mbmeta.data.buffer import EpisodeBuffer, TaskLike
 from mbmeta.data.recorder import EpisodeRecorder
 from mbmeta.envs.contract import CONTRACT, check_family_env
 from mbmeta.envs.family import TaskFamily, TaskParams
-from mbmeta.types import Transition
+from mbmeta.types import Split, Transition
 
 __all__ = [
     "CallablePolicy",
@@ -137,7 +137,7 @@ class _TaskSource:
         self,
         tasks: Sequence[TaskLike] | Callable[[np.random.Generator], TaskLike] | None,
         family: TaskFamily | None,
-        split: Literal["train", "test"],
+        split: Split,
         rng: np.random.Generator,
     ) -> None:
         if tasks is None and family is None:
@@ -180,7 +180,7 @@ def collect_episodes(
     envs: VectorEnv | Sequence[Callable[[], gym.Env]] | None = None,
     family: TaskFamily | str | None = None,
     tasks: Sequence[TaskLike] | Callable[[np.random.Generator], TaskLike] | None = None,
-    split: Literal["train", "test"] = "train",
+    split: Split = "train",
     num_envs: int = 1,
     vectorization: Literal["sync", "async"] = "sync",
     env_kwargs: dict[str, Any] | None = None,

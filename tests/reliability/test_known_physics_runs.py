@@ -6,12 +6,15 @@ in the loop, saved in every checkpoint, rebuilt by every reader, and adapt when 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 import mbmeta.envs
 from mbmeta.control.agent import MPCAgent
+from mbmeta.control.settings import AgentSettings
 from mbmeta.envs.juggler_contact import ARM_GAINS
 from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.planners import ICEMPlanner
@@ -24,9 +27,11 @@ FAMILY = "juggler_bounce_servo"
 GENERIC = {"stiffness": 2e4, "damping": 100.0, "friction_rate": 100.0, "friction": 0.5}
 
 
-def _run(tmp_path, physics: str, **agent):
+def _run(tmp_path, known_physics: str, **agent):
     settings = tiny_settings(tmp_path / "run", family=FAMILY, initial_episodes=24)
-    settings["model"] = {**settings["model"], "adaptation": "none", "learn_reward": False, "known_physics": physics}
+    settings["agent"] = AgentSettings.from_config({**settings["agent"].as_config(), **agent})
+    model = {"adaptation": "none", "learn_reward": False, "known_physics": known_physics}
+    settings["model"] = {**settings["model"], **model}
     settings["data"] = {**settings["data"], "samples_per_epoch": 512}
     settings["env_kwargs"] = {"max_episode_steps": 20}
     run_training(**settings)
@@ -95,3 +100,17 @@ def _empty(b: int = 1):
 
     return Transition(torch.zeros(b, 0, 14), torch.zeros(b, 0, 3), torch.zeros(b, 0, 14), torch.zeros(b, 0),
                       torch.zeros(b, 0, dtype=torch.bool))  # fmt: skip
+
+
+def test_the_loop_collects_with_another_physics_and_keeps_the_trained_one(tmp_path):
+    checkpoint = _run(
+        tmp_path,
+        "mbmeta.envs.juggler_contact:BallContact",
+        physics="mbmeta.envs.juggler_contact:AdaptiveArmBallContact",
+    )
+    model = load_dynamics(checkpoint)
+    assert type(model.physics).__name__ == "BallContact"  # the checkpoint holds the physics the model was trained with
+    fitted = model.physics.parameters_dict()
+    assert any(abs(fitted[k] / GENERIC[k] - 1) > 1e-3 for k in GENERIC)  # fitted in the loop, as without the option
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["agent"]["physics"] == "mbmeta.envs.juggler_contact:AdaptiveArmBallContact"

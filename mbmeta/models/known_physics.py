@@ -54,7 +54,10 @@ def with_known_physics(model, path: str):
     own = getattr(model, "physics", None)
     if own is None:
         raise ValueError(f"agent.physics {path!r}: the model has no known physics to replace")
-    physics = build_known_physics(path, model.obs_dim)
+    try:
+        physics = build_known_physics(path, model.obs_dim)
+    except ValueError as err:
+        raise ValueError(f"agent.physics: {err}") from err
     if tuple(int(i) for i in physics.computed) != tuple(int(i) for i in own.computed):
         raise ValueError(
             f"agent.physics {path!r} computes entries {tuple(physics.computed)}, the model's "

@@ -163,7 +163,11 @@ def test_the_agent_acts_with_another_physics_tied_to_the_models_fitted_one():
     ("physics", "path", "message"),
     [
         (None, "mbmeta.envs.juggler_contact:AdaptiveArmBallContact", "the model has no known physics to replace"),
-        ("mbmeta.envs.juggler_contact:BallContact", "mbmeta.nope:X", "known_physics 'mbmeta.nope:X' cannot be"),
+        (
+            "mbmeta.envs.juggler_contact:BallContact",
+            "mbmeta.nope:X",
+            "agent.physics: known_physics 'mbmeta.nope:X' cannot be",
+        ),
         (
             "mbmeta.envs.juggler_contact:BallContact",
             f"{__name__}:BallOnly",

@@ -143,6 +143,16 @@ class AdaptedModel:
             expanded zero view for a deterministic model) and ``reward [E, B, *S]`` or None.
         """
         m = self.model
+        prediction = self._network(obs, action, with_reward)
+        if m.physics is None:
+            return prediction
+        # the entries the model is told: computed, with no predictive variance
+        mean = m.physics.complete(obs, prediction.mean, self.physics_state)
+        return prediction._replace(mean=mean, var=prediction.var.index_fill(-1, m.physics_index, 0.0))
+
+    def _network(self, obs: Tensor, action: Tensor, with_reward: bool) -> Prediction:
+        """:meth:`__call__`'s prediction by the networks alone, before any known physics completes it."""
+        m = self.model
         e, b, o, a = self.ensemble_size, self.batch_size, m.obs_dim, m.action_dim
         if obs.dim() < 3 or obs.shape[0] != e or obs.shape[1] != b or obs.shape[-1] != o:
             raise ValueError(f"AdaptedModel: obs must be [E={e}, B={b}, *S, O={o}], got {tuple(obs.shape)}")
@@ -163,25 +173,17 @@ class AdaptedModel:
         reward = None
         if with_reward and planning.reward is not None:
             reward = m.reward_net.predict(x, delta, planning.reward).reshape(lead)
-        if m.physics is not None:  # the entries the model is told: computed, with no predictive variance
-            mean = m.physics.complete(obs, mean, self.physics_state)
-            var = var.index_fill(-1, m.physics_index, 0.0)
         return Prediction(mean=mean, var=var, reward=reward)
 
     def network_mean(self, obs: Tensor, action: Tensor) -> Tensor:
         """The members' mean next observation ``[B, *S, O]`` for ``obs [B, *S, O]``, ``action [B, *S, A]``.
 
-        With the model's adaptation but without an adapting physics' state: what ``adapts_with_prediction`` physics
-        fit against.
+        By the networks alone, with the model's adaptation, before any known physics completes it: what
+        ``adapts_with_prediction`` physics fit against.
         """
-        state, self.physics_state = self.physics_state, None
-        try:
-            e = self.ensemble_size
-            with torch.no_grad():
-                mean = self(obs.expand(e, *obs.shape), action.expand(e, *action.shape), with_reward=False).mean
-        finally:
-            self.physics_state = state
-        return mean.mean(0)
+        e = self.ensemble_size
+        with torch.no_grad():
+            return self._network(obs.expand(e, *obs.shape), action.expand(e, *action.shape), False).mean.mean(0)
 
 
 def _rows(obs: Tensor, action: Tensor) -> Tensor:

@@ -14,10 +14,10 @@ import argparse
 
 import numpy as np
 import torch
+from hybrid_fit import unadapted
 
 from mbmeta.envs.juggler_contact import AdaptiveArmBallContact
 from mbmeta.envs.registry import get_family
-from mbmeta.models.checkpoint import load_dynamics
 from mbmeta.types import Transition
 
 FAMILY = "juggler_bounce_servo"
@@ -59,12 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = load_dynamics(args.checkpoint)
-    if model.physics is None or model.adaptation_name != "none":
-        raise SystemExit(f"--checkpoint: a `none` model told the ball's physics is needed, got {args.checkpoint!r}")
+    adapted = unadapted(args.checkpoint)
+    if adapted.model.physics is None:
+        raise SystemExit(f"--checkpoint: a model told the ball's physics is needed, got {args.checkpoint!r}")
     arm = AdaptiveArmBallContact()
-    empty = Transition(*(torch.zeros(1, 0, d) for d in (14, 3, 14)), torch.zeros(1, 0), torch.zeros(1, 0, dtype=bool))
-    adapted = model.adapt(empty)
     for gear in (float(g) for g in args.gears.split(",")):
         context = record(gear, args.episodes, args.seed)
         with torch.no_grad():

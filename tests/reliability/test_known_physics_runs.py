@@ -102,7 +102,12 @@ def _empty(b: int = 1):
                       torch.zeros(b, 0, dtype=torch.bool))  # fmt: skip
 
 
-def test_the_loop_collects_with_another_physics_and_keeps_the_trained_one(tmp_path):
+def test_the_loop_collects_with_another_physics_and_keeps_the_trained_one(tmp_path, monkeypatch):
+    from mbmeta.envs.juggler_contact import AdaptiveArmBallContact
+
+    calls = []
+    adapt = AdaptiveArmBallContact.adapt
+    monkeypatch.setattr(AdaptiveArmBallContact, "adapt", lambda self, *a, **k: calls.append(k) or adapt(self, *a, **k))
     checkpoint = _run(
         tmp_path,
         "mbmeta.envs.juggler_contact:BallContact",
@@ -114,3 +119,4 @@ def test_the_loop_collects_with_another_physics_and_keeps_the_trained_one(tmp_pa
     assert any(abs(fitted[k] / GENERIC[k] - 1) > 1e-3 for k in GENERIC)  # fitted in the loop, as without the option
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["agent"]["physics"] == "mbmeta.envs.juggler_contact:AdaptiveArmBallContact"
+    assert calls and all("predict" in k for k in calls)  # the MPC episodes were planned with the arm's variant

@@ -53,6 +53,21 @@ def test_scripted_is_the_noise_free_controller_labelled_by_its_name(tmp_path):
     assert [e["episode_return"] for e in other_seed["episodes"]] == [e["episode_return"] for e in episodes]
 
 
+def test_the_family_measures_of_each_episode_are_written_beside_its_success(tmp_path):
+    out = tmp_path / "bounce"
+    common = ["--policy", "random", "--family", "juggler_bounce_servo", "--tasks", "2", "--num_envs", "2"]
+    results = evaluate(out, *common)
+    for episode in results["episodes"]:
+        measures = episode["measures"]
+        assert set(measures) == {"apexes", "target_apexes", "low_apexes", "high_apexes"}
+        assert measures["apexes"] == measures["target_apexes"] + measures["low_apexes"] + measures["high_apexes"]
+        assert episode["success"] == (not episode["terminated"] and measures["target_apexes"] >= 5)
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[-4:] == ["measure.apexes", "measure.high_apexes", "measure.low_apexes", "measure.target_apexes"]
+    apexes = [e["measures"]["apexes"] for e in results["episodes"]]
+    assert results["measure_mean"]["random"]["apexes"] == pytest.approx(sum(apexes) / len(apexes))
+
+
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [

@@ -167,9 +167,10 @@ def describe_agent(agent: AgentSettings, source: Path | None) -> str:
 def print_summary(records, console: Console | None = None, title: str = "episode return (mean ± std)") -> None:
     """Print mean ± std of the return per task (rows) and method (columns), and overall.
 
-    Then the success rate, laid out the same way, where the family defines success.
+    Then the success rate, laid out the same way, where the family defines success, and the mean of each of the
+    family's measures per method.
     """
-    from mbmeta.evaluation.reports import success_rates, summarise
+    from mbmeta.evaluation.reports import measure_means, success_rates, summarise
 
     console = console or Console()
     summary = summarise(records)
@@ -195,6 +196,16 @@ def print_summary(records, console: Console | None = None, title: str = "episode
         for label in labels:
             cells = [f"{100 * rates[m].get(label, float('nan')):.0f} %" for m in rates]
             table.add_row(label, *cells, style="bold" if label == "overall" else None)
+        console.print(table)
+    means = measure_means(records)
+    if means:
+        names = sorted({name for by_name in means.values() for name in by_name})
+        table = Table(title="mean per episode of the family's measures")
+        table.add_column("measure")
+        for method in means:
+            table.add_column(method, justify="right")
+        for name in names:
+            table.add_row(name, *(f"{means[m].get(name, float('nan')):.2f}" for m in means))
         console.print(table)
 
 

@@ -25,7 +25,8 @@ become a NumPy array once, for ``env.step`` and the buffer; their shape and fini
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
@@ -111,6 +112,7 @@ class EpisodeStats(NamedTuple):
         terminated: ended in a terminal state (False: truncated by the time limit).
         success: whether the episode reached the family's goal (``TaskFamily.success``); None where the family
             defines none or no family was given.
+        measures: the family's numbers explaining the outcome (``TaskFamily.measures``); empty without a family.
     """
 
     episode: int
@@ -121,6 +123,7 @@ class EpisodeStats(NamedTuple):
     length: int
     terminated: bool
     success: bool | None = None
+    measures: Mapping[str, float] = MappingProxyType({})
 
 
 class Collection(NamedTuple):
@@ -421,6 +424,7 @@ def _collect(
                 policy.reset_envs(boundary.tensor(forget))
             refill = False
             for i, episode in closed:
+                arrays = None if family is None else buffer.episode(episode)
                 s = EpisodeStats(
                     episode=episode,
                     launch=int(env_launch[i]),
@@ -429,7 +433,8 @@ def _collect(
                     episode_return=float(returns[i]),
                     length=int(buffer.episode_lengths[episode]),
                     terminated=bool(terminated[i]),
-                    success=None if family is None else family.success(buffer.episode(episode)),
+                    success=None if arrays is None else family.success(arrays),
+                    measures=MappingProxyType({}) if arrays is None else MappingProxyType(family.measures(arrays)),
                 )
                 stats.append(s)
                 if on_episode is not None:

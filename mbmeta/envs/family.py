@@ -308,6 +308,17 @@ class TaskFamily(ABC):
         """
         return None
 
+    def measures(self, episode: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Numbers that explain an episode's outcome beside :meth:`success` (e.g. how many target bounces it made).
+
+        Evaluations write them per episode (``results.csv`` columns ``measure.<name>``, ``results.json`` and the W&B
+        table under ``measures``) and the training loop logs their means per iteration. Empty by default.
+
+        Args:
+            episode: one episode's per-step arrays, as for :meth:`success`.
+        """
+        return {}
+
 
 def held_upright(cos_angle: np.ndarray, tolerance: float = 0.3, fraction: float = 0.1) -> bool:
     """Whether a pole stayed within ``tolerance`` rad of upright over the last ``fraction`` of an episode.

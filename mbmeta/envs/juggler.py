@@ -370,8 +370,18 @@ class JugglerBounceFamily(JugglerFamily):
         """Kept for the whole episode with :data:`BOUNCE_SUCCESS_APEXES` target bounces (:func:`bounce_apexes`)."""
         if episode["terminated"].any():
             return False
+        return self.measures(episode)["target_apexes"] >= BOUNCE_SUCCESS_APEXES
+
+    def measures(self, episode: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """The episode's apexes (:func:`bounce_apexes`): all, within the target band, below it and above it."""
         apexes = bounce_apexes(self.world_obs(np.asarray(episode["next_obs"], dtype=np.float64)))
-        return bool((np.abs(apexes - BOUNCE_APEX[1]) <= BOUNCE_APEX_TOLERANCE).sum() >= BOUNCE_SUCCESS_APEXES)
+        offset = apexes - BOUNCE_APEX[1]
+        return {
+            "apexes": float(len(apexes)),
+            "target_apexes": float((np.abs(offset) <= BOUNCE_APEX_TOLERANCE).sum()),
+            "low_apexes": float((offset < -BOUNCE_APEX_TOLERANCE).sum()),
+            "high_apexes": float((offset > BOUNCE_APEX_TOLERANCE).sum()),
+        }
 
 
 # ----- environments -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,6 +39,7 @@ class EpisodeRecord:
         length: steps.
         terminated: ended in a terminal state (False: time limit).
         success: reached the family's goal (``TaskFamily.success``); None where the family defines none.
+        measures: the family's numbers explaining the outcome (``TaskFamily.measures``), e.g. target bounces.
     """
 
     method: str
@@ -49,6 +50,7 @@ class EpisodeRecord:
     length: int
     terminated: bool
     success: bool | None = None
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 def evaluation_tasks(
@@ -225,6 +227,7 @@ def _run_policy(
                 length=int(stats.length),
                 terminated=bool(stats.terminated),
                 success=stats.success,
+                measures=dict(stats.measures),
             )
         )
     return sorted(records, key=lambda r: (r.task_id, r.seed)), collection.episodes

@@ -22,7 +22,7 @@ def realised_horizon_return(episodes: Sequence[EpisodeStats], agent: AgentSettin
 
 
 def episode_metrics(stats: Sequence[EpisodeStats], prefix: str) -> dict[str, float]:
-    """Mean/min/max return, mean length and (where the family defines success) success rate of episodes."""
+    """Mean/min/max return, mean length and, where the family defines them, success rate and measures' means."""
     returns = np.array([s.episode_return for s in stats], dtype=np.float64)
     lengths = np.array([s.length for s in stats], dtype=np.float64)
     metrics = {
@@ -34,4 +34,6 @@ def episode_metrics(stats: Sequence[EpisodeStats], prefix: str) -> dict[str, flo
     successes = [s.success for s in stats if s.success is not None]
     if successes:
         metrics[f"{prefix}/success_rate"] = float(np.mean(successes))
+    for name in sorted({name for s in stats for name in s.measures}):
+        metrics[f"{prefix}/{name}_mean"] = float(np.mean([s.measures[name] for s in stats if name in s.measures]))
     return metrics

@@ -35,6 +35,7 @@ from mbmeta.data.atomic import atomic_write
 from mbmeta.envs import families
 from mbmeta.envs.family import Condition, TaskFamily, describe_regions
 from mbmeta.evaluation.episodes import EpisodeRecord, evaluate_agent
+from mbmeta.evaluation.reports import MEASURE_PREFIX, measure_names
 from mbmeta.evaluation.statistics import estimate, mean_of_means
 from mbmeta.models.latent_range import LatentRange
 from mbmeta.training.module import MetaDynamicsModule
@@ -218,11 +219,14 @@ def write_protocol(
     names = sorted({k for e in episodes for k in e.record.task})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["method", "condition", "group", *names, "seed", "episode_return", "length", "terminated"])
+    measures = measure_names([e.record for e in episodes])
+    header = ["method", "condition", "group", *names, "seed", "episode_return", "length", "terminated"]
+    writer.writerow([*header, *(MEASURE_PREFIX + m for m in measures)])
     for e in episodes:
         r = e.record
         row = [r.method, e.condition, e.group, *(r.task.get(n, math.nan) for n in names)]
-        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated)])
+        values = (f"{r.measures[m]:g}" if m in r.measures else "" for m in measures)
+        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), *values])
     csv_path = atomic_write(out / "protocol.csv", lambda f: f.write(buffer.getvalue().encode()))
     return json_path, csv_path
 

@@ -43,6 +43,27 @@ def success_rates(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, float
     return {method: {label: float(np.mean(v)) for label, v in by_task.items()} for method, by_task in groups.items()}
 
 
+def measure_means(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, float]]:
+    """``method -> {measure -> mean over the method's episodes that have it}`` (``TaskFamily.measures``).
+
+    Only methods whose episodes carry measures appear (empty when the family defines none).
+    """
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        for name, value in r.measures.items():
+            groups[r.method][name].append(value)
+    return {method: {name: float(np.mean(v)) for name, v in by_name.items()} for method, by_name in groups.items()}
+
+
+MEASURE_PREFIX = "measure."
+"""Prefix of the measure columns of ``results.csv`` and the W&B table (``TaskFamily.measures``)."""
+
+
+def measure_names(records: Sequence[EpisodeRecord]) -> list[str]:
+    """The measures any record carries, sorted."""
+    return sorted({name for r in records for name in r.measures})
+
+
 def task_label(task: dict[str, float]) -> str:
     """Short text for a task: ``mass=0.2 length=1.6``."""
     return " ".join(f"{k}={v:g}" for k, v in task.items())
@@ -61,9 +82,10 @@ def task_columns(names: Sequence[str]) -> list[str]:
 def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
     """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
 
-    The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success``
-    (``length``: the episode's steps; task parameters carry the ``task.`` prefix). Each file is written atomically:
-    an interruption leaves the previous file or the new one.
+    The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success,
+    measure.<name>...`` (``length``: the episode's steps; task parameters carry the ``task.`` prefix, the family's
+    measures the ``measure.`` prefix, empty where an episode has none). Each file is written atomically: an
+    interruption leaves the previous file or the new one.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +96,7 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
             for m, s in summarise(records).items()
         },
         "success_rate": success_rates(records),
+        "measure_mean": measure_means(records),
         **(extra or {}),
     }
     atomic_write(out / "results.json", lambda f: f.write(json.dumps(payload, indent=2, default=_json_default).encode()))
@@ -81,11 +104,13 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
     text = io.StringIO()
     writer = csv.writer(text)
     header = ["method", "task_id", *task_columns(names), "seed", "episode_return", "length", "terminated"]
-    writer.writerow([*header, "success"])
+    measures = measure_names(records)
+    writer.writerow([*header, "success", *(MEASURE_PREFIX + m for m in measures)])
     for r in records:
         row = [r.method, r.task_id, *(r.task.get(n, math.nan) for n in names)]
         success = "" if r.success is None else int(r.success)  # empty: the family defines no success
-        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success])
+        values = (f"{r.measures[m]:g}" if m in r.measures else "" for m in measures)
+        writer.writerow([*row, r.seed, f"{r.episode_return:.4f}", r.length, int(r.terminated), success, *values])
     atomic_write(out / "results.csv", lambda f: f.write(text.getvalue().encode()))
 
 
@@ -204,21 +229,26 @@ def results_payload(records: Sequence[EpisodeRecord], prefix: str = "evaluate") 
     """What W&B gets of an evaluation's episodes: the per-episode table and each method's mean/std return and success.
 
     Keys: ``<prefix>/episodes`` (a ``wandb.Table`` with the columns of ``results.csv``), ``<prefix>/<method>/
-    return_mean``, ``.../return_std`` and, where the family defines success, ``.../success_rate``.
+    return_mean``, ``.../return_std`` and, where the family defines success, ``.../success_rate`` and, for each of
+    its measures, ``.../<measure>_mean``.
     """
     import wandb
 
     names = sorted({k for r in records for k in r.task})
+    measures = measure_names(records)
     columns = ["method", "task_id", *task_columns(names), "seed", "return", "length", "terminated", "success"]
-    table = wandb.Table(columns=columns)
+    table = wandb.Table(columns=[*columns, *(MEASURE_PREFIX + m for m in measures)])
     for r in records:
         table.add_data(r.method, r.task_id, *(r.task.get(n) for n in names), r.seed, r.episode_return, r.length,
-                       r.terminated, r.success)  # fmt: skip
+                       r.terminated, r.success, *(r.measures.get(m) for m in measures))  # fmt: skip
     payload: dict[str, Any] = {f"{prefix}/episodes": table}
     for method, by_task in summarise(records).items():
         payload[f"{prefix}/{method}/return_mean"], payload[f"{prefix}/{method}/return_std"] = by_task["overall"][:2]
     for method, by_task in success_rates(records).items():
         payload[f"{prefix}/{method}/success_rate"] = by_task["overall"]
+    for method, means in measure_means(records).items():
+        for name, mean in means.items():
+            payload[f"{prefix}/{method}/{name}_mean"] = mean
     return payload
 
 

@@ -77,6 +77,7 @@ def episode_stats(buffer: EpisodeBuffer, family: TaskFamily) -> list[EpisodeStat
                 length=len(episode["reward"]),
                 terminated=bool(episode["terminated"][-1]),
                 success=family.success(episode),
+                measures=family.measures(episode),
             )
         )
     return stats

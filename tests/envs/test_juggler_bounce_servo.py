@@ -111,6 +111,15 @@ def test_bounce_success_needs_target_apexes_and_a_kept_ball():
     assert "apexes" in BOUNCE.success_text
 
 
+def test_bounce_measures_count_the_apexes_in_below_and_above_the_target_band():
+    low = flight_episode(apex=BOUNCE_APEX[1] - 2 * BOUNCE_APEX_TOLERANCE, bounces=3)
+    on = flight_episode(apex=BOUNCE_APEX[1], bounces=4)
+    high = flight_episode(apex=BOUNCE_APEX[1] + 2 * BOUNCE_APEX_TOLERANCE, bounces=2)
+    episode = {k: np.concatenate([low[k], on[k], high[k]]) for k in low}
+    assert BOUNCE.measures(episode) == {"apexes": 9.0, "target_apexes": 4.0, "low_apexes": 3.0, "high_apexes": 2.0}
+    assert BOUNCE.success(episode) is False  # 4 target apexes of the 5 needed
+
+
 # ----- juggler_bounce_servo ---------------------------------------------------------------------------------
 def test_bounce_servo_family_is_the_bounce_task_on_wide_servos_at_25_hz():
     env = BOUNCE_SERVO.make_env()

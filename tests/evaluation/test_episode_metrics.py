@@ -9,8 +9,8 @@ from mbmeta.control.settings import AgentSettings
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 
 
-def stats(episode_return, length, success=None):
-    return EpisodeStats(0, 0, 0, {"mass": 1.0}, episode_return, length, False, success)
+def stats(episode_return, length, success=None, measures=None):
+    return EpisodeStats(0, 0, 0, {"mass": 1.0}, episode_return, length, False, success, measures or {})
 
 
 def test_episode_metrics_summarise_returns_lengths_and_successes():
@@ -22,6 +22,14 @@ def test_episode_metrics_summarise_returns_lengths_and_successes():
         "collect/length_mean": 20.0,
         "collect/success_rate": 0.5,  # the episode without a success verdict is not counted
     }
+
+
+def test_episode_metrics_average_the_family_measures_over_the_episodes_that_have_them():
+    episodes = [stats(1.0, 5, measures={"apexes": 2.0}), stats(2.0, 5, measures={"apexes": 5.0}), stats(3.0, 5)]
+    metrics = episode_metrics(episodes, "collect")
+    assert metrics["collect/apexes_mean"] == 3.5
+    assert not any(k.endswith("_mean") and "apexes" not in k and "return" not in k and "length" not in k
+                   for k in metrics)  # fmt: skip
 
 
 def test_episode_metrics_leave_out_the_success_rate_where_none_is_defined():

@@ -12,6 +12,7 @@ from wandb_records import wandb_run_record  # tests/wandb_records.py
 from mbmeta.evaluation.episodes import EpisodeRecord
 from mbmeta.evaluation.reports import (
     log_to_wandb,
+    measure_means,
     plot_prediction_error,
     success_rates,
     summarise,
@@ -73,6 +74,23 @@ def test_write_results_round_trips_through_json_and_csv(tmp_path):
     assert rows[1] == ["context", "0", "nan", "0.5", "0", "1.0000", "200", "0", "1"]
     assert rows[4][-1] == ""  # no success defined: an empty cell
     assert rows[5][:6] == ["none", "1", "1.5", "2.0", "0", "0.1235"]
+
+
+def test_measures_get_their_own_columns_and_means_per_method(tmp_path):
+    records = [
+        EpisodeRecord("a", 0, {"mass": 1.0}, 0, 1.0, 250, False, True, {"apexes": 7.0, "target_apexes": 5.0}),
+        EpisodeRecord("a", 1, {"mass": 2.0}, 0, 2.0, 40, True, False, {"apexes": 1.0, "target_apexes": 0.0}),
+        EpisodeRecord("b", 0, {"mass": 1.0}, 0, 3.0, 250, False, None),  # a method without measures
+    ]
+    assert measure_means(records) == {"a": {"apexes": 4.0, "target_apexes": 2.5}}
+    write_results(records, tmp_path)
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["episodes"][0]["measures"] == {"apexes": 7.0, "target_apexes": 5.0}
+    assert payload["measure_mean"] == {"a": {"apexes": 4.0, "target_apexes": 2.5}}
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][-3:] == ["success", "measure.apexes", "measure.target_apexes"]
+    assert rows[2][-2:] == ["1", "0"] and rows[3][-2:] == ["", ""]  # empty where an episode has none
 
 
 def test_csv_columns_of_pendulum_tasks_are_unambiguous(tmp_path):

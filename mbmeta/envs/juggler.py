@@ -139,6 +139,7 @@ __all__ = [
     "ball_in_world_frame",
     "ball_lost",
     "bounce_apexes",
+    "bounce_flight_value",
     "bounce_landing_value",
     "bounce_reward_terms",
     "control_cost",
@@ -232,6 +233,19 @@ def bounce_landing_value(obs: Tensor) -> Tensor:
     fall = (vz + xp.sqrt(vz**2 + 2.0 * GRAVITY * drop)) / GRAVITY  # s until it is back down there
     landing = obs[..., I_BALL_X] + obs[..., I_BALL_VX] * xp.clip(fall, 0.0, None)
     return xp.exp(-abs(landing - BOUNCE_APEX[0]) / 0.25)
+
+
+def bounce_flight_value(obs: Tensor) -> Tensor:
+    """How near the target the ball's current flight is: ``[*S, O]`` (world frame) ``-> [*S]``, in (0, 1].
+
+    :func:`bounce_landing_value` times the bounce reward's apex factor of the flight, ``exp(-|h - h*| / 0.25)`` with
+    ``h = z + vz² / 2g`` the height the flight tops out at (rising) or topped out at (falling; the same energy). A
+    ball held on the paddle or tossed low lands on target but scores little, so a plan that ends holding the ball is
+    not worth as much as one that ends with a target bounce on its way. Positive, as the rewards are.
+    """
+    xp = _xp(obs)
+    top = obs[..., I_BALL_Z] + obs[..., I_BALL_VZ] ** 2 / (2.0 * GRAVITY)
+    return bounce_landing_value(obs) * xp.exp(-abs(top - BOUNCE_APEX[1]) / 0.25)
 
 
 BOUNCE_APEX_TOLERANCE = 0.2  # m: an apex within this of the target height counts as a target bounce

@@ -25,11 +25,13 @@ from mbmeta.envs.juggler import (
     BOUNCE_SUCCESS_APEXES,
     GRAVITY,
     I_BALL_VZ,
+    I_BALL_X,
     I_BALL_Z,
     OBS_NAMES,
     SERVO_EPISODE_STEPS,
     SERVO_SPAN,
     bounce_apexes,
+    bounce_flight_value,
     bounce_landing_value,
     inverse_kinematics,
     is_servo,
@@ -178,3 +180,21 @@ def test_the_landing_value_is_where_mujoco_flies_the_ball_down_to_the_paddle(x, 
     assert 0.0 < value <= 1.0
     miss = -0.25 * math.log(value)
     assert abs(abs(landing - BOUNCE_APEX[0]) - miss) < 2e-3  # 1 ms steps: the crossing is known to ~1 mm
+
+
+def test_the_flight_value_scores_a_target_flight_above_a_held_or_a_low_ball():
+    """The landing factor times the apex factor of the flight's energy height, rising or falling."""
+    obs = torch.zeros(4, len(OBS_NAMES), dtype=torch.float64)
+    obs[:, I_BALL_X] = BOUNCE_APEX[0]
+    target_speed = math.sqrt(2 * GRAVITY * (BOUNCE_APEX[1] - 0.7))
+    obs[:, I_BALL_Z] = torch.tensor([0.7, 0.7, BOUNCE_HOME_HEIGHT + BALL_RADIUS, 0.7], dtype=torch.float64)
+    obs[:, I_BALL_VZ] = torch.tensor([target_speed, -target_speed, 0.0, 0.5 * target_speed], dtype=torch.float64)
+    rising, falling, held, low = bounce_flight_value(obs).tolist()
+    assert rising == pytest.approx(1.0) and falling == pytest.approx(float(bounce_landing_value(obs[1])))
+    assert held < 0.05 and low < rising  # held: landing on target, but far below the apex band
+    np.testing.assert_allclose(
+        bounce_flight_value(obs),
+        bounce_landing_value(obs)
+        * torch.exp(-(obs[:, I_BALL_Z] + obs[:, I_BALL_VZ] ** 2 / (2 * GRAVITY) - BOUNCE_APEX[1]).abs() / 0.25),
+    )
+    assert float(bounce_flight_value(obs[0].numpy())) == pytest.approx(rising)  # NumPy arrays too

@@ -149,9 +149,12 @@ ABOVE, BELOW, NOT_ESTABLISHED = "above", "below", "not established"
 def verdict(difference: Estimate) -> str:
     """``above`` / ``below`` when the interval of a difference excludes zero on that side, else ``not established``.
 
-    Without an interval (fewer than two seeds) nothing is established, whatever the sign of the mean.
+    Without an interval (fewer than two seeds) nothing is established, whatever the sign of the mean. Nor with a
+    difference that is the same on every seed (standard error 0): its interval has no width because the seeds show
+    no spread, not because the difference is certain (two seeds that each made 2 of 16 successes where the other
+    method made none; the episodes' own chance is not in a seed-level interval).
     """
-    if not difference.has_interval:
+    if not difference.has_interval or difference.se == 0:
         return NOT_ESTABLISHED
     if difference.low > 0:
         return ABOVE

@@ -87,6 +87,13 @@ def test_verdict_follows_the_interval_not_the_sign_of_the_mean():
     assert verdict(estimate([10.0, -1.0, 12.0])) == "not established"  # mean > 0, interval crosses zero
 
 
+def test_a_difference_without_spread_across_seeds_establishes_nothing():
+    same = estimate([0.125, 0.125, 0.125])  # e.g. 2 of 16 successes on every seed against none
+    assert same.se == 0 and same.low == same.high == 0.125
+    assert verdict(same) == "not established"
+    assert verdict(estimate([0.125, 0.1875, 0.125])) == "above"  # with spread, the interval decides
+
+
 def test_non_finite_values_are_refused():
     with pytest.raises(ValueError, match="non-finite"):
         estimate([1.0, float("nan")])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mbmeta.evaluation.tables import format_number
+from mbmeta.evaluation.tables import METRICS, format_number
 from mbmeta.runs.experiment import load_experiment
 from mbmeta.runs.merge import merge, render_table
 
@@ -41,10 +41,10 @@ def merged():
     return {root.name: merge(load_experiment(root)) for root in EXPERIMENTS}
 
 
-def mean_cell(entry: dict, pair_n: int) -> str:
-    text = format_number(entry["mean"])
+def mean_cell(entry: dict, pair_n: int, digits: int = 1) -> str:
+    text = format_number(entry["mean"], digits)
     if entry["n"] > 1:
-        text += f" ± {format_number(entry['se'])}"
+        text += f" ± {format_number(entry['se'], digits)}"
     return text + (f" (n = {entry['n']})" if entry["n"] != pair_n else "")
 
 
@@ -70,14 +70,15 @@ def test_page_row_equals_the_merge(row, merged):
     a, b = COMPARISON.match(comparison).groups()
     experiment = load_experiment(REPO / "experiments" / name)
     tables = merged[name]["metrics"][experiment.metrics[0]]
+    digits = METRICS[experiment.metrics[0]][1]  # as the experiment's own table shows the metric (success: 0.12)
     diff = tables["differences"][f"{a} - {b}"][condition]
     assert int(n) == diff["n"]
-    assert first == mean_cell(tables["methods"][a][condition], diff["n"])
-    assert second == mean_cell(tables["methods"][b][condition], diff["n"])
-    expected = format_number(diff["mean"], signed=True) + (f" ± {format_number(diff['se'])}" if diff["n"] > 1 else "")
-    assert difference == expected
+    assert first == mean_cell(tables["methods"][a][condition], diff["n"], digits)
+    assert second == mean_cell(tables["methods"][b][condition], diff["n"], digits)
+    spread = f" ± {format_number(diff['se'], digits)}" if diff["n"] > 1 else ""
+    assert difference == format_number(diff["mean"], digits, signed=True) + spread
     if diff["n"] > 1:
-        low, high = format_number(diff["low"], signed=True), format_number(diff["high"], signed=True)
+        low, high = format_number(diff["low"], digits, signed=True), format_number(diff["high"], digits, signed=True)
         assert interval == f"[{low}, {high}]"
     else:
         assert interval == "—"

@@ -41,9 +41,9 @@ def test_the_table_reduces_per_seed_and_pairs_by_seed(script, tmp_path):
     text = script.table(values, incomplete)
     zero = next(line for line in text.splitlines() if line.startswith("| zero-shot | 0 |"))
     assert "217.2 ± 5.8" in zero and "(n = 3)" in zero  # context: 207.25, 217.25, 227.25
-    assert "+10.0 [+10.0, +10.0] (n = 3): above" in zero  # context − none, the same 10 at every seed
+    assert "+10.0 [+10.0, +10.0] (n = 3): not established" in zero  # the same 10 at every seed: no spread
     tuned = next(line for line in text.splitlines() if line.startswith("| `context` | 5 |"))
-    assert "+32.8 [+32.8, +32.8] (n = 3): above" in tuned  # fine-tune − zero-shot: 240 − 207.25 at every seed
+    assert "+32.8 [+32.8, +32.8] (n = 3): not established" in tuned  # 240 − 207.25 at every seed: no spread
     assert "+200.0 [+175.2, +224.8] (n = 3): above" in tuned  # fine-tune − scratch: 240 + shift − 50
     assert "Not counted (a transfer task is missing): none-seed3" in text
 

@@ -31,7 +31,24 @@ METRICS: dict[str, tuple[str, int]] = {
     "length": ("episode length (steps)", 1),
     "success": ("success rate", 2),
 }
+MEASURE_METRIC = "measure."
+"""Prefix of a metric that is one of the family's per-episode measures (``TaskFamily.measures``), e.g.
+``measure.target_apexes``: reported as the mean per episode, 2 digits."""
 OVERALL = "overall"
+
+
+def is_metric(metric: str) -> bool:
+    """Whether ``metric`` names a reportable metric: one of :data:`METRICS` or ``measure.<name>``."""
+    return metric in METRICS or (metric.startswith(MEASURE_METRIC) and len(metric) > len(MEASURE_METRIC))
+
+
+def metric_info(metric: str) -> tuple[str, int]:
+    """``(what it is, digits shown)`` of a metric (:data:`METRICS`, or a family measure)."""
+    if metric in METRICS:
+        return METRICS[metric]
+    if is_metric(metric):
+        return f"{metric.removeprefix(MEASURE_METRIC)} per episode", 2
+    raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)} or measure.<name>")
 
 
 @dataclass(frozen=True)
@@ -74,10 +91,15 @@ def conditions_for(
 
 
 def episode_value(episode: Episode, metric: str) -> float | None:
-    """The metric of one episode (None where it is undefined, e.g. success in a family without it)."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
-    value = episode.get(metric)
+    """The metric of one episode; None where it is undefined (success in a family without it, a measure missing).
+
+    An episode evaluated before measures were recorded has none of them.
+    """
+    metric_info(metric)  # refuses an unknown metric
+    if metric.startswith(MEASURE_METRIC):
+        value = episode.get("measures", {}).get(metric.removeprefix(MEASURE_METRIC))
+    else:
+        value = episode.get(metric)
     return None if value is None else float(value)
 
 

@@ -36,7 +36,7 @@ report compares, and the budget. Example::
     # condition; then split, tasks, episodes_per_task, error_horizon and video_tasks do not apply:
     #   evaluate: {protocol: cadm, protocol_episodes: null, num_envs: 10, seeds: [0]}   # null: CaDM's count
     report:
-      metrics: [episode_return]                 # the first is the headline; also length, success
+      metrics: [episode_return]                 # the first is the headline; also length, success, measure.<name>
       comparisons: [[context, none]]            # paired differences first − second
       conditions: {light: {mass: [0.2, 0.4]}}   # named test conditions: parameter -> values
       curve_target: null                        # with every_kept_checkpoint: the headline value whose first
@@ -67,7 +67,7 @@ from typing import Any
 
 import yaml
 
-from mbmeta.evaluation.tables import METRICS, OVERALL
+from mbmeta.evaluation.tables import METRICS, OVERALL, is_metric
 from mbmeta.evaluation.task_design import TASK_DESIGNS
 from mbmeta.runs.run_dir import KeptCheckpoint
 
@@ -433,8 +433,9 @@ class _Parser:
         if not isinstance(metrics, list) or not metrics:
             raise self.fail("report.metrics", f"expected a non-empty list, got {metrics!r}")
         for metric in metrics:
-            if metric not in METRICS:
-                raise self.fail("report.metrics", f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+            if not isinstance(metric, str) or not is_metric(metric):
+                expected = f"one of {', '.join(METRICS)} or measure.<name>"
+                raise self.fail("report.metrics", f"unknown metric {metric!r} (expected {expected})")
         comparisons = self.comparisons(report.get("comparisons", []), methods)
         conditions = self.conditions(report.get("conditions", {}))
         if evaluation.protocol is not None:

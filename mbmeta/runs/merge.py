@@ -26,7 +26,6 @@ from mbmeta.data.atomic import atomic_write
 from mbmeta.evaluation.protocol import GROUP_ORDER, TEST, TRAIN, protocol_scores
 from mbmeta.evaluation.statistics import CONFIDENCE, Estimate, verdict
 from mbmeta.evaluation.tables import (
-    METRICS,
     OVERALL,
     Difference,
     MethodSummary,
@@ -37,6 +36,7 @@ from mbmeta.evaluation.tables import (
     format_interval,
     format_number,
     method_table,
+    metric_info,
     paired_differences,
     summarise_methods,
     summarise_values,
@@ -300,11 +300,11 @@ def published_table(summary: dict[str, Any]) -> list[str]:
     published = summary.get("published")
     if not published:
         return []
-    digits, confidence = METRICS[published["metric"]][1], summary["confidence"]
+    digits, confidence = metric_info(published["metric"])[1], summary["confidence"]
     lines = [
         f"## published numbers: {published['source']}",
         "",
-        f"{METRICS[published['metric']][0].capitalize()} as published (no interval or seed count given: taken as "
+        f"{metric_info(published['metric'])[0].capitalize()} as published (no interval or seed count given: taken as "
         "exact) beside "
         f"ours; ours − published has our standard error and {100 * confidence:g} % interval, and `above` or `below` "
         "only when that interval excludes zero. Where the protocols differ, see the experiment's README.",
@@ -379,7 +379,7 @@ def headline(summary: dict[str, Any]) -> str:
 
 def _condition_section(experiment: Experiment, summary: dict[str, Any], metric: str, condition: str) -> list[str]:
     """The method table of one condition (with the run counts for the headline) and its paired differences."""
-    digits, confidence = METRICS[metric][1], summary["confidence"]
+    digits, confidence = metric_info(metric)[1], summary["confidence"]
     tables = summary["metrics"][metric]
     rows = _rows_from(tables["methods"], condition, list(experiment.methods), confidence)
     notes = _run_notes(summary) if condition == headline(summary) else None
@@ -397,7 +397,7 @@ def _condition_section(experiment: Experiment, summary: dict[str, Any], metric: 
 def headline_table(experiment: Experiment, summary: dict[str, Any]) -> str:
     """The overall table of the first metric and its differences (what ``mbmeta sweep`` prints at the end)."""
     metric, condition = experiment.metrics[0], headline(summary)
-    title = f"{experiment.name}: {METRICS[metric][0]}, {condition}"
+    title = f"{experiment.name}: {metric_info(metric)[0]}, {condition}"
     return "\n".join([title, "", *_condition_section(experiment, summary, metric, condition)]).rstrip() + "\n"
 
 
@@ -420,7 +420,7 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
     lines += published_table(summary)
     for metric in experiment.metrics:
         named = [OVERALL, *experiment.conditions]
-        lines += [f"## {METRICS[metric][0]}", ""]
+        lines += [f"## {metric_info(metric)[0]}", ""]
         for condition in named:
             lines += [f"### {condition}", "", *_condition_section(experiment, summary, metric, condition)]
         methods_summary = summary["metrics"][metric]["methods"]
@@ -430,7 +430,7 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
             for row in _rows_from(methods_summary, condition, methods, confidence)
         ]
         if task_rows:
-            lines += ["### per task", "", condition_table(task_rows, methods, METRICS[metric][1]), ""]
+            lines += ["### per task", "", condition_table(task_rows, methods, metric_info(metric)[1]), ""]
     return "\n".join(lines + _runs_section(summary)) + "\n"
 
 
@@ -497,7 +497,7 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
         for row in _rows_from(summary["metrics"]["episode_return"]["methods"], name, methods, confidence)
     ]
     if table_rows:
-        lines += [condition_table(table_rows, methods, METRICS["episode_return"][1]), ""]
+        lines += [condition_table(table_rows, methods, metric_info("episode_return")[1]), ""]
     names = [headline(summary), *(n for n in summary["conditions"] if n != headline(summary))]
     for name in names:
         title = f"### {name}" + (f" ({describe[name]})" if describe.get(name) else "")

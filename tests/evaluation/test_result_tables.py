@@ -11,6 +11,7 @@ from mbmeta.evaluation.tables import (
     conditions_for,
     difference_table,
     method_table,
+    metric_info,
     named_condition,
     paired_differences,
     seed_values,
@@ -95,6 +96,20 @@ def test_other_metrics_and_missing_success():
     assert seed_values(data["m"], "success", overall) == {0: 1.0}  # undefined success is left out, not counted as 0
     with pytest.raises(ValueError, match="unknown metric"):
         seed_values(data["m"], "reward", overall)
+
+
+def test_a_family_measure_is_a_metric_averaged_over_the_episodes_that_have_it():
+    with_measures = [
+        {**episode("m", 0.2, 1.0), "measures": {"target_apexes": 6.0}},
+        {**episode("m", 1.5, 1.0), "measures": {"target_apexes": 2.0}},
+        episode("m", 0.5, 1.0),  # evaluated before measures were recorded: left out, not counted as 0
+    ]
+    overall = conditions_for({"m": {0: with_measures}})[0]
+    assert seed_values({0: with_measures}, "measure.target_apexes", overall) == {0: 4.0}
+    assert seed_values({0: with_measures}, "measure.high_apexes", overall) == {}  # nobody has it
+    assert metric_info("measure.target_apexes") == ("target_apexes per episode", 2)
+    with pytest.raises(ValueError, match="measure.<name>"):
+        metric_info("measure.")
 
 
 def test_markdown_tables_show_intervals_only_where_they_exist(episodes):

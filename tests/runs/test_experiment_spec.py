@@ -128,6 +128,7 @@ def test_the_directory_or_the_file_may_be_given(tmp_path):
         (lambda d: d["evaluate"].update(task_design="lhs"), "evaluate.task_design", "one of balanced, even"),
         (lambda d: d["evaluate"].update(num_episodes=3), "evaluate", "unknown key 'num_episodes'"),
         (lambda d: d["report"].update(metrics=["reward"]), "report.metrics", "unknown metric 'reward'"),
+        (lambda d: d["report"].update(metrics=["measure."]), "report.metrics", "or measure.<name>"),
         (lambda d: d["report"].update(comparisons=[["context", "oracle"]]), "report.comparisons",
          "unknown method 'oracle'"),
         (lambda d: d["report"].update(comparisons=[["context"]]), "report.comparisons", "[first, second] pair"),

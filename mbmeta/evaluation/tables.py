@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mbmeta.evaluation.reports import task_label
+from mbmeta.evaluation.reports import MEASURE_PREFIX, task_label
 from mbmeta.evaluation.statistics import CONFIDENCE, Estimate, estimate, verdict
 
 Episode = Mapping[str, Any]  # one results.json episode: method, task_id, task, seed, episode_return, length, ...
@@ -31,15 +31,16 @@ METRICS: dict[str, tuple[str, int]] = {
     "length": ("episode length (steps)", 1),
     "success": ("success rate", 2),
 }
-MEASURE_METRIC = "measure."
-"""Prefix of a metric that is one of the family's per-episode measures (``TaskFamily.measures``), e.g.
-``measure.target_apexes``: reported as the mean per episode, 2 digits."""
 OVERALL = "overall"
 
 
 def is_metric(metric: str) -> bool:
-    """Whether ``metric`` names a reportable metric: one of :data:`METRICS` or ``measure.<name>``."""
-    return metric in METRICS or (metric.startswith(MEASURE_METRIC) and len(metric) > len(MEASURE_METRIC))
+    """Whether ``metric`` names a reportable metric: one of :data:`METRICS` or ``measure.<name>``.
+
+    ``measure.<name>`` is one of the family's per-episode measures (``TaskFamily.measures``), reported as its mean
+    per episode with 2 digits.
+    """
+    return metric in METRICS or (metric.startswith(MEASURE_PREFIX) and len(metric) > len(MEASURE_PREFIX))
 
 
 def metric_info(metric: str) -> tuple[str, int]:
@@ -47,7 +48,7 @@ def metric_info(metric: str) -> tuple[str, int]:
     if metric in METRICS:
         return METRICS[metric]
     if is_metric(metric):
-        return f"{metric.removeprefix(MEASURE_METRIC)} per episode", 2
+        return f"{metric.removeprefix(MEASURE_PREFIX)} per episode", 2
     raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)} or measure.<name>")
 
 
@@ -96,8 +97,8 @@ def episode_value(episode: Episode, metric: str) -> float | None:
     An episode evaluated before measures were recorded has none of them.
     """
     metric_info(metric)  # refuses an unknown metric
-    if metric.startswith(MEASURE_METRIC):
-        value = episode.get("measures", {}).get(metric.removeprefix(MEASURE_METRIC))
+    if metric.startswith(MEASURE_PREFIX):
+        value = episode.get("measures", {}).get(metric.removeprefix(MEASURE_PREFIX))
     else:
         value = episode.get(metric)
     return None if value is None else float(value)

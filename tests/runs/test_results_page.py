@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mbmeta.evaluation.tables import METRICS, format_number
+from mbmeta.evaluation.tables import format_number, metric_info
 from mbmeta.runs.experiment import load_experiment
 from mbmeta.runs.merge import merge, render_table
 
@@ -70,7 +70,7 @@ def test_page_row_equals_the_merge(row, merged):
     a, b = COMPARISON.match(comparison).groups()
     experiment = load_experiment(REPO / "experiments" / name)
     tables = merged[name]["metrics"][experiment.metrics[0]]
-    digits = METRICS[experiment.metrics[0]][1]  # as the experiment's own table shows the metric (success: 0.12)
+    digits = metric_info(experiment.metrics[0])[1]  # as the experiment's own table shows the metric (success: 0.12)
     diff = tables["differences"][f"{a} - {b}"][condition]
     assert int(n) == diff["n"]
     assert first == mean_cell(tables["methods"][a][condition], diff["n"], digits)

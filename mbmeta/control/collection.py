@@ -434,7 +434,7 @@ def _collect(
                     length=int(buffer.episode_lengths[episode]),
                     terminated=bool(terminated[i]),
                     success=None if arrays is None else family.success(arrays),
-                    measures=MappingProxyType({}) if arrays is None else MappingProxyType(family.measures(arrays)),
+                    measures={} if arrays is None else dict(family.measures(arrays)),
                 )
                 stats.append(s)
                 if on_episode is not None:

@@ -42,10 +42,18 @@ def episode_progress(
 
 
 def log_episode_table(logger: Logger | bool | None, key: str, episodes: Sequence[EpisodeStats], step: int) -> None:
-    """Log one row per episode (task, return, length, terminated, success) as a W&B table, if W&B is the logger."""
+    """Log one row per episode as a W&B table, if W&B is the logger.
+
+    Columns: iteration, the task's parameters, return, length, terminated, success and the family's measures.
+    """
     if not isinstance(logger, WandbLogger) or not episodes:
         return
     names = list(episodes[0].task)
-    rows = [[step, *(e.task[n] for n in names), e.episode_return, e.length, e.terminated, e.success] for e in episodes]
-    columns = ["iteration", *names, "return", "length", "terminated", "success"]
+    measures = sorted({m for e in episodes for m in e.measures})
+    rows = [
+        [step, *(e.task[n] for n in names), e.episode_return, e.length, e.terminated, e.success,
+         *(e.measures.get(m) for m in measures)]
+        for e in episodes
+    ]  # fmt: skip
+    columns = ["iteration", *names, "return", "length", "terminated", "success", *(f"measure.{m}" for m in measures)]
     logger.log_table(key=key, columns=columns, data=rows)

@@ -31,3 +31,25 @@ def test_no_lines_unless_asked_and_none_on_a_terminal():
     assert not run(Console(file=io.StringIO(), width=200), 10, 0).strip()
     terminal = Console(file=io.StringIO(), width=200, force_terminal=True)
     assert "episodes, mean return" not in run(terminal, 10, 4)
+
+
+def test_the_training_loop_episode_table_has_the_family_measures(tmp_path, monkeypatch):
+    import json
+
+    from pytorch_lightning.loggers import WandbLogger
+
+    from mbmeta.evaluation.progress import log_episode_table
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = WandbLogger(save_dir=str(tmp_path), project="t", offline=True)
+    episodes = [
+        EpisodeStats(0, 0, 0, {"mass": 1.0}, 3.0, 250, False, True, {"apexes": 7.0, "target_apexes": 5.0}),
+        EpisodeStats(1, 1, 1, {"mass": 2.0}, 1.0, 40, True, False, {"apexes": 1.0, "target_apexes": 0.0}),
+    ]
+    log_episode_table(logger, "collect/episodes", episodes, step=3)
+    logger.experiment.finish()
+    [table] = list(tmp_path.rglob("*.table.json"))
+    content = json.loads(table.read_text())
+    assert content["columns"] == ["iteration", "mass", "return", "length", "terminated", "success",
+                                  "measure.apexes", "measure.target_apexes"]  # fmt: skip
+    assert content["data"][0][-2:] == [7.0, 5.0] and content["data"][1][-2:] == [1.0, 0.0]

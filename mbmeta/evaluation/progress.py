@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mbmeta.control.collection import EpisodeStats
-from mbmeta.evaluation.reports import MEASURE_PREFIX
 
 
 @contextmanager
@@ -56,6 +55,5 @@ def log_episode_table(logger: Logger | bool | None, key: str, episodes: Sequence
          *(e.measures.get(m) for m in measures)]
         for e in episodes
     ]  # fmt: skip
-    columns = ["iteration", *names, "return", "length", "terminated", "success"]
-    columns += [MEASURE_PREFIX + m for m in measures]
+    columns = ["iteration", *names, "return", "length", "terminated", "success", *(f"measure.{m}" for m in measures)]
     logger.log_table(key=key, columns=columns, data=rows)

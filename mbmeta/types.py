@@ -240,6 +240,8 @@ class KnownPhysics(Protocol):
       ``(obs [B, K, O], action [B, K, A]) -> [B, K, O]`` giving the network's ensemble-mean next observation before
       :meth:`complete` (the model's own adaptation applied, the physics' not), so that the state can correct what the
       network predicts (e.g. a gain on the arm's response fitted to the context).
+    - ``uses_action = True``: :meth:`complete` and :meth:`loss` also receive the action, as the keyword ``action``
+      (``[*S, A]`` raw, beside ``obs``), e.g. to integrate an arm's servos.
 
     Attributes:
         computed: the observation entries :meth:`complete` computes; the network's prediction is kept for the rest,
@@ -257,7 +259,10 @@ class KnownPhysics(Protocol):
         ...
 
     def loss(self, obs: Tensor, next_obs: Tensor) -> Tensor:
-        """Scalar loss of the physics' own parameters on true transitions ``obs, next_obs [*S, O]``."""
+        """Scalar loss of the physics' own parameters on true transitions ``obs, next_obs [*S, O]``.
+
+        In training, ``[B, M, O]``: B segments of M consecutive transitions, each from one environment.
+        """
         ...
 
 

@@ -36,6 +36,7 @@ from mbmeta.envs.juggler_geometry import (  # the shared description, re-exporte
     BALL_RADIUS,
     BOUNCE_APEX,
     BOUNCE_HOME_HEIGHT,
+    BOUNCE_SERVO_SPAN,
     GRAVITY,
     I_BALL_VX,
     I_BALL_VZ,
@@ -611,9 +612,6 @@ class JugglerBalanceServoEnv(JugglerBalanceEnv):
     family = JugglerBalanceServoFamily()
     default_actuation = "servo"
     default_action_repeat = SERVO_ACTION_REPEAT
-
-
-BOUNCE_SERVO_SPAN = 1.0  # rad of joint target per unit action: strikes need large, fast paddle motions
 
 
 class JugglerBounceServoFamily(JugglerBounceFamily):

@@ -26,6 +26,8 @@ GRAVITY = 9.81
 # gentle range balancing needs (0.3 rad let full-range random actions throw the ball within ~1 s and let the planner
 # pick actions far outside a gentle data set; experiments/juggler_diagnosis).
 SERVO_SPAN = 0.1
+MOTOR_LIMITS = (30.0, 15.0, 5.0)  # N·m: the shoulder, elbow and wrist motors' gears (torque at |action| = 1)
+BOUNCE_SERVO_SPAN = 1.0  # the bounce's rad per unit action: strikes need large, fast paddle motions
 BALANCE_TARGET = (0.5, 0.7)  # ball-centre target (x, z) of juggler_balance
 BOUNCE_APEX = (0.5, 1.5)  # target x and apex height (ball centre) of juggler_bounce
 # Above the highest point where the arm can hold the ball still at x = 0.5 (about 1.23 m), so that a still ball

@@ -147,7 +147,10 @@ class AdaptedModel:
         if m.physics is None:
             return prediction
         # the entries the model is told: computed, with no predictive variance
-        mean = m.physics.complete(obs, prediction.mean, self.physics_state)
+        if getattr(m.physics, "uses_action", False):  # a declared capability of mbmeta.types.KnownPhysics
+            mean = m.physics.complete(obs, prediction.mean, self.physics_state, action=action)
+        else:
+            mean = m.physics.complete(obs, prediction.mean, self.physics_state)
         return prediction._replace(mean=mean, var=prediction.var.index_fill(-1, m.physics_index, 0.0))
 
     def _network(self, obs: Tensor, action: Tensor, with_reward: bool) -> Prediction:
@@ -558,7 +561,11 @@ class MetaDynamicsModel(nn.Module):
             terms["backward"] = back
             total = total + self.backward_loss_weight * e * back
         if self.physics is not None:
-            terms["physics"] = self.physics.loss(batch.target.obs, batch.target.next_obs)
+            raw = batch.target
+            if getattr(self.physics, "uses_action", False):
+                terms["physics"] = self.physics.loss(raw.obs, raw.next_obs, action=raw.action)
+            else:
+                terms["physics"] = self.physics.loss(raw.obs, raw.next_obs)
             total = total + self.physics_loss_weight * terms["physics"]
         terms["loss"] = total
         terms = {k: v.detach() for k, v in terms.items()}

@@ -54,6 +54,18 @@ class Adapting(ShiftedCopy):
         return torch.cat([next_obs[..., :3], value[..., None]], -1)
 
 
+class ActionDriven(ShiftedCopy):
+    """Toy physics using the action (``uses_action``): next entry 3 is obs entry 0 plus the offset times action 0."""
+
+    uses_action = True
+
+    def complete(self, obs, next_obs, state=None, action=None):
+        return torch.cat([next_obs[..., :3], obs[..., :1] + self.offset * action[..., :1]], -1)
+
+    def loss(self, obs, next_obs, action=None):
+        return (obs[..., 0] + self.offset * action[..., 0] - next_obs[..., 3]).square().mean()
+
+
 NotAModule = object
 PATH = f"{__name__}:ShiftedCopy"
 
@@ -195,3 +207,23 @@ def test_a_physics_adapting_on_predictions_gets_the_networks_mean_without_its_ow
         expected = adapted(context.obs.expand(2, 2, 3, OBS), context.action.expand(2, 2, 3, ACT)).mean.mean(0)
     assert torch.allclose(PredictionFitting.seen["network"], expected)
     assert torch.allclose(state[:, 0], expected[..., 0].mean(1))
+
+
+def test_physics_that_uses_the_action_gets_it_when_predicting_and_in_the_loss():
+    module = _module(known_physics=f"{__name__}:ActionDriven")
+    model: MetaDynamicsModel = module.dynamics
+    g = torch.Generator().manual_seed(2)
+    obs, action = torch.randn(8, 5, OBS, generator=g), torch.randn(8, 5, ACT, generator=g)
+    next_obs = obs.clone()
+    next_obs[..., 3] = obs[..., 0] + 0.5 * action[..., 0]  # the offset's true value: 0.5
+    target = Transition(obs, action, next_obs, torch.zeros(8, 5), torch.zeros(8, 5, dtype=torch.bool))
+    batch = MetaBatch(context=_empty_context(8), target=target, task=torch.zeros(8, 0), context_mask=None)
+    optimiser = module.configure_optimizers()
+    for _ in range(300):
+        optimiser.zero_grad()
+        model.loss(batch)[0].backward()
+        optimiser.step()
+    assert abs(float(model.physics.offset.detach()) - 0.5) < 0.02
+    with torch.no_grad():
+        got = model.adapt(_empty_context())(obs[None, :1].expand(2, 1, 5, OBS), action[None, :1].expand(2, 1, 5, ACT))
+    assert torch.allclose(got.mean[..., 3], next_obs[None, :1, :, 3].expand(2, 1, 5), atol=0.02)

@@ -23,15 +23,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mbmeta.envs.juggler_contact import AdaptiveBallContact
+from mbmeta.envs.juggler_contact import AdaptiveBallContact, BallContact, contact_transitions
 from mbmeta.envs.juggler_geometry import (
+    BALL_RADIUS,
     BOUNCE_APEX,
     BOUNCE_HOME_HEIGHT,
     BOUNCE_SERVO_SPAN,
     GRAVITY,
     LINK_LENGTHS,
     MOTOR_LIMITS,
+    SHOULDER,
     inverse_kinematics,
+    paddle_kinematics,
 )
 
 STRENGTHS = torch.linspace(np.log(0.3), np.log(3.0), 33).exp()  # the motor strengths adapt searches: ×0.3 to ×3
@@ -100,26 +103,57 @@ class ServoArm(nn.Module):
         ``strength``: a float or ``[*S]`` (broadcast against the leading dims), the servo torque's factor.
         ``substeps``: integration substeps (default: the module's).
         """
-        dtype = obs.dtype
         q, qd = obs[..., 0:3], obs[..., 3:6]
-        action = action.to(dtype).clamp(-1.0, 1.0)
-        g = strength[..., None].to(dtype) if isinstance(strength, Tensor) else strength
+        constants, target = self.constants(obs.dtype), self.target(action.to(obs.dtype))
+        g = strength[..., None].to(obs.dtype) if isinstance(strength, Tensor) else strength
+        substeps = self.substeps if substeps is None else substeps
+        for _ in range(substeps):
+            q, qd = self.substep(q, qd, target, g, constants, self.dt / substeps)
+        return torch.cat([q, qd], -1)
+
+    def constants(self, dtype: torch.dtype) -> tuple[Tensor, ...]:
+        """The fitted and told constants in ``dtype``, as :meth:`substep` takes them."""
         mass, inertia = self.log_mass.exp().to(dtype), self.log_inertia.exp().to(dtype)
         com, armature, damping = self.com.to(dtype), self.log_armature.exp().to(dtype), self.log_damping.exp().to(dtype)
-        kp, kv, limit = self.log_kp.exp().to(dtype), self.log_kv.exp().to(dtype), self.limits.to(dtype)
-        target = self.home.to(dtype) + self.span * action
-        substeps = self.substeps if substeps is None else substeps
-        h = self.dt / substeps
-        for _ in range(substeps):
-            drive = kp * (target - q) - kv * qd
-            torque = g * torch.maximum(torch.minimum(drive, limit), -limit)
-            unsaturated = (drive.abs() < limit).to(dtype)
-            matrix, bias = self._rigid_body(q, qd, mass, com, inertia)
-            matrix = matrix + torch.diag_embed(armature + h * (damping + g * kv * unsaturated))
-            qdd = _solve3(matrix, torque - damping * qd - bias)
-            qd = qd + h * qdd
-            q = q + h * qd
-        return torch.cat([q, qd], -1)
+        return (
+            mass,
+            com,
+            inertia,
+            armature,
+            damping,
+            self.log_kp.exp().to(dtype),
+            self.log_kv.exp().to(dtype),
+            (self.limits.to(dtype)),
+        )
+
+    def target(self, action: Tensor) -> Tensor:
+        """The servos' joint targets ``[*S, 3]`` that ``action [*S, 3]`` sets (clipped to the box)."""
+        return self.home.to(action.dtype) + self.span * action.clamp(-1.0, 1.0)
+
+    def substep(
+        self,
+        q: Tensor,
+        qd: Tensor,
+        target: Tensor,
+        strength: Tensor | float,
+        constants: tuple[Tensor, ...],
+        h: float,
+        torque: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """One substep of ``h`` s: joints ``q, qd [*S, 3]`` -> the next ones (semi-implicit Euler, damping implicit).
+
+        ``strength``: a float or ``[*S, 1]``; ``torque [*S, 3]``: an external joint torque (e.g. the ball's push).
+        """
+        mass, com, inertia, armature, damping, kp, kv, limit = constants
+        drive = kp * (target - q) - kv * qd
+        servo = strength * torch.maximum(torch.minimum(drive, limit), -limit)
+        unsaturated = (drive.abs() < limit).to(q.dtype)
+        matrix, bias = self._rigid_body(q, qd, mass, com, inertia)
+        matrix = matrix + torch.diag_embed(armature + h * (damping + strength * kv * unsaturated))
+        force = servo - damping * qd - bias
+        qdd = _solve3(matrix, force if torque is None else force + torque)
+        qd = qd + h * qdd
+        return q + h * qd, qd
 
     @staticmethod
     def _rigid_body(q: Tensor, qd: Tensor, mass: Tensor, com: Tensor, inertia: Tensor) -> tuple[Tensor, Tensor]:
@@ -274,3 +308,152 @@ class ServoArmBallContact(AdaptiveBallContact):
             return torch.cat([damping, torch.zeros_like(damping)], -1)
         strength = self.arm.best_strength(obs, context.action, context.next_obs, STRENGTHS.to(obs), valid)
         return torch.cat([damping, strength.log()[:, None]], -1)
+
+
+BALL_MASS_SCALES = torch.linspace(np.log(0.25), np.log(4.0), 17).exp()  # the ball masses adapt searches: ×0.25 to ×4
+
+
+class ServoArmBallPush(ServoArmBallContact):
+    """:class:`ServoArmBallContact` with the ball pushing back: the arm and the ball integrated together in contact.
+
+    Where the ball comes near the paddle (:meth:`~mbmeta.envs.juggler_contact.BallContact.free_flight`), the arm and
+    the ball are integrated together at 1 ms: each substep the contact's push on the ball (per unit mass, as
+    :meth:`~mbmeta.envs.juggler_contact.BallContact.contact`) times the ball's mass acts back on the paddle at the
+    contact point, as joint torques. The ball's mass is fitted (``log_ball_mass``, from a generic 0.05 kg) on the
+    arm's joint error through contacts; ``adapt`` also picks, per environment, a scale of it from
+    :data:`BALL_MASS_SCALES` that best matches the context's joints on its contact steps (1 where it has none), after
+    the strength (now fitted on the steps without a paddle contact). Why: a heavier ball slows the striking paddle, so
+    strikes of a model without the push fly lower than planned (juggler_diagnosis step 16).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_ball_mass = nn.Parameter(torch.tensor(0.05).log())
+
+    def complete(
+        self, obs: Tensor, next_obs: Tensor, state: Tensor | None = None, action: Tensor | None = None
+    ) -> Tensor:
+        """``obs [*S, 14]``, ``action [*S, 3]`` -> the next observation ``[*S, 14]`` (``next_obs`` is not read).
+
+        ``state [B, 3]`` (log damping scale, log strength, log ball-mass scale per environment): ``obs`` is then
+        ``[E, B, *S, 14]``.
+        """
+        if action is None:
+            raise ValueError("ServoArmBallPush.complete needs the action (uses_action)")
+        scales: list[Tensor | float] = [1.0, 1.0, 1.0]
+        if state is not None:
+            per_env = state.exp().to(obs.dtype).view(1, -1, *([1] * (obs.dim() - 3)), state.shape[-1])
+            scales = list(per_env.expand(*obs.shape[:-1], state.shape[-1]).unbind(-1))
+        damping, strength, mass = (s.reshape(-1) if isinstance(s, Tensor) else s for s in scales)
+        joints, ball = self.next_state(obs.reshape(-1, 14), action.reshape(-1, 3), strength, damping, mass)
+        paddle = paddle_kinematics(joints[:, 0:3], joints[:, 3:6])[:, 0:3]
+        return torch.cat([joints, paddle, ball], -1).reshape(obs.shape)
+
+    def next_state(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        strength: Tensor | float = 1.0,
+        damping_scale: Tensor | float = 1.0,
+        mass_scale: Tensor | float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """The next joints ``[R, 6]`` and ball ``[R, 5]`` from ``obs [R, 14]``, ``action [R, 3]`` and per-row scales.
+
+        Each scale is a float or ``[R]``. Rows whose ball stays clear of the paddle's path: the arm alone and the
+        ball's free flight; the others: the two integrated together (:meth:`_together`).
+        """
+        joints = self.arm(obs, action, strength)
+        ball, rows, _ = self.free_flight(obs, joints)
+        if len(rows):
+            pick = lambda s: s[rows] if isinstance(s, Tensor) else s  # noqa: E731
+            together = self._together(obs[rows], action[rows], pick(strength), pick(damping_scale), pick(mass_scale))
+            joints = joints.index_put((rows,), together[0])
+            ball = ball.index_put((rows,), together[1])
+        return joints, ball
+
+    def _together(
+        self, obs: Tensor, action: Tensor, strength: Tensor | float, damping_scale: Tensor | float, mass_scale
+    ) -> tuple[Tensor, Tensor]:
+        """The arm and the ball ``[R, 6]``, ``[R, 5]`` integrated together over the step at the arm's substeps."""
+        dtype, arm = obs.dtype, self.arm
+        constants, target = arm.constants(dtype), arm.target(action.to(dtype))
+        contact = self.constants(dtype, damping_scale)
+        column = lambda s: s[:, None] if isinstance(s, Tensor) else s  # noqa: E731
+        strength, mass = column(strength), self.log_ball_mass.exp().to(dtype) * column(mass_scale)
+        q, qd, p, v, spin = obs[:, 0:3], obs[:, 3:6], obs[:, 9:11], obs[:, 11:13], obs[:, 13]
+        g = torch.tensor([0.0, -GRAVITY], dtype=dtype, device=obs.device)
+        shoulder = torch.tensor(SHOULDER, dtype=dtype, device=obs.device)
+        lengths = torch.tensor(LINK_LENGTHS, dtype=dtype, device=obs.device)
+        h = self.dt / arm.substeps
+        for _ in range(arm.substeps):
+            push, rub, ft, point = self.contact(p, v, spin, paddle_kinematics(q, qd), *contact)
+            angles = q.cumsum(-1)
+            bones = torch.stack([angles.cos(), angles.sin()], -1)[:, 0:2] * lengths[:, None]  # [R, 2, 2]
+            joint_points = (shoulder, shoulder + bones[:, 0], shoulder + bones[:, 0] + bones[:, 1])
+            reaction = -mass * (push + rub)  # the ball's push on the paddle, at the contact point
+            torque = torch.stack([_cross(point - o, reaction) for o in joint_points], -1)
+            q, qd = arm.substep(q, qd, target, strength, constants, h, torque)
+            v = v + h * (g + push + rub)
+            p = p + h * v
+            spin = spin + h * 2.5 * ft / BALL_RADIUS
+        return torch.cat([q, qd], -1), torch.cat([p, v, spin[:, None]], -1)
+
+    def loss(self, obs: Tensor, next_obs: Tensor, action: Tensor | None = None) -> Tensor:
+        """The ball's contact loss plus the arm's through contacts, on segments ``[*S, M, 14]``.
+
+        As :meth:`ServoArmBallContact.loss`, with the joints predicted by :meth:`next_state` (the ball's push
+        included, at the fitted mass) and the strength fitted on each segment's steps without a paddle contact.
+        """
+        if action is None:
+            raise ValueError("ServoArmBallPush.loss needs the action (uses_action)")
+        contact = BallContact.loss(self, obs, next_obs)
+        m = obs.shape[-2] if obs.dim() >= 2 else 1
+        obs, next_obs, action = (t.reshape(-1, m, t.shape[-1]) for t in (obs, next_obs, action))
+        if len(obs) > LOSS_SEGMENTS:
+            rows = torch.randperm(len(obs), device=obs.device)[:LOSS_SEGMENTS]
+            obs, next_obs, action = obs[rows], next_obs[rows], action[rows]
+        strength = self.arm.best_strength(obs, action, next_obs, STRENGTHS.to(obs), self._arm_only(obs, next_obs))
+        strength = (strength / strength.log().mean().exp())[:, None].expand(obs.shape[:2]).reshape(-1)
+        joints, _ = self.next_state(obs.reshape(-1, 14), action.reshape(-1, 3), strength)
+        error = joints - next_obs.reshape(-1, 14)[:, 0:6]
+        arm = error[:, 3:6].square().sum(-1) + (error[:, 0:3] / self.dt).square().sum(-1)
+        return contact + arm.mean()
+
+    def _arm_only(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """``[B, K]`` bool: the steps of ``[B, K, 14]`` whose ball stayed clear of the paddle (flight or floor)."""
+        b, k = obs.shape[:2]
+        flat_obs, flat_next = obs.reshape(b * k, 14), next_obs.reshape(b * k, 14)
+        touched = contact_transitions(flat_obs, flat_next, self.dt).view(b, k)
+        return ~touched
+
+    def adapt(self, context, mask: Tensor | None) -> Tensor:
+        """``context`` fields ``[B, K, ...]`` (raw), ``mask [B, K]`` -> ``[B, 3]``: log damping, strength, ball mass."""
+        damping = AdaptiveBallContact.adapt(self, context, mask)
+        obs, action, next_obs = context.obs, context.action, context.next_obs
+        b, k = obs.shape[:2]
+        valid = torch.ones(b, k, dtype=torch.bool, device=obs.device) if mask is None else mask
+        if k == 0:
+            return torch.zeros(b, 3, dtype=obs.dtype, device=obs.device)
+        arm_only = self._arm_only(obs, next_obs)
+        strength = self.arm.best_strength(obs, action, next_obs, STRENGTHS.to(obs), valid & arm_only)
+        mass = torch.ones_like(strength)
+        rows = torch.nonzero(valid & ~arm_only)
+        if len(rows):
+            env, slot = rows[:, 0], rows[:, 1]
+            grid = BALL_MASS_SCALES.to(obs)
+            n = len(grid)
+            o, a, t = obs[env, slot].repeat(n, 1), action[env, slot].repeat(n, 1), next_obs[env, slot].repeat(n, 1)
+            with torch.no_grad():
+                joints, _ = self.next_state(
+                    o,
+                    a,
+                    strength[env].repeat(n),
+                    damping[env, 0].exp().repeat(n),
+                    grid.repeat_interleave(len(env)),
+                )
+            error = joints - t[:, 0:6]
+            error = (error[:, 3:6].square().sum(-1) + (error[:, 0:3] / self.dt).square().sum(-1)).view(n, -1)
+            per_env = torch.zeros(n, b, dtype=obs.dtype, device=obs.device).index_add_(1, env, error)  # [G, B]
+            has = torch.zeros(b, dtype=torch.bool, device=obs.device).index_fill_(0, env, True)
+            mass = torch.where(has, grid[per_env.argmin(0)], mass)
+        return torch.cat([damping, strength.log()[:, None], mass.log()[:, None]], -1)

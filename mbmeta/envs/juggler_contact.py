@@ -180,42 +180,68 @@ class BallContact(nn.Module):
         Rows whose free-flight ball stays farther than :data:`NEAR` from the paddle at every substep are flown in
         closed form (:func:`flight`); the others are gathered and simulated (the cost follows the rows near the paddle).
         """
-        shape, dtype, m = obs.shape[:-1], obs.dtype, self.substeps
+        shape = obs.shape[:-1]
         obs, next_joints = obs.reshape(-1, obs.shape[-1]), next_joints.reshape(-1, 6)
-        u = torch.linspace(0.0, 1.0, m + 1, dtype=dtype, device=obs.device).expand(obs.shape[0], m + 1)
-        ends = (obs[:, None, 0:3], obs[:, None, 3:6], next_joints[:, None, 0:3], next_joints[:, None, 3:6])
-        path = paddle_kinematics(*hermite(*ends, u, self.dt))  # [R, M+1, 6] at each substep boundary
-        p_free, v_free = flight(obs[:, None, 9:11], obs[:, None, 11:13], u * self.dt, self.dt / m)
-        near = (box_contact(p_free, path)[0] > -NEAR).any(-1)
-        out = torch.cat([p_free[:, -1], v_free[:, -1], obs[:, 13:14]], -1)
-        rows = torch.nonzero(near)[:, 0]
+        out, rows, path = self.free_flight(obs, next_joints)
         if len(rows):
             scale = damping_scale.reshape(-1)[rows] if isinstance(damping_scale, Tensor) else damping_scale
             out = out.index_put((rows,), self._simulate(obs[rows], path[rows, 1:], scale))
         return out.reshape(*shape, 5)
 
+    def free_flight(self, obs: Tensor, next_joints: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The ball in free flight over the step, and which rows come near the paddle.
+
+        ``obs [R, 14]``, ``next_joints [R, 6]`` -> the ball's next state ``[R, 5]`` in free flight (closed form), the
+        indices ``[N]`` of the rows whose ball comes within :data:`NEAR` of the paddle's path at some substep, and
+        that path ``[R, M+1, 6]`` (the paddle at each substep boundary, joints on the Hermite cubic).
+        """
+        m = self.substeps
+        u = torch.linspace(0.0, 1.0, m + 1, dtype=obs.dtype, device=obs.device).expand(obs.shape[0], m + 1)
+        ends = (obs[:, None, 0:3], obs[:, None, 3:6], next_joints[:, None, 0:3], next_joints[:, None, 3:6])
+        path = paddle_kinematics(*hermite(*ends, u, self.dt))  # [R, M+1, 6] at each substep boundary
+        p_free, v_free = flight(obs[:, None, 9:11], obs[:, None, 11:13], u * self.dt, self.dt / m)
+        near = (box_contact(p_free, path)[0] > -NEAR).any(-1)
+        out = torch.cat([p_free[:, -1], v_free[:, -1], obs[:, 13:14]], -1)
+        return out, torch.nonzero(near)[:, 0], path
+
     def _simulate(self, obs: Tensor, path: Tensor, damping_scale: Tensor | float = 1.0) -> Tensor:
         """The ball ``[R, 5]`` after the substeps against the paddle ``path [R, M, 6]`` (each substep's end)."""
-        dtype, h = obs.dtype, self.dt / path.shape[1]
-        k, b, c, mu = (
-            p.exp().to(dtype) for p in (self.log_stiffness, self.log_damping, self.log_friction_rate, self.log_friction)
-        )
-        b = b * damping_scale
+        h = self.dt / path.shape[1]
+        constants = self.constants(obs.dtype, damping_scale)
         p, v, spin = obs[:, 9:11], obs[:, 11:13], obs[:, 13]
-        g = torch.tensor([0.0, -GRAVITY], dtype=dtype, device=obs.device)
+        g = torch.tensor([0.0, -GRAVITY], dtype=obs.dtype, device=obs.device)
         for i in range(path.shape[1]):
-            paddle = path[:, i]
-            pen, normal, tangent, offset = box_contact(p, paddle)
-            spun = paddle[:, 5, None] * torch.stack([-offset[:, 1], offset[:, 0]], -1)
-            rel = v - paddle[:, 3:5] - spun  # relative to the paddle's point of contact
-            vn, vs = (rel * normal).sum(-1), (rel * tangent).sum(-1)
-            fn = torch.where(pen > 0, (k * pen - b * vn).clamp_min(0.0), torch.zeros_like(pen))
-            ft = -c * (vs + BALL_RADIUS * spin) / SLIP_GAIN
-            ft = torch.maximum(torch.minimum(ft, mu * fn), -mu * fn)
-            v = v + h * (g + fn[:, None] * normal + ft[:, None] * tangent)  # semi-implicit Euler, as MuJoCo's
+            push, rub, ft, _ = self.contact(p, v, spin, path[:, i], *constants)
+            v = v + h * (g + push + rub)  # semi-implicit Euler, as MuJoCo's
             p = p + h * v
             spin = spin + h * 2.5 * ft / BALL_RADIUS
         return torch.cat([p, v, spin[:, None]], -1)
+
+    def constants(self, dtype: torch.dtype, damping_scale: Tensor | float = 1.0) -> tuple[Tensor, ...]:
+        """The contact's k, b (times ``damping_scale``), c and μ in ``dtype``: :meth:`contact`'s last arguments."""
+        k, b, c, mu = (
+            p.exp().to(dtype) for p in (self.log_stiffness, self.log_damping, self.log_friction_rate, self.log_friction)
+        )
+        return k, b * damping_scale, c, mu
+
+    @staticmethod
+    def contact(
+        p: Tensor, v: Tensor, spin: Tensor, paddle: Tensor, k: Tensor, b: Tensor, c: Tensor, mu: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The paddle's push on the ball centred at ``p [R, 2]`` moving at ``v [R, 2]`` with ``spin [R]``.
+
+        ``paddle [R, 6]``: its pose and rates (x, z, φ, ẋ, ż, φ̇). Returns the ball's acceleration (per unit mass)
+        along the contact normal and along its tangent ``[R, 2]`` each, the tangential force per unit mass ``[R]``
+        (what spins the ball: ``2.5·ft / r``), and the contact point ``[R, 2]`` (world) where they act.
+        """
+        pen, normal, tangent, offset = box_contact(p, paddle)
+        spun = paddle[:, 5, None] * torch.stack([-offset[:, 1], offset[:, 0]], -1)
+        rel = v - paddle[:, 3:5] - spun  # relative to the paddle's point of contact
+        vn, vs = (rel * normal).sum(-1), (rel * tangent).sum(-1)
+        fn = torch.where(pen > 0, (k * pen - b * vn).clamp_min(0.0), torch.zeros_like(pen))
+        ft = -c * (vs + BALL_RADIUS * spin) / SLIP_GAIN
+        ft = torch.maximum(torch.minimum(ft, mu * fn), -mu * fn)
+        return fn[:, None] * normal, ft[:, None] * tangent, ft, paddle[:, 0:2] + offset
 
 
 DAMPING_SCALES = torch.linspace(-2.5, 2.0, 19).exp()  # the grid AdaptiveBallContact searches: ×0.08 to ×7.4

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mbmeta.envs
-from mbmeta.envs.juggler_arm import STRENGTHS, ServoArm, ServoArmBallContact
+from mbmeta.envs.juggler_arm import STRENGTHS, ServoArm, ServoArmBallContact, ServoArmBallPush
 from mbmeta.models.dynamics import MetaDynamicsModel
 from mbmeta.models.known_physics import build_known_physics
 from mbmeta.types import Transition
@@ -170,3 +170,86 @@ def test_a_model_told_it_computes_every_entry_from_the_action_at_the_adapted_str
     assert (prediction.mean[0, 0, :, 0:6] - next6).abs().max() < 0.02  # MuJoCo's joints at the adapted strength
     unadapted = model.adapt(Transition(*(field[:, :0] for field in context)))
     assert float(unadapted.physics_state[0, 1]) == 0.0  # no context: strength 1
+
+
+def _episodes(task: dict, episodes: int, seed: int) -> Transition:
+    """``[1, N, ...]`` transitions of random-action episodes (half the box) on the nominal ball changed by ``task``."""
+    env, rng, rows = FAMILY.make_env(), np.random.default_rng(seed), []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed * 1000 + i, options={"task": FAMILY.validate({**FAMILY.nominal(), **task})})
+            for _ in range(FAMILY.episode_steps):
+                action = rng.uniform(-0.5, 0.5, 3)
+                next_obs, _, terminated, truncated, _ = env.step(action)
+                rows.append((obs, action, next_obs))
+                obs = next_obs
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+    o, a, n = (torch.tensor(np.array(column))[None] for column in zip(*rows, strict=True))
+    return Transition(o, a, n, torch.zeros(o.shape[:2]), torch.zeros(o.shape[:2], dtype=torch.bool))
+
+
+def _told(cls):
+    """``cls()`` in float64 with the MJCF's arm, its contact's stiffness, damping and friction, and its 0.1 kg ball."""
+    physics = cls()
+    with torch.no_grad():
+        physics.log_stiffness.fill_(np.log(4e4))
+        physics.log_damping.fill_(np.log(119.0))
+        physics.log_friction.fill_(np.log(0.3))
+        if hasattr(physics, "log_ball_mass"):
+            physics.log_ball_mass.fill_(np.log(0.1))
+    physics = physics.double()
+    _true_constants(physics.arm, _mujoco_arm().unwrapped.model)
+    return physics
+
+
+@pytest.mark.parametrize("ball_mass", [0.6, 1.7])
+def test_the_balls_push_cuts_the_arm_error_through_contacts_and_its_mass_is_adapted(ball_mass):
+    context = _episodes({"ball_mass_scale": ball_mass}, 4, 3)
+    touched = ~ServoArmBallPush()._arm_only(context.obs, context.next_obs)[0]
+    assert int(touched.sum()) >= 5  # the episodes hold contacts
+    errors = {}
+    for cls in (ServoArmBallContact, ServoArmBallPush):
+        physics = _told(cls)
+        with torch.no_grad():
+            state = physics.adapt(context, None)
+            predicted = physics.complete(context.obs[None], context.next_obs[None], state, action=context.action[None])
+        errors[cls] = (predicted[0, 0, touched, 3:6] - context.next_obs[0, touched, 3:6]).square().mean().sqrt()
+        if cls is ServoArmBallPush:
+            assert state.shape == (1, 3)
+            assert float(state[0, 2].exp()) == pytest.approx(ball_mass, rel=0.25)  # the grid's step is 19 %
+    assert errors[ServoArmBallPush] < 0.3 * errors[ServoArmBallContact]
+
+
+def test_without_contact_steps_the_ball_mass_scale_stays_one():
+    physics = _told(ServoArmBallPush)
+    obs6, action, next6 = _arm_steps(0.6, 10, seed=4)
+    ball = torch.tensor([3.0, 0.04, 0.0, 0.0, 0.0], dtype=torch.float64).expand(10, 5)  # resting on the floor
+    from mbmeta.envs.juggler import paddle_kinematics
+
+    def world(joints):
+        return torch.cat([joints, paddle_kinematics(joints[:, 0:3], joints[:, 3:6])[:, 0:3], ball], -1)
+
+    context = Transition(
+        world(obs6)[None], action[None], world(next6)[None], torch.zeros(1, 10), torch.zeros(1, 10, dtype=torch.bool)
+    )
+    state = physics.adapt(context, None)
+    assert float(state[0, 2]) == 0.0 and float(state[0, 1].exp()) == pytest.approx(0.6, rel=0.01)
+
+
+def test_the_loss_fits_the_balls_mass_through_contacts():
+    context = _episodes({}, 3, 5)
+    physics = _told(ServoArmBallPush)
+    with torch.no_grad():
+        physics.log_ball_mass.fill_(np.log(0.03))  # too light
+    n = context.obs.shape[1] // 10 * 10
+    segments = [t[0, :n].reshape(-1, 10, t.shape[-1]) for t in (context.obs, context.next_obs, context.action)]
+    optimiser = torch.optim.Adam([physics.log_ball_mass], lr=0.05)
+    for _ in range(40):
+        loss = physics.loss(segments[0], segments[1], action=segments[2])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert 0.07 < float(physics.log_ball_mass.detach().exp()) < 0.14  # towards the true 0.1 kg

@@ -3,7 +3,8 @@
 Loads a model trained with ``--model.known_physics mbmeta.envs.juggler_arm:ServoArmBallContact``, records the same
 random-action episodes as ``arm_gain.py`` (half the action box, nominal ball, each ``--gears`` motor strength, the
 same seeds) and prints its one-step joint error there at strength 1 and at the strength it adapts to the episodes'
-own transitions (angle error in centiradians, rate error in rad/s), beside the arm's fitted constants.
+own transitions (the whole model, ``complete`` with ``adapt``'s state: for ``ServoArmBallPush`` the ball's push
+included; angle error in centiradians, rate error in rad/s), beside the arm's fitted constants.
 Usage: ``python experiments/juggler_diagnosis/diagnostics/servo_arm.py --checkpoint <model.ckpt>``
 """
 
@@ -38,12 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     for gear in (float(g) for g in args.gears.split(",")):
         context = record(gear, args.episodes, args.seed)
         with torch.no_grad():
-            strength = physics.adapt(context, None)[0, 1].exp()
+            state = physics.adapt(context, None)  # [1, P]: log damping scale, log strength (, log ball-mass scale)
             at_one = physics.arm(context.obs[0], context.action[0], 1.0)
-            adapted = physics.arm(context.obs[0], context.action[0], float(strength))
+            obs, action = context.obs[None], context.action[None]  # [E = 1, B = 1, N, ...]
+            adapted = physics.complete(obs, context.next_obs[None], state, action=action)[0, 0, :, 0:6]
         true = context.next_obs[0, :, 0:6]
-        print(f"gear {gear:g} ({context.obs.shape[1]} steps): strength 1 {joint_errors(at_one, true)}")
-        print(f"  adapted strength {float(strength):.3f}: {joint_errors(adapted, true)}")
+        scales = ", ".join(f"{v:.3f}" for v in state[0].exp().tolist())
+        print(f"gear {gear:g} ({context.obs.shape[1]} steps): the arm alone at strength 1 {joint_errors(at_one, true)}")
+        print(f"  the model at its adapted state ({scales}): {joint_errors(adapted, true)}")
 
 
 if __name__ == "__main__":

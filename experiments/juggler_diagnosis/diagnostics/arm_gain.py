@@ -50,14 +50,19 @@ def joint_errors(joints: torch.Tensor, true: torch.Tensor) -> str:
     return f"angles {np.round((rms[0:3] * 100).tolist(), 2)} crad, rates {np.round(rms[3:6].tolist(), 2)} rad/s"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print, per motor strength, the network's one-step joint error as trained and with the fitted gain."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="a model trained with --model.known_physics (BallContact)")
+def arguments(description: str, checkpoint: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options of this script and of ``servo_arm.py`` (which records the same episodes): checkpoint, gears, ..."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--checkpoint", required=True, help=checkpoint)
     p.add_argument("--gears", default="0.7,1.0,1.35", help="motor strengths (gear_scale), comma-separated")
     p.add_argument("--episodes", type=int, default=6, help="random-action episodes per strength")
     p.add_argument("--seed", type=int, default=7)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print, per motor strength, the network's one-step joint error as trained and with the fitted gain."""
+    args = arguments(__doc__.splitlines()[0], "a model trained with --model.known_physics (BallContact)", argv)
     torch.set_num_threads(1)
     adapted = unadapted(args.checkpoint)
     if adapted.model.physics is None:

@@ -10,10 +10,8 @@ Usage: ``python experiments/juggler_diagnosis/diagnostics/servo_arm.py --checkpo
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from arm_gain import joint_errors, record
+from arm_gain import arguments, joint_errors, record
 
 from mbmeta.envs.juggler_arm import ServoArmBallContact
 from mbmeta.models.checkpoint import load_dynamics
@@ -21,12 +19,7 @@ from mbmeta.models.checkpoint import load_dynamics
 
 def main(argv: list[str] | None = None) -> None:
     """Print, per motor strength, the servo arm's one-step joint error at strength 1 and at its adapted strength."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, help="a model trained with ServoArmBallContact")
-    p.add_argument("--gears", default="0.7,1.0,1.35", help="motor strengths (gear_scale), comma-separated")
-    p.add_argument("--episodes", type=int, default=6, help="random-action episodes per strength")
-    p.add_argument("--seed", type=int, default=7)
-    args = p.parse_args(argv)
+    args = arguments(__doc__.splitlines()[0], "a model trained with ServoArmBallContact or ServoArmBallPush", argv)
     torch.set_num_threads(1)
     physics = load_dynamics(args.checkpoint).physics
     if not isinstance(physics, ServoArmBallContact):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mbmeta.envs.juggler_contact import AdaptiveBallContact, BallContact, contact_transitions
+from mbmeta.envs.juggler_contact import AdaptiveBallContact, BallContact, contact_transitions, grid_choice
 from mbmeta.envs.juggler_geometry import (
     BALL_RADIUS,
     BOUNCE_APEX,
@@ -40,6 +40,15 @@ from mbmeta.envs.juggler_geometry import (
 STRENGTHS = torch.linspace(np.log(0.3), np.log(3.0), 33).exp()  # the motor strengths adapt searches: ×0.3 to ×3
 SEARCH_SUBSTEPS = 10  # integration substeps while searching a strength (4 ms: close enough to rank the grid)
 LOSS_SEGMENTS = 32  # training segments per loss call whose arm is fitted (of the batch's; enough for 24 parameters)
+
+
+def _joint_error(joints: Tensor, true: Tensor, dt: float) -> Tensor:
+    """Squared joint error ``[*S]`` of ``joints`` against ``true`` (``[*S, ≥6]``), in (rad/s)².
+
+    The rate error plus the angle error divided by the step length (1 mrad counts as 0.025 rad/s at 25 Hz).
+    """
+    error = joints[..., 0:6] - true[..., 0:6]
+    return error[..., 3:6].square().sum(-1) + (error[..., 0:3] / dt).square().sum(-1)
 
 
 def _cross(a: Tensor, b: Tensor) -> Tensor:
@@ -115,16 +124,8 @@ class ServoArm(nn.Module):
         """The fitted and told constants in ``dtype``, as :meth:`substep` takes them."""
         mass, inertia = self.log_mass.exp().to(dtype), self.log_inertia.exp().to(dtype)
         com, armature, damping = self.com.to(dtype), self.log_armature.exp().to(dtype), self.log_damping.exp().to(dtype)
-        return (
-            mass,
-            com,
-            inertia,
-            armature,
-            damping,
-            self.log_kp.exp().to(dtype),
-            self.log_kv.exp().to(dtype),
-            (self.limits.to(dtype)),
-        )
+        kp, kv = self.log_kp.exp().to(dtype), self.log_kv.exp().to(dtype)
+        return mass, com, inertia, armature, damping, kp, kv, self.limits.to(dtype)
 
     def target(self, action: Tensor) -> Tensor:
         """The servos' joint targets ``[*S, 3]`` that ``action [*S, 3]`` sets (clipped to the box)."""
@@ -191,12 +192,8 @@ class ServoArm(nn.Module):
     def error(
         self, obs: Tensor, action: Tensor, next_obs: Tensor, strength: Tensor | float = 1.0, substeps: int | None = None
     ) -> Tensor:
-        """Squared joint error ``[*S]`` of transitions ``[*S, ≥6]``, in (rad/s)².
-
-        The rate error plus the angle error divided by the step length (1 mrad counts as 0.025 rad/s at 25 Hz).
-        """
-        error = self(obs, action, strength, substeps) - next_obs[..., 0:6]
-        return error[..., 3:6].square().sum(-1) + (error[..., 0:3] / self.dt).square().sum(-1)
+        """Squared joint error ``[*S]`` of transitions ``[*S, ≥6]`` (:func:`_joint_error`), in (rad/s)²."""
+        return _joint_error(self(obs, action, strength, substeps), next_obs, self.dt)
 
     @torch.no_grad()
     def best_strength(self, obs: Tensor, action: Tensor, next_obs: Tensor, grid: Tensor, valid: Tensor) -> Tensor:
@@ -289,15 +286,21 @@ class ServoArmBallContact(AdaptiveBallContact):
         if action is None:
             raise ValueError("ServoArmBallContact.loss needs the action (uses_action)")
         contact = super().loss(obs, next_obs)
+        obs, next_obs, action = self._draw_segments(obs, next_obs, action)
+        valid = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
+        strength = self.arm.best_strength(obs, action, next_obs, STRENGTHS.to(obs), valid)
+        strength = strength / strength.log().mean().exp()
+        return contact + self.arm.error(obs, action, next_obs, strength[:, None]).mean()
+
+    @staticmethod
+    def _draw_segments(obs: Tensor, next_obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Up to :data:`LOSS_SEGMENTS` segments ``[N, M, ...]`` of ``[*S, M, ...]``, a random draw if there are more."""
         m = obs.shape[-2] if obs.dim() >= 2 else 1
         obs, next_obs, action = (t.reshape(-1, m, t.shape[-1]) for t in (obs, next_obs, action))
         if len(obs) > LOSS_SEGMENTS:
             rows = torch.randperm(len(obs), device=obs.device)[:LOSS_SEGMENTS]
             obs, next_obs, action = obs[rows], next_obs[rows], action[rows]
-        valid = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
-        strength = self.arm.best_strength(obs, action, next_obs, STRENGTHS.to(obs), valid)
-        strength = strength / strength.log().mean().exp()
-        return contact + self.arm.error(obs, action, next_obs, strength[:, None]).mean()
+        return obs, next_obs, action
 
     def adapt(self, context, mask: Tensor | None) -> Tensor:
         """``context`` fields ``[B, K, ...]`` (raw), ``mask [B, K]`` -> ``[B, 2]``: log damping scale, log strength."""
@@ -407,17 +410,11 @@ class ServoArmBallPush(ServoArmBallContact):
         if action is None:
             raise ValueError("ServoArmBallPush.loss needs the action (uses_action)")
         contact = BallContact.loss(self, obs, next_obs)
-        m = obs.shape[-2] if obs.dim() >= 2 else 1
-        obs, next_obs, action = (t.reshape(-1, m, t.shape[-1]) for t in (obs, next_obs, action))
-        if len(obs) > LOSS_SEGMENTS:
-            rows = torch.randperm(len(obs), device=obs.device)[:LOSS_SEGMENTS]
-            obs, next_obs, action = obs[rows], next_obs[rows], action[rows]
+        obs, next_obs, action = self._draw_segments(obs, next_obs, action)
         strength = self.arm.best_strength(obs, action, next_obs, STRENGTHS.to(obs), self._arm_only(obs, next_obs))
         strength = (strength / strength.log().mean().exp())[:, None].expand(obs.shape[:2]).reshape(-1)
         joints, _ = self.next_state(obs.reshape(-1, 14), action.reshape(-1, 3), strength)
-        error = joints - next_obs.reshape(-1, 14)[:, 0:6]
-        arm = error[:, 3:6].square().sum(-1) + (error[:, 0:3] / self.dt).square().sum(-1)
-        return contact + arm.mean()
+        return contact + _joint_error(joints, next_obs.reshape(-1, 14), self.dt).mean()
 
     def _arm_only(self, obs: Tensor, next_obs: Tensor) -> Tensor:
         """``[B, K]`` bool: the steps of ``[B, K, 14]`` whose ball stayed clear of the paddle (flight or floor)."""
@@ -451,9 +448,6 @@ class ServoArmBallPush(ServoArmBallContact):
                     damping[env, 0].exp().repeat(n),
                     grid.repeat_interleave(len(env)),
                 )
-            error = joints - t[:, 0:6]
-            error = (error[:, 3:6].square().sum(-1) + (error[:, 0:3] / self.dt).square().sum(-1)).view(n, -1)
-            per_env = torch.zeros(n, b, dtype=obs.dtype, device=obs.device).index_add_(1, env, error)  # [G, B]
-            has = torch.zeros(b, dtype=torch.bool, device=obs.device).index_fill_(0, env, True)
-            mass = torch.where(has, grid[per_env.argmin(0)], mass)
+            choice, has = grid_choice(_joint_error(joints, t, self.dt).view(n, -1), env, grid, b)
+            mass = torch.where(has, choice, mass)
         return torch.cat([damping, strength.log()[:, None], mass.log()[:, None]], -1)

@@ -244,6 +244,18 @@ class BallContact(nn.Module):
         return fn[:, None] * normal, ft[:, None] * tangent, ft, paddle[:, 0:2] + offset
 
 
+def grid_choice(error: Tensor, env: Tensor, grid: Tensor, batch: int) -> tuple[Tensor, Tensor]:
+    """Per environment, the value of ``grid [G]`` with the least error summed over its steps.
+
+    ``error [G, C]``: each grid value's error on C context steps; ``env [C]``: the environment of each step.
+    Returns the chosen values ``[batch]`` and whether each environment had a step ``[batch]`` (where not, the choice
+    is the grid's first value, to be replaced by the caller's default).
+    """
+    per_env = torch.zeros(len(grid), batch, dtype=error.dtype, device=error.device).index_add_(1, env, error)
+    has = torch.zeros(batch, dtype=torch.bool, device=error.device).index_fill_(0, env, True)
+    return grid[per_env.argmin(0)], has
+
+
 DAMPING_SCALES = torch.linspace(-2.5, 2.0, 19).exp()  # the grid AdaptiveBallContact searches: ×0.08 to ×7.4
 
 
@@ -278,10 +290,8 @@ class AdaptiveBallContact(BallContact):
         with torch.no_grad():
             ball = self.ball(o.repeat(g, 1), n[:, 0:6].repeat(g, 1), grid.repeat_interleave(len(env)))
         error = self._error(ball, n[:, 9:13].repeat(g, 1)).view(g, -1)  # [G, C]
-        per_env = torch.zeros(g, b, dtype=obs.dtype, device=obs.device).index_add_(1, env, error)  # [G, B]
-        has = torch.zeros(b, dtype=torch.bool, device=obs.device).index_fill_(0, env, True)
-        choice = grid[per_env.argmin(0)].log()
-        return torch.where(has, choice, 0.0)[:, None]
+        choice, has = grid_choice(error, env, grid, b)
+        return torch.where(has, choice.log(), 0.0)[:, None]
 
 
 ARM_GAINS = torch.linspace(-1.0, 1.0, 21).exp()  # the grid AdaptiveArmBallContact searches: ×0.37 to ×2.7

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--wandb-sweep", action="store_true", help="print a W&B sweep config (YAML) with one grid point per run"
     )
     actions.add_argument("--dry-run", action="store_true", help="print the mbmeta commands a sweep would run")
+    actions.add_argument(
+        "--status",
+        action="store_true",
+        help="print where each run stands (training iterations, evaluations done, what is running now); writes nothing",
+    )
     return parser
 
 
@@ -157,6 +162,11 @@ def run(argv: list[str]) -> int:
             return 0
         if args.wandb_sweep:
             print(yaml.safe_dump(wandb_sweep_config(experiment, directory, jobs), sort_keys=False), end="")
+            return 0
+        if args.status:
+            from mbmeta.runs.status import experiment_status, status_table
+
+            print(status_table(experiment, experiment_status(experiment, jobs)))
             return 0
         if args.dry_run:
             for job in jobs:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ CHECKPOINT_FILE = "model.ckpt"
 STATE_FILE = "state.json"
 WANDB_ID_FILE = "wandb_id"
 LOCK_FILE = ".lock"
+LOCK_PATIENCE = 1.0  # seconds RunLock retries a held lock before it gives up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +152,9 @@ class RunInUseError(RuntimeError):
 class RunLock:
     """An exclusive lock on a run directory for the life of a run (released by the OS if the process dies).
 
-    Two processes running the same directory would interleave their writes; the second one fails at once instead.
-    Where ``fcntl`` is missing (Windows) the lock is a no-op.
+    Two processes running the same directory would interleave their writes; the second one fails instead (after
+    :data:`LOCK_PATIENCE` seconds of retries, so a status probe holding the lock for an instant is never taken for
+    another run). Where ``fcntl`` is missing (Windows) the lock is a no-op.
 
     Args:
         run_dir: the directory.
@@ -168,15 +171,42 @@ class RunLock:
         except ImportError:
             return self
         self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the whole run
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+        self._file.close()
+        self._file = None
+        raise RunInUseError(
+            f"{self.path.parent} is in use by another mbmeta process; wait for it or use another loop.run_dir"
+        )
+
+    @staticmethod
+    def in_use(run_dir: Path, name: str = LOCK_FILE) -> bool:
+        """Whether a live process holds the lock ``name`` in ``run_dir`` (a paused process still holds it).
+
+        Probes with a shared lock released at once; never creates the lock file. False where ``fcntl`` is missing.
+        """
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            import fcntl
+        except ImportError:
+            return False
+        try:
+            descriptor = os.open(run_dir / name, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._file.close()
-            self._file = None
-            raise RunInUseError(
-                f"{self.path.parent} is in use by another mbmeta process; wait for it or use another loop.run_dir"
-            ) from None
-        return self
+            return True
+        finally:
+            os.close(descriptor)  # closing releases the probe's lock
+        return False
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:

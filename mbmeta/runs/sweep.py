@@ -354,6 +354,21 @@ def curve_evaluations(experiment: Experiment, job: Job) -> list[CurveEvaluation]
     return [c for evaluation in job.evaluations for c in experiment.curve_evaluations(evaluation, kept)]
 
 
+def evaluation_lock_dir(evaluation: EvaluationRun) -> str:
+    """Where the lock of an evaluation's output lives, relative to the experiment directory.
+
+    Its training run's directory; for a reference policy (no run directory) ``results/<method>-seed<s>/``, beside
+    its evaluations.
+    """
+    training = evaluation.training
+    return f"{RESULTS_DIR}/{evaluation.job_name}" if training is None else training.run_dir
+
+
+def evaluation_lock_name(out_dir: str) -> str:
+    """The lock file's name for the evaluation output ``out_dir`` (one lock per output)."""
+    return f".evaluate-{out_dir.replace('/', '_')}.lock"
+
+
 # ----- running -----------------------------------------------------------------------------------------------------
 
 
@@ -534,10 +549,7 @@ class Sweep:
             "checkpoint_sha256": checkpoint_sha,
         }
         state = lambda: evaluation_state(self.experiment, evaluation, checkpoint_sha)  # noqa: E731
-        training = evaluation.training
-        # a policy has no run directory: its lock goes beside its evaluations, in results/<method>-seed<s>/
-        lock_dir = f"{RESULTS_DIR}/{evaluation.job_name}" if training is None else training.run_dir
-        return self._run_evaluation(evaluation.out_dir, state, stamp, lock_dir)
+        return self._run_evaluation(evaluation.out_dir, state, stamp, evaluation_lock_dir(evaluation))
 
     def _evaluate_kept(self, curve: CurveEvaluation) -> Outcome:
         """Evaluate a kept checkpoint, after checking it is the file ``state.json`` committed."""
@@ -600,7 +612,7 @@ class Sweep:
         """
         step = stamp["step"]
         (self.experiment.root / run_dir).mkdir(parents=True, exist_ok=True)
-        lock = RunLock(self.experiment.root / run_dir, f".evaluate-{out_dir.replace('/', '_')}.lock")
+        lock = RunLock(self.experiment.root / run_dir, evaluation_lock_name(out_dir))
         try:
             with lock:
                 state = state_of()

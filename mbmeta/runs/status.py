@@ -1,0 +1,204 @@
+"""Where an experiment stands, read from its files alone (``mbmeta sweep DIR --status``).
+
+For each job of a sweep: its training (done, running, stopped part-way, failed, not started, or started with other
+configs), how far it got (iterations completed of the configured number) and when its files were last written; how
+many of its final evaluations and kept-checkpoint evaluations (the learning curve) are done, and how many are
+running now. A step counts as running only while a live process holds its lock (a paused process still does); a
+step whose stamp says running but whose lock is free was interrupted and is redone by the next sweep.
+
+Nothing is written: the probe takes each lock for an instant and releases it (:meth:`RunLock.in_use`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
+from mbmeta.runs.sweep import (
+    STAMP_FILE,
+    TRAIN_LOG,
+    Job,
+    curve_evaluations,
+    curve_state,
+    evaluation_lock_dir,
+    evaluation_lock_name,
+    evaluation_state,
+    finished_checkpoint,
+    read_stamp,
+    training_is_stale,
+)
+
+RUN_CONFIG = "config.json"  # the composed config ``mbmeta train`` writes into its run directory
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """A training run's state.
+
+    Attributes:
+        state: ``done``, ``running`` (a live process holds the run's lock), ``stopped`` (started, not finished, no
+            process holds it), ``failed``, ``stale`` (started with other configs) or ``not started``.
+        iteration: iterations completed (None before the run wrote its state).
+        iterations: the configured number of iterations (None when the run has not written its config).
+        seconds: the sweep's wall time of a finished training (None otherwise).
+        updated: when the run directory's state or log was last written (seconds since the epoch), or None.
+    """
+
+    state: str
+    iteration: int | None = None
+    iterations: int | None = None
+    seconds: float | None = None
+    updated: float | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state: its training (None for a reference policy) and counts of its evaluations.
+
+    Attributes:
+        evaluations: (done, declared, running) final evaluations.
+        curve: (done, kept so far, running) evaluations of the checkpoints the run has kept.
+    """
+
+    name: str
+    training: TrainingStatus | None
+    evaluations: tuple[int, int, int]
+    curve: tuple[int, int, int]
+
+
+def training_status(experiment: Experiment, run: TrainingRun) -> TrainingStatus:
+    """Read a training run's state from its directory (see :class:`TrainingStatus`).
+
+    Raises:
+        ValueError: a corrupt stamp or state file (names it).
+    """
+    directory = experiment.root / run.run_dir
+    state_path = directory / STATE_FILE
+    iteration = LoopState.load(state_path).iteration if state_path.is_file() else None
+    common = {"iteration": iteration, "iterations": _configured_iterations(directory), "updated": _updated(directory)}
+    stamp = read_stamp(directory)
+    if finished_checkpoint(experiment, run) is not None:
+        return TrainingStatus("done", seconds=stamp.get("seconds"), **common)
+    if training_is_stale(experiment, run):
+        return TrainingStatus("stale", **common)
+    if RunLock.in_use(directory, LOCK_FILE):
+        return TrainingStatus("running", **common)
+    if stamp is not None and stamp.get("status") == "failed":
+        return TrainingStatus("failed", **common)
+    started = stamp is not None or iteration is not None
+    return TrainingStatus("stopped" if started else "not started", **common)
+
+
+def job_status(experiment: Experiment, job: Job) -> JobStatus:
+    """The state of a job's training and the counts of its evaluations."""
+    training = None if job.training is None else training_status(experiment, job.training)
+    sha = None if job.training is None else finished_checkpoint(experiment, job.training)
+    finals = [_evaluation_progress(experiment, e, evaluation_state(experiment, e, sha)) for e in job.evaluations]
+    curves = [_curve_progress(experiment, c) for c in curve_evaluations(experiment, job)]
+    return JobStatus(job.name, training, _counts(finals), _counts(curves))
+
+
+def experiment_status(experiment: Experiment, jobs: Sequence[Job]) -> list[JobStatus]:
+    """:func:`job_status` of every job, in order."""
+    return [job_status(experiment, job) for job in jobs]
+
+
+def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: float | None = None) -> str:
+    """A plain-text table of the jobs' states and one totals line; ``now`` (seconds since the epoch) for ages."""
+    now = time.time() if now is None else now
+    rows = [("run", "training", "final evaluations", "curve points")]
+    for s in statuses:
+        rows.append((s.name, _describe_training(s.training, now), _describe_counts(*s.evaluations), _curve_cell(s)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join([f"{experiment.root}: {len(statuses)} job(s)", *lines, _totals(statuses)])
+
+
+# ----- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _evaluation_progress(experiment: Experiment, evaluation: EvaluationRun, state: str) -> str:
+    """``done``, ``running`` (its lock is held) or ``todo`` for one final evaluation."""
+    if state == "done":
+        return "done"
+    lock_dir = experiment.root / evaluation_lock_dir(evaluation)
+    return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(evaluation.out_dir)) else "todo"
+
+
+def _curve_progress(experiment: Experiment, curve: CurveEvaluation) -> str:
+    """:func:`_evaluation_progress` of a kept checkpoint's evaluation."""
+    if curve_state(experiment, curve) == "done":
+        return "done"
+    lock_dir = experiment.root / evaluation_lock_dir(curve.evaluation)
+    return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(curve.out_dir)) else "todo"
+
+
+def _counts(progress: list[str]) -> tuple[int, int, int]:
+    counted = Counter(progress)
+    return counted["done"], len(progress), counted["running"]
+
+
+def _configured_iterations(directory: Path) -> int | None:
+    """``loop.iterations`` from the config ``mbmeta train`` wrote into the run directory, or None."""
+    try:
+        iterations = json.loads((directory / RUN_CONFIG).read_text())["loop"]["iterations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return iterations if isinstance(iterations, int) else None
+
+
+def _updated(directory: Path) -> float | None:
+    """The latest modification time of the run's state, stamp and log, or None when none exists."""
+    times = [p.stat().st_mtime for p in (directory / n for n in (STATE_FILE, STAMP_FILE, TRAIN_LOG)) if p.is_file()]
+    return max(times) if times else None
+
+
+def _describe_training(training: TrainingStatus | None, now: float) -> str:
+    if training is None:
+        return "reference policy"
+    if training.state == "done":
+        return "done" if training.seconds is None else f"done in {_coarse_duration(training.seconds)}"
+    if training.state in ("not started", "stale"):
+        return "not started" if training.state == "not started" else "started with other configs (--replace)"
+    total = "?" if training.iterations is None else str(training.iterations)
+    progress = f"{training.iteration or 0} of {total} iterations"
+    age = "" if training.updated is None else f", written {_coarse_duration(max(now - training.updated, 0.0))} ago"
+    return f"{training.state}: {progress}{age}"
+
+
+def _describe_counts(done: int, declared: int, running: int) -> str:
+    if declared == 0:
+        return "-"
+    return f"{done} of {declared} done" + (f", {running} running" if running else "")
+
+
+def _curve_cell(status: JobStatus) -> str:
+    done, kept, running = status.curve
+    if status.training is None or kept == 0:
+        return "-"
+    return f"{done} of {kept} kept done" + (f", {running} running" if running else "")
+
+
+def _totals(statuses: Sequence[JobStatus]) -> str:
+    trainings = Counter(s.training.state for s in statuses if s.training is not None)
+    order = ("done", "running", "stopped", "failed", "stale", "not started")
+    parts = [f"{trainings[state]} {state}" for state in order if trainings[state]]
+    done = sum(s.evaluations[0] + s.curve[0] for s in statuses)
+    declared = sum(s.evaluations[1] + s.curve[1] for s in statuses)
+    running = sum(s.evaluations[2] + s.curve[2] for s in statuses)
+    evaluations = f"evaluations {done} of {declared} done" + (f", {running} running" if running else "")
+    return f"trainings: {', '.join(parts) or 'none'}; {evaluations}"
+
+
+def _coarse_duration(seconds: float) -> str:
+    """Minutes, or hours and minutes: ``7 min``, ``1 h 29 min``."""
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

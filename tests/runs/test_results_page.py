@@ -130,3 +130,11 @@ def test_pendulum_context_mean_is_the_mean_of_its_stored_episodes():
     assert format_number(sum(seed_means) / 6) == "−748.9"
     row = "| `context` − `none` | [pendulum](../experiments/pendulum/) | overall | 6 | −748.9 ± 14.6 |"
     assert row in PAGE.read_text()
+
+
+def test_every_experiment_directory_is_in_the_experiments_index():
+    index = (REPO / "experiments" / "README.md").read_text()
+    directories = sorted(p.name for p in (REPO / "experiments").iterdir() if (p / "README.md").is_file())
+    assert directories, "no experiment directory found"
+    missing = [name for name in directories if f"[{name}]({name}/)" not in index]
+    assert not missing, f"experiments/README.md does not list {missing}"

@@ -15,7 +15,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
@@ -58,18 +58,32 @@ class TrainingStatus:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """Evaluations of one kind: how many are declared, done, running now, and stale.
+
+    Stale: other results (another checkpoint or other settings) sit in the output directory; the sweep stops there
+    unless ``--replace``.
+    """
+
+    done: int = 0
+    declared: int = 0
+    running: int = 0
+    stale: int = 0
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """A job's state: its training (None for a reference policy) and counts of its evaluations.
 
     Attributes:
-        evaluations: (done, declared, running) final evaluations.
-        curve: (done, kept so far, running) evaluations of the checkpoints the run has kept.
+        evaluations: the final evaluations.
+        curve: the evaluations of the checkpoints the run has kept so far.
     """
 
     name: str
     training: TrainingStatus | None
-    evaluations: tuple[int, int, int]
-    curve: tuple[int, int, int]
+    evaluations: Counts
+    curve: Counts
 
 
 def training_status(experiment: Experiment, run: TrainingRun) -> TrainingStatus:
@@ -114,7 +128,7 @@ def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: flo
     now = time.time() if now is None else now
     rows = [("run", "training", "final evaluations", "curve points")]
     for s in statuses:
-        rows.append((s.name, _describe_training(s.training, now), _describe_counts(*s.evaluations), _curve_cell(s)))
+        rows.append((s.name, _describe_training(s.training, now), _describe_counts(s.evaluations), _curve_cell(s)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join([f"{experiment.root}: {len(statuses)} job(s)", *lines, _totals(statuses)])
@@ -124,24 +138,25 @@ def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: flo
 
 
 def _evaluation_progress(experiment: Experiment, evaluation: EvaluationRun, state: str) -> str:
-    """``done``, ``running`` (its lock is held) or ``todo`` for one final evaluation."""
-    if state == "done":
-        return "done"
+    """``done``, ``stale``, ``running`` (its lock is held) or ``todo`` for one final evaluation."""
+    if state in ("done", "stale"):
+        return state
     lock_dir = experiment.root / evaluation_lock_dir(evaluation)
     return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(evaluation.out_dir)) else "todo"
 
 
 def _curve_progress(experiment: Experiment, curve: CurveEvaluation) -> str:
     """:func:`_evaluation_progress` of a kept checkpoint's evaluation."""
-    if curve_state(experiment, curve) == "done":
-        return "done"
+    state = curve_state(experiment, curve)
+    if state in ("done", "stale"):
+        return state
     lock_dir = experiment.root / evaluation_lock_dir(curve.evaluation)
     return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(curve.out_dir)) else "todo"
 
 
-def _counts(progress: list[str]) -> tuple[int, int, int]:
+def _counts(progress: list[str]) -> Counts:
     counted = Counter(progress)
-    return counted["done"], len(progress), counted["running"]
+    return Counts(counted["done"], len(progress), counted["running"], counted["stale"])
 
 
 def _configured_iterations(directory: Path) -> int | None:
@@ -172,28 +187,26 @@ def _describe_training(training: TrainingStatus | None, now: float) -> str:
     return f"{training.state}: {progress}{age}"
 
 
-def _describe_counts(done: int, declared: int, running: int) -> str:
-    if declared == 0:
+def _describe_counts(counts: Counts, kept: bool = False) -> str:
+    if counts.declared == 0:
         return "-"
-    return f"{done} of {declared} done" + (f", {running} running" if running else "")
+    extra = [f"{counts.running} running"] * bool(counts.running) + [f"{counts.stale} stale"] * bool(counts.stale)
+    return ", ".join([f"{counts.done} of {counts.declared}{' kept' if kept else ''} done", *extra])
 
 
 def _curve_cell(status: JobStatus) -> str:
-    done, kept, running = status.curve
-    if status.training is None or kept == 0:
-        return "-"
-    return f"{done} of {kept} kept done" + (f", {running} running" if running else "")
+    return "-" if status.training is None else _describe_counts(status.curve, kept=True)
 
 
 def _totals(statuses: Sequence[JobStatus]) -> str:
     trainings = Counter(s.training.state for s in statuses if s.training is not None)
     order = ("done", "running", "stopped", "failed", "stale", "not started")
     parts = [f"{trainings[state]} {state}" for state in order if trainings[state]]
-    done = sum(s.evaluations[0] + s.curve[0] for s in statuses)
-    declared = sum(s.evaluations[1] + s.curve[1] for s in statuses)
-    running = sum(s.evaluations[2] + s.curve[2] for s in statuses)
-    evaluations = f"evaluations {done} of {declared} done" + (f", {running} running" if running else "")
-    return f"trainings: {', '.join(parts) or 'none'}; {evaluations}"
+    names = [f.name for f in fields(Counts)]
+    total = Counts(**{n: sum(getattr(s.evaluations, n) + getattr(s.curve, n) for s in statuses) for n in names})
+    evaluations = "evaluations " + _describe_counts(total) if total.declared else "no evaluations"
+    stale = "; stale results stop the sweep: --replace moves them aside" if total.stale else ""
+    return f"trainings: {', '.join(parts) or 'none'}; {evaluations}{stale}"
 
 
 def _coarse_duration(seconds: float) -> str:

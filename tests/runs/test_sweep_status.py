@@ -2,6 +2,7 @@
 stopped, failed, running or started with other configs, evaluations running now, and that nothing is written."""
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ import yaml
 
 from mbmeta.runs.experiment import load_experiment
 from mbmeta.runs.run_dir import LOCK_PATIENCE, RunInUseError, RunLock
-from mbmeta.runs.status import experiment_status, status_table
+from mbmeta.runs.status import Counts, experiment_status, status_table
 from mbmeta.runs.sweep import Sweep, evaluation_lock_name, plan_jobs
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_mbmeta.py"))]
@@ -58,8 +59,9 @@ def statuses(experiment):
 
 
 def as_interrupted(experiment, run: str, iteration: int, iterations: int) -> Path:
-    """Make ``runs/<run>`` look like a training killed after ``iteration`` of ``iterations``."""
+    """Make ``runs/<run>`` look like a training killed after ``iteration`` of ``iterations``, nothing evaluated."""
     directory = experiment.root / "runs" / run
+    shutil.rmtree(experiment.root / "results" / run)
     stamp = json.loads((directory / "sweep.json").read_text())
     (directory / "sweep.json").write_text(json.dumps({**stamp, "status": "running"}))
     (directory / "model.ckpt").unlink()
@@ -73,10 +75,10 @@ def test_a_finished_sweep_is_all_done_with_its_counts(swept):
     status = statuses(swept)
     assert set(status) == {f"{m}-seed{s}" for m in ("none", "context", "random") for s in (0, 1)}
     assert status["context-seed0"].training.state == "done"
-    assert status["context-seed0"].evaluations == (2, 2, 0)  # context and context-x
-    assert status["context-seed0"].curve == (4, 4, 0)  # 2 kept checkpoints × 2 methods
-    assert status["none-seed1"].evaluations == (1, 1, 0)
-    assert status["random-seed0"].training is None and status["random-seed0"].evaluations == (1, 1, 0)
+    assert status["context-seed0"].evaluations == Counts(done=2, declared=2)  # context and context-x
+    assert status["context-seed0"].curve == Counts(done=4, declared=4)  # 2 kept checkpoints × 2 methods
+    assert status["none-seed1"].evaluations == Counts(done=1, declared=1)
+    assert status["random-seed0"].training is None and status["random-seed0"].evaluations == Counts(done=1, declared=1)
     table = status_table(swept, list(status.values()))
     assert "reference policy" in table and "2 of 2 done" in table and "4 of 4 kept done" in table
     assert table.splitlines()[-1] == "trainings: 4 done; evaluations 20 of 20 done"  # finals 2 + 4 + 2, curve 4 + 8
@@ -86,7 +88,7 @@ def test_an_interrupted_training_is_stopped_and_its_evaluations_todo(swept):
     as_interrupted(swept, "none-seed1", iteration=1, iterations=4)
     status = statuses(swept)["none-seed1"]
     assert (status.training.state, status.training.iteration, status.training.iterations) == ("stopped", 1, 4)
-    assert status.evaluations == (0, 1, 0)  # no final model: its evaluation is not done
+    assert status.evaluations == Counts(done=0, declared=1)  # no final model: its evaluation is not done
     line = next(row for row in status_table(swept, [status], now=time.time()).splitlines() if "none-seed1" in row)
     assert "stopped: 1 of 4 iterations, written 0 min ago" in line
 
@@ -119,8 +121,8 @@ def test_an_evaluation_holding_its_lock_counts_as_running(swept):
     (swept.root / out / "sweep.json").unlink()  # not done any more
     (swept.root / out / "results.json").unlink()
     with RunLock(swept.root / "runs" / "context-seed0", evaluation_lock_name(out)):
-        assert statuses(swept)["context-seed0"].curve == (3, 4, 1)
-    assert statuses(swept)["context-seed0"].curve == (3, 4, 0)
+        assert statuses(swept)["context-seed0"].curve == Counts(done=3, declared=4, running=1)
+    assert statuses(swept)["context-seed0"].curve == Counts(done=3, declared=4)
 
 
 def test_the_status_command_prints_the_table_and_writes_nothing(swept, capsys):
@@ -151,3 +153,13 @@ def test_a_lock_released_within_the_patience_is_taken_and_one_held_longer_refuse
     with RunLock(tmp_path), pytest.raises(RunInUseError, match="in use by another mbmeta process"):
         RunLock(tmp_path).__enter__()
     assert time.monotonic() - start >= LOCK_PATIENCE
+
+
+def test_results_of_other_settings_are_counted_stale(swept):
+    out = swept.root / "results" / "none-seed0" / "eval0"
+    stamp = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**stamp, "settings": {**stamp["settings"], "episodes_per_task": 9}}))
+    status = statuses(swept)["none-seed0"]
+    assert status.evaluations == Counts(done=0, declared=1, stale=1)
+    table = status_table(swept, [status])
+    assert "0 of 1 done, 1 stale" in table and table.endswith("--replace moves them aside")

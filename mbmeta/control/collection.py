@@ -193,11 +193,13 @@ def collect_episodes(
     pass_task: bool = False,
     on_episode: Callable[[EpisodeStats], None] | None = None,
     on_step: Callable[[VectorEnv], None] | None = None,
+    min_transitions: int = 0,
 ) -> Collection:
     """Run a policy in parallel environments, each with its own task, until ``num_episodes`` episodes complete.
 
-    Exactly ``num_episodes`` episodes are started (episode ``j`` gets task ``j``); sub-environments with nothing
-    left to run keep stepping but are not recorded. Episodes enter the buffer in the order they finish.
+    Exactly ``num_episodes`` episodes are started (episode ``j`` gets task ``j``), more with ``min_transitions``;
+    sub-environments with nothing left to run keep stepping but are not recorded. Episodes enter the buffer in the
+    order they finish.
     Deterministic given ``seed`` (and a deterministic policy): sub-environment ``i`` is reset with seed
     ``seed + i`` once, task sampling uses its own generator seeded from ``seed``.
 
@@ -222,6 +224,10 @@ def collect_episodes(
             declare ``takes_task``).
         on_episode: called with each finished episode's stats (e.g. for logging).
         on_step: called with the vector env after every reset and every step (e.g. to render a frame).
+        min_transitions: after the ``num_episodes`` episodes, keep starting new ones (each on the next task) while
+            the transitions recorded so far plus those of the episodes under way are fewer than this; every started
+            episode runs to its end, so the collection holds at least this many transitions (a budget in steps, as
+            CaDM's and PETS's samplers count it, where early failures end episodes). 0: exactly ``num_episodes``.
 
     Returns:
         The buffer and one :class:`EpisodeStats` per episode, in the order they were added.
@@ -234,6 +240,8 @@ def collect_episodes(
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    if not isinstance(min_transitions, int) or isinstance(min_transitions, bool) or min_transitions < 0:
+        raise ValueError(f"min_transitions must be an int >= 0, got {min_transitions!r}")
     fam: TaskFamily | None
     if isinstance(family, str):
         from mbmeta.envs import get_family
@@ -278,6 +286,7 @@ def collect_episodes(
             pass_task,
             on_episode,
             on_step,
+            min_transitions,
         )
     finally:
         if own_envs:
@@ -347,6 +356,7 @@ def _collect(
     pass_task: bool,
     on_episode: Callable[[EpisodeStats], None] | None,
     on_step: Callable[[VectorEnv], None] | None,
+    min_transitions: int = 0,
 ) -> Collection:
     num_envs = vec.num_envs
     boundary = _Boundary(policy.device, (num_envs, *vec.single_action_space.shape))
@@ -360,6 +370,7 @@ def _collect(
             elif current != value:
                 raise ValueError(f"buffer holds {attr} {current!r} but this collection uses {value!r}")
     recorder = EpisodeRecorder(buffer, num_envs)
+    start_transitions = buffer.num_transitions
 
     launched = 0
     env_launch = np.full(num_envs, -1)  # launch number of each env's episode; -1: idle (not recorded)
@@ -382,10 +393,20 @@ def _collect(
         current = vec.get_attr("task") if any(t is None for t in tasks) else None
         vec.set_attr("task", [t if t is not None else current[i] for i, t in enumerate(tasks)])  # type: ignore[index]
 
+    def short_of_transitions() -> bool:
+        """Whether the recorded transitions plus those of the episodes under way fall short of min_transitions."""
+        under_way = sum(recorder.pending(i) for i in range(num_envs) if env_launch[i] >= 0)
+        return buffer.num_transitions - start_transitions + under_way < min_transitions
+
+    def wave_size() -> int:
+        if launched < num_episodes:
+            return min(num_envs, num_episodes - launched)
+        return num_envs if short_of_transitions() else 0
+
     first_wave = True
-    while launched < num_episodes:
+    while (wave := wave_size()) > 0:
         # ----- start a wave: every env (lockstep) or the first B episodes (continuous) --------------------------
-        for i in range(min(num_envs, num_episodes - launched)):
+        for i in range(wave):
             assign(i)
         push_tasks()
         raw_obs, info = vec.reset(seed=seed if first_wave else None)
@@ -439,7 +460,7 @@ def _collect(
                 stats.append(s)
                 if on_episode is not None:
                     on_episode(s)
-                if not lockstep and launched < num_episodes:
+                if not lockstep and (launched < num_episodes or (min_transitions and short_of_transitions())):
                     assign(i)
                     refill = True
                 else:

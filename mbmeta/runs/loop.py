@@ -119,13 +119,14 @@ def run_training(
                     family, loop.initial_policy, noise=loop.initial_noise, scale=loop.initial_scale, seed=loop.seed
                 )
                 log(
-                    f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes on train tasks of "
-                    f"{family.name}"
+                    f"iteration 0: {loop.initial_episodes} {loop.initial_policy} episodes{_at_least(loop)} on train "
+                    f"tasks of {family.name}"
                 )
                 with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
                     collection = collect_episodes(
-                        policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode
-                    )
+                        policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode,
+                        min_transitions=loop.min_transitions,
+                    )  # fmt: skip
                 buffer, episodes, source = collection.buffer, collection.episodes, loop.initial_policy
             metrics = episode_metrics(episodes, "collect")
             _log_metrics(logger, metrics, step=0)
@@ -152,11 +153,13 @@ def run_training(
             dynamics = to_fitted_device(module, fitter).dynamics
             bounds = measure_latent_range(dynamics, buffer, agent.context_length) if agent.bound_latent else None
             mpc = make_agent(dynamics, family, agent, seed=seed, latent_range=bounds)
-            log(f"iteration {iteration}/{loop.iterations}: collecting {loop.episodes_per_iteration} MPC episodes")
+            count = f"{loop.episodes_per_iteration} MPC episodes{_at_least(loop)}"
+            log(f"iteration {iteration}/{loop.iterations}: collecting {count}")
             with episode_progress(f"MPC episodes, iteration {iteration}", loop.episodes_per_iteration) as on_episode:
                 collection = collect_episodes(
                     mpc, loop.episodes_per_iteration, **collect, buffer=buffer, seed=seed,
                     pass_task=model.get("adaptation") == "oracle", on_episode=on_episode,
+                    min_transitions=loop.min_transitions,
                 )  # fmt: skip
             metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
             metrics["plan/realised_return_mean"] = realised_horizon_return(collection.episodes, agent)
@@ -180,6 +183,11 @@ def run_training(
                 log_checkpoint_artifact(logger.experiment, run.checkpoint_path, name=f"model-{run.name}")
             logger.experiment.finish()
         return run.checkpoint_path
+
+
+def _at_least(loop: LoopSettings) -> str:
+    """`` (more until N transitions)`` with ``loop.min_transitions``, else empty."""
+    return f" (more until {loop.min_transitions} transitions)" if loop.min_transitions else ""
 
 
 def _record_curve(

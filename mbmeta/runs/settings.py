@@ -32,6 +32,11 @@ class LoopSettings:
             loop does not offer. Same family, sizes and task names; every task in the train split. Its transitions
             count in the run's budget; the file is read once, when the run starts (None: collect).
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
+        min_transitions: with > 0, every collection (the initial one and each iteration's) goes on starting episodes
+            after its ``initial_episodes`` / ``episodes_per_iteration`` until they hold at least this many
+            transitions (each started episode runs to its end): a budget in environment steps, as CaDM's and PETS's
+            samplers count it (``num_rollouts × max_path_length``), which differs from a count of episodes where
+            failures end episodes early (CartPole). 0: the episode counts alone.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
         vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).
@@ -52,12 +57,16 @@ class LoopSettings:
     initial_scale: float = 1.0
     initial_buffer: str | None = None
     episodes_per_iteration: int = 8
+    min_transitions: int = 0
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"
     epochs_per_iteration: int = 10
     keep_checkpoints_every: int = 0
 
     def __post_init__(self) -> None:
+        m = self.min_transitions
+        if not isinstance(m, int) or isinstance(m, bool) or m < 0:
+            raise ValueError(f"loop.min_transitions must be an int >= 0 (0: count episodes only), got {m!r}")
         k = self.keep_checkpoints_every
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ValueError(f"loop.keep_checkpoints_every must be an int >= 0 (0: keep none), got {k!r}")

@@ -2,7 +2,8 @@
 
 A run directory holds every collected episode in ``buffer.npz`` and, in ``state.json``, which checkpoint was
 fitted on how many of them: a kept checkpoint records its episodes; the last committed one was fitted before its
-iteration collected ``loop.episodes_per_iteration`` more. Reading takes no lock, so it works beside a running job.
+iteration collected ``loop.episodes_per_iteration`` more (unknown with ``loop.min_transitions``: keep checkpoints).
+Reading takes no lock, so it works beside a running job.
 """
 
 from __future__ import annotations
@@ -43,9 +44,15 @@ def training_episodes(checkpoint: str | Path) -> tuple[Path, int]:
         return run_dir, kept.episodes
     if state.checkpoint is not None and state.checkpoint_sha256 == digest:
         try:
-            per_iteration = int(run.read_config()["loop"]["episodes_per_iteration"])
-        except (KeyError, TypeError, ValueError) as err:
+            loop = run.read_config()["loop"]
+            per_iteration, min_transitions = int(loop["episodes_per_iteration"]), int(loop.get("min_transitions", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{run.config_path}: loop.episodes_per_iteration cannot be read ({err})") from err
+        if min_transitions:
+            raise ValueError(
+                f"{path}: its run collected a varying number of episodes per iteration (loop.min_transitions "
+                f"{min_transitions}), so only kept checkpoints (loop.keep_checkpoints_every) record their training data"
+            )
         return run_dir, state.episodes - per_iteration
     raise ValueError(
         f"{path} is none of the committed checkpoints of {run_dir} (its content matches no SHA-256 in {STATE_FILE})"

@@ -239,6 +239,44 @@ def test_stateful_policy_without_per_env_reset_runs_in_lockstep_waves(family):
     assert_no_lost_or_mixed_transitions(res.buffer, [6, 9, 6, 9, 6])
 
 
+def test_min_transitions_starts_episodes_until_the_budget_in_steps_is_met(family, action_space):
+    limits, target = [5, 7, 9], 30
+    plain = collect_episodes(RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family)
+    assert plain.buffer.num_episodes == 3 and plain.buffer.num_transitions == 21  # episodes alone: 21 < 30
+    res = collect_episodes(
+        RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family, min_transitions=target
+    )
+    buf = res.buffer
+    assert target <= buf.num_transitions < target + sum(limits)  # at most one more episode per environment
+    assert buf.num_episodes > 3 and sorted(s.launch for s in res.episodes) == list(range(buf.num_episodes))
+    assert_no_lost_or_mixed_transitions(buf)
+    # one environment: nothing else under way when an episode ends, so exactly the episodes the budget needs
+    for budget, episodes in ((5, 1), (6, 2), (10, 2), (11, 3)):
+        one = collect_episodes(
+            RandomPolicy(action_space), 1, envs=short_env_fns(family, [5]), family=family, min_transitions=budget
+        )
+        assert one.buffer.num_episodes == episodes
+    first = collect_episodes(
+        RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family, min_transitions=target
+    )
+    np.testing.assert_array_equal(first.buffer.obs, buf.obs)  # deterministic
+
+
+def test_min_transitions_in_lockstep_runs_whole_waves(family):
+    agent = LockstepAgent(1)
+    res = collect_episodes(
+        agent, 2, envs=short_env_fns(family, [6, 9]), tasks=train_tasks(family, 8), min_transitions=40
+    )
+    assert agent.resets == [2, 2, 2]  # 15 transitions per wave: 15, 30, 45 >= 40
+    assert_no_lost_or_mixed_transitions(res.buffer, [6, 9] * 3)
+
+
+def test_min_transitions_is_checked(family, action_space):
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="min_transitions must be an int >= 0"):
+            collect_episodes(RandomPolicy(action_space), 1, family=family, min_transitions=bad)
+
+
 def test_plain_callable_policy_and_bad_actions(family, action_space):
     res = collect_episodes(lambda obs: np.zeros((obs.shape[0], 1)), 2, envs=short_env_fns(family, [4]), family=family)
     assert res.buffer.num_transitions == 8 and not res.buffer.action.any()

@@ -158,7 +158,8 @@ def test_settings_dataclasses_are_what_the_loop_checks():
     # Guard: every positive-int budget of LoopSettings is validated by check_settings.
     from mbmeta.runs.settings import LoopSettings
 
-    # keep_checkpoints_every (>= 0, 0 keeps none) is checked by LoopSettings itself: test_kept_checkpoints.py
-    others = {"seed", "iterations", "keep_checkpoints_every"}
+    # keep_checkpoints_every and min_transitions (>= 0, 0 off) are checked by LoopSettings itself:
+    # test_kept_checkpoints.py, test_min_transitions.py
+    others = {"seed", "iterations", "keep_checkpoints_every", "min_transitions"}
     ints = {f.name for f in dataclasses.fields(LoopSettings) if f.type in ("int", int)} - others
     assert ints == {"initial_episodes", "episodes_per_iteration", "num_envs", "epochs_per_iteration"}

@@ -20,7 +20,7 @@ TABLE_1 = {  # issue 19: CaDM's Table 1, moderate test, PE-TS (none) and PE-TS +
 }
 DESIGNS = {  # family config, training seeds, methods, learning curve
     "cadm_pendulum": ("pendulum", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
-    "cadm_cartpole": ("cartpole", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
+    "cadm_cartpole": ("cartpole", [0, 1, 2, 3, 4], ["none", "context", "oracle", "none-steps", "context-steps"], False),
     "cadm_halfcheetah": ("halfcheetah", [0, 1], ["none", "context"], True),
 }
 
@@ -37,6 +37,10 @@ def test_the_configs_are_cadms_reference_configs(name):
     assert config["loop"].pop("keep_checkpoints_every") == 4
     for loop in (config["loop"], reference["loop"]):
         loop.pop("run_dir")  # the runner sets it
+    if name == "cadm_cartpole":  # its first runs counted episodes; its -steps methods add CaDM's budget in steps
+        assert load(EXPERIMENTS / name / "configs" / "steps.yaml") == {"loop": {"min_transitions": 2000}}
+        assert "min_transitions" not in config["loop"]
+        config["loop"]["min_transitions"] = reference["loop"]["min_transitions"]
     assert config == reference
     for method in ("none", "context"):
         assert load(EXPERIMENTS / name / "configs" / "methods" / f"{method}.yaml") == load(
@@ -53,7 +57,11 @@ def test_the_design_is_the_issues(name):
     assert experiment.evaluation.protocol == "cadm" and experiment.evaluation.protocol_episodes is None  # CaDM's 10
     assert experiment.evaluation.every_kept_checkpoint is curve
     assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
-    assert experiment.published.values == {"moderate": TABLE_1[name]} and "CaDM" in experiment.published.source
+    published = dict(TABLE_1[name])
+    for method in methods:
+        if method.endswith("-steps"):  # the same methods at CaDM's budget in steps: the same published numbers
+            published[method] = published[method.removesuffix("-steps")]
+    assert experiment.published.values == {"moderate": published} and "CaDM" in experiment.published.source
     # the planner the configs carry (issue 19 part 1's, set before launch) is the one the README records
     readme = (EXPERIMENTS / name / "README.md").read_text()
     agent = load(EXPERIMENTS / name / "configs" / f"{DESIGNS[name][0]}.yaml")["agent"]

@@ -3,52 +3,31 @@ stopped, failed, running or started with other configs, evaluations running now,
 
 import json
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+from test_sweep_runner import FAKE, write_experiment  # the runner tests' fake experiment (tests/runs on sys.path)
 
 from mbmeta.runs.experiment import load_experiment
 from mbmeta.runs.run_dir import LOCK_PATIENCE, RunInUseError, RunLock
 from mbmeta.runs.status import Counts, experiment_status, status_table
 from mbmeta.runs.sweep import Sweep, evaluation_lock_name, plan_jobs
 
-FAKE = [sys.executable, str(Path(__file__).with_name("fake_mbmeta.py"))]
-
-
-def write_experiment(root: Path) -> Path:
-    (root / "configs").mkdir(parents=True)
-    (root / "configs" / "train.yaml").write_text("loop:\n  family: pendulum\n")
-    (root / "configs" / "none.yaml").write_text("model:\n  adaptation: none\n")
-    (root / "configs" / "context.yaml").write_text("model:\n  adaptation: context\n")
-    design = {
-        "family": "pendulum",
-        "train": {"configs": ["configs/train.yaml"], "seeds": [0, 1]},
-        "methods": {
-            "none": "configs/none.yaml",
-            "context": "configs/context.yaml",
-            "context-x": {"model_of": "context", "agent": {"disagreement_penalty": 1.0}},
-            "random": {"policy": "random"},
-        },
-        "evaluate": {
-            "split": "test",
-            "episodes_per_task": 1,
-            "num_envs": 2,
-            "seeds": [0],
-            "every_kept_checkpoint": True,
-        },
-    }
-    (root / "experiment.yaml").write_text(yaml.safe_dump(design, sort_keys=False))
-    return root
+METHODS = {  # a model_of method (two evaluations per run) and a reference policy (no training)
+    "none": "configs/none.yaml",
+    "context": "configs/context.yaml",
+    "context-x": {"model_of": "context", "agent": {"disagreement_penalty": 1.0}},
+    "random": {"policy": "random"},
+}
+EVALUATE = {"split": "test", "episodes_per_task": 1, "num_envs": 2, "seeds": [0], "every_kept_checkpoint": True}
 
 
 @pytest.fixture
 def swept(tmp_path, calls, monkeypatch):
     monkeypatch.setenv("FAKE_KEEP", "1,2")
-    experiment = load_experiment(write_experiment(tmp_path / "exp"))
+    experiment = load_experiment(write_experiment(tmp_path / "exp", methods=METHODS, evaluate=EVALUATE))
     outcomes = Sweep(experiment, plan_jobs(experiment), command=FAKE, log=lambda line: None, parallel=2).run()
     assert all(o.status == "done" for o in outcomes), outcomes
     return experiment

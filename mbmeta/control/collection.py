@@ -226,8 +226,9 @@ def collect_episodes(
         on_step: called with the vector env after every reset and every step (e.g. to render a frame).
         min_transitions: after the ``num_episodes`` episodes, keep starting new ones (each on the next task) while
             the transitions recorded so far plus those of the episodes under way are fewer than this; every started
-            episode runs to its end, so the collection holds at least this many transitions (a budget in steps, as
-            CaDM's and PETS's samplers count it, where early failures end episodes). 0: exactly ``num_episodes``.
+            episode runs to its end, so the collection holds at least this many transitions (a budget in steps,
+            where early failures end episodes; CaDM's sampler drops the episodes under way instead). 0: exactly
+            ``num_episodes``.
 
     Returns:
         The buffer and one :class:`EpisodeStats` per episode, in the order they were added.

@@ -34,9 +34,10 @@ class LoopSettings:
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
         min_transitions: with > 0, every collection (the initial one and each iteration's) goes on starting episodes
             after its ``initial_episodes`` / ``episodes_per_iteration`` until they hold at least this many
-            transitions (each started episode runs to its end): a budget in environment steps, as CaDM's and PETS's
-            samplers count it (``num_rollouts × max_path_length``), which differs from a count of episodes where
-            failures end episodes early (CartPole). 0: the episode counts alone.
+            transitions (each started episode runs to its end, so a collection can hold up to one episode per
+            environment more; CaDM's sampler instead drops the episodes under way once the finished ones hold its
+            ``num_rollouts × max_path_length``): a budget in environment steps, which differs from a count of
+            episodes where failures end episodes early (CartPole). 0: the episode counts alone.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
         vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).

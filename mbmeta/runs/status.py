@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.experiment import EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
 from mbmeta.runs.sweep import (
     STAMP_FILE,
@@ -86,8 +86,10 @@ class JobStatus:
     curve: Counts
 
 
-def training_status(experiment: Experiment, run: TrainingRun) -> TrainingStatus:
+def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = None) -> TrainingStatus:
     """Read a training run's state from its directory (see :class:`TrainingStatus`).
+
+    ``sha``: :func:`~mbmeta.runs.sweep.finished_checkpoint` of the run when the caller has it (else computed here).
 
     Raises:
         ValueError: a corrupt stamp or state file (names it).
@@ -97,7 +99,7 @@ def training_status(experiment: Experiment, run: TrainingRun) -> TrainingStatus:
     iteration = LoopState.load(state_path).iteration if state_path.is_file() else None
     common = {"iteration": iteration, "iterations": _configured_iterations(directory), "updated": _updated(directory)}
     stamp = read_stamp(directory)
-    if finished_checkpoint(experiment, run) is not None:
+    if (sha or finished_checkpoint(experiment, run)) is not None:
         return TrainingStatus("done", seconds=stamp.get("seconds"), **common)
     if training_is_stale(experiment, run):
         return TrainingStatus("stale", **common)
@@ -111,10 +113,13 @@ def training_status(experiment: Experiment, run: TrainingRun) -> TrainingStatus:
 
 def job_status(experiment: Experiment, job: Job) -> JobStatus:
     """The state of a job's training and the counts of its evaluations."""
-    training = None if job.training is None else training_status(experiment, job.training)
-    sha = None if job.training is None else finished_checkpoint(experiment, job.training)
-    finals = [_evaluation_progress(experiment, e, evaluation_state(experiment, e, sha)) for e in job.evaluations]
-    curves = [_curve_progress(experiment, c) for c in curve_evaluations(experiment, job)]
+    sha = None if job.training is None else finished_checkpoint(experiment, job.training)  # hashed once
+    training = None if job.training is None else training_status(experiment, job.training, sha)
+    finals = [_progress(experiment, evaluation_state(experiment, e, sha), e, e.out_dir) for e in job.evaluations]
+    curves = [
+        _progress(experiment, curve_state(experiment, c), c.evaluation, c.out_dir)
+        for c in curve_evaluations(experiment, job)
+    ]
     return JobStatus(job.name, training, _counts(finals), _counts(curves))
 
 
@@ -137,21 +142,16 @@ def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: flo
 # ----- helpers ---------------------------------------------------------------------------------------------------
 
 
-def _evaluation_progress(experiment: Experiment, evaluation: EvaluationRun, state: str) -> str:
-    """``done``, ``stale``, ``running`` (its lock is held) or ``todo`` for one final evaluation."""
+def _progress(experiment: Experiment, state: str, evaluation: EvaluationRun, out_dir: str) -> str:
+    """``done``, ``stale``, ``running`` (its lock is held) or ``todo`` for one evaluation output.
+
+    ``out_dir``: a final evaluation's output, or a kept checkpoint's of the same method and seeds; ``evaluation``: the
+    final evaluation (its lock lives in that run's directory); ``state``: the output's state as the sweep reads it.
+    """
     if state in ("done", "stale"):
         return state
     lock_dir = experiment.root / evaluation_lock_dir(evaluation)
-    return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(evaluation.out_dir)) else "todo"
-
-
-def _curve_progress(experiment: Experiment, curve: CurveEvaluation) -> str:
-    """:func:`_evaluation_progress` of a kept checkpoint's evaluation."""
-    state = curve_state(experiment, curve)
-    if state in ("done", "stale"):
-        return state
-    lock_dir = experiment.root / evaluation_lock_dir(curve.evaluation)
-    return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(curve.out_dir)) else "todo"
+    return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(out_dir)) else "todo"
 
 
 def _counts(progress: list[str]) -> Counts:

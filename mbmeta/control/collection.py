@@ -194,6 +194,7 @@ def collect_episodes(
     on_episode: Callable[[EpisodeStats], None] | None = None,
     on_step: Callable[[VectorEnv], None] | None = None,
     min_transitions: int = 0,
+    under_way: Literal["finish", "drop"] = "finish",
 ) -> Collection:
     """Run a policy in parallel environments, each with its own task, until ``num_episodes`` episodes complete.
 
@@ -227,8 +228,13 @@ def collect_episodes(
         min_transitions: after the ``num_episodes`` episodes, keep starting new ones (each on the next task) while
             the transitions recorded so far plus those of the episodes under way are fewer than this; every started
             episode runs to its end, so the collection holds at least this many transitions (a budget in steps,
-            where early failures end episodes; CaDM's sampler drops the episodes under way instead). 0: exactly
-            ``num_episodes``.
+            where early failures end episodes). 0: exactly ``num_episodes``.
+        under_way: with ``min_transitions``, what ends the collection. ``finish``: no episode starts once the
+            recorded and under-way transitions reach the budget, and those under way run to their end (up to one
+            episode per environment over the budget). ``drop`` (CaDM's sampler): every environment whose episode
+            ends starts another until the finished episodes number at least ``num_episodes`` and hold at least
+            ``min_transitions`` transitions; then the collection ends at once and the episodes under way are
+            discarded (over the budget only by episodes ending on the same step).
 
     Returns:
         The buffer and one :class:`EpisodeStats` per episode, in the order they were added.
@@ -243,6 +249,10 @@ def collect_episodes(
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     if not isinstance(min_transitions, int) or isinstance(min_transitions, bool) or min_transitions < 0:
         raise ValueError(f"min_transitions must be an int >= 0, got {min_transitions!r}")
+    if under_way not in ("finish", "drop"):
+        raise ValueError(f"under_way must be 'finish' or 'drop', got {under_way!r}")
+    if under_way == "drop" and not min_transitions:
+        raise ValueError("under_way='drop' ends a collection by its budget in steps: give min_transitions > 0")
     fam: TaskFamily | None
     if isinstance(family, str):
         from mbmeta.envs import get_family
@@ -288,6 +298,7 @@ def collect_episodes(
             on_episode,
             on_step,
             min_transitions,
+            under_way == "drop",
         )
     finally:
         if own_envs:
@@ -358,6 +369,7 @@ def _collect(
     on_episode: Callable[[EpisodeStats], None] | None,
     on_step: Callable[[VectorEnv], None] | None,
     min_transitions: int = 0,
+    drop_under_way: bool = False,
 ) -> Collection:
     num_envs = vec.num_envs
     boundary = _Boundary(policy.device, (num_envs, *vec.single_action_space.shape))
@@ -399,7 +411,19 @@ def _collect(
         under_way = sum(recorder.pending(i) for i in range(num_envs) if env_launch[i] >= 0)
         return buffer.num_transitions - start_transitions + under_way < min_transitions
 
+    def budget_met() -> bool:
+        """The drop rule's end: enough finished episodes holding enough transitions."""
+        return len(stats) >= num_episodes and buffer.num_transitions - start_transitions >= min_transitions
+
+    def start_another() -> bool:
+        """Whether an environment whose episode just ended starts a new one (continuous collection)."""
+        if drop_under_way:
+            return not budget_met()
+        return launched < num_episodes or bool(min_transitions and short_of_transitions())
+
     def wave_size() -> int:
+        if drop_under_way:
+            return 0 if budget_met() else num_envs
         if launched < num_episodes:
             return min(num_envs, num_episodes - launched)
         return num_envs if short_of_transitions() else 0
@@ -461,13 +485,18 @@ def _collect(
                 stats.append(s)
                 if on_episode is not None:
                     on_episode(s)
-                if not lockstep and (launched < num_episodes or (min_transitions and short_of_transitions())):
+                if not lockstep and start_another():
                     assign(i)
                     refill = True
                 else:
                     env_launch[i] = -1
                     if lockstep:
                         env_task[i] = None
+            if drop_under_way and closed and budget_met():  # CaDM's rule: the episodes under way are not kept
+                for i in np.flatnonzero(env_launch >= 0):
+                    recorder.discard(int(i))
+                env_launch[:] = -1
+                break
             if refill:
                 push_tasks()  # before the next step, whose autoreset then applies the new task
             resetting = terminated | truncated

@@ -40,6 +40,14 @@ class EpisodeRecorder:
         self._check_index(env_index)
         return len(self._steps[env_index])
 
+    def discard(self, env_index: int) -> int:
+        """Drop environment ``env_index``'s unfinished episode without adding it; returns how many steps it had."""
+        self._check_index(env_index)
+        dropped = len(self._steps[env_index])
+        self._steps[env_index] = []
+        self._tasks[env_index] = None
+        return dropped
+
     def add_step(
         self,
         env_index: int,

@@ -125,7 +125,7 @@ def run_training(
                 with episode_progress(f"{loop.initial_policy} episodes", loop.initial_episodes) as on_episode:
                     collection = collect_episodes(
                         policy, loop.initial_episodes, **collect, seed=loop.seed, on_episode=on_episode,
-                        min_transitions=loop.min_transitions,
+                        min_transitions=loop.min_transitions, under_way=loop.under_way,
                     )  # fmt: skip
                 buffer, episodes, source = collection.buffer, collection.episodes, loop.initial_policy
             metrics = episode_metrics(episodes, "collect")
@@ -159,7 +159,7 @@ def run_training(
                 collection = collect_episodes(
                     mpc, loop.episodes_per_iteration, **collect, buffer=buffer, seed=seed,
                     pass_task=model.get("adaptation") == "oracle", on_episode=on_episode,
-                    min_transitions=loop.min_transitions,
+                    min_transitions=loop.min_transitions, under_way=loop.under_way,
                 )  # fmt: skip
             metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
             metrics["plan/realised_return_mean"] = realised_horizon_return(collection.episodes, agent)
@@ -187,7 +187,10 @@ def run_training(
 
 def _at_least(loop: LoopSettings) -> str:
     """`` (more until N transitions)`` with ``loop.min_transitions``, else empty."""
-    return f" (more until {loop.min_transitions} transitions)" if loop.min_transitions else ""
+    if not loop.min_transitions:
+        return ""
+    dropped = ", dropping the episodes under way" if loop.under_way == "drop" else ""
+    return f" (more until {loop.min_transitions} transitions{dropped})"
 
 
 def _record_curve(

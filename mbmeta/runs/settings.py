@@ -34,10 +34,12 @@ class LoopSettings:
         episodes_per_iteration: episodes the MPC agent collects on newly sampled train tasks per iteration.
         min_transitions: with > 0, every collection (the initial one and each iteration's) goes on starting episodes
             after its ``initial_episodes`` / ``episodes_per_iteration`` until they hold at least this many
-            transitions (each started episode runs to its end, so a collection can hold up to one episode per
-            environment more; CaDM's sampler instead drops the episodes under way once the finished ones hold its
-            ``num_rollouts × max_path_length``): a budget in environment steps, which differs from a count of
-            episodes where failures end episodes early (CartPole). 0: the episode counts alone.
+            transitions: a budget in environment steps, which differs from a count of episodes where failures end
+            episodes early (CartPole). 0: the episode counts alone.
+        under_way: with ``min_transitions``, how a collection ends. ``finish``: the episodes under way when the
+            budget is reached run to their end (a collection can hold up to one episode per environment more).
+            ``drop``: CaDM's sampler (``num_rollouts × max_path_length`` steps per collection): environments
+            restart until the finished episodes hold the budget, then the episodes under way are discarded.
         num_envs: environments (each with its own task) stepped together during collection; the planner is
             batched over them.
         vectorization: ``sync`` (one process) or ``async`` (one process per environment, Gymnasium AsyncVectorEnv).
@@ -59,6 +61,7 @@ class LoopSettings:
     initial_buffer: str | None = None
     episodes_per_iteration: int = 8
     min_transitions: int = 0
+    under_way: Literal["finish", "drop"] = "finish"
     num_envs: int = 4
     vectorization: Literal["sync", "async"] = "sync"
     epochs_per_iteration: int = 10
@@ -68,6 +71,10 @@ class LoopSettings:
         m = self.min_transitions
         if not isinstance(m, int) or isinstance(m, bool) or m < 0:
             raise ValueError(f"loop.min_transitions must be an int >= 0 (0: count episodes only), got {m!r}")
+        if self.under_way not in ("finish", "drop"):
+            raise ValueError(f"loop.under_way must be 'finish' or 'drop', got {self.under_way!r}")
+        if self.under_way == "drop" and not m:
+            raise ValueError("loop.under_way 'drop' ends a collection by its budget in steps: set loop.min_transitions")
         k = self.keep_checkpoints_every
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ValueError(f"loop.keep_checkpoints_every must be an int >= 0 (0: keep none), got {k!r}")

@@ -271,10 +271,62 @@ def test_min_transitions_in_lockstep_runs_whole_waves(family):
     assert_no_lost_or_mixed_transitions(res.buffer, [6, 9] * 3)
 
 
+def test_drop_rule_ends_once_finished_episodes_hold_the_budget(family, action_space):
+    # episodes of 5, 7, 9 steps, each autoreset costing one step: they end at vector steps 5, 7, 9, 11 (env 0
+    # again), 15 (env 1 again): finished transitions 5, 12, 21, 26, 33 >= 30, so the collection ends at step 15
+    # with env 2's (from step 10) and env 0's (from step 12) episodes under way and dropped
+    limits = [5, 7, 9]
+    res = collect_episodes(
+        RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family, min_transitions=30,
+        under_way="drop",
+    )  # fmt: skip
+    buf = res.buffer
+    assert buf.num_transitions == 33 and buf.episode_lengths.tolist() == [5, 7, 9, 5, 7]
+    assert [s.launch for s in res.episodes] == [0, 1, 2, 3, 4]  # launches 5 and 6 were dropped
+    assert [s.length for s in res.episodes] == buf.episode_lengths.tolist()
+    assert_no_lost_or_mixed_transitions(buf)
+    again = collect_episodes(
+        RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family, min_transitions=30,
+        under_way="drop",
+    )  # fmt: skip
+    np.testing.assert_array_equal(again.buffer.obs, buf.obs)  # deterministic
+    finish = collect_episodes(
+        RandomPolicy(action_space), 3, envs=short_env_fns(family, limits), family=family, min_transitions=30
+    )
+    assert finish.buffer.num_transitions > 33  # the finish rule ran the two episodes under way to their end
+    # episodes finishing on the step that meets the budget are all kept (CaDM adds every finished path)
+    same_step = collect_episodes(
+        RandomPolicy(action_space), 2, envs=short_env_fns(family, [4, 4]), family=family, min_transitions=6,
+        under_way="drop",
+    )  # fmt: skip
+    assert same_step.buffer.episode_lengths.tolist() == [4, 4]
+    # at least num_episodes finished episodes, however small the budget
+    few = collect_episodes(
+        RandomPolicy(action_space), 4, envs=short_env_fns(family, [5]), family=family, min_transitions=1,
+        under_way="drop",
+    )  # fmt: skip
+    assert few.buffer.episode_lengths.tolist() == [5, 5, 5, 5]
+
+
+def test_drop_rule_in_lockstep_ends_inside_a_wave(family):
+    agent = LockstepAgent(1)
+    res = collect_episodes(
+        agent, 2, envs=short_env_fns(family, [6, 9]), tasks=train_tasks(family, 8), min_transitions=33,
+        under_way="drop",
+    )  # fmt: skip
+    assert agent.resets == [2, 2, 2]  # 15 transitions per wave; the third wave's 6-step episode brings 36 >= 33
+    assert res.buffer.episode_lengths.tolist() == [6, 9, 6, 9, 6]  # its 9-step episode was dropped
+    assert_no_lost_or_mixed_transitions(res.buffer)
+
+
 def test_min_transitions_is_checked(family, action_space):
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="min_transitions must be an int >= 0"):
             collect_episodes(RandomPolicy(action_space), 1, family=family, min_transitions=bad)
+    with pytest.raises(ValueError, match="under_way must be 'finish' or 'drop', got 'stop'"):
+        collect_episodes(RandomPolicy(action_space), 1, family=family, min_transitions=5, under_way="stop")
+    with pytest.raises(ValueError, match="give min_transitions > 0"):
+        collect_episodes(RandomPolicy(action_space), 1, family=family, under_way="drop")
 
 
 def test_plain_callable_policy_and_bad_actions(family, action_space):

@@ -97,6 +97,14 @@ def test_a_reference_config_trains_and_evaluates_under_cadms_protocol(tmp_path, 
     assert [e["condition"] for e in payload["episodes"]] == ["train", "c0", "c1", "c2", "c3"]
     assert payload["agent"]["horizon"] == 3  # the run's agent settings, read from its config.json
     assert (out / "protocol.csv").is_file()
+    assert "estimator" not in payload  # every episode run to its end, as files written before the option
+    cadm = tmp_path / "eval-cadm"
+    assert main([*evaluate, "--protocol_estimator", "first_finished", "--out", str(cadm)]) == 0
+    assert "the first 1 episodes to finish each" in capsys.readouterr().out
+    first = json.loads((cadm / "protocol.json").read_text())
+    assert first["estimator"] == "first_finished"
+    # Pendulum's episodes all last 200 steps: with one environment the first to finish is the one episode
+    assert [e["episode_return"] for e in first["episodes"]] == [e["episode_return"] for e in payload["episodes"]]
     # a family without reference conditions is refused (the run's own family overridden), before any episode
     refused = ["evaluate", "--ckpt", str(ckpt), "--family", "pendulum", "--protocol", "cadm", "--out", str(tmp_path)]
     assert "'pendulum' has no reference-protocol test conditions" in failure_message(refused, capsys)

@@ -105,6 +105,14 @@ def build_parser() -> CommandParser:
     parser.add_argument(
         "--protocol_episodes", type=int | None, default=None, help="episodes per condition (default: CaDM's count)"
     )
+    parser.add_argument(
+        "--protocol_estimator",
+        type=Literal["all", "first_finished"],
+        default="all",
+        help="all: each condition's episodes run to their end; first_finished: CaDM's test loop, --num_envs "
+        "environments restart on new tasks until --protocol_episodes have finished, those under way dropped (where "
+        "failures end episodes early, e.g. CartPole, it weighs failed episodes more)",
+    )
     parser.add_agent_arguments()
     add_wandb_arguments(parser)
     add_train_config_groups(parser)
@@ -238,6 +246,7 @@ def run(argv: list[str]) -> int:
             cfg.ckpt, cfg.labels, family, agent, episodes=cfg.protocol_episodes, num_envs=cfg.num_envs,
             seed=cfg.seed, out=cfg.out, log=lambda text: console.print(text, markup=False, soft_wrap=True),
             latent_range_of=lambda ckpt, module: agent_latent_range(ckpt, module.dynamics, agent),
+            estimator=cfg.protocol_estimator,
         )  # fmt: skip
         return 0
     tasks = evaluation_tasks(family, cfg.split, cfg.tasks, seed=cfg.seed, design=cfg.task_design)

@@ -114,6 +114,7 @@ def evaluate_agent(
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
     latent_range: LatentRange | None = None,
+    first_finished: int | None = None,
 ) -> Evaluation:
     """Closed-loop returns and planning statistics of the MPC agent with this model on each task.
 
@@ -122,15 +123,22 @@ def evaluate_agent(
     ``make_env`` (e.g. ``{"max_episode_steps": 200}`` for shorter episodes). ``latent_range``: the range of the
     model's task code on its training data, required when ``agent.bound_latent`` (see
     :func:`mbmeta.runs.training_data.training_latent_range`).
+
+    With ``first_finished`` N instead (CaDM's test estimator), each environment starts an episode on the next of
+    ``tasks`` whenever its episode ends, until N episodes have finished: the records are those finished ones (with
+    any that end on the same step as the N-th), the episodes under way are dropped, so early failures weigh more than
+    in an episode per task. ``tasks`` must then hold at least ``N + num_envs - 1`` tasks (the most that can
+    start) and ``episodes_per_task`` be 1.
     """
     agent = agent or AgentSettings()
     method = method or module.hparams.adaptation
     mpc = make_agent(module.dynamics, family, agent, seed=seed, latent_range=latent_range)
-    episodes = episodes_per_task * len(tasks)
+    episodes = first_finished or episodes_per_task * len(tasks)
     with episode_progress(f"evaluating {method}", episodes, log_lines=4) as on_episode:
         records, collected = _run_policy(
             mpc, family, tasks, method=method, episodes_per_task=episodes_per_task, num_envs=num_envs, seed=seed,
             env_kwargs=env_kwargs, pass_task=module.hparams.adaptation == "oracle", on_episode=on_episode,
+            first_finished=first_finished,
         )  # fmt: skip
     plan_stats = {
         **mpc.plan_stats.summary("plan/"),
@@ -197,14 +205,27 @@ def _run_policy(
     envs: VectorEnv | None = None,
     pass_task: bool = False,
     on_episode: Callable[[EpisodeStats], None] | None = None,
+    first_finished: int | None = None,
 ) -> tuple[list[EpisodeRecord], list[EpisodeStats]]:
-    """Every task ``episodes_per_task`` times: the sorted records and the collector's episode stats."""
+    """Every task ``episodes_per_task`` times, or the first ``first_finished`` to finish: records and episode stats.
+
+    Records are sorted by task and seed; see :func:`evaluate_agent` for ``first_finished``.
+    """
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     launches = [(task_id, rep) for rep in range(episodes_per_task) for task_id in range(len(tasks))]
+    until: dict[str, Any] = {}
+    if first_finished is not None:
+        most = first_finished + num_envs - 1  # B start; each of at most N - 1 finishes before the N-th restarts one
+        if first_finished < 1 or episodes_per_task != 1 or len(tasks) < most:
+            raise ValueError(
+                f"first_finished needs N >= 1, episodes_per_task 1 and at least N + num_envs - 1 = {most} tasks "
+                f"(got N {first_finished}, episodes_per_task {episodes_per_task}, {len(tasks)} tasks)"
+            )
+        until = {"min_transitions": 1, "under_way": "drop"}  # CaDM's test loop: stop once N episodes finished
     collection = collect_episodes(
         policy,
-        len(launches),
+        first_finished or len(launches),
         envs=envs,
         family=family,
         tasks=[tasks[task_id] for task_id, _ in launches],
@@ -213,6 +234,7 @@ def _run_policy(
         env_kwargs=env_kwargs,
         pass_task=pass_task,
         on_episode=on_episode,
+        **until,
     )
     records = []
     for stats in collection.episodes:

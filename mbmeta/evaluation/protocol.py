@@ -15,6 +15,12 @@ statistics are :mod:`mbmeta.evaluation.statistics`'; the experiment runner reduc
 numbers (:func:`protocol_scores` of its episodes) before summarising across seeds.
 
 Every method sees the same tasks and environment seeds, so the numbers compare between methods.
+
+CaDM's own estimator is offered too (``estimator="first_finished"``, ``mbmeta evaluate --protocol_estimator``): its
+10 environments restart their episodes, each restart on a new task of the condition, and the first ``N`` episodes to
+finish (with any finishing on the same step) are averaged. Where episodes have a fixed length (Pendulum,
+HalfCheetah) that is ``N`` episodes as above; where failures end them early (CartPole) short, failed episodes weigh
+more, so a number compared with CaDM's table on such a family should be measured this way as well.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
 
 TRAIN = "train"
+ESTIMATORS = ("all", "first_finished")  # N episodes each run to its end; CaDM's first N to finish
 GROUP_ORDER = ("moderate", "extreme")
 TEST = "test"  # the average over every test condition
 
@@ -110,14 +117,22 @@ def evaluate_protocol(
     num_envs: int = 10,
     seed: int = 0,
     latent_range: LatentRange | None = None,
+    estimator: str = "all",
 ) -> list[ProtocolEpisode]:
     """Run the protocol's episodes for one model: ``episodes`` per condition (default: the family's, CaDM's).
 
     Condition ``k`` uses environment seeds from ``seed + 1000 k`` (one per sub-environment), the same for every model.
     ``latent_range`` is required when ``agent.bound_latent`` (see :func:`~mbmeta.evaluation.episodes.evaluate_agent`).
+    ``estimator``: ``all`` (each of the ``episodes`` tasks runs one episode to its end) or ``first_finished``
+    (CaDM's: ``num_envs`` environments restart on the condition's next tasks until ``episodes`` have finished; the
+    first tasks are the same as ``all``'s).
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"protocol estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     episodes = episodes or family.protocol_episodes
-    tasks = protocol_tasks(family, episodes, seed)
+    first_finished = episodes if estimator == "first_finished" else None
+    drawn = episodes + num_envs - 1 if first_finished else episodes  # the most episodes that can start
+    tasks = protocol_tasks(family, drawn, seed)
     out = []
     for k, condition in enumerate(protocol_conditions(family)):
         evaluation = evaluate_agent(
@@ -130,6 +145,7 @@ def evaluate_protocol(
             num_envs=num_envs,
             seed=seed + 1000 * k,
             latent_range=latent_range,
+            first_finished=first_finished,
         )
         out += [ProtocolEpisode(condition.name, condition.group, r) for r in evaluation.records]
     return out
@@ -243,6 +259,7 @@ def run_protocol(
     out: str | Path,
     log: Callable[[str], None] = print,
     latent_range_of: Callable[[str, MetaDynamicsModule], LatentRange | None] | None = None,
+    estimator: str = "all",
 ) -> list[Score]:
     """Evaluate checkpoints under the protocol, write ``protocol.json`` / ``protocol.csv`` and log the table.
 
@@ -258,6 +275,7 @@ def run_protocol(
         log: where the table and progress lines go.
         latent_range_of: ``(checkpoint, module) -> range`` of the model's task code on its training data, required
             when ``agent.bound_latent`` (``mbmeta evaluate`` reads it from the checkpoint's run directory).
+        estimator: ``all`` or ``first_finished`` (CaDM's; see :func:`evaluate_protocol`).
     """
     from mbmeta.training.checkpoint import load_module
 
@@ -265,10 +283,13 @@ def run_protocol(
         raise ValueError("agent.bound_latent needs latent_range_of (the range of each model's task code)")
 
     protocol_conditions(family)  # fail before loading anything if the family has none
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"--protocol_estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if labels is not None and len(labels) != len(ckpts):
         raise ValueError(f"--labels gives {len(labels)} names for {len(ckpts)} checkpoints")
     n = episodes or family.protocol_episodes
-    log(f"CaDM protocol on {family.name}: train + {len(family.conditions)} test conditions, {n} episodes each")
+    each = f"the first {n} episodes to finish" if estimator == "first_finished" else f"{n} episodes"
+    log(f"CaDM protocol on {family.name}: train + {len(family.conditions)} test conditions, {each} each")
     episodes_run: list[ProtocolEpisode] = []
     ranges: dict[str, dict[str, list[float]]] = {}
     for i, ckpt in enumerate(ckpts):
@@ -279,10 +300,13 @@ def run_protocol(
         if bounds is not None:
             ranges[label] = bounds.as_dict()
         episodes_run += evaluate_protocol(
-            module, family, method=label, episodes=n, agent=agent, num_envs=num_envs, seed=seed, latent_range=bounds
-        )
+            module, family, method=label, episodes=n, agent=agent, num_envs=num_envs, seed=seed, latent_range=bounds,
+            estimator=estimator,
+        )  # fmt: skip
     scores = summarise_protocol(episodes_run)
     settings = {"protocol": "cadm", "family": family.name, "episodes_per_condition": n, "seed": seed}
+    if estimator != "all":  # absent: every episode run to its end (files written before the option read the same)
+        settings["estimator"] = estimator
     settings |= {"ckpt": list(ckpts), "agent": asdict(agent)}
     if ranges:  # agent.bound_latent: each model's code range, measured on its training data
         settings["latent_range"] = ranges

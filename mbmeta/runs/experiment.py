@@ -16,6 +16,8 @@ report compares, and the budget. Example::
       context-dp100: {model_of: context, agent: {disagreement_penalty: 100}}   # context's models, evaluated so
       context-bounded: {model_of: context, agent: {bound_latent: true}, curve: false}  # final models only: no
                                                 # learning curve of its own (with every_kept_checkpoint)
+      context-cadm: {model_of: context, protocol_estimator: first_finished}   # with evaluate.protocol only:
+                                                # CaDM's own estimator (mbmeta evaluate --protocol_estimator)
       random: {policy: random}                  # reference policies: no training; `mbmeta evaluate --policy`
       scripted: {policy: scripted, seeds: [0]}  # seeds: policy seeds (default train.seeds), paired with training
                                                 # seeds in comparisons; scripted is deterministic
@@ -67,6 +69,7 @@ from typing import Any
 
 import yaml
 
+from mbmeta.evaluation.protocol import ESTIMATORS
 from mbmeta.evaluation.tables import METRICS, OVERALL, is_metric
 from mbmeta.evaluation.task_design import TASK_DESIGNS
 from mbmeta.runs.run_dir import KeptCheckpoint
@@ -78,7 +81,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 TOP_KEYS = {"family", "description", "train", "methods", "evaluate", "report", "budget"}
 TRAIN_KEYS = {"configs", "seeds", "order"}
-METHOD_KEYS = {"configs", "seeds", "model_of", "agent", "policy", "curve"}
+METHOD_KEYS = {"configs", "seeds", "model_of", "agent", "policy", "curve", "protocol_estimator"}
 REFERENCE_POLICIES = ("random", "scripted")  # `mbmeta evaluate --policy`: methods without a model
 EVALUATE_KEYS = {
     "split", "tasks", "task_design", "episodes_per_task", "num_envs", "seeds", "error_horizon", "video_tasks", "agent",
@@ -155,6 +158,8 @@ class Method:
             a model; its seeds are policy seeds. None for a method with models.
         curve: with ``evaluate.every_kept_checkpoint``, also evaluate its kept checkpoints (False: final models
             only, e.g. for a method that re-evaluates another's models in another way).
+        protocol_estimator: under ``evaluate.protocol``, ``first_finished`` for CaDM's own estimator (``mbmeta
+            evaluate --protocol_estimator``); None: every episode run to its end.
     """
 
     name: str
@@ -164,6 +169,7 @@ class Method:
     agent: dict[str, Any] = field(default_factory=dict)
     policy: str | None = None
     curve: bool = True
+    protocol_estimator: str | None = None
 
     @property
     def trains(self) -> bool:
@@ -452,6 +458,10 @@ class _Parser:
                 )
             if conditions:
                 raise self.fail("report.conditions", f"evaluate.protocol {evaluation.protocol} has its own conditions")
+        else:
+            estimating = next((m.name for m in methods.values() if m.protocol_estimator is not None), None)
+            if estimating is not None:
+                raise self.fail(f"methods.{estimating}.protocol_estimator", "applies only with evaluate.protocol")
         curve_target = report.get("curve_target")
         if curve_target is not None:
             if isinstance(curve_target, bool) or not isinstance(curve_target, int | float):
@@ -512,10 +522,15 @@ class _Parser:
             curve = spec.get("curve", True)
             if not isinstance(curve, bool):
                 raise self.fail(f"{key}.curve", f"expected true or false, got {curve!r}")
+            estimator = spec.get("protocol_estimator")
+            if estimator is not None and estimator not in ESTIMATORS:
+                expected = ", ".join(ESTIMATORS)
+                raise self.fail(f"{key}.protocol_estimator", f"expected one of {expected}, got {estimator!r}")
+            estimator = None if estimator == "all" else estimator
             if "configs" in spec:
                 seeds = self.seeds(spec.get("seeds", list(default_seeds)), f"{key}.seeds")
                 configs = self.config_files(spec["configs"], f"{key}.configs")
-                methods[name] = Method(name, configs, seeds, name, agent, curve=curve)
+                methods[name] = Method(name, configs, seeds, name, agent, curve=curve, protocol_estimator=estimator)
                 continue
             owner = spec["model_of"]
             if owner not in declared or "configs" not in declared[owner]:
@@ -526,7 +541,7 @@ class _Parser:
             missing = sorted(set(seeds) - set(owner_seeds))
             if missing:
                 raise self.fail(f"{key}.seeds", f"{owner!r} has no training seed {missing[0]}")
-            methods[name] = Method(name, (), seeds, owner, agent, curve=curve)
+            methods[name] = Method(name, (), seeds, owner, agent, curve=curve, protocol_estimator=estimator)
         return methods
 
     def policy_method(self, name: str, spec: dict[str, Any], default_seeds: tuple[int, ...]) -> Method:

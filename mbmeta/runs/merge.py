@@ -487,7 +487,7 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
         "mean of its conditions' numbers, as CaDM reports them; across seeds the mean, its standard error, the "
         f"two-sided {100 * confidence:g} % Student-t interval and n. Differences are paired by training seed; a "
         "verdict says `above` or `below` only when the interval of the difference excludes zero. The headline is "
-        "the moderate average, the number CaDM's Table 1 reports.",
+        "the moderate average, the number CaDM's Table 1 reports." + _estimator_note(experiment),
     )
     lines += published_table(summary)
     lines += ["## episode return, every condition", ""]
@@ -503,6 +503,19 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
         title = f"### {name}" + (f" ({describe[name]})" if describe.get(name) else "")
         lines += [title, "", *_condition_section(experiment, summary, "episode_return", name)]
     return "\n".join(lines + _runs_section(summary)) + "\n"
+
+
+def _estimator_note(experiment: Experiment) -> str:
+    """A sentence naming the methods evaluated with CaDM's own estimator (``protocol_estimator``), else empty."""
+    names = [f"`{m.name}`" for m in experiment.methods.values() if m.protocol_estimator == "first_finished"]
+    if not names:
+        return ""
+    return (
+        f" {', '.join(names)} {'is' if len(names) == 1 else 'are'} evaluated with CaDM's own estimator instead "
+        f"(`--protocol_estimator first_finished`): {experiment.evaluation.num_envs} environments restart on new tasks "
+        "of the condition until that many episodes have finished, and those are averaged, so where failures end "
+        "episodes early the failed ones weigh more."
+    )
 
 
 def _task_conditions(methods: dict[str, Any], exclude: list[str]) -> list[str]:

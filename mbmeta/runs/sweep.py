@@ -161,10 +161,12 @@ def evaluation_settings(experiment: Experiment, evaluation: EvaluationRun) -> di
     if evaluation.policy is not None:  # the experiment refuses a policy method under a protocol
         return {"method": evaluation.method, "policy": evaluation.policy, "policy_seed": evaluation.seed, **tasks}
     if settings.protocol is not None:
+        estimator = experiment.methods[evaluation.method].protocol_estimator
         return {
             "method": evaluation.method,
             "protocol": settings.protocol,
             "protocol_episodes": settings.protocol_episodes,
+            **({"protocol_estimator": estimator} if estimator is not None else {}),  # absent: as before the option
             "num_envs": settings.num_envs,
             "seed": evaluation.eval_seed,
             "agent": experiment.evaluation_agent(evaluation.method),
@@ -212,6 +214,8 @@ def _evaluate_arguments(experiment: Experiment, s: dict[str, Any], checkpoint: s
         arguments[1:1] = ["--protocol", s["protocol"]]
         if s["protocol_episodes"] is not None:
             arguments += ["--protocol_episodes", str(s["protocol_episodes"])]
+        if "protocol_estimator" in s:
+            arguments += ["--protocol_estimator", s["protocol_estimator"]]
         arguments += ["--num_envs", str(s["num_envs"]), "--seed", str(s["seed"])]
     else:
         arguments += ["--split", s["split"], "--episodes_per_task", str(s["episodes_per_task"])]

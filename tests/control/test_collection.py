@@ -306,6 +306,14 @@ def test_drop_rule_ends_once_finished_episodes_hold_the_budget(family, action_sp
         under_way="drop",
     )  # fmt: skip
     assert few.buffer.episode_lengths.tolist() == [5, 5, 5, 5]
+    # CaDM's test loop (min_transitions 1): the first 4 episodes to finish, restarts included: they end at steps 5,
+    # 7, 9 and 11 (env 0 again); env 1's second episode (from step 8) and env 2's (from step 10) are dropped
+    first = collect_episodes(
+        RandomPolicy(action_space), 4, envs=short_env_fns(family, limits), family=family, min_transitions=1,
+        under_way="drop",
+    )  # fmt: skip
+    assert first.buffer.episode_lengths.tolist() == [5, 7, 9, 5]
+    assert [(s.launch, s.env_index) for s in first.episodes] == [(0, 0), (1, 1), (2, 2), (3, 0)]
 
 
 def test_drop_rule_in_lockstep_ends_inside_a_wave(family):

@@ -159,3 +159,52 @@ def test_every_method_sees_the_same_tasks_and_seeds():
     pairs = zip(runs["none"], runs["context"], strict=True)
     assert all(a.record.task == b.record.task and a.record.seed == b.record.seed for a, b in pairs)
     assert {e.record.task["mass"] for e in runs["none"] if e.condition == "c3"} <= {1.6, 1.8}
+
+
+def tiny_cartpole_module():
+    from mbmeta.models.normaliser import transition_statistics
+    from mbmeta.training.module import MetaDynamicsModule
+    from mbmeta.types import Transition
+
+    module = MetaDynamicsModule(
+        obs_dim=4, action_dim=1, task_dim=2, adaptation="none", ensemble_size=1, hidden_sizes=(8,), seed=0,
+        learn_reward=False,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(64, 4, generator=g)
+    fake = Transition(obs, torch.rand(64, 1, generator=g) * 2 - 1, obs + 0.1, torch.ones(64), obs[:, 0] > 9)
+    module.fit_normaliser(transition_statistics(fake))
+    return module.eval()
+
+
+def test_cadms_estimator_averages_the_first_episodes_to_finish_restarts_included():
+    # an untrained model on CartPole: the pole falls after 8-60 steps, so episodes end at different times
+    cartpole = get_family("cadm_cartpole")
+    agent = AgentSettings.from_config(
+        {"planner": {"class_path": "random_shooting", "init_args": {"population": 4}}, "horizon": 2}
+    )
+    n, envs = 4, 3
+    kwargs = {"episodes": n, "agent": agent, "num_envs": envs, "seed": 1}
+    every = evaluate_protocol(tiny_cartpole_module(), cartpole, **kwargs)
+    first = evaluate_protocol(tiny_cartpole_module(), cartpole, estimator="first_finished", **kwargs)
+    drawn = protocol_tasks(cartpole, n + envs - 1, seed=1)
+    restarted = 0
+    for condition in ("train", "c0", "c1", "c2", "c3"):
+        mine = [e.record for e in first if e.condition == condition]
+        assert n <= len(mine) <= n + envs - 1
+        assert all(r.task == drawn[condition][r.task_id].as_dict() for r in mine)  # launch j ran task j
+        restarted += sum(r.task_id >= envs for r in mine)  # episodes started after another had ended
+        assert sorted(e.record.task_id for e in every if e.condition == condition) == list(range(n))
+        assert all(r.length < 200 for r in mine)  # failures: the estimator's bias, early-ending episodes first
+    assert restarted > 0
+    with pytest.raises(ValueError, match="protocol estimator must be one of all, first_finished, got 'cadm'"):
+        evaluate_protocol(tiny_cartpole_module(), cartpole, estimator="cadm", **kwargs)
+
+
+def test_cadms_estimator_needs_enough_tasks_for_every_restart():
+    from mbmeta.evaluation.episodes import evaluate_agent
+
+    cartpole = get_family("cadm_cartpole")
+    tasks = protocol_tasks(cartpole, 5, seed=0)["train"]
+    with pytest.raises(ValueError, match=r"at least N \+ num_envs - 1 = 6 tasks \(got N 4, episodes_per_task 1, 5 t"):
+        evaluate_agent(tiny_cartpole_module(), cartpole, tasks, num_envs=3, first_finished=4)

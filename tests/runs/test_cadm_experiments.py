@@ -20,7 +20,13 @@ TABLE_1 = {  # issue 19: CaDM's Table 1, moderate test, PE-TS (none) and PE-TS +
 }
 DESIGNS = {  # family config, training seeds, methods, learning curve
     "cadm_pendulum": ("pendulum", [0, 1, 2, 3, 4], ["none", "context", "oracle"], False),
-    "cadm_cartpole": ("cartpole", [0, 1, 2, 3, 4], ["none", "context", "oracle", "none-steps", "context-steps"], False),
+    "cadm_cartpole": (
+        "cartpole",
+        [0, 1, 2, 3, 4],
+        ["none", "context", "oracle", "none-steps", "context-steps"]
+        + ["none-cadm", "context-cadm", "none-steps-cadm", "context-steps-cadm"],  # CaDM's test estimator
+        False,
+    ),
     "cadm_halfcheetah": ("halfcheetah", [0, 1], ["none", "context"], True),
 }
 
@@ -59,9 +65,13 @@ def test_the_design_is_the_issues(name):
     assert experiment.evaluation.every_kept_checkpoint is curve
     assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
     published = dict(TABLE_1[name])
-    for method in methods:
-        if method.endswith("-steps"):  # the same methods at CaDM's budget in steps: the same published numbers
-            published[method] = published[method.removesuffix("-steps")]
+    for method in methods:  # the same methods at CaDM's budget in steps or with its estimator: the same numbers
+        base = method.removesuffix("-cadm").removesuffix("-steps")
+        if base != method:
+            published[method] = published[base]
+        if method.endswith("-cadm"):  # the final models of the method it names, evaluated with CaDM's estimator
+            m = experiment.methods[method]
+            assert (m.model_of, m.protocol_estimator) == (method.removesuffix("-cadm"), "first_finished")
     assert experiment.published.values == {"moderate": published} and "CaDM" in experiment.published.source
     # the planner the configs carry (issue 19 part 1's, set before launch) is the one the README records
     readme = (EXPERIMENTS / name / "README.md").read_text()

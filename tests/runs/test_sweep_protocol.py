@@ -91,6 +91,32 @@ def test_the_runner_evaluates_with_the_protocol_and_every_kept_checkpoint(swept,
     assert stamp["checkpoint"] == "runs/context-seed2/checkpoints/iteration_002.ckpt"
 
 
+def test_a_method_may_evaluate_another_s_models_with_cadm_s_estimator(tmp_path, fake):
+    from mbmeta.runs.sweep import evaluate_arguments, evaluation_settings
+
+    methods = {
+        "none": "configs/none.yaml",
+        "none-cadm": {"model_of": "none", "protocol_estimator": "first_finished", "curve": False},
+        "none-all": {"model_of": "none", "protocol_estimator": "all"},  # the default, said explicitly
+    }
+    report = {"comparisons": [["none-cadm", "none"]]}
+    experiment = load_experiment(write_protocol_experiment(tmp_path / "exp", methods=methods, report=report))
+    assert experiment.methods["none-cadm"].protocol_estimator == "first_finished"
+    assert experiment.methods["none-all"].protocol_estimator is None
+    by_name = {(e.method, e.seed): e for e in experiment.evaluation_runs()}
+    cadm = evaluate_arguments(experiment, by_name[("none-cadm", 1)])
+    assert cadm[cadm.index("--protocol_estimator") + 1] == "first_finished"
+    assert cadm[cadm.index("--ckpt") + 1] == "runs/none-seed1/model.ckpt"
+    for method in ("none", "none-all"):  # unchanged settings: evaluations done before the option stay current
+        settings = evaluation_settings(experiment, by_name[(method, 1)])
+        assert "protocol_estimator" not in settings
+        assert "--protocol_estimator" not in evaluate_arguments(experiment, by_name[(method, 1)])
+    assert all(o.status == "done" for o in sweep(experiment, parallel=2).run())
+    table, _ = write_merged(experiment, merge(experiment))
+    text = table.read_text()
+    assert "`none-cadm` is evaluated with CaDM's own estimator instead (`--protocol_estimator first_finished`)" in text
+
+
 def test_the_merge_reports_each_condition_and_average_per_seed_first(swept):
     summary = merge(swept)
     assert summary["headline"] == "moderate" and summary["protocol"] == "cadm"
@@ -220,6 +246,22 @@ def test_order_seed_runs_every_methods_seed_before_the_next_seed(tmp_path):
         ({}, {"report": {"published": {"source": "P", "values": {"moderate": {"pets": 1.0}}}}}, "moderate.pets: unkn"),
         ({}, {"report": {"published": {"source": "P", "values": {"test": {"none": "high"}}}}}, "expected a finite nu"),
         ({}, {"report": {"published": {"source": " ", "values": {}}}}, "report.published.source: expected a non-e"),
+        (
+            {},
+            {"methods": {"none": "configs/none.yaml", "x": {"model_of": "none", "protocol_estimator": "first"}}},
+            "methods.x.protocol_estimator: expected one of all, first_finished",
+        ),
+        (
+            {"protocol": None, "protocol_episodes": None, "every_kept_checkpoint": False, "curve_episodes": None},
+            {
+                "methods": {
+                    "none": "configs/none.yaml",
+                    "context": "configs/context.yaml",
+                    "x": {"model_of": "none", "protocol_estimator": "first_finished"},
+                }
+            },
+            "methods.x.protocol_estimator: applies only with evaluate.protocol",
+        ),
     ],
     ids=[
         "split",
@@ -235,6 +277,8 @@ def test_order_seed_runs_every_methods_seed_before_the_next_seed(tmp_path):
         "published-method",
         "published-number",
         "published-blank",
+        "estimator",
+        "estimator-without-protocol",
     ],  # fmt: skip
 )
 def test_a_bad_design_is_refused_naming_the_key(tmp_path, evaluate, changes, message):

@@ -16,6 +16,7 @@ from mbmeta.cli import main
 from mbmeta.commands.agent_arguments import agent_settings
 from mbmeta.commands.train import build_parser
 from mbmeta.envs import get_family
+from mbmeta.provenance import software_versions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "cadm_reference" / "configs"
 FAMILIES = sorted(CONFIGS.glob("*.yaml"))
@@ -85,6 +86,9 @@ def test_a_reference_config_trains_and_evaluates_under_cadms_protocol(tmp_path, 
     assert main([*argv, "--loop.run_dir", str(run_dir)]) == 0
     ckpt = run_dir / "model.ckpt"
     assert ckpt.is_file()
+    assert main([*argv, "--loop.run_dir", str(run_dir)]) == 0  # the same command again: resumes, nothing left to do
+    software = json.loads((run_dir / "software.json").read_text())  # the start and the resume
+    assert [e["iteration"] for e in software] == [0, 1] and software[0]["versions"] == software_versions()
     capsys.readouterr()
     out = tmp_path / "eval"
     evaluate = ["evaluate", "--ckpt", str(ckpt), "--protocol", "cadm", "--protocol_episodes", "1", "--num_envs", "1"]
@@ -97,6 +101,7 @@ def test_a_reference_config_trains_and_evaluates_under_cadms_protocol(tmp_path, 
     assert [e["condition"] for e in payload["episodes"]] == ["train", "c0", "c1", "c2", "c3"]
     assert payload["agent"]["horizon"] == 3  # the run's agent settings, read from its config.json
     assert (out / "protocol.csv").is_file()
+    assert payload["software"] == software_versions()
     assert "estimator" not in payload  # every episode run to its end, as files written before the option
     cadm = tmp_path / "eval-cadm"
     assert main([*evaluate, "--protocol_estimator", "first_finished", "--out", str(cadm)]) == 0

@@ -44,6 +44,7 @@ from mbmeta.evaluation.episodes import EpisodeRecord, evaluate_agent
 from mbmeta.evaluation.reports import MEASURE_PREFIX, measure_names
 from mbmeta.evaluation.statistics import estimate, mean_of_means
 from mbmeta.models.latent_range import LatentRange
+from mbmeta.provenance import software_versions
 from mbmeta.training.module import MetaDynamicsModule
 from mbmeta.types import TaskParams
 
@@ -307,7 +308,7 @@ def run_protocol(
     settings = {"protocol": "cadm", "family": family.name, "episodes_per_condition": n, "seed": seed}
     if estimator != "all":  # absent: every episode run to its end (files written before the option read the same)
         settings["estimator"] = estimator
-    settings |= {"ckpt": list(ckpts), "agent": asdict(agent)}
+    settings |= {"ckpt": list(ckpts), "agent": asdict(agent), "software": software_versions()}
     if ranges:  # agent.bound_latent: each model's code range, measured on its training data
         settings["latent_range"] = ranges
     json_path, csv_path = write_protocol(episodes_run, scores, out, settings)

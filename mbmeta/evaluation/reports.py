@@ -16,6 +16,7 @@ import numpy as np
 
 from mbmeta.data.atomic import atomic_write
 from mbmeta.evaluation.episodes import EpisodeRecord
+from mbmeta.provenance import software_versions
 
 
 def summarise(records: Sequence[EpisodeRecord]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -80,7 +81,7 @@ def task_columns(names: Sequence[str]) -> list[str]:
 
 
 def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``results.json`` (records, summary, extra) and ``results.csv`` (one row per episode) to ``out_dir``.
+    """Write ``results.json`` (records, summary, software versions, extra) and ``results.csv`` (a row per episode).
 
     The CSV's columns: ``method, task_id, task.<parameter>..., seed, episode_return, length, terminated, success,
     measure.<name>...`` (``length``: the episode's steps; task parameters carry the ``task.`` prefix, the family's
@@ -97,6 +98,7 @@ def write_results(records: Sequence[EpisodeRecord], out_dir: str | Path, extra: 
         },
         "success_rate": success_rates(records),
         "measure_mean": measure_means(records),
+        "software": software_versions(),  # what the numbers were measured with (mbmeta.provenance)
         **(extra or {}),
     }
     atomic_write(out / "results.json", lambda f: f.write(json.dumps(payload, indent=2, default=_json_default).encode()))

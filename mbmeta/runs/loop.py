@@ -29,6 +29,7 @@ from mbmeta.envs import get_family
 from mbmeta.evaluation.metrics import episode_metrics, realised_horizon_return
 from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
+from mbmeta.provenance import software_versions
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
 from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, load_initial_buffer
 from mbmeta.runs.learning_curve import record_iteration
@@ -96,10 +97,12 @@ def run_training(
             buffer, committed = run.resume(state, log)
             module = load_module(committed, eval_mode=False) if committed is not None else None
             log(f"resuming {run.path}: {state.iteration} iterations done, {buffer.num_transitions} transitions")
+            run.record_software(state.iteration, software_versions(), log)
         else:
             if loop.initial_buffer is not None:  # read and checked before the run records anything
                 buffer = load_initial_buffer(loop.initial_buffer, family)
             state = run.start(config)
+            run.record_software(0, software_versions(), log)
         options = dict(wandb or {})
         log_model = bool(options.pop("log_model", False))
         if logger is None:

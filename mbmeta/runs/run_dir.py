@@ -11,6 +11,7 @@ A run directory holds::
     state.json                      the commit record: iterations completed, episodes in the buffer, checkpoint,
                                     the digest of the committed episodes and the SHA-256 of the checkpoint; the
                                     kept checkpoints with their SHA-256 and what they were fitted on
+    software.json                   the software versions of each start and resume, with the iteration it began at
 
 Every file is written atomically (temporary sibling, flush, fsync, rename; mode from the umask), and a step is
 committed only when ``state.json`` is rewritten after its buffer and checkpoint are on disk. A directory is either
@@ -34,6 +35,7 @@ from typing import Any
 
 from mbmeta.data.atomic import atomic_write, fsync_directory
 from mbmeta.data.buffer import EpisodeBuffer
+from mbmeta.provenance import describe_versions, version_changes
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -41,6 +43,7 @@ BUFFER_FILE = "buffer.npz"
 CHECKPOINT_FILE = "model.ckpt"
 STATE_FILE = "state.json"
 WANDB_ID_FILE = "wandb_id"
+SOFTWARE_FILE = "software.json"
 LOCK_FILE = ".lock"
 LOCK_PATIENCE = 1.0  # seconds RunLock retries a held lock before it gives up
 
@@ -366,6 +369,29 @@ class RunDirectory:
         state = LoopState()
         state.save(self.state_path)
         return state
+
+    def record_software(self, iteration: int, versions: dict[str, str], log: Callable[[str], None]) -> None:
+        """Append this start's (or resume's) software versions to ``software.json``; log any change since the last.
+
+        A damaged ``software.json`` is left as it is (it is provenance, not run data): the versions are only logged.
+        """
+        path = self.path / SOFTWARE_FILE
+        log(f"software: {describe_versions(versions)}")
+        entries: list[Any] = []
+        if path.exists():
+            try:
+                entries = json.loads(path.read_text())
+                if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                    raise ValueError("not a list of objects")
+            except (OSError, ValueError) as err:
+                log(f"warning: {path} is unreadable ({err}); left as it is, these versions are not recorded")
+                return
+        if entries and isinstance(entries[-1].get("versions"), dict):
+            changes = version_changes(entries[-1]["versions"], versions)
+            if changes:
+                log(f"warning: this run continues under other software than its last start: {'; '.join(changes)}")
+        entries.append({"iteration": iteration, "versions": versions})
+        atomic_write(path, lambda f: f.write(json.dumps(entries, indent=2).encode()))
 
     def iteration_checkpoint(self, iteration: int) -> Path:
         """Where the checkpoint fitted in ``iteration`` (1-based) is written."""

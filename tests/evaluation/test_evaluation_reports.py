@@ -19,6 +19,7 @@ from mbmeta.evaluation.reports import (
     task_label,
     write_results,
 )
+from mbmeta.provenance import software_versions
 
 
 def record(method, mass, episode_return, success=None, task_id=0, seed=0, **task):
@@ -65,6 +66,7 @@ def test_write_results_round_trips_through_json_and_csv(tmp_path):
     assert payload["summary"]["context"]["overall"] == {"mean": 3.0, "std": pytest.approx(math.sqrt(8 / 3)), "n": 3}
     assert payload["success_rate"] == json.loads(json.dumps(success_rates(records)))
     assert payload["family"] == "pendulum" and payload["prediction_error"] == {"none": [0.5, 1.5]}
+    assert payload["software"] == software_versions()  # what the numbers were measured with
 
     with open(tmp_path / "out" / "results.csv", newline="") as f:
         rows = list(csv.reader(f))

@@ -127,7 +127,8 @@ def test_gitignore_keeps_run_essentials_and_drops_buffers():
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode == 0
 
-    for kept in ("model.ckpt", "config.json", "state.json", "train.log", "sweep.json"):
+    kept_files = ("model.ckpt", "config.json", "state.json", "train.log", "sweep.json", "learning_curve.csv")
+    for kept in (*kept_files, "software.json"):
         assert not ignored(f"{run}/{kept}"), kept
     for dropped in ("buffer.npz", "checkpoints/iteration_001.ckpt", "wandb/run.wandb", "wandb_id", ".lock"):
         assert ignored(f"{run}/{dropped}"), dropped

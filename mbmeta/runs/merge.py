@@ -42,6 +42,7 @@ from mbmeta.evaluation.tables import (
     summarise_values,
 )
 from mbmeta.runs.experiment import RESULTS_DIR, EvaluationRun, Experiment
+from mbmeta.runs.software import evaluation_software, software_lines, training_software
 from mbmeta.runs.sweep import REPLACED_DIR, STAMP_FILE, evaluation_settings, read_stamp
 
 TABLE_FILE = "table.md"
@@ -99,17 +100,11 @@ def output_status(experiment: Experiment, out_dir: str, settings: dict[str, Any]
     return "missing", "not run yet"
 
 
-def load_episodes(experiment: Experiment, status: RunStatus) -> list[dict[str, Any]]:
-    """The episodes of a done evaluation (its method's only)."""
-    return load_output(experiment, status.evaluation.out_dir, status.evaluation.method)
-
-
-def load_output(experiment: Experiment, out_dir: str, method: str) -> list[dict[str, Any]]:
-    """The episodes of one method in an evaluation output (``results.json``, or ``protocol.json`` with a protocol).
+def read_output(experiment: Experiment, out_dir: str) -> dict[str, Any]:
+    """One evaluation output (``results.json``, or ``protocol.json`` with a protocol), checked to be this design's.
 
     Raises:
-        ValueError: the results are of another family, split or protocol, or hold no episode of the method (names
-            the file).
+        ValueError: not valid JSON, or results of another family, split or protocol (names the file).
     """
     settings = experiment.evaluation
     path = experiment.root / out_dir / settings.results_file
@@ -126,10 +121,25 @@ def load_output(experiment: Experiment, out_dir: str, method: str) -> list[dict[
         split = results.get("split")
         if family not in (None, experiment.family) or split not in (None, settings.split):
             raise ValueError(f"{path} evaluates {family}/{split}, not {experiment.family}/{settings.split}")
+    return results
+
+
+def method_episodes(experiment: Experiment, out_dir: str, results: dict[str, Any], method: str) -> list[dict[str, Any]]:
+    """The episodes labelled ``method`` in an output :func:`read_output` returned.
+
+    Raises:
+        ValueError: it holds no episode of the method (names the file).
+    """
     episodes = [e for e in results.get("episodes", []) if e.get("method") == method]
     if not episodes:
+        path = experiment.root / out_dir / experiment.evaluation.results_file
         raise ValueError(f"{path} holds no episode labelled {method!r}")
     return episodes
+
+
+def load_output(experiment: Experiment, out_dir: str, method: str) -> list[dict[str, Any]]:
+    """The episodes of one method in an evaluation output (:func:`read_output`, :func:`method_episodes`)."""
+    return method_episodes(experiment, out_dir, read_output(experiment, out_dir), method)
 
 
 Rows = dict[str, dict[int, list[dict[str, Any]]]]  # method -> training seed -> episodes (over evaluation seeds)
@@ -184,10 +194,17 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
     """Summarise every done evaluation of the experiment; returns what :func:`write_merged` writes."""
     statuses = [evaluation_status(experiment, e) for e in experiment.evaluation_runs()]
     episodes: Rows = {m: {} for m in experiment.methods}
+    software: dict[str, Any] = {"evaluations": {}, "trainings": {}}
     for status in statuses:
         if status.status == "done":
-            seed_episodes = episodes[status.evaluation.method].setdefault(status.evaluation.seed, [])
-            seed_episodes += load_episodes(experiment, status)
+            evaluation = status.evaluation
+            results = read_output(experiment, evaluation.out_dir)
+            seed_episodes = episodes[evaluation.method].setdefault(evaluation.seed, [])
+            seed_episodes += method_episodes(experiment, evaluation.out_dir, results, evaluation.method)
+            software["evaluations"][evaluation.out_dir] = evaluation_software(results)
+            if evaluation.training is not None and evaluation.training.run_dir not in software["trainings"]:
+                run_dir = evaluation.training.run_dir
+                software["trainings"][run_dir] = training_software(experiment.root / run_dir)
     protocol: dict[str, Any] = {}
     if experiment.evaluation.protocol is not None:
         order, descriptions = protocol_order(experiment.family)
@@ -235,6 +252,7 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
             for s in statuses
         ],
         "not_in_design": undeclared_results(experiment),
+        "software": software,
     }
 
 
@@ -431,7 +449,7 @@ def render_table(experiment: Experiment, summary: dict[str, Any]) -> str:
         ]
         if task_rows:
             lines += ["### per task", "", condition_table(task_rows, methods, metric_info(metric)[1]), ""]
-    return "\n".join(lines + _runs_section(summary)) + "\n"
+    return "\n".join(lines + _software_section(summary) + _runs_section(summary)) + "\n"
 
 
 def _policy_note(experiment: Experiment) -> str:
@@ -459,6 +477,11 @@ def _page_head(experiment: Experiment, about: str) -> list[str]:
     if experiment.budget:
         lines += ["Budget: " + "; ".join(f"{k}: {v}" for k, v in experiment.budget.items()) + ".", ""]
     return lines
+
+
+def _software_section(summary: dict[str, Any]) -> list[str]:
+    """The releases the evaluations and trainings ran under (summaries merged before it was recorded have none)."""
+    return software_lines(summary["software"]) if "software" in summary else []
 
 
 def _runs_section(summary: dict[str, Any]) -> list[str]:
@@ -502,7 +525,7 @@ def render_protocol_table(experiment: Experiment, summary: dict[str, Any]) -> st
     for name in names:
         title = f"### {name}" + (f" ({describe[name]})" if describe.get(name) else "")
         lines += [title, "", *_condition_section(experiment, summary, "episode_return", name)]
-    return "\n".join(lines + _runs_section(summary)) + "\n"
+    return "\n".join(lines + _software_section(summary) + _runs_section(summary)) + "\n"
 
 
 def _estimator_note(experiment: Experiment) -> str:

@@ -187,6 +187,7 @@ def run(argv: list[str]) -> int:
         policies = sum(job.training is None for job in jobs)
         counts = f"{len(jobs) - policies} training run(s)" + (f", {policies} policy job(s)" if policies else "")
         print(f"{what} {experiment.root}: {counts}, {sweep.parallel} at a time", flush=True)
+        _warn_of_other_releases(experiment)
         outcomes = sweep.run()
         summary = merge_and_write(experiment)
         merge_curve_and_write(experiment)
@@ -200,6 +201,16 @@ def run(argv: list[str]) -> int:
         print(f"mbmeta sweep: {len(failed)} step(s) failed or not run: {', '.join(o.step for o in failed)}")
         return 1
     return 0
+
+
+def _warn_of_other_releases(experiment: Experiment) -> None:
+    """Say so when the experiment's done evaluations ran under other releases than the installed ones."""
+    from mbmeta.provenance import software_versions
+    from mbmeta.runs.merge import merge
+    from mbmeta.runs.software import release_warnings
+
+    for line in release_warnings(merge(experiment)["software"], software_versions()):
+        print(f"warning: {line}", flush=True)
 
 
 def _print_headline(experiment: Experiment, summary: dict) -> None:

@@ -99,3 +99,23 @@ def software_lines(software: dict[str, Any]) -> list[str]:
     if changed:
         lines += ["Training runs resumed under other software than they started with: " + ", ".join(changed), ""]
     return lines
+
+
+def release_warnings(software: dict[str, Any], current: dict[str, str]) -> list[str]:
+    """One line per package whose recorded evaluation releases differ from ``current`` (the installed ones).
+
+    What ``mbmeta sweep`` says before it adds results to an experiment measured under other releases.
+    """
+    evaluations = [v for v in software["evaluations"].values() if v is not None]
+    lines = []
+    for package in PACKAGES:
+        installed = current.get(package, NOT_RECORDED)
+        others = _counts([v for v in evaluations if package in v and v[package] != installed], package)
+        if others:
+            found = ", ".join(f"{count} under {version}" for version, count in others.items())
+            lines.append(
+                f"this experiment's done evaluations ran under other {package} releases ({found}) than this sweep's "
+                f"{installed}: a closed-loop number can move with the release; the merged table's software section "
+                "counts each"
+            )
+    return lines

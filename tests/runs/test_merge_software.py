@@ -6,7 +6,7 @@ from test_sweep_runner import sweep, write_experiment  # tests/runs on sys.path
 
 from mbmeta.runs.experiment import load_experiment
 from mbmeta.runs.merge import merge, render_table, write_merged
-from mbmeta.runs.software import software_lines, training_software
+from mbmeta.runs.software import release_warnings, software_lines, training_software
 
 
 def versions(mujoco: str) -> dict[str, str]:
@@ -81,3 +81,25 @@ def test_a_table_with_nothing_recorded_says_so_in_one_sentence(tmp_path, calls):
     table = render_table(experiment, merge(experiment))
     assert "Not recorded: these evaluations and training runs predate" in table
     assert "| mujoco |" not in table
+
+
+def test_a_sweep_warns_when_done_evaluations_ran_under_other_releases(tmp_path, calls, capsys, monkeypatch):
+    from mbmeta.commands import sweep as sweep_command
+
+    experiment = swept(tmp_path, calls)
+    record(experiment, "results/none-seed0/eval0", versions("3.17.0"))
+    record(experiment, "results/none-seed1/eval0", versions("4.0.1"))
+    monkeypatch.setattr("mbmeta.provenance.software_versions", lambda: versions("4.0.1"))
+    sweep_command._warn_of_other_releases(experiment)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1  # mujoco only: torch and numpy are the installed ones
+    assert out[0].startswith("warning: this experiment's done evaluations ran under other mujoco releases")
+    assert "(1 under 3.17.0) than this sweep's 4.0.1" in out[0]
+
+
+def test_no_warning_when_every_recorded_release_is_the_installed_one():
+    software = {"evaluations": {"a": versions("4.0.1"), "b": None, "c": {"torch": "2.13.0+cpu"}}, "trainings": {}}
+    assert release_warnings(software, versions("4.0.1")) == []
+    warned = release_warnings(software, versions("4.0.2") | {"torch": "2.14.0"})
+    assert [line.split(" releases")[0].rsplit(" ", 1)[1] for line in warned] == ["torch", "mujoco"]
+    assert "(2 under 2.13.0+cpu) than this sweep's 2.14.0" in warned[0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from wandb_records import wandb_run_record  # tests/wandb_records.py
 
+import mbmeta
 from mbmeta.cli import main
 from mbmeta.data.buffer import EpisodeBuffer
 from mbmeta.training.checkpoint import load_module
@@ -163,6 +164,7 @@ def test_transfer_compares_zero_shot_finetuned_and_scratch(trained_run, tmp_path
     assert main(argv) == 0
     rows = json.loads((out / "transfer.json").read_text())["rows"]
     assert [(r["method"], r["episodes"]) for r in rows] == [("zero-shot", 0), ("finetune", 1), ("scratch", 1)]
+    assert json.loads((out / "transfer.json").read_text())["software"]["mbmeta"] == mbmeta.__version__
     assert all(np.isfinite(r["returns"]).all() for r in rows)
     assert all(len(r["lengths"]) == 1 and len(r["successes"]) == 1 for r in rows)  # balance time / success per episode
     # fine-tuning cut the segments the run trained on (its config.json's data group)

@@ -26,7 +26,9 @@ from mbmeta.commands.run_config import (
     run_segment_settings,
 )
 from mbmeta.commands.wandb_options import add_wandb_arguments, sync_hint, wandb_settings
+from mbmeta.data.atomic import atomic_write
 from mbmeta.models.dynamics import FinetuneMode
+from mbmeta.provenance import software_versions
 
 # The `--trainer` keys transfer honours: where fine-tuning and from-scratch training run.
 DEVICE_FIELDS = ("accelerator", "devices", "precision")
@@ -121,8 +123,10 @@ def run(argv: list[str]) -> int:
         "agent": agent.as_config(),
         "data": data,
         "rows": [asdict(r) for r in rows],
+        "software": software_versions(),  # what the numbers were measured with (mbmeta.provenance)
     }
-    (out / "transfer.json").write_text(json.dumps(payload, indent=2))
+    text = json.dumps(payload, indent=2)
+    atomic_write(out / "transfer.json", lambda f: f.write(text.encode()))
     console.print(f"written {out / 'transfer.json'}")
     _log_to_wandb(out, payload, rows, wandb_settings(cfg), console)
     return 0

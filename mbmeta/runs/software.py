@@ -26,16 +26,23 @@ def evaluation_software(results: dict[str, Any]) -> dict[str, str] | None:
     return found if isinstance(found, dict) else None
 
 
-def training_software(run_dir: Path) -> list[dict[str, str]] | None:
-    """The versions of each start and resume of a training run (``software.json``), or None if absent or unreadable."""
+def training_software(run_dir: Path) -> list[dict[str, str] | None] | None:
+    """The versions of each start and resume of a training run (``software.json``), or None if absent or unreadable.
+
+    A file whose first entry is a resume (``iteration`` > 0: the run started before versions were recorded) begins
+    with None, the unrecorded start.
+    """
     try:
         entries = json.loads((run_dir / SOFTWARE_FILE).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(entries, list):
         return None
-    versions = [e["versions"] for e in entries if isinstance(e, dict) and isinstance(e.get("versions"), dict)]
-    return versions or None
+    entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("versions"), dict)]
+    if not entries:
+        return None
+    unrecorded_start: list[dict[str, str] | None] = [None] if entries[0].get("iteration", 0) else []
+    return unrecorded_start + [e["versions"] for e in entries]
 
 
 def _counts(records: list[dict[str, str] | None], package: str) -> dict[str, int]:
@@ -91,9 +98,10 @@ def software_lines(software: dict[str, Any]) -> list[str]:
             "move with the simulator's release, so compare methods measured under one release.",
             "",
         ]
+    recorded = {run: [v for v in entries or [] if v is not None] for run, entries in software["trainings"].items()}
     changed = [
         f"`{run}` ({'; '.join(version_changes(entries[0], entries[-1]))})"
-        for run, entries in software["trainings"].items()
+        for run, entries in recorded.items()
         if entries and version_changes(entries[0], entries[-1])
     ]
     if changed:

@@ -103,3 +103,12 @@ def test_no_warning_when_every_recorded_release_is_the_installed_one():
     warned = release_warnings(software, versions("4.0.2") | {"torch": "2.14.0"})
     assert [line.split(" releases")[0].rsplit(" ", 1)[1] for line in warned] == ["torch", "mujoco"]
     assert "(2 under 2.13.0+cpu) than this sweep's 2.14.0" in warned[0]
+
+
+def test_a_run_that_started_before_versions_were_recorded_counts_its_start_as_not_recorded(tmp_path):
+    entries = [{"iteration": 2, "versions": versions("4.0.1")}]
+    (tmp_path / "software.json").write_text(json.dumps(entries))
+    assert training_software(tmp_path) == [None, versions("4.0.1")]
+    lines = software_lines({"evaluations": {}, "trainings": {"runs/r": training_software(tmp_path)}})
+    assert "| mujoco | — | 4.0.1 (1), not recorded (1) |" in lines
+    assert not any(line.startswith("Training runs resumed") for line in lines)  # no recorded change to name

@@ -63,8 +63,9 @@ def software_lines(software: dict[str, Any]) -> list[str]:
     """The Markdown of the ``software`` section from a summary's ``software`` entry.
 
     Args:
-        software: ``{"evaluations": {out_dir: versions | None}, "trainings": {run_dir: [versions, ...] | None}}``;
-            a training run counts once per start or resume it recorded.
+        software: ``{"evaluations": {out_dir: versions | None}, "trainings": {run_dir: [versions | None, ...] |
+            None}}`` (:func:`evaluation_software`, :func:`training_software`); a training run counts once per start
+            or resume, an unrecorded one as "not recorded".
     """
     evaluations = list(software["evaluations"].values())
     trainings = [v for entries in software["trainings"].values() for v in (entries or [None])]

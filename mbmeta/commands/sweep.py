@@ -206,10 +206,11 @@ def run(argv: list[str]) -> int:
 def _warn_of_other_releases(experiment: Experiment) -> None:
     """Say so when the experiment's done evaluations ran under other releases than the installed ones."""
     from mbmeta.provenance import software_versions
-    from mbmeta.runs.merge import merge
+    from mbmeta.runs.merge import evaluation_releases
     from mbmeta.runs.software import release_warnings
 
-    for line in release_warnings(merge(experiment)["software"], software_versions()):
+    # only the recorded versions of the done evaluations: the merge (statistics, tables) comes after the sweep
+    for line in release_warnings({"evaluations": evaluation_releases(experiment)}, software_versions()):
         print(f"warning: {line}", flush=True)
 
 

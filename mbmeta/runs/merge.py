@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,22 @@ def load_output(experiment: Experiment, out_dir: str, method: str) -> list[dict[
     return method_episodes(experiment, out_dir, read_output(experiment, out_dir), method)
 
 
+def done_outputs(
+    experiment: Experiment, statuses: list[RunStatus] | None = None
+) -> Iterator[tuple[EvaluationRun, dict[str, Any]]]:
+    """Each done evaluation (of ``statuses``, default: every declared one) with its output, read once."""
+    if statuses is None:
+        statuses = [evaluation_status(experiment, e) for e in experiment.evaluation_runs()]
+    for status in statuses:
+        if status.status == "done":
+            yield status.evaluation, read_output(experiment, status.evaluation.out_dir)
+
+
+def evaluation_releases(experiment: Experiment) -> dict[str, dict[str, str] | None]:
+    """``{out_dir: versions or None}`` of every done evaluation, without merging (what a sweep checks at its start)."""
+    return {evaluation.out_dir: evaluation_software(results) for evaluation, results in done_outputs(experiment)}
+
+
 Rows = dict[str, dict[int, list[dict[str, Any]]]]  # method -> training seed -> episodes (over evaluation seeds)
 
 
@@ -195,16 +211,13 @@ def merge(experiment: Experiment, confidence: float = CONFIDENCE) -> dict[str, A
     statuses = [evaluation_status(experiment, e) for e in experiment.evaluation_runs()]
     episodes: Rows = {m: {} for m in experiment.methods}
     software: dict[str, Any] = {"evaluations": {}, "trainings": {}}
-    for status in statuses:
-        if status.status == "done":
-            evaluation = status.evaluation
-            results = read_output(experiment, evaluation.out_dir)
-            seed_episodes = episodes[evaluation.method].setdefault(evaluation.seed, [])
-            seed_episodes += method_episodes(experiment, evaluation.out_dir, results, evaluation.method)
-            software["evaluations"][evaluation.out_dir] = evaluation_software(results)
-            if evaluation.training is not None and evaluation.training.run_dir not in software["trainings"]:
-                run_dir = evaluation.training.run_dir
-                software["trainings"][run_dir] = training_software(experiment.root / run_dir)
+    for evaluation, results in done_outputs(experiment, statuses):
+        seed_episodes = episodes[evaluation.method].setdefault(evaluation.seed, [])
+        seed_episodes += method_episodes(experiment, evaluation.out_dir, results, evaluation.method)
+        software["evaluations"][evaluation.out_dir] = evaluation_software(results)
+        if evaluation.training is not None and evaluation.training.run_dir not in software["trainings"]:
+            run_dir = evaluation.training.run_dir
+            software["trainings"][run_dir] = training_software(experiment.root / run_dir)
     protocol: dict[str, Any] = {}
     if experiment.evaluation.protocol is not None:
         order, descriptions = protocol_order(experiment.family)

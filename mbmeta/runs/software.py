@@ -113,7 +113,8 @@ def software_lines(software: dict[str, Any]) -> list[str]:
 def release_warnings(software: dict[str, Any], current: dict[str, str]) -> list[str]:
     """One line per package whose recorded evaluation releases differ from ``current`` (the installed ones).
 
-    What ``mbmeta sweep`` says before it adds results to an experiment measured under other releases.
+    What ``mbmeta sweep`` says before it adds results to an experiment measured under other releases; only
+    ``software["evaluations"]`` is read.
     """
     evaluations = [v for v in software["evaluations"].values() if v is not None]
     lines = []

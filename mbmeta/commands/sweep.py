@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_argument(
         "--status",
         action="store_true",
-        help="print where each run stands (training iterations, evaluations done, what is running now); writes nothing",
+        help=(
+            "print where each run stands (training iterations, evaluations done, what is running now) and an estimate "
+            "of the time left; writes nothing"
+        ),
     )
     return parser
 

@@ -6,7 +6,8 @@ many of its final evaluations and kept-checkpoint evaluations (the learning curv
 running now. A step counts as running only while a live process holds its lock (a paused process still does); a
 step whose stamp says running but whose lock is free was interrupted and is redone by the next sweep.
 
-Nothing is written: the probe takes each lock for an instant and releases it (:meth:`RunLock.in_use`).
+Nothing is written: the probe takes each lock for an instant and releases it (:meth:`RunLock.in_use`). A last line
+estimates the time the steps left will take, from the wall times of the finished ones (:mod:`mbmeta.runs.estimate`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from mbmeta.runs.experiment import EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Step, estimate_remaining, remaining_line
+from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
 from mbmeta.runs.sweep import (
     STAMP_FILE,
     TRAIN_LOG,
     Job,
     curve_evaluations,
+    curve_settings,
     curve_state,
     evaluation_lock_dir,
     evaluation_lock_name,
+    evaluation_settings,
     evaluation_state,
     finished_checkpoint,
     read_stamp,
@@ -78,12 +82,14 @@ class JobStatus:
     Attributes:
         evaluations: the final evaluations.
         curve: the evaluations of the checkpoints the run has kept so far.
+        steps: the job's training and evaluations as the time estimate reads them.
     """
 
     name: str
     training: TrainingStatus | None
     evaluations: Counts
     curve: Counts
+    steps: tuple[Step, ...] = ()
 
 
 def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = None) -> TrainingStatus:
@@ -116,11 +122,16 @@ def job_status(experiment: Experiment, job: Job) -> JobStatus:
     sha = None if job.training is None else finished_checkpoint(experiment, job.training)  # hashed once
     training = None if job.training is None else training_status(experiment, job.training, sha)
     finals = [_progress(experiment, evaluation_state(experiment, e, sha), e, e.out_dir) for e in job.evaluations]
-    curves = [
-        _progress(experiment, curve_state(experiment, c), c.evaluation, c.out_dir)
-        for c in curve_evaluations(experiment, job)
+    kept = curve_evaluations(experiment, job)
+    curves = [_progress(experiment, curve_state(experiment, c), c.evaluation, c.out_dir) for c in kept]
+    steps = [] if training is None else [_training_step(job.training.method, training)]
+    finished = zip(job.evaluations, finals, strict=True)
+    steps += [_evaluation_step(experiment, FINAL, e.method, e.out_dir, p) for e, p in finished]
+    steps += [
+        _evaluation_step(experiment, CURVE, c.evaluation.method, c.out_dir, p, _copied(experiment, c, sha))
+        for c, p in zip(kept, curves, strict=True)
     ]
-    return JobStatus(job.name, training, _counts(finals), _counts(curves))
+    return JobStatus(job.name, training, _counts(finals), _counts(curves), tuple(steps))
 
 
 def experiment_status(experiment: Experiment, jobs: Sequence[Job]) -> list[JobStatus]:
@@ -136,7 +147,8 @@ def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: flo
         rows.append((s.name, _describe_training(s.training, now), _describe_counts(s.evaluations), _curve_cell(s)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join([f"{experiment.root}: {len(statuses)} job(s)", *lines, _totals(statuses)])
+    left = remaining_line(estimate_remaining([s.steps for s in statuses]), _coarse_duration)
+    return "\n".join([f"{experiment.root}: {len(statuses)} job(s)", *lines, _totals(statuses), *[left] * bool(left)])
 
 
 # ----- helpers ---------------------------------------------------------------------------------------------------
@@ -152,6 +164,35 @@ def _progress(experiment: Experiment, state: str, evaluation: EvaluationRun, out
         return state
     lock_dir = experiment.root / evaluation_lock_dir(evaluation)
     return "running" if RunLock.in_use(lock_dir, evaluation_lock_name(out_dir)) else "todo"
+
+
+def _training_step(method: str, training: TrainingStatus) -> Step:
+    """A training as the estimate reads it: its stamped time when done, else the fraction of iterations left."""
+    if training.state == "done":
+        return Step(TRAIN, method, True, training.seconds, left=0.0)
+    completed = (training.iteration or 0) if training.state in ("running", "stopped", "failed") else 0
+    left = 1.0 if not training.iterations else max(1.0 - completed / training.iterations, 0.0)
+    return Step(TRAIN, method, False, left=left)
+
+
+def _evaluation_step(
+    experiment: Experiment, kind: str, method: str, out_dir: str, progress: str, copied: bool = False
+) -> Step:
+    """An evaluation as the estimate reads it: done with its stamped time (copied ones: none), or left to run."""
+    if progress != "done":
+        return Step(kind, method, False, left=0.0 if copied else 1.0, copied=copied)
+    stamp = read_stamp(experiment.root / out_dir) or {}
+    seconds = stamp.get("seconds")
+    copied = "reused_from" in stamp
+    return Step(kind, method, True, None if copied else seconds, left=0.0, copied=copied)
+
+
+def _copied(experiment: Experiment, curve: CurveEvaluation, final_sha: str | None) -> bool:
+    """Whether the sweep will copy this kept checkpoint's evaluation from the final one (same model and settings)."""
+    if final_sha is None or curve.kept.sha256 != final_sha:
+        return False
+    settings = {k: v for k, v in curve_settings(experiment, curve).items() if k != "iteration"}
+    return settings == evaluation_settings(experiment, curve.evaluation)
 
 
 def _counts(progress: list[str]) -> Counts:

@@ -113,7 +113,8 @@ def test_the_status_command_prints_the_table_and_writes_nothing(swept, capsys):
     out = capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in swept.root.rglob("*")} == before
     assert "none-seed0" in out and "stopped: 1 of 4 iterations" in out and "context-seed0" not in out
-    assert out.splitlines()[-1].startswith("trainings: 1 done, 1 stopped;")
+    assert out.splitlines()[-2].startswith("trainings: 1 done, 1 stopped;")
+    assert out.splitlines()[-1].startswith("left: 1 training(s) and ")  # the time estimate (test_sweep_estimate.py)
 
 
 def test_in_use_probes_without_creating_the_lock_file(tmp_path):
@@ -141,4 +142,4 @@ def test_results_of_other_settings_are_counted_stale(swept):
     status = statuses(swept)["none-seed0"]
     assert status.evaluations == Counts(done=0, declared=1, stale=1)
     table = status_table(swept, [status])
-    assert "0 of 1 done, 1 stale" in table and table.endswith("--replace moves them aside")
+    assert "0 of 1 done, 1 stale" in table and table.splitlines()[-2].endswith("--replace moves them aside")

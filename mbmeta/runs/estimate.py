@@ -1,0 +1,134 @@
+"""How long an experiment's remaining steps will take, estimated from its finished ones (``mbmeta sweep --status``).
+
+Every step a sweep finishes stamps its wall time (``seconds`` in its ``sweep.json``). The time left is estimated
+from the medians of those times, per kind of step (training, final evaluation, kept-checkpoint evaluation) and
+method, falling back to every method's median of that kind while a method has finished none:
+
+- a training not finished: the median training time × the fraction of its iterations not yet completed;
+- an evaluation not done (to do, running or stale): the median of its kind;
+- the kept-checkpoint evaluations of a run still training, whose checkpoints are not all kept yet: as many as the
+  finished trainings of the method evaluated (median), less those already done.
+
+Evaluations the sweep copies instead of running (a last kept checkpoint that is the final model) cost nothing and are
+left out of the medians. The sum is time on one core; ``mbmeta sweep --jobs N`` runs N jobs at once. It is only an
+estimate: a step resumed after a stop stamps the wall time of its last part only, a paused one its pause as well,
+and the median keeps a few such steps from moving it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+TRAIN, FINAL, CURVE = "training", "final evaluation", "curve evaluation"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job, as the estimate needs it.
+
+    Attributes:
+        kind: :data:`TRAIN`, :data:`FINAL` or :data:`CURVE`.
+        method: the method it trains or evaluates.
+        done: finished with the current settings.
+        seconds: its stamped wall time when done and run (None otherwise).
+        left: the fraction of it still to run (a training's iterations not completed); 0 when done or copied.
+        copied: an evaluation the sweep copies (or copied) from the final one instead of running it.
+    """
+
+    kind: str
+    method: str
+    done: bool
+    seconds: float | None = None
+    left: float = 1.0
+    copied: bool = False
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """The estimate: seconds of one core, and the steps it covers.
+
+    Attributes:
+        seconds: estimated wall time of the steps left, on one core.
+        trainings: trainings not finished.
+        evaluations: evaluations still to run (declared, and expected of runs still training).
+        unknown: steps left of a kind no finished step measures yet (not in ``seconds``).
+    """
+
+    seconds: float
+    trainings: int
+    evaluations: int
+    unknown: int
+
+
+def estimate_remaining(jobs: Sequence[Sequence[Step]]) -> Remaining:
+    """The time left of the jobs' steps (see the module docstring); ``jobs``: each job's steps."""
+    measured = _medians(step for job in jobs for step in job)
+    curve_counts = _curve_counts(jobs)
+    seconds, trainings, evaluations, unknown = 0.0, 0, 0, 0
+    for job in jobs:
+        training = next((s for s in job if s.kind == TRAIN), None)
+        left = [s for s in job if not s.done and s.left > 0]
+        if training is not None and not training.done and None in curve_counts:  # not all checkpoints kept yet
+            for method in dict.fromkeys(s.method for s in job if s.kind == FINAL):
+                expected = curve_counts.get(method, curve_counts[None])
+                done = sum(1 for s in job if s.kind == CURVE and s.method == method and s.done)
+                declared = sum(1 for s in left if s.kind == CURVE and s.method == method)
+                left += [Step(CURVE, method, False)] * max(expected - done - declared, 0)
+        for step in left:
+            median = measured.get((step.kind, step.method), measured.get((step.kind, None)))
+            trainings += step.kind == TRAIN
+            evaluations += step.kind != TRAIN
+            if median is None:
+                unknown += 1
+            else:
+                seconds += median * step.left
+    return Remaining(seconds, trainings, evaluations, unknown)
+
+
+def remaining_line(remaining: Remaining, duration: Callable[[float], str]) -> str | None:
+    """One line for the status: the estimate, or None when nothing is left; ``duration`` formats seconds."""
+    if remaining.trainings == remaining.evaluations == 0:
+        return None
+    counted = f"{remaining.trainings} training(s) and {remaining.evaluations} evaluation(s)"
+    if remaining.unknown == remaining.trainings + remaining.evaluations:
+        return f"left: {counted}; no finished step of their kinds to estimate their time from yet"
+    unknown = f", {remaining.unknown} of them with no finished step of their kind to estimate from" * bool(
+        remaining.unknown
+    )
+    return (
+        f"left: {counted}{unknown}: about {duration(remaining.seconds)} of one core "
+        "(medians of this experiment's finished steps)"
+    )
+
+
+# ----- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _medians(steps: Iterable[Step]) -> dict[tuple[str, str | None], float]:
+    """Median seconds per (kind, method) and per (kind, None) over every method, of the steps that ran."""
+    times: dict[tuple[str, str | None], list[float]] = defaultdict(list)
+    for step in steps:
+        if step.done and not step.copied and step.seconds is not None and step.seconds > 0:
+            times[step.kind, step.method].append(step.seconds)
+            times[step.kind, None].append(step.seconds)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def _curve_counts(jobs: Sequence[Sequence[Step]]) -> dict[str | None, int]:
+    """Per method, and every method's under None: the median count of kept-checkpoint evaluations run per job.
+
+    Only jobs whose training finished count (their checkpoints are all kept); copied evaluations are not counted.
+    Empty when no such job has any.
+    """
+    counts: dict[str | None, list[int]] = defaultdict(list)
+    for job in jobs:
+        if not any(s.kind == TRAIN and s.done for s in job):
+            continue
+        for method in {s.method for s in job if s.kind == CURVE}:
+            count = sum(1 for s in job if s.kind == CURVE and s.method == method and not s.copied)
+            counts[method].append(count)
+            counts[None].append(count)
+    return {method: round(statistics.median(values)) for method, values in counts.items()}

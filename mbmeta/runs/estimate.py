@@ -100,7 +100,7 @@ def remaining_line(remaining: Remaining, duration: Callable[[float], str]) -> st
     )
     return (
         f"left: {counted}{unknown}: about {duration(remaining.seconds)} of one core "
-        "(medians of this experiment's finished steps)"
+        "(medians of the listed runs' finished steps)"
     )
 
 

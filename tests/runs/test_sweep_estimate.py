@@ -73,7 +73,7 @@ def test_the_line_says_the_time_and_what_it_leaves_out():
     line = remaining_line(Remaining(3600.0, 2, 5, 1), lambda s: f"{s / 3600:.0f} h")
     assert line == (
         "left: 2 training(s) and 5 evaluation(s), 1 of them with no finished step of their kind to estimate from: "
-        "about 1 h of one core (medians of this experiment's finished steps)"
+        "about 1 h of one core (medians of the listed runs' finished steps)"
     )
     assert remaining_line(Remaining(0.0, 0, 0, 0), str) is None
 
@@ -99,5 +99,5 @@ def test_the_status_table_ends_with_the_estimate_from_the_stamps(swept):  # noqa
     assert expected_curve == 2  # FAKE_KEEP 1,2: two kept checkpoints, neither the final model
     last = status_table(swept, list(status.values())).splitlines()[-1]
     assert last == (
-        "left: 1 training(s) and 3 evaluation(s): about 8 min of one core (medians of this experiment's finished steps)"
+        "left: 1 training(s) and 3 evaluation(s): about 8 min of one core (medians of the listed runs' finished steps)"
     )

@@ -14,6 +14,7 @@ seeds, so it ends with the same buffer and weights as an uninterrupted run. Sett
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from mbmeta.evaluation.progress import episode_progress, log_episode_table
 from mbmeta.evaluation.reports import log_checkpoint_artifact
 from mbmeta.provenance import software_versions
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
+from mbmeta.runs.durations import coarse_duration, precise_duration
 from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, load_initial_buffer
 from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory, file_sha256
@@ -138,8 +140,10 @@ def run_training(
             state = run.commit(buffer, iteration=0)
 
         # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------
+        durations: list[float] = []  # wall time of each iteration this process ran (the pace for the time left)
         for iteration in range(state.iteration + 1, loop.iterations + 1):
             seed = loop.seed + 1000 * iteration
+            started = time.perf_counter()
             log(f"iteration {iteration}/{loop.iterations}: fitting on {buffer.num_transitions} transitions")
             try:
                 module, fitter = fit_model(
@@ -153,6 +157,7 @@ def run_training(
                     f"and the buffer ({state.episodes} episodes); fix the cause and run the same command to resume."
                 ) from err
             fitted = save_checkpoint(fitter, run.iteration_checkpoint(iteration))
+            fit_seconds = time.perf_counter() - started
             dynamics = to_fitted_device(module, fitter).dynamics
             bounds = measure_latent_range(dynamics, buffer, agent.context_length) if agent.bound_latent else None
             mpc = make_agent(dynamics, family, agent, seed=seed, latent_range=bounds)
@@ -166,6 +171,8 @@ def run_training(
                 )  # fmt: skip
             metrics = {**episode_metrics(collection.episodes, "collect"), **mpc.plan_stats.summary("plan/")}
             metrics["plan/realised_return_mean"] = realised_horizon_return(collection.episodes, agent)
+            metrics["time/fit_s"] = fit_seconds
+            metrics["time/collect_s"] = time.perf_counter() - started - fit_seconds
             _log_metrics(logger, metrics, step=iteration)
             log_episode_table(logger, "collect/episodes", collection.episodes, step=iteration)
             log(
@@ -177,6 +184,8 @@ def run_training(
             _record_curve(run, iteration, metrics, "mpc", len(collection.episodes), buffer, family.name)
             keep = loop.keeps_checkpoint(iteration)  # kept for good (learning curves), else pruned by the next commit
             state = run.commit(buffer, iteration=iteration, checkpoint=fitted, keep=keep)  # this iteration's commit
+            durations.append(time.perf_counter() - started)
+            log(_pace_line(iteration, loop.iterations, durations, metrics))
 
         # ----- done ---------------------------------------------------------------------------------------------
         if not run.checkpoint_path.is_file():
@@ -186,6 +195,19 @@ def run_training(
                 log_checkpoint_artifact(logger.experiment, run.checkpoint_path, name=f"model-{run.name}")
             logger.experiment.finish()
         return run.checkpoint_path
+
+
+def _pace_line(iteration: int, iterations: int, durations: list[float], metrics: Mapping[str, float]) -> str:
+    """``iteration i/n done in ...`` with its fit and collection times, and the time left at this process's pace."""
+    fit, collect = precise_duration(metrics["time/fit_s"]), precise_duration(metrics["time/collect_s"])
+    line = f"iteration {iteration}/{iterations} done in {precise_duration(durations[-1])}"
+    line += f" (fit {fit}, collect {collect})"
+    left = iterations - iteration
+    if left:
+        pace = sum(durations) / len(durations)
+        line += f"; about {coarse_duration(pace * left)} for the {left} left"
+        line += f" (the mean of the {len(durations)} this process ran)"
+    return line
 
 
 def _at_least(loop: LoopSettings) -> str:

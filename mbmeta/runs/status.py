@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from mbmeta.runs.durations import coarse_duration
 from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Step, estimate_remaining, remaining_line
 from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
@@ -147,7 +148,7 @@ def status_table(experiment: Experiment, statuses: Sequence[JobStatus], now: flo
         rows.append((s.name, _describe_training(s.training, now), _describe_counts(s.evaluations), _curve_cell(s)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    left = remaining_line(estimate_remaining([s.steps for s in statuses]), _coarse_duration)
+    left = remaining_line(estimate_remaining([s.steps for s in statuses]), coarse_duration)
     return "\n".join([f"{experiment.root}: {len(statuses)} job(s)", *lines, _totals(statuses), *[left] * bool(left)])
 
 
@@ -219,12 +220,12 @@ def _describe_training(training: TrainingStatus | None, now: float) -> str:
     if training is None:
         return "reference policy"
     if training.state == "done":
-        return "done" if training.seconds is None else f"done in {_coarse_duration(training.seconds)}"
+        return "done" if training.seconds is None else f"done in {coarse_duration(training.seconds)}"
     if training.state in ("not started", "stale"):
         return "not started" if training.state == "not started" else "started with other configs (--replace)"
     total = "?" if training.iterations is None else str(training.iterations)
     progress = f"{training.iteration or 0} of {total} iterations"
-    age = "" if training.updated is None else f", written {_coarse_duration(max(now - training.updated, 0.0))} ago"
+    age = "" if training.updated is None else f", written {coarse_duration(max(now - training.updated, 0.0))} ago"
     return f"{training.state}: {progress}{age}"
 
 
@@ -248,11 +249,3 @@ def _totals(statuses: Sequence[JobStatus]) -> str:
     evaluations = "evaluations " + _describe_counts(total) if total.declared else "no evaluations"
     stale = "; stale results stop the sweep: --replace moves them aside" if total.stale else ""
     return f"trainings: {', '.join(parts) or 'none'}; {evaluations}{stale}"
-
-
-def _coarse_duration(seconds: float) -> str:
-    """Minutes, or hours and minutes: ``7 min``, ``1 h 29 min``."""
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from mbmeta.data.atomic import atomic_write
+from mbmeta.runs.durations import precise_duration
 from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, CurveEvaluation, EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import (
     CHECKPOINT_FILE,
@@ -537,7 +538,7 @@ class Sweep:
         if returncode == 0 and checkpoint.is_file():
             sha = file_sha256(checkpoint)
             write_stamp(directory, {**stamp, "status": "done", "seconds": seconds, "checkpoint_sha256": sha})
-            self._say(f"done   {step} ({_duration(seconds)})")
+            self._say(f"done   {step} ({precise_duration(seconds)})")
             return sha, Outcome(step, "done", seconds, log)
         write_stamp(directory, {**stamp, "status": "failed", "returncode": returncode, "seconds": seconds})
         self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
@@ -642,7 +643,7 @@ class Sweep:
         status = "done" if done else "failed"
         write_stamp(directory, {**stamp, "status": status, "returncode": returncode, "seconds": seconds})
         if status == "done":
-            self._say(f"done   {step} ({_duration(seconds)})")
+            self._say(f"done   {step} ({precise_duration(seconds)})")
         else:
             self._say(f"FAILED {step} (exit {returncode}; log {self.experiment.root / log})")
         return Outcome(step, status, seconds, log)
@@ -692,11 +693,6 @@ class Sweep:
 def _step_name(out_dir: str) -> str:
     """An evaluation output as progress lines and outcomes name it: its path under ``results/``."""
     return out_dir.removeprefix(RESULTS_DIR + "/")
-
-
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 # ----- scale-out: the same runs handed to an existing engine --------------------------------------------------------

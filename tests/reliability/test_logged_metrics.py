@@ -4,7 +4,7 @@ import csv
 
 from pytorch_lightning.loggers import CSVLogger
 
-from mbmeta.runs.loop import run_training
+from mbmeta.runs.loop import _pace_line, run_training
 
 from .conftest import AGENT, tiny_settings
 
@@ -28,3 +28,18 @@ def test_loop_logs_collection_returns_and_planner_statistics(tmp_path):
     assert abs(row["plan/realised_return_mean"] - AGENT["horizon"] * per_step) < 1e-4 * abs(per_step)
     line = next(m for m in printed if "planned" in m)
     assert f"realised {row['plan/realised_return_mean']:.1f}" in line
+    # where the iteration's wall time went, logged and printed (the last iteration: no time left to estimate)
+    assert row["time/fit_s"] > 0 and row["time/collect_s"] > 0
+    done = next(m for m in printed if m.startswith("iteration 1/1 done in "))
+    assert "(fit " in done and ", collect " in done and "left" not in done
+
+
+def test_the_pace_line_estimates_the_iterations_left_from_those_this_process_ran():
+    metrics = {"time/fit_s": 900.0, "time/collect_s": 300.0}
+    assert _pace_line(2, 5, [600.0, 1200.0], metrics) == (
+        "iteration 2/5 done in 20 min 0 s (fit 15 min 0 s, collect 5 min 0 s); "
+        "about 45 min for the 3 left (the mean of the 2 this process ran)"
+    )
+    assert _pace_line(5, 5, [60.0], {"time/fit_s": 45.0, "time/collect_s": 15.0}) == (
+        "iteration 5/5 done in 1 min 0 s (fit 45 s, collect 15 s)"
+    )

@@ -126,8 +126,8 @@ def job_status(experiment: Experiment, job: Job) -> JobStatus:
     kept = curve_evaluations(experiment, job)
     curves = [_progress(experiment, curve_state(experiment, c), c.evaluation, c.out_dir) for c in kept]
     steps = [] if training is None else [_training_step(job.training.method, training)]
-    finished = zip(job.evaluations, finals, strict=True)
-    steps += [_evaluation_step(experiment, FINAL, e.method, e.out_dir, p) for e, p in finished]
+    final_progress = zip(job.evaluations, finals, strict=True)
+    steps += [_evaluation_step(experiment, FINAL, e.method, e.out_dir, p) for e, p in final_progress]
     steps += [
         _evaluation_step(experiment, CURVE, c.evaluation.method, c.out_dir, p, _copied(experiment, c, sha))
         for c, p in zip(kept, curves, strict=True)

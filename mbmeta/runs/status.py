@@ -21,18 +21,17 @@ from pathlib import Path
 
 from mbmeta.runs.durations import coarse_duration
 from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Step, estimate_remaining, remaining_line
-from mbmeta.runs.experiment import CurveEvaluation, EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.experiment import EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
 from mbmeta.runs.sweep import (
     STAMP_FILE,
     TRAIN_LOG,
     Job,
     curve_evaluations,
-    curve_settings,
     curve_state,
+    evaluates_final_model,
     evaluation_lock_dir,
     evaluation_lock_name,
-    evaluation_settings,
     evaluation_state,
     finished_checkpoint,
     read_stamp,
@@ -128,10 +127,9 @@ def job_status(experiment: Experiment, job: Job) -> JobStatus:
     steps = [] if training is None else [_training_step(job.training.method, training)]
     final_progress = zip(job.evaluations, finals, strict=True)
     steps += [_evaluation_step(experiment, FINAL, e.method, e.out_dir, p) for e, p in final_progress]
-    steps += [
-        _evaluation_step(experiment, CURVE, c.evaluation.method, c.out_dir, p, _copied(experiment, c, sha))
-        for c, p in zip(kept, curves, strict=True)
-    ]
+    for c, p in zip(kept, curves, strict=True):
+        copied = evaluates_final_model(experiment, c, sha)
+        steps.append(_evaluation_step(experiment, CURVE, c.evaluation.method, c.out_dir, p, copied))
     return JobStatus(job.name, training, _counts(finals), _counts(curves), tuple(steps))
 
 
@@ -186,14 +184,6 @@ def _evaluation_step(
     seconds = stamp.get("seconds")
     copied = "reused_from" in stamp
     return Step(kind, method, True, None if copied else seconds, left=0.0, copied=copied)
-
-
-def _copied(experiment: Experiment, curve: CurveEvaluation, final_sha: str | None) -> bool:
-    """Whether the sweep will copy this kept checkpoint's evaluation from the final one (same model and settings)."""
-    if final_sha is None or curve.kept.sha256 != final_sha:
-        return False
-    settings = {k: v for k, v in curve_settings(experiment, curve).items() if k != "iteration"}
-    return settings == evaluation_settings(experiment, curve.evaluation)
 
 
 def _counts(progress: list[str]) -> Counts:

@@ -189,6 +189,17 @@ def curve_settings(experiment: Experiment, curve: CurveEvaluation) -> dict[str, 
     return settings
 
 
+def evaluates_final_model(experiment: Experiment, curve: CurveEvaluation, final_sha: str | None) -> bool:
+    """Whether a kept checkpoint's evaluation is the final evaluation's, which the sweep then copies.
+
+    The same model (``final_sha``: the final checkpoint's SHA-256) and the same settings but the iteration.
+    """
+    if final_sha is None or curve.kept.sha256 != final_sha:
+        return False
+    settings = {k: v for k, v in curve_settings(experiment, curve).items() if k != "iteration"}
+    return settings == evaluation_settings(experiment, curve.evaluation)
+
+
 def evaluate_arguments(experiment: Experiment, evaluation: EvaluationRun) -> list[str]:
     """The ``mbmeta evaluate`` arguments of an evaluation (paths relative to the experiment directory)."""
     settings = evaluation_settings(experiment, evaluation)
@@ -592,14 +603,12 @@ class Sweep:
         """
         final = curve.evaluation
         stamp = read_stamp(self.experiment.root / final.out_dir)
-        if stamp is None or stamp.get("status") != "done" or stamp.get("checkpoint_sha256") != curve.kept.sha256:
+        if stamp is None or stamp.get("status") != "done":
             return None
         if not (self.experiment.root / final.out_dir / self.experiment.evaluation.results_file).is_file():
             return None
-        settings = {k: v for k, v in curve_settings(self.experiment, curve).items() if k != "iteration"}
-        return (
-            final.out_dir if stamp.get("settings") == settings == evaluation_settings(self.experiment, final) else None
-        )
+        same = evaluates_final_model(self.experiment, curve, stamp.get("checkpoint_sha256"))
+        return final.out_dir if same and stamp.get("settings") == evaluation_settings(self.experiment, final) else None
 
     def _run_evaluation(
         self,

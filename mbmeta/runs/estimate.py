@@ -1,18 +1,22 @@
 """How long an experiment's remaining steps will take, estimated from its finished ones (``mbmeta sweep --status``).
 
-Every step a sweep finishes stamps its wall time (``seconds`` in its ``sweep.json``). The time left is estimated
-from the medians of those times, per kind of step (training, final evaluation, kept-checkpoint evaluation) and
-method, falling back to every method's median of that kind while a method has finished none:
+Every step a sweep finishes stamps its wall time (``seconds`` in its ``sweep.json``); a training's time is read from
+its iterations' recorded times instead where it has them (:mod:`mbmeta.runs.iteration_times`: these survive a
+resume, the stamp only knows the last part). The time left is estimated from the medians of those times, per kind of
+step (training, final evaluation, kept-checkpoint evaluation) and method, falling back to every method's median of
+that kind while a method has finished none:
 
-- a training not finished: the median training time × the fraction of its iterations not yet completed;
+- a training not finished: its own recorded iterations' mean × the iterations left where it has recorded any, else
+  the median training time × the fraction of its iterations not yet completed;
 - an evaluation not done (to do, running or stale): the median of its kind;
 - the kept-checkpoint evaluations of a run still training, whose checkpoints are not all kept yet: as many as the
   finished trainings of the method evaluated (median), less those already done.
 
 Evaluations the sweep copies instead of running (a last kept checkpoint that is the final model) cost nothing and are
 left out of the medians. The sum is time on one core; ``mbmeta sweep --jobs N`` runs N jobs at once. It is only an
-estimate: a step resumed after a stop stamps the wall time of its last part only, a paused one its pause as well,
-and the median keeps a few such steps from moving it.
+estimate: an evaluation resumed after a stop stamps the wall time of its last part only, a step paused with
+SIGSTOP counts its pause as well, the pace of a training changes with the machine's load, and the median keeps a few
+such steps from moving it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class Step:
         done: finished with the current settings.
         seconds: its stamped wall time when done and run (None otherwise).
         left: the fraction of it still to run (a training's iterations not completed); 0 when done or copied.
+        left_seconds: a training's own estimate of its time left (its recorded iterations' mean pace), used
+            instead of ``left`` × the median when given.
         copied: an evaluation the sweep copies (or copied) from the final one instead of running it.
     """
 
@@ -44,6 +50,7 @@ class Step:
     seconds: float | None = None
     left: float = 1.0
     copied: bool = False
+    left_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,9 @@ def estimate_remaining(jobs: Sequence[Sequence[Step]]) -> Remaining:
             median = measured.get((step.kind, step.method), measured.get((step.kind, None)))
             trainings += step.kind == TRAIN
             evaluations += step.kind != TRAIN
-            if median is None:
+            if step.left_seconds is not None:
+                seconds += step.left_seconds
+            elif median is None:
                 unknown += 1
             else:
                 seconds += median * step.left

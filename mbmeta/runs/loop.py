@@ -34,6 +34,7 @@ from mbmeta.provenance import software_versions
 from mbmeta.runs.checks import check_same_config, check_settings, run_settings
 from mbmeta.runs.durations import coarse_duration, precise_duration
 from mbmeta.runs.initial_data import SOURCE_POLICY, episode_stats, load_initial_buffer
+from mbmeta.runs.iteration_times import record_iteration_time
 from mbmeta.runs.learning_curve import record_iteration
 from mbmeta.runs.run_dir import RunDirectory, file_sha256
 from mbmeta.runs.settings import LoopSettings
@@ -113,6 +114,7 @@ def run_training(
 
         # ----- iteration 0: initial data on train tasks ---------------------------------------------------------
         if state.episodes == 0:
+            started = time.perf_counter()
             if buffer is not None:  # the recorded episodes of loop.initial_buffer, read before the run started
                 log(
                     f"iteration 0: {buffer.num_episodes} recorded episodes ({buffer.num_transitions} transitions) "
@@ -138,6 +140,8 @@ def run_training(
             log_episode_table(logger, "collect/episodes", episodes, step=0)
             _record_curve(run, 0, metrics, source, len(episodes), buffer, family.name)
             state = run.commit(buffer, iteration=0)
+            seconds = time.perf_counter() - started  # all collection: no model is fitted in iteration 0
+            record_iteration_time(run.path, 0, seconds, log, fit_s=0.0, collect_s=seconds)
 
         # ----- iterations: fit, then collect with the adapting MPC agent ----------------------------------------
         durations: list[float] = []  # wall time of each iteration this process ran (the pace for the time left)
@@ -185,6 +189,8 @@ def run_training(
             keep = loop.keeps_checkpoint(iteration)  # kept for good (learning curves), else pruned by the next commit
             state = run.commit(buffer, iteration=iteration, checkpoint=fitted, keep=keep)  # this iteration's commit
             durations.append(time.perf_counter() - started)
+            fit_collect = {"fit_s": metrics["time/fit_s"], "collect_s": metrics["time/collect_s"]}
+            record_iteration_time(run.path, iteration, durations[-1], log, **fit_collect)
             log(_pace_line(iteration, loop.iterations, durations, metrics))
 
         # ----- done ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from mbmeta.runs.durations import coarse_duration
 from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Step, estimate_remaining, remaining_line
 from mbmeta.runs.experiment import EvaluationRun, Experiment, TrainingRun
+from mbmeta.runs.iteration_times import read_iteration_times, seconds_left, training_seconds
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
 from mbmeta.runs.sweep import (
     STAMP_FILE,
@@ -50,7 +51,9 @@ class TrainingStatus:
             process holds it), ``failed``, ``stale`` (started with other configs) or ``not started``.
         iteration: iterations completed (None before the run wrote its state).
         iterations: the configured number of iterations (None when the run has not written its config).
-        seconds: the sweep's wall time of a finished training (None otherwise).
+        seconds: a finished training's wall time: from its iterations' recorded times
+            (:func:`~mbmeta.runs.iteration_times.training_seconds`), else the sweep's stamp (None otherwise).
+        seconds_left: an unfinished training's time left at the mean of its own recorded iterations, or None.
         updated: when the run directory's state or log was last written (seconds since the epoch), or None.
     """
 
@@ -58,6 +61,7 @@ class TrainingStatus:
     iteration: int | None = None
     iterations: int | None = None
     seconds: float | None = None
+    seconds_left: float | None = None
     updated: float | None = None
 
 
@@ -103,12 +107,17 @@ def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = 
     directory = experiment.root / run.run_dir
     state_path = directory / STATE_FILE
     iteration = LoopState.load(state_path).iteration if state_path.is_file() else None
-    common = {"iteration": iteration, "iterations": _configured_iterations(directory), "updated": _updated(directory)}
+    iterations = _configured_iterations(directory)
+    common = {"iteration": iteration, "iterations": iterations, "updated": _updated(directory)}
     stamp = read_stamp(directory)
+    times = _iteration_times(directory)
     if (sha or finished_checkpoint(experiment, run)) is not None:
-        return TrainingStatus("done", seconds=stamp.get("seconds"), **common)
+        measured = None if iterations is None else training_seconds(times, iterations)
+        return TrainingStatus("done", seconds=stamp.get("seconds") if measured is None else measured, **common)
     if training_is_stale(experiment, run):
         return TrainingStatus("stale", **common)
+    if iterations is not None:
+        common["seconds_left"] = seconds_left(times, iteration or 0, iterations)
     if RunLock.in_use(directory, LOCK_FILE):
         return TrainingStatus("running", **common)
     if stamp is not None and stamp.get("status") == "failed":
@@ -166,12 +175,15 @@ def _progress(experiment: Experiment, state: str, evaluation: EvaluationRun, out
 
 
 def _training_step(method: str, training: TrainingStatus) -> Step:
-    """A training as the estimate reads it: its stamped time when done, else the fraction of iterations left."""
+    """A training as the estimate reads it: its time when done, else the fraction of iterations left.
+
+    An unfinished training that recorded iterations also gives the time of those left at its own pace.
+    """
     if training.state == "done":
         return Step(TRAIN, method, True, training.seconds, left=0.0)
     completed = (training.iteration or 0) if training.state in ("running", "stopped", "failed") else 0
     left = 1.0 if not training.iterations else max(1.0 - completed / training.iterations, 0.0)
-    return Step(TRAIN, method, False, left=left)
+    return Step(TRAIN, method, False, left=left, left_seconds=training.seconds_left)
 
 
 def _evaluation_step(
@@ -198,6 +210,17 @@ def _configured_iterations(directory: Path) -> int | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return iterations if isinstance(iterations, int) else None
+
+
+def _iteration_times(directory: Path) -> dict[int, float]:
+    """The run's recorded iteration times; {} when there are none or the file is damaged.
+
+    The file is provenance only: without it the estimate falls back to the stamp and the fraction of iterations left.
+    """
+    try:
+        return read_iteration_times(directory)
+    except ValueError:
+        return {}
 
 
 def _updated(directory: Path) -> float | None:

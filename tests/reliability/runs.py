@@ -1,5 +1,6 @@
 """Helpers to inspect run directories and to kill `mbmeta train` subprocesses at chosen moments."""
 
+import csv
 import hashlib
 import json
 import os
@@ -46,6 +47,10 @@ def check_run(run_dir: Path, iterations: int) -> EpisodeBuffer:
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == [Path(state["checkpoint"]).name]
     leftovers = [p.name for p in run_dir.rglob("*.tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+    # iteration times: each committed iteration at most once (a redone one replaces its row), none beyond the state
+    with open(run_dir / "iteration_times.csv") as f:
+        recorded = [int(row["iteration"]) for row in csv.DictReader(f)]
+    assert recorded == sorted(set(recorded)) and set(recorded) <= set(range(iterations + 1)), recorded
     return buffer
 
 

@@ -32,6 +32,13 @@ def test_loop_logs_collection_returns_and_planner_statistics(tmp_path):
     assert row["time/fit_s"] > 0 and row["time/collect_s"] > 0
     done = next(m for m in printed if m.startswith("iteration 1/1 done in "))
     assert "(fit " in done and ", collect " in done and "left" not in done
+    # and kept beside the run, one row per committed iteration, the parts adding up to the whole
+    with open(tmp_path / "run" / "iteration_times.csv") as f:
+        times = list(csv.DictReader(f))
+    assert [int(t["iteration"]) for t in times] == [0, 1]
+    assert float(times[1]["fit_s"]) == row["time/fit_s"] and float(times[1]["collect_s"]) == row["time/collect_s"]
+    assert float(times[1]["seconds"]) >= row["time/fit_s"] + row["time/collect_s"]
+    assert float(times[0]["fit_s"]) == 0.0 and float(times[0]["collect_s"]) == float(times[0]["seconds"]) > 0
 
 
 def test_the_pace_line_estimates_the_iterations_left_from_those_this_process_ran():

@@ -8,6 +8,7 @@ import pytest
 from test_sweep_status import as_interrupted, statuses, swept  # noqa: F401  (the fixture and helpers)
 
 from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Remaining, Step, estimate_remaining, remaining_line
+from mbmeta.runs.iteration_times import record_iteration_time
 from mbmeta.runs.status import status_table
 
 
@@ -101,3 +102,32 @@ def test_the_status_table_ends_with_the_estimate_from_the_stamps(swept):  # noqa
     assert last == (
         "left: 1 training(s) and 3 evaluation(s): about 8 min of one core (medians of the listed runs' finished steps)"
     )
+
+
+def test_recorded_iteration_times_override_the_stamps_and_pace_a_stopped_training(swept):  # noqa: F811
+    for stamp in (swept.root / "runs").glob("*/sweep.json"):
+        restamp(stamp, 600.0)  # a resumed training's stamp: its last part only
+    for stamp in (swept.root / "results").rglob("sweep.json"):
+        restamp(stamp, 60.0)
+    done = swept.root / "runs" / "none-seed0"
+    (done / "config.json").write_text(json.dumps({"loop": {"iterations": 4}}))
+    for iteration, seconds in [(0, 20.0), (3, 400.0), (4, 500.0)]:  # iterations 1-2 ran before the file existed
+        record_iteration_time(done, iteration, seconds, print)
+    stopped = as_interrupted(swept, "none-seed1", iteration=2, iterations=4)
+    for iteration, seconds in [(0, 10.0), (1, 100.0), (2, 140.0), (3, 900.0)]:  # 3: a row past the committed state
+        record_iteration_time(stopped, iteration, seconds, print)
+    status = statuses(swept)
+    assert status["none-seed0"].training.seconds == 20.0 + 4 * 450.0  # not the stamp's 600
+    assert "done in 30 min" in status_table(swept, list(status.values()))
+    assert status["none-seed1"].training.seconds_left == 2 * 120.0  # its own pace over iterations 1-2
+    left = estimate_remaining([s.steps for s in status.values()])
+    assert left == Remaining(240.0 + 60.0 * 3, 1, 3, 0)  # the training at its own pace, evaluations as before
+
+
+def test_a_damaged_times_file_falls_back_to_the_stamp(swept):  # noqa: F811
+    for stamp in (swept.root / "runs").glob("*/sweep.json"):
+        restamp(stamp, 600.0)
+    done = swept.root / "runs" / "none-seed0"
+    (done / "config.json").write_text(json.dumps({"loop": {"iterations": 4}}))
+    (done / "iteration_times.csv").write_text("iteration,seconds\n1,abc\n")
+    assert statuses(swept)["none-seed0"].training.seconds == 600.0

@@ -83,9 +83,7 @@ def training_seconds(times: Mapping[int, float], iterations: int) -> float | Non
     return times.get(0, 0.0) + sum(fitted) + statistics.fmean(fitted) * (iterations - len(fitted))
 
 
-def seconds_left(times: Mapping[int, float], completed: int, iterations: int) -> float | None:
-    """What the iterations after ``completed`` will take at the mean of the recorded ones ≥ 1; None if none is."""
+def mean_iteration_seconds(times: Mapping[int, float], completed: int) -> float | None:
+    """The mean wall time of the recorded iterations 1..``completed`` (fit + collection), or None if none is."""
     fitted = [seconds for iteration, seconds in times.items() if 1 <= iteration <= completed]
-    if not fitted:
-        return None
-    return statistics.fmean(fitted) * max(iterations - completed, 0)
+    return statistics.fmean(fitted) if fitted else None

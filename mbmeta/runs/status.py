@@ -22,7 +22,7 @@ from pathlib import Path
 from mbmeta.runs.durations import coarse_duration
 from mbmeta.runs.estimate import CURVE, FINAL, TRAIN, Step, estimate_remaining, remaining_line
 from mbmeta.runs.experiment import EvaluationRun, Experiment, TrainingRun
-from mbmeta.runs.iteration_times import read_iteration_times, seconds_left, training_seconds
+from mbmeta.runs.iteration_times import mean_iteration_seconds, read_iteration_times, training_seconds
 from mbmeta.runs.run_dir import LOCK_FILE, STATE_FILE, LoopState, RunLock
 from mbmeta.runs.sweep import (
     STAMP_FILE,
@@ -53,7 +53,7 @@ class TrainingStatus:
         iterations: the configured number of iterations (None when the run has not written its config).
         seconds: a finished training's wall time: from its iterations' recorded times
             (:func:`~mbmeta.runs.iteration_times.training_seconds`), else the sweep's stamp (None otherwise).
-        seconds_left: an unfinished training's time left at the mean of its own recorded iterations, or None.
+        pace: an unfinished training's mean wall time per iteration, over its recorded ones (None: none recorded).
         updated: when the run directory's state or log was last written (seconds since the epoch), or None.
     """
 
@@ -61,7 +61,7 @@ class TrainingStatus:
     iteration: int | None = None
     iterations: int | None = None
     seconds: float | None = None
-    seconds_left: float | None = None
+    pace: float | None = None
     updated: float | None = None
 
 
@@ -117,7 +117,7 @@ def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = 
     if training_is_stale(experiment, run):
         return TrainingStatus("stale", **common)
     if iterations is not None:
-        common["seconds_left"] = seconds_left(times, iteration or 0, iterations)
+        common["pace"] = mean_iteration_seconds(times, iteration or 0)
     if RunLock.in_use(directory, LOCK_FILE):
         return TrainingStatus("running", **common)
     if stamp is not None and stamp.get("status") == "failed":
@@ -183,7 +183,10 @@ def _training_step(method: str, training: TrainingStatus) -> Step:
         return Step(TRAIN, method, True, training.seconds, left=0.0)
     completed = (training.iteration or 0) if training.state in ("running", "stopped", "failed") else 0
     left = 1.0 if not training.iterations else max(1.0 - completed / training.iterations, 0.0)
-    return Step(TRAIN, method, False, left=left, left_seconds=training.seconds_left)
+    own = None
+    if training.pace is not None and training.iterations:
+        own = training.pace * max(training.iterations - completed, 0)
+    return Step(TRAIN, method, False, left=left, left_seconds=own)
 
 
 def _evaluation_step(
@@ -238,6 +241,8 @@ def _describe_training(training: TrainingStatus | None, now: float) -> str:
         return "not started" if training.state == "not started" else "started with other configs (--replace)"
     total = "?" if training.iterations is None else str(training.iterations)
     progress = f"{training.iteration or 0} of {total} iterations"
+    if training.pace is not None:
+        progress += f" (about {coarse_duration(training.pace)} each)"
     age = "" if training.updated is None else f", written {coarse_duration(max(now - training.updated, 0.0))} ago"
     return f"{training.state}: {progress}{age}"
 

@@ -5,9 +5,9 @@ import pytest
 
 from mbmeta.runs.iteration_times import (
     TIMES_FILE,
+    mean_iteration_seconds,
     read_iteration_times,
     record_iteration_time,
-    seconds_left,
     training_seconds,
 )
 
@@ -38,7 +38,7 @@ def test_a_damaged_file_is_left_as_it_is_and_named(tmp_path):
 
 def test_no_file_reads_as_no_times(tmp_path):
     assert read_iteration_times(tmp_path) == {}
-    assert training_seconds({}, 10) is None and seconds_left({}, 3, 10) is None
+    assert training_seconds({}, 10) is None and mean_iteration_seconds({}, 3) is None
 
 
 def test_a_trainings_time_counts_unrecorded_iterations_at_the_mean_of_the_recorded_ones():
@@ -48,8 +48,7 @@ def test_a_trainings_time_counts_unrecorded_iterations_at_the_mean_of_the_record
     assert training_seconds({0: 7.0}, 4) is None  # no fitted iteration: nothing to go by
 
 
-def test_the_time_left_is_the_iterations_left_at_the_runs_own_pace():
+def test_a_runs_pace_is_the_mean_of_its_committed_fitted_iterations():
     times = {0: 7.0, 1: 100.0, 2: 200.0, 3: 999.0}  # 3 is not committed in this state: a row of a rolled-back run
-    assert seconds_left(times, completed=2, iterations=10) == 150.0 * 8
-    assert seconds_left(times, completed=3, iterations=3) == 0.0
-    assert seconds_left({0: 7.0}, completed=0, iterations=10) is None
+    assert mean_iteration_seconds(times, completed=2) == 150.0
+    assert mean_iteration_seconds({0: 7.0}, completed=0) is None  # iteration 0 (no fit) is no pace

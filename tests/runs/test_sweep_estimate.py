@@ -119,7 +119,8 @@ def test_recorded_iteration_times_override_the_stamps_and_pace_a_stopped_trainin
     status = statuses(swept)
     assert status["none-seed0"].training.seconds == 20.0 + 4 * 450.0  # not the stamp's 600
     assert "done in 30 min" in status_table(swept, list(status.values()))
-    assert status["none-seed1"].training.seconds_left == 2 * 120.0  # its own pace over iterations 1-2
+    assert status["none-seed1"].training.pace == 120.0  # its own pace over iterations 1-2
+    assert "stopped: 2 of 4 iterations (about 2 min each)" in status_table(swept, list(status.values()))
     left = estimate_remaining([s.steps for s in status.values()])
     assert left == Remaining(240.0 + 60.0 * 3, 1, 3, 0)  # the training at its own pace, evaluations as before
 

@@ -7,7 +7,8 @@ step (training, final evaluation, kept-checkpoint evaluation) and method, fallin
 that kind while a method has finished none:
 
 - a training not finished: its own recorded iterations' mean × the iterations left where it has recorded any, else
-  the median training time × the fraction of its iterations not yet completed;
+  the median training time × the fraction of its iterations not yet completed (while no training of its method has
+  finished, the median of its method's unfinished trainings projected whole at their own pace, when any has one);
 - an evaluation not done (to do, running or stale): the median of its kind;
 - the kept-checkpoint evaluations of a run still training, whose checkpoints are not all kept yet: as many as the
   finished trainings of the method evaluated (median), less those already done.
@@ -41,6 +42,8 @@ class Step:
         left: the fraction of it still to run (a training's iterations not completed); 0 when done or copied.
         left_seconds: a training's own estimate of its time left (its recorded iterations' mean pace), used
             instead of ``left`` × the median when given.
+        projected: an unfinished training's whole time at its own pace (its recorded iterations, the others at
+            their mean): a method's training median while none of its trainings has finished.
         copied: an evaluation the sweep copies (or copied) from the final one instead of running it.
     """
 
@@ -51,6 +54,7 @@ class Step:
     left: float = 1.0
     copied: bool = False
     left_seconds: float | None = None
+    projected: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def remaining_line(remaining: Remaining, duration: Callable[[float], str]) -> st
     )
     return (
         f"left: {counted}{unknown}: about {duration(remaining.seconds)} of one core "
-        "(medians of the listed runs' finished steps)"
+        "(from the listed runs' finished steps and recorded iterations)"
     )
 
 
@@ -117,12 +121,20 @@ def remaining_line(remaining: Remaining, duration: Callable[[float], str]) -> st
 
 
 def _medians(steps: Iterable[Step]) -> dict[tuple[str, str | None], float]:
-    """Median seconds per (kind, method) and per (kind, None) over every method, of the steps that ran."""
+    """Median seconds per (kind, method) and per (kind, None) over every method, of the steps that ran.
+
+    A method none of whose trainings has finished takes its unfinished trainings' projections (per method only).
+    """
     times: dict[tuple[str, str | None], list[float]] = defaultdict(list)
+    projections: dict[tuple[str, str], list[float]] = defaultdict(list)
     for step in steps:
         if step.done and not step.copied and step.seconds is not None and step.seconds > 0:
             times[step.kind, step.method].append(step.seconds)
             times[step.kind, None].append(step.seconds)
+        elif not step.done and step.projected is not None and step.projected > 0:
+            projections[step.kind, step.method].append(step.projected)
+    for key, values in projections.items():
+        times.setdefault(key, values)
     return {key: statistics.median(values) for key, values in times.items()}
 
 

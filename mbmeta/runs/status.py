@@ -54,6 +54,8 @@ class TrainingStatus:
         seconds: a finished training's wall time: from its iterations' recorded times
             (:func:`~mbmeta.runs.iteration_times.training_seconds`), else the sweep's stamp (None otherwise).
         pace: an unfinished training's mean wall time per iteration, over its recorded ones (None: none recorded).
+        projected: an unfinished training's whole time at that pace
+            (:func:`~mbmeta.runs.iteration_times.training_seconds`), or None.
         updated: when the run directory's state or log was last written (seconds since the epoch), or None.
     """
 
@@ -62,6 +64,7 @@ class TrainingStatus:
     iterations: int | None = None
     seconds: float | None = None
     pace: float | None = None
+    projected: float | None = None
     updated: float | None = None
 
 
@@ -117,7 +120,9 @@ def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = 
     if training_is_stale(experiment, run):
         return TrainingStatus("stale", **common)
     if iterations is not None:
-        common["pace"] = mean_iteration_seconds(times, iteration or 0)
+        completed = {i: t for i, t in times.items() if i <= (iteration or 0)}  # rows past the commit: rolled back
+        common["pace"] = mean_iteration_seconds(completed, iteration or 0)
+        common["projected"] = training_seconds(completed, iterations)
     if RunLock.in_use(directory, LOCK_FILE):
         return TrainingStatus("running", **common)
     if stamp is not None and stamp.get("status") == "failed":
@@ -186,7 +191,7 @@ def _training_step(method: str, training: TrainingStatus) -> Step:
     own = None
     if training.pace is not None and training.iterations:
         own = training.pace * max(training.iterations - completed, 0)
-    return Step(TRAIN, method, False, left=left, left_seconds=own)
+    return Step(TRAIN, method, False, left=left, left_seconds=own, projected=training.projected)
 
 
 def _evaluation_step(

@@ -61,6 +61,17 @@ def test_an_evaluation_to_be_copied_costs_nothing_and_copies_are_not_medians():
     assert left == Remaining(seconds=10.0 + 4.0, trainings=0, evaluations=2, unknown=0)
 
 
+def test_a_method_with_no_finished_training_is_costed_by_its_running_ones_projection():
+    done = finished_job("none", 100.0, 10.0, [])
+    running = [Step(TRAIN, "context", False, left=0.75, left_seconds=600.0, projected=800.0)]
+    waiting = [Step(TRAIN, "context", False)]
+    # the running one at its own pace, the one not started at its method's projection, not at none's 100
+    assert estimate_remaining([done, running, waiting]).seconds == 600.0 + 800.0
+    assert estimate_remaining([done, waiting]).seconds == 100.0  # no projection: every method's median
+    finished = finished_job("context", 500.0, 10.0, [])
+    assert estimate_remaining([done, finished, running, waiting]).seconds == 600.0 + 500.0  # finished ones first
+
+
 def test_steps_of_a_kind_nothing_measures_are_counted_unknown():
     left = estimate_remaining([[Step(TRAIN, "none", False), Step(FINAL, "none", False)]])
     assert left == Remaining(seconds=0.0, trainings=1, evaluations=1, unknown=2)
@@ -74,7 +85,7 @@ def test_the_line_says_the_time_and_what_it_leaves_out():
     line = remaining_line(Remaining(3600.0, 2, 5, 1), lambda s: f"{s / 3600:.0f} h")
     assert line == (
         "left: 2 training(s) and 5 evaluation(s), 1 of them with no finished step of their kind to estimate from: "
-        "about 1 h of one core (medians of the listed runs' finished steps)"
+        "about 1 h of one core (from the listed runs' finished steps and recorded iterations)"
     )
     assert remaining_line(Remaining(0.0, 0, 0, 0), str) is None
 
@@ -100,7 +111,8 @@ def test_the_status_table_ends_with_the_estimate_from_the_stamps(swept):  # noqa
     assert expected_curve == 2  # FAKE_KEEP 1,2: two kept checkpoints, neither the final model
     last = status_table(swept, list(status.values())).splitlines()[-1]
     assert last == (
-        "left: 1 training(s) and 3 evaluation(s): about 8 min of one core (medians of the listed runs' finished steps)"
+        "left: 1 training(s) and 3 evaluation(s): about 8 min of one core "
+        "(from the listed runs' finished steps and recorded iterations)"
     )
 
 
@@ -120,6 +132,7 @@ def test_recorded_iteration_times_override_the_stamps_and_pace_a_stopped_trainin
     assert status["none-seed0"].training.seconds == 20.0 + 4 * 450.0  # not the stamp's 600
     assert "done in 30 min" in status_table(swept, list(status.values()))
     assert status["none-seed1"].training.pace == 120.0  # its own pace over iterations 1-2
+    assert status["none-seed1"].training.projected == 10.0 + 240.0 + 2 * 120.0  # the whole run at that pace
     assert "stopped: 2 of 4 iterations (about 2 min each)" in status_table(swept, list(status.values()))
     left = estimate_remaining([s.steps for s in status.values()])
     assert left == Remaining(240.0 + 60.0 * 3, 1, 3, 0)  # the training at its own pace, evaluations as before

@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mbmeta.data.atomic import atomic_write
+from mbmeta.data.atomic import atomic_write_csv
 
 TIMES_FILE = "iteration_times.csv"
 COLUMNS = ("iteration", "seconds", "fit_s", "collect_s")
@@ -64,11 +64,7 @@ def record_iteration_time(
         log(f"warning: {path} is unreadable ({err}); left as it is, this iteration's time is not recorded")
         return
     rows.append({"iteration": iteration, "seconds": seconds, "fit_s": fit_s, "collect_s": collect_s})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+    atomic_write_csv(path, COLUMNS, rows)
 
 
 def training_seconds(times: Mapping[int, float], iterations: int) -> float | None:

@@ -11,12 +11,11 @@ what W&B also logs (``collect/*``), readable without W&B.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from mbmeta.data.atomic import atomic_write
+from mbmeta.data.atomic import atomic_write_csv
 from mbmeta.evaluation.reports import plot_learning_curve
 
 CURVE_FILE = "learning_curve.csv"
@@ -70,11 +69,7 @@ def record_iteration(
     for name in COLUMNS[4:]:
         new[name] = metrics.get(f"collect/{name}", math.nan)
     rows.append(new)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path = atomic_write(run_dir / CURVE_FILE, lambda f: f.write(text.getvalue().encode()))
+    path = atomic_write_csv(run_dir / CURVE_FILE, COLUMNS, rows)
     plot_learning_curve(rows, run_dir / PLOT_FILE, title=title)
     return path
 

@@ -120,9 +120,9 @@ def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = 
     if training_is_stale(experiment, run):
         return TrainingStatus("stale", **common)
     if iterations is not None:
-        completed = {i: t for i, t in times.items() if i <= (iteration or 0)}  # rows past the commit: rolled back
-        common["pace"] = mean_iteration_seconds(completed, iteration or 0)
-        common["projected"] = training_seconds(completed, iterations)
+        committed = {i: t for i, t in times.items() if i <= (iteration or 0)}  # later rows: a rolled-back run's
+        common["pace"] = mean_iteration_seconds(committed, iteration or 0)
+        common["projected"] = training_seconds(committed, iterations)
     if RunLock.in_use(directory, LOCK_FILE):
         return TrainingStatus("running", **common)
     if stamp is not None and stamp.get("status") == "failed":

@@ -11,8 +11,10 @@
 # Lane b (issue 20): juggler_servo_small (done), PPO multitask seeds 3-9, SAC multitask seeds 0-2, the bounce
 #   comparison's leftovers (physics seed 2, servo-push, none-mse seed 2), then it joins lane a on cadm_cartpole
 #   (each run and evaluation is locked, so two sweeps of one experiment never do the same unit).
-# Each lane appends to its experiments' own logs (sweep.log, runs/*.log) and writes its progress to
-# experiments/queue-<lane>.log. Stop everything with: pkill -f experiments/queue.sh; pkill -f "mbmeta "
+# Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,
+# runs/*.log) and writes its progress to experiments/queue-<lane>.log.
+# Stop everything (the lanes, the baseline scripts, then their runs):
+#   pkill -f experiments/queue.sh; pkill -f experiments/juggler_baselines/; pkill -f "mbmeta "
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
@@ -45,6 +47,7 @@ if [[ ${1:-} == --print ]]; then
   printf 'lane b: %s\n' "${LANE_B[@]}"
   exit 0
 fi
+command -v mbmeta > /dev/null || { echo "$0: mbmeta is not on PATH (activate its environment first)" >&2; exit 1; }
 if [[ ${1:-} == --lane ]]; then
   case ${2:-} in
     a) run_lane a "${LANE_A[@]}" ;;

@@ -2,7 +2,7 @@
 # issue 20's PPO from scratch on each transfer task (test tasks 1, 5, 8, 15) x seeds 0-2, 200k steps each (README);
 # resumable, finished runs skipped
 cd "$(dirname "$0")/../.."
-source /work/venv/bin/activate
+command -v mbmeta > /dev/null || { echo "$0: mbmeta is not on PATH (activate its environment first)" >&2; exit 1; }
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 OUT=experiments/juggler_baselines/runs
 EVAL="--eval_every 10000 --eval_tasks 16 --eval_task_design balanced --eval_envs 16 --final_episodes 1"

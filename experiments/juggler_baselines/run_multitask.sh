@@ -6,7 +6,7 @@
 set -u
 name=$1 algo=$2 total=$3 every=$4
 cd "$(dirname "$0")/../.."
-source /work/venv/bin/activate
+command -v mbmeta > /dev/null || { echo "$0: mbmeta is not on PATH (activate its environment first)" >&2; exit 1; }
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 OUT=experiments/juggler_baselines/runs
 for seed in ${SEEDS:-0 1 2}; do

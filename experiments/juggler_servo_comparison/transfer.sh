@@ -3,7 +3,7 @@
 # random-action episodes of each of the 4 transfer tasks (test tasks 1, 5, 8, 15), 2 evaluation episodes each.
 # Resumable: a (model, task) whose transfer.json exists is skipped; models not trained yet are skipped with a note.
 cd "$(dirname "$0")"
-source /work/venv/bin/activate
+command -v mbmeta > /dev/null || { echo "$0: mbmeta is not on PATH (activate its environment first)" >&2; exit 1; }
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 TASKS=(
   '{"ball_mass_scale": 0.5, "friction_scale": 1.5, "restitution_scale": 0.6, "gear_scale": 0.5}:1'

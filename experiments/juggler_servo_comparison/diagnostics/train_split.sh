@@ -4,7 +4,7 @@
 # them on the test split (16 balanced tasks, one episode each, evaluation seed 0), but on the train split.
 # Resumable: a finished output (results.json) is skipped.
 cd "$(dirname "$0")/.."
-source /work/venv/bin/activate
+command -v mbmeta > /dev/null || { echo "$0: mbmeta is not on PATH (activate its environment first)" >&2; exit 1; }
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 for seed in 0 1; do for method in none context; do
   out=diagnostics/train_split/$method-seed$seed

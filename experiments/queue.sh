@@ -38,7 +38,8 @@ run_lane() {  # name, commands...: run them in order, logging start, end and exi
   for command in "$@"; do
     echo "[$(date +%F\ %T)] start $command" >> "experiments/queue-$name.log"
     bash -c "$command"
-    echo "[$(date +%F\ %T)] exit $? $command" >> "experiments/queue-$name.log"
+    local code=$?
+    echo "[$(date +%F\ %T)] exit $code $command" >> "experiments/queue-$name.log"
   done
 }
 

@@ -7,10 +7,10 @@
 #   experiments/queue.sh --print    # only show what each lane runs, in order
 #
 # Lane a (issue 19): cadm_halfcheetah (context seed 0, then seed 1 of both, with curve points), then
-#   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations).
+#   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations), then its -exact evaluations.
 # Lane b (issue 20): juggler_servo_small (done), PPO multitask seeds 3-9, SAC multitask seeds 0-2, the bounce
 #   comparison's leftovers (physics seed 2, servo-push, none-mse seed 2), then it joins lane a on cadm_cartpole
-#   (each run and evaluation is locked, so two sweeps of one experiment never do the same unit).
+#   (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the same unit).
 # Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,
 # runs/*.log) and writes its progress to experiments/queue-<lane>.log.
 # Stop everything (the lanes, the baseline scripts, then their runs):
@@ -20,9 +20,11 @@ cd "$(dirname "$0")/.."
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 
 CARTPOLE_STEPS="mbmeta sweep experiments/cadm_cartpole --methods none-steps context-steps none-steps-cadm context-steps-cadm --jobs 1"
+CARTPOLE_EXACT="mbmeta sweep experiments/cadm_cartpole --methods none-steps-exact context-steps-exact --jobs 1"
 LANE_A=(
   "mbmeta sweep experiments/cadm_halfcheetah --jobs 1 >> experiments/cadm_halfcheetah/sweep.log 2>&1"
   "$CARTPOLE_STEPS >> experiments/cadm_cartpole/sweep.log 2>&1"
+  "$CARTPOLE_EXACT >> experiments/cadm_cartpole/sweep.log 2>&1"
 )
 LANE_B=(
   "mbmeta sweep experiments/juggler_servo_small --jobs 1 >> experiments/juggler_servo_small/sweep.log 2>&1"
@@ -30,6 +32,7 @@ LANE_B=(
   "experiments/juggler_baselines/sac_multitask.sh > /dev/null 2>&1"
   "mbmeta sweep experiments/juggler_bounce_comparison --jobs 1 >> experiments/juggler_bounce_comparison/sweep.log 2>&1"
   "$CARTPOLE_STEPS >> experiments/cadm_cartpole/sweep.log 2>&1"
+  "$CARTPOLE_EXACT >> experiments/cadm_cartpole/sweep.log 2>&1"
 )
 
 run_lane() {  # name, commands...: run them in order, logging start, end and exit code of each

@@ -24,7 +24,8 @@ DESIGNS = {  # family config, training seeds, methods, learning curve
         "cartpole",
         [0, 1, 2, 3, 4],
         ["none", "context", "oracle", "none-steps", "context-steps"]
-        + ["none-cadm", "context-cadm", "none-steps-cadm", "context-steps-cadm"],  # CaDM's test estimator
+        + ["none-cadm", "context-cadm", "none-steps-cadm", "context-steps-cadm"]  # CaDM's test estimator
+        + ["none-steps-exact", "context-steps-exact"],  # CaDM's own planner on the -steps models
         False,
     ),
     "cadm_halfcheetah": ("halfcheetah", [0, 1], ["none", "context"], True),
@@ -66,12 +67,16 @@ def test_the_design_is_the_issues(name):
     assert ("context", "none") in experiment.comparisons and experiment.order == "seed"
     published = dict(TABLE_1[name])
     for method in methods:  # the same methods at CaDM's budget in steps or with its estimator: the same numbers
-        base = method.removesuffix("-cadm").removesuffix("-steps")
+        base = method.removesuffix("-cadm").removesuffix("-exact").removesuffix("-steps")
         if base != method:
             published[method] = published[base]
         if method.endswith("-cadm"):  # the final models of the method it names, evaluated with CaDM's estimator
             m = experiment.methods[method]
             assert (m.model_of, m.protocol_estimator) == (method.removesuffix("-cadm"), "first_finished")
+        if method.endswith("-exact"):  # the final models of the method it names, planned with CaDM's own planner
+            m = experiment.methods[method]
+            exact = load(REFERENCE / "planners" / "cadm_exact.yaml")["agent"]
+            assert (m.model_of, m.agent, m.protocol_estimator) == (method.removesuffix("-exact"), exact, None)
     assert experiment.published.values == {"moderate": published} and "CaDM" in experiment.published.source
     # the planner the configs carry (issue 19 part 1's, set before launch) is the one the README records
     readme = (EXPERIMENTS / name / "README.md").read_text()

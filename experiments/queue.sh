@@ -16,7 +16,8 @@
 # Stop everything (the lanes, the baseline scripts, then their runs):
 #   pkill -f experiments/queue.sh; pkill -f experiments/juggler_baselines/; pkill -f "mbmeta "
 set -uo pipefail
-cd "$(dirname "$0")/.."
+script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # absolute: the lanes restart it from the repository root
+cd "$(dirname "$script")/.."
 export MBMETA_THREADS=1 OMP_NUM_THREADS=1 WANDB_MODE=offline
 
 CARTPOLE_STEPS="mbmeta sweep experiments/cadm_cartpole --methods none-steps context-steps none-steps-cadm context-steps-cadm --jobs 1"
@@ -64,6 +65,6 @@ if pgrep -f "experiments/queue.sh --lane" > /dev/null; then
   echo "experiments/queue.sh: lanes already running (pgrep -af 'queue.sh --lane'); not starting a second copy" >&2
   exit 1
 fi
-nohup "$0" --lane a > /dev/null 2>&1 &
-nohup "$0" --lane b > /dev/null 2>&1 &
+nohup "$script" --lane a > /dev/null 2>&1 &
+nohup "$script" --lane b > /dev/null 2>&1 &
 echo "started lanes a and b (progress: experiments/queue-a.log, experiments/queue-b.log)"

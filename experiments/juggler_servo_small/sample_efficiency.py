@@ -2,7 +2,8 @@
 
 Reads this experiment's merged learning curve (``results/curve.json``, from ``mbmeta sweep --merge-only``) and the
 finished PPO multitask runs of ``experiments/juggler_baselines`` (``runs/ppo-multitask-seed*/`` with a
-``results.json``), and writes ``results/sample_efficiency.md``. Two readings, both on the same 16 test tasks:
+``results.json``; SAC's ``runs/sac-multitask-seed*/`` as reference rows without a target), and writes
+``results/sample_efficiency.md``. Two readings, both on the same 16 test tasks:
 
 1. **Design** (fixed before any run): environment steps at which the mean test balance time first reaches 225 of
    250 steps (PPO: ``steps_to_target_length``; ours: ``curve.json``'s ``to_target``).
@@ -43,23 +44,28 @@ def _curve(run: Path) -> list[tuple[int, float]]:
 
 
 def ppo_runs(root: Path) -> dict[int, dict]:
-    """Finished PPO multitask runs by seed, each ``{"steps_to_225", "curve": [(steps, length)], "fine": bool}``.
+    """Finished PPO multitask runs by seed (``baseline_runs`` of ``"ppo"``)."""
+    return baseline_runs(root, "ppo")
 
-    Where a finished fine-grid run of the same seed exists (``ppo-fine-seed<s>``: its first 100k steps evaluated
-    every 2k), its curve points are added, after checking that both runs agree wherever both evaluated (the same
-    training run); ``steps_to_225`` stays the 1M run's own reading.
+
+def baseline_runs(root: Path, algo: str) -> dict[int, dict]:
+    """Finished ``<algo>-multitask-seed<s>`` runs by seed: ``{"steps_to_225", "curve": [(steps, length)], "fine"}``.
+
+    Where a finished fine-grid run of the same seed exists (``<algo>-fine-seed<s>``: its first steps evaluated more
+    often, e.g. PPO's first 100k every 2k), its curve points are added, after checking that both runs agree wherever
+    both evaluated (the same training run); ``steps_to_225`` stays the long run's own reading.
 
     Raises:
-        ValueError: a fine-grid run disagrees with its 1M run at a shared point.
+        ValueError: a fine-grid run disagrees with its long run at a shared point.
     """
     runs = {}
-    for run in sorted(root.glob("ppo-multitask-seed*")):
+    for run in sorted(root.glob(f"{algo}-multitask-seed*")):
         results = run / "results.json"
         if not results.is_file():
             continue  # not finished
         seed = int(run.name.rsplit("seed", 1)[1])
         curve, fine = _curve(run), False
-        fine_run = root / f"ppo-fine-seed{seed}"
+        fine_run = root / f"{algo}-fine-seed{seed}"
         if (fine_run / "results.json").is_file():
             coarse, extra = dict(curve), dict(_curve(fine_run))
             shared = sorted(set(coarse) & set(extra))
@@ -154,8 +160,9 @@ def _all_reached(per_seed: dict[str, float | None]) -> Estimate | None:
     return estimate(values) if per_seed and len(values) == len(per_seed) else None
 
 
-def report(curve: dict, ppo: dict[int, dict]) -> str:
-    """The markdown page of both readings."""
+def report(curve: dict, ppo: dict[int, dict], sac: dict[int, dict] | None = None) -> str:
+    """The markdown page of both readings; SAC's runs (if any) as reference rows, without a target."""
+    sac = sac or {}
     ours = our_curves(curve)
     lines = [
         f"# {curve.get('experiment', 'juggler_servo_small')}: environment steps to PPO's balance time",
@@ -166,7 +173,17 @@ def report(curve: dict, ppo: dict[int, dict]) -> str:
         + (", ".join(str(s) for s in sorted(ppo)) or "none")
         + "; fine grid of the first 100k steps for seeds "
         + (", ".join(str(s) for s, run in sorted(ppo.items()) if run["fine"]) or "none")
-        + "). Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "
+        + ")"
+        + (
+            "; SAC multitask runs for reference, without a target (seeds "
+            + ", ".join(str(s) for s in sorted(sac))
+            + "; fine grid of the first 20k steps, every 1k, for seeds "
+            + (", ".join(str(s) for s, run in sorted(sac.items()) if run["fine"]) or "none")
+            + ")"
+            if sac
+            else ""
+        )
+        + ". Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "
         "random data included; PPO: its training steps at an evaluation every 10k, every 2k in the first 100k where "
         "the fine grid ran). Mean test balance time over the "
         "16 balanced test tasks, one episode each. PPO is evaluated on a grid, so it reached a target somewhere "
@@ -196,6 +213,11 @@ def report(curve: dict, ppo: dict[int, dict]) -> str:
         lines += [f"## Steps to {title}", ""] + header
         lines.append(_row("PPO", ppo_steps, None))
         lines.append(_row("PPO, lower bound", ppo_lower, None))
+        if sac:
+            lines.append(_row("SAC", {str(s): first_reaching(run["curve"], target) for s, run in sac.items()}, None))
+            lines.append(
+                _row("SAC, lower bound", {str(s): last_below(run["curve"], target) for s, run in sac.items()}, None)
+            )
         for method, seeds in ours.items():
             per_seed = {s: first_reaching(points, target) for s, points in seeds.items()}
             lines.append(_row(method, per_seed, ppo_est, ppo_low))
@@ -212,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not args.curve.is_file():
         raise SystemExit(f"sample_efficiency: {args.curve} not found; run `mbmeta sweep {HERE} --merge-only` first")
-    text = report(json.loads(args.curve.read_text()), ppo_runs(args.baselines))
+    baselines = ppo_runs(args.baselines), baseline_runs(args.baselines, "sac")
+    text = report(json.loads(args.curve.read_text()), *baselines)
     args.out.write_text(text + "\n")
     print(text)
 

@@ -32,8 +32,10 @@ def test_welch_difference_matches_the_formula(script):
     assert math.isnan(script.welch_difference(estimate([1.0]), b, 10.0)[1])
 
 
-def write_ppo(root: Path, seed: int, to_225: int, curve: list[tuple[int, float]], name: str = "multitask") -> None:
-    run = root / f"ppo-{name}-seed{seed}"
+def write_ppo(
+    root: Path, seed: int, to_225: int, curve: list[tuple[int, float]], name: str = "multitask", algo: str = "ppo"
+) -> None:
+    run = root / f"{algo}-{name}-seed{seed}"
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps({"steps_to_target_length": to_225}))
     rows = "\n".join(f"{s},{v}" for s, v in curve)
@@ -96,3 +98,24 @@ def test_a_fine_grid_run_sharpens_ppo_s_steps_after_agreeing_with_its_long_run(s
     write_ppo(tmp_path, 1, 54000, [(0, 40.0), (50000, 190.0)], name="fine")  # not the same training run
     with pytest.raises(ValueError, match="ppo-fine-seed1.*differs"):
         script.ppo_runs(tmp_path)
+
+
+def test_sac_runs_are_reference_rows_with_their_own_fine_grid(script, tmp_path):
+    for seed, steps in enumerate([60000, 61000, 59000]):
+        write_ppo(tmp_path, seed, steps, [(0, 40.0), (steps - 10000, 200.0), (steps, 230.0), (steps + 10000, 250.0)])
+    for seed in range(2):
+        write_ppo(tmp_path, seed, 10000, [(0, 49.0), (10000, 250.0), (20000, 250.0)], algo="sac")
+    write_ppo(tmp_path, 0, 4000, [(0, 49.0), (3000, 200.0), (4000, 240.0), (10000, 250.0)], name="fine", algo="sac")
+    sac = script.baseline_runs(tmp_path, "sac")
+    assert sorted(sac) == [0, 1] and sac[0]["fine"] and not sac[1]["fine"]
+    assert sorted(script.ppo_runs(tmp_path)) == [0, 1, 2]  # SAC's runs are not read as PPO's
+
+    ours = curve_json({s: [(2000, 100.0), (4000, 240.0), (6000, 250.0)] for s in "012"})
+    text = script.report(ours, script.ppo_runs(tmp_path), sac)
+    design = text.split("## Steps to")[1]
+    sac_row = next(line for line in design.splitlines() if line.startswith("| `SAC` |"))
+    assert "0: 4,000, 1: 10,000" in sac_row and sac_row.endswith("| — | — |")  # reference only: no ratio, no target
+    low_row = next(line for line in design.splitlines() if line.startswith("| `SAC, lower bound` |"))
+    assert "0: 3,000, 1: 0" in low_row
+    assert "seeds 0, 1; fine grid of the first 20k steps, every 1k, for seeds 0)" in text
+    assert "`SAC`" not in script.report(ours, script.ppo_runs(tmp_path))

@@ -8,9 +8,10 @@
 #
 # Lane a (issue 19): cadm_halfcheetah (context seed 0, then seed 1 of both, with curve points), then
 #   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations), then its -exact evaluations.
-# Lane b (issue 20): juggler_servo_small (done), PPO multitask seeds 3-9, SAC multitask seeds 0-2 and their fine grid, the bounce
-#   comparison's leftovers (physics seed 2, servo-push, none-mse seed 2), then it joins lane a on cadm_cartpole
-#   (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the same unit).
+# Lane b (issue 20): juggler_servo_small (done), PPO multitask seeds 3-9, SAC multitask seeds 0-2 and their fine
+#   grid, the bounce comparison's leftovers (physics seed 2, servo-push, none-mse seed 2), then it joins lane a on
+#   cadm_cartpole (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the
+#   same unit).
 # Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,
 # runs/*.log) and writes its progress to experiments/queue-<lane>.log.
 # Stop everything (the lanes, the baseline scripts, then their runs):

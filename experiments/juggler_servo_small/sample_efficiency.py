@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not args.curve.is_file():
         raise SystemExit(f"sample_efficiency: {args.curve} not found; run `mbmeta sweep {HERE} --merge-only` first")
-    baselines = ppo_runs(args.baselines), baseline_runs(args.baselines, "sac")
+    baselines = baseline_runs(args.baselines, "ppo"), baseline_runs(args.baselines, "sac")
     text = report(json.loads(args.curve.read_text()), *baselines)
     args.out.write_text(text + "\n")
     print(text)

@@ -8,10 +8,11 @@
 #
 # Lane a (issue 19): cadm_halfcheetah (context seed 0, then seed 1 of both, with curve points), then
 #   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations), then its -exact evaluations.
-# Lane b (issue 20): juggler_servo_small (done), PPO multitask seeds 3-9, SAC multitask seeds 0-2 and their fine
-#   grid, the bounce comparison's leftovers (physics seed 2, servo-push, none-mse seed 2), then it joins lane a on
-#   cadm_cartpole (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the
-#   same unit).
+# Lane b (issue 20 first): juggler_servo_small (done), PPO multitask seeds 3-9 (done), SAC multitask seeds 0-2 and
+#   their fine grid; then it joins lane a on cadm_halfcheetah and cadm_cartpole (-steps, -exact; each run and
+#   evaluation is locked, so two sweeps of one experiment never do the same unit); last the bounce comparison's
+#   leftovers (physics seed 2, servo-push, none-mse seed 2: issue 20's bounce target is already met, issue 19's
+#   second HalfCheetah seed is not, so they wait since session 30).
 # Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,
 # runs/*.log) and writes its progress to experiments/queue-<lane>.log.
 # Stop everything (the lanes, the baseline scripts, then their runs):
@@ -33,9 +34,10 @@ LANE_B=(
   "experiments/juggler_baselines/ppo_more_seeds.sh > /dev/null 2>&1"
   "experiments/juggler_baselines/sac_multitask.sh > /dev/null 2>&1"
   "experiments/juggler_baselines/sac_fine_grid.sh > /dev/null 2>&1"
-  "mbmeta sweep experiments/juggler_bounce_comparison --jobs 1 >> experiments/juggler_bounce_comparison/sweep.log 2>&1"
+  "mbmeta sweep experiments/cadm_halfcheetah --jobs 1 >> experiments/cadm_halfcheetah/sweep.log 2>&1"
   "$CARTPOLE_STEPS >> experiments/cadm_cartpole/sweep.log 2>&1"
   "$CARTPOLE_EXACT >> experiments/cadm_cartpole/sweep.log 2>&1"
+  "mbmeta sweep experiments/juggler_bounce_comparison --jobs 1 >> experiments/juggler_bounce_comparison/sweep.log 2>&1"
 )
 
 run_lane() {  # name, commands...: run them in order, logging start, end and exit code of each

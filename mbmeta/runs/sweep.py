@@ -43,6 +43,7 @@ from mbmeta.runs.durations import precise_duration
 from mbmeta.runs.experiment import RESULTS_DIR, RUNS_DIR, CurveEvaluation, EvaluationRun, Experiment, TrainingRun
 from mbmeta.runs.run_dir import (
     CHECKPOINT_FILE,
+    LOCK_FILE,
     STATE_FILE,
     KeptCheckpoint,
     LoopState,
@@ -385,6 +386,16 @@ def evaluation_lock_name(out_dir: str) -> str:
     return f".evaluate-{out_dir.replace('/', '_')}.lock"
 
 
+def training_lock(run_dir: Path) -> RunLock:
+    """The lock a sweep holds while it trains ``run_dir``: ``.train-<run>.lock`` beside the run directory.
+
+    Beside it rather than in it, so that moving a replaced run aside does not move the lock with it; held from
+    before the ``mbmeta train`` subprocess starts until it ends, which also covers the seconds before that process
+    takes the run's own lock.
+    """
+    return RunLock(run_dir.parent, f".train-{run_dir.name}.lock")
+
+
 # ----- running -----------------------------------------------------------------------------------------------------
 
 
@@ -533,10 +544,33 @@ class Sweep:
             outcomes.append(self._evaluate(evaluation, None, f"evaluate {_step_name(evaluation.out_dir)}"))
 
     def _train(self, run: TrainingRun) -> tuple[str | None, Outcome]:
+        """Train (or resume) ``run`` unless it is done or another sweep or ``mbmeta train`` is running it.
+
+        A busy run is left to whoever runs it (``not run``): its evaluations wait for a later sweep, and the other
+        process's stamp and files are not touched.
+        """
         step = f"train {run.name}"
         directory = self.experiment.root / run.run_dir
         log = f"{run.run_dir}/{TRAIN_LOG}"
         sha = finished_checkpoint(self.experiment, run)
+        if sha is not None:
+            self._say(f"skip   {step} (done)")
+            return sha, Outcome(step, "skipped", log=log)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with training_lock(directory):
+                if RunLock.in_use(directory, LOCK_FILE):  # an `mbmeta train` started outside any sweep
+                    return None, self._busy(step, log)
+                return self._train_locked(run, step, directory, log)
+        except RunInUseError:
+            return None, self._busy(step, log)
+
+    def _busy(self, step: str, log: str) -> Outcome:
+        self._say(f"busy   {step} (another sweep or mbmeta train is running it)")
+        return Outcome(step, "not run", log=log)
+
+    def _train_locked(self, run: TrainingRun, step: str, directory: Path, log: str) -> tuple[str | None, Outcome]:
+        sha = finished_checkpoint(self.experiment, run)  # another sweep may have finished it since
         if sha is not None:
             self._say(f"skip   {step} (done)")
             return sha, Outcome(step, "skipped", log=log)

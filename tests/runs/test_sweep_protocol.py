@@ -407,3 +407,37 @@ def test_an_experiment_without_published_numbers_has_no_such_section(swept):
     assert "published" not in summary
     table, _ = write_merged(swept, summary)
     assert "published numbers" not in table.read_text()
+
+
+@pytest.mark.parametrize("holder", ["another sweep", "mbmeta train"])
+def test_a_training_someone_else_is_running_is_left_to_it(tmp_path, fake, holder):
+    from mbmeta.runs.run_dir import LOCK_FILE, RunLock
+    from mbmeta.runs.sweep import training_lock
+
+    root = write_protocol_experiment(tmp_path / "exp", train={"configs": ["configs/train.yaml"], "seeds": [0]})
+    experiment = load_experiment(root)
+    run_dir = root / "runs" / "none-seed0"
+    run_dir.mkdir(parents=True)
+    stamp = '{"status": "running"}'  # the other process's stamp, which a busy sweep must not touch
+    (run_dir / "sweep.json").write_text(stamp)
+    lock = training_lock(run_dir) if holder == "another sweep" else RunLock(run_dir, LOCK_FILE)
+    with lock:
+        outcomes = {o.step: o.status for o in sweep(experiment).run()}
+    assert outcomes["train none-seed0"] == "not run" and outcomes["evaluate none-seed0/eval0"] == "not run"
+    assert outcomes["train context-seed0"] == "done"  # the rest of the sweep went on
+    assert not any("runs/none-seed0" in c for c in calls(fake))
+    assert (run_dir / "sweep.json").read_text() == stamp and not (run_dir / "model.ckpt").exists()
+    outcomes = {o.step: o.status for o in sweep(experiment).run()}  # released: now trained and evaluated
+    assert outcomes["train none-seed0"] == "done" and outcomes["evaluate none-seed0/eval0"] == "done"
+    assert outcomes["train context-seed0"] == "skipped"
+
+
+def test_the_training_lock_stays_beside_a_run_moved_aside(tmp_path):
+    from mbmeta.runs.sweep import training_lock
+
+    run_dir = tmp_path / "runs" / "none-seed0"
+    run_dir.mkdir(parents=True)
+    with training_lock(run_dir) as lock:
+        assert lock.path == tmp_path / "runs" / ".train-none-seed0.lock"
+        shutil.move(str(run_dir), str(tmp_path / "runs" / "replaced"))  # what --replace does to a stale run
+        assert lock.path.exists()

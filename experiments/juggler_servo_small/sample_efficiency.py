@@ -2,7 +2,8 @@
 
 Reads this experiment's merged learning curve (``results/curve.json``, from ``mbmeta sweep --merge-only``) and the
 finished PPO multitask runs of ``experiments/juggler_baselines`` (``runs/ppo-multitask-seed*/`` with a
-``results.json``; SAC's ``runs/sac-multitask-seed*/`` as reference rows without a target), and writes
+``results.json``; SAC's ``runs/sac-multitask-seed*/`` as reference rows without a target, a seed whose fine grid
+finished before its 200k run read from the fine grid alone), and writes
 ``results/sample_efficiency.md``. Two readings, both on the same 16 test tasks:
 
 1. **Design** (fixed before any run): environment steps at which the mean test balance time first reaches 225 of
@@ -48,17 +49,28 @@ def ppo_runs(root: Path) -> dict[int, dict]:
     return baseline_runs(root, "ppo")
 
 
-def baseline_runs(root: Path, algo: str) -> dict[int, dict]:
-    """Finished ``<algo>-multitask-seed<s>`` runs by seed: ``{"steps_to_225", "curve": [(steps, length)], "fine"}``.
+def baseline_runs(root: Path, algo: str, *, fine_alone: bool = False) -> dict[int, dict]:
+    """Finished ``<algo>-multitask-seed<s>`` runs by seed: ``{"steps_to_225", "curve", "fine", "pending"}``.
+
+    ``curve``: ``[(steps, mean test balance time)]``.
 
     Where a finished fine-grid run of the same seed exists (``<algo>-fine-seed<s>``: its first steps evaluated more
     often, e.g. PPO's first 100k every 2k), its curve points are added, after checking that both runs agree wherever
-    both evaluated (the same training run); ``steps_to_225`` stays the long run's own reading.
+    both evaluated (the same training run); ``steps_to_225`` stays the long run's own reading. With ``fine_alone``,
+    a seed whose fine-grid run finished before its long run is read from the fine run alone (``pending``: no
+    agreement check yet, ``steps_to_225`` None; its curve ends where the fine grid does, so it says nothing of the
+    final policy).
 
     Raises:
         ValueError: a fine-grid run disagrees with its long run at a shared point.
     """
     runs = {}
+    if fine_alone:
+        for fine_run in sorted(root.glob(f"{algo}-fine-seed*")):
+            long_run = root / fine_run.name.replace("-fine-", "-multitask-")
+            if (fine_run / "results.json").is_file() and not (long_run / "results.json").is_file():
+                seed = int(fine_run.name.rsplit("seed", 1)[1])
+                runs[seed] = {"steps_to_225": None, "curve": _curve(fine_run), "fine": True, "pending": True}
     for run in sorted(root.glob(f"{algo}-multitask-seed*")):
         results = run / "results.json"
         if not results.is_file():
@@ -77,8 +89,9 @@ def baseline_runs(root: Path, algo: str) -> dict[int, dict]:
             "steps_to_225": json.loads(results.read_text()).get("steps_to_target_length"),
             "curve": curve,
             "fine": fine,
+            "pending": False,
         }
-    return runs
+    return dict(sorted(runs.items()))
 
 
 def first_reaching(points: list[tuple[float, float]], target: float) -> float | None:
@@ -179,6 +192,12 @@ def report(curve: dict, ppo: dict[int, dict], sac: dict[int, dict] | None = None
             + ", ".join(str(s) for s in sorted(sac))
             + "; fine grid of the first 20k steps, every 1k, for seeds "
             + (", ".join(str(s) for s, run in sorted(sac.items()) if run["fine"]) or "none")
+            + (
+                "; read from the fine grid alone, its 200k run not finished (no agreement check yet), for seeds "
+                + ", ".join(str(s) for s, run in sorted(sac.items()) if run["pending"])
+                if any(run["pending"] for run in sac.values())
+                else ""
+            )
             + ")"
             if sac
             else ""
@@ -234,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not args.curve.is_file():
         raise SystemExit(f"sample_efficiency: {args.curve} not found; run `mbmeta sweep {HERE} --merge-only` first")
-    baselines = baseline_runs(args.baselines, "ppo"), baseline_runs(args.baselines, "sac")
+    baselines = baseline_runs(args.baselines, "ppo"), baseline_runs(args.baselines, "sac", fine_alone=True)
     text = report(json.loads(args.curve.read_text()), *baselines)
     args.out.write_text(text + "\n")
     print(text)

@@ -119,3 +119,23 @@ def test_sac_runs_are_reference_rows_with_their_own_fine_grid(script, tmp_path):
     assert "0: 3,000, 1: 0" in low_row
     assert "seeds 0, 1; fine grid of the first 20k steps, every 1k, for seeds 0)" in text
     assert "`SAC`" not in script.report(ours, script.ppo_runs(tmp_path))
+
+
+def test_a_sac_fine_grid_finished_before_its_long_run_is_read_alone_and_said_so(script, tmp_path):
+    for seed, steps in enumerate([60000, 61000]):
+        write_ppo(tmp_path, seed, steps, [(0, 40.0), (steps - 10000, 200.0), (steps, 230.0), (steps + 10000, 250.0)])
+    write_ppo(tmp_path, 0, 10000, [(0, 49.0), (10000, 250.0), (20000, 250.0)], algo="sac")
+    write_ppo(tmp_path, 0, 6000, [(0, 49.0), (5000, 39.0), (6000, 250.0), (10000, 250.0)], name="fine", algo="sac")
+    write_ppo(tmp_path, 1, 4000, [(0, 72.0), (3000, 150.0), (4000, 250.0), (20000, 250.0)], name="fine", algo="sac")
+    unfinished = tmp_path / "sac-multitask-seed1"
+    unfinished.mkdir()  # started, no results.json yet
+    assert sorted(script.baseline_runs(tmp_path, "sac")) == [0]  # the default reads finished long runs only
+    sac = script.baseline_runs(tmp_path, "sac", fine_alone=True)
+    assert sorted(sac) == [0, 1] and sac[1]["pending"] and not sac[0]["pending"]
+    assert sac[1]["curve"][-1] == (20000, 250.0) and sac[1]["steps_to_225"] is None
+    assert sorted(script.baseline_runs(tmp_path, "ppo", fine_alone=True)) == [0, 1]
+    text = script.report(curve_json({"0": [(4000, 240.0)], "1": [(4000, 240.0)]}), script.ppo_runs(tmp_path), sac)
+    assert "its 200k run not finished (no agreement check yet), for seeds 1)" in text
+    design = text.split("## Steps to")[1]
+    assert "| `SAC` | 2 of 2 | 0: 6,000, 1: 4,000 |" in design
+    assert "| `SAC, lower bound` | 2 of 2 | 0: 5,000, 1: 3,000 |" in design

@@ -8,9 +8,10 @@
 #
 # Lane a (issue 19): cadm_halfcheetah (context seed 0, then seed 1 of both, with curve points), then
 #   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations), then its -exact evaluations.
-# Lane b (issue 20 first): juggler_servo_small (done), PPO multitask seeds 3-9 (done), SAC multitask seeds 0-2 and
-#   their fine grid; then it joins lane a on cadm_halfcheetah and cadm_cartpole (-steps, -exact; each run and
-#   evaluation is locked, so two sweeps of one experiment never do the same unit); last the bounce comparison's
+# Lane b (issue 20 first): juggler_servo_small (its `gradient` follow-up since session 30), PPO multitask seeds 3-9
+#   (done), SAC multitask seeds 0-2 and their fine grid (done); then it joins lane a on cadm_halfcheetah and
+#   cadm_cartpole (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the
+#   same unit); last the bounce comparison's
 #   leftovers (physics seed 2, servo-push, none-mse seed 2: issue 20's bounce target is already met, issue 19's
 #   second HalfCheetah seed is not, so they wait since session 30).
 # Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,

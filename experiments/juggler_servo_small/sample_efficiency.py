@@ -173,35 +173,34 @@ def _all_reached(per_seed: dict[str, float | None]) -> Estimate | None:
     return estimate(values) if per_seed and len(values) == len(per_seed) else None
 
 
+def _seeds(runs: dict[int, dict], flag: str | None = None) -> str:
+    """``"0, 1, 2"``: the seeds of ``runs`` (those whose ``flag`` is set, if given), or ``"none"``."""
+    return ", ".join(str(s) for s, run in sorted(runs.items()) if flag is None or run[flag]) or "none"
+
+
 def report(curve: dict, ppo: dict[int, dict], sac: dict[int, dict] | None = None) -> str:
     """The markdown page of both readings; SAC's runs (if any) as reference rows, without a target."""
     sac = sac or {}
     ours = our_curves(curve)
+    sac_source = ""
+    if sac:
+        sac_source = (
+            f"; SAC multitask runs for reference, without a target (seeds {_seeds(sac)}; fine grid of the first 20k "
+            f"steps, every 1k, for seeds {_seeds(sac, 'fine')}"
+        )
+        if any(run["pending"] for run in sac.values()):
+            sac_source += (
+                "; read from the fine grid alone, its 200k run not finished (no agreement check yet), for seeds "
+                + _seeds(sac, "pending")
+            )
+        sac_source += ")"
     lines = [
         f"# {curve.get('experiment', 'juggler_servo_small')}: environment steps to PPO's balance time",
         "",
         "Written by `python experiments/juggler_servo_small/sample_efficiency.py` from the experiment's "
-        "results/curve.json and the "
-        "finished PPO multitask runs of experiments/juggler_baselines (seeds "
-        + (", ".join(str(s) for s in sorted(ppo)) or "none")
-        + "; fine grid of the first 100k steps for seeds "
-        + (", ".join(str(s) for s, run in sorted(ppo.items()) if run["fine"]) or "none")
-        + ")"
-        + (
-            "; SAC multitask runs for reference, without a target (seeds "
-            + ", ".join(str(s) for s in sorted(sac))
-            + "; fine grid of the first 20k steps, every 1k, for seeds "
-            + (", ".join(str(s) for s, run in sorted(sac.items()) if run["fine"]) or "none")
-            + (
-                "; read from the fine grid alone, its 200k run not finished (no agreement check yet), for seeds "
-                + ", ".join(str(s) for s, run in sorted(sac.items()) if run["pending"])
-                if any(run["pending"] for run in sac.values())
-                else ""
-            )
-            + ")"
-            if sac
-            else ""
-        )
+        "results/curve.json and the finished PPO multitask runs of experiments/juggler_baselines (seeds "
+        f"{_seeds(ppo)}; fine grid of the first 100k steps for seeds {_seeds(ppo, 'fine')})"
+        + sac_source
         + ". Steps are environment steps of training data (ours: the transitions a kept checkpoint was fitted on, "
         "random data included; PPO: its training steps at an evaluation every 10k, every 2k in the first 100k where "
         "the fine grid ran). Mean test balance time over the "

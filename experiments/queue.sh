@@ -8,12 +8,12 @@
 #
 # Lane a (issue 19): cadm_halfcheetah (context seed 0, then seed 1 of both, with curve points), then
 #   cadm_cartpole's -steps follow-up (seeds 1-4 and their -cadm evaluations), then its -exact evaluations.
-# Lane b (issue 20 first): juggler_servo_small (its `gradient` follow-up since session 30), PPO multitask seeds 3-9
-#   (done), SAC multitask seeds 0-2 and their fine grid (done); then it joins lane a on cadm_halfcheetah and
-#   cadm_cartpole (-steps, -exact; each run and evaluation is locked, so two sweeps of one experiment never do the
-#   same unit); last the bounce comparison's
-#   leftovers (physics seed 2, servo-push, none-mse seed 2: issue 20's bounce target is already met, issue 19's
-#   second HalfCheetah seed is not, so they wait since session 30).
+# Lane b: juggler_servo_small (its `gradient` follow-up since session 30), then it joins lane a on cadm_halfcheetah
+#   (since session 32 before SAC: issue 19's second HalfCheetah seed, two 8-hour trainings that now run side by
+#   side, is the largest open part; each run and evaluation is locked, so two sweeps of one experiment never do the
+#   same unit), PPO multitask seeds 3-9 (done), SAC multitask seeds 0-2 (200k seeds 1-2 left) and their fine grid
+#   (done), cadm_cartpole (-steps, -exact); last the bounce comparison's leftovers (physics seed 2, servo-push,
+#   none-mse seed 2: issue 20's bounce target is already met, so they wait since session 30).
 # Run it with mbmeta on PATH (its environment active). Each lane appends to its experiments' own logs (sweep.log,
 # runs/*.log) and writes its progress to experiments/queue-<lane>.log.
 # Stop everything (the lanes, the baseline scripts, then their runs):
@@ -32,10 +32,10 @@ LANE_A=(
 )
 LANE_B=(
   "mbmeta sweep experiments/juggler_servo_small --jobs 1 >> experiments/juggler_servo_small/sweep.log 2>&1"
+  "mbmeta sweep experiments/cadm_halfcheetah --jobs 1 >> experiments/cadm_halfcheetah/sweep.log 2>&1"
   "experiments/juggler_baselines/ppo_more_seeds.sh > /dev/null 2>&1"
   "experiments/juggler_baselines/sac_multitask.sh > /dev/null 2>&1"
   "experiments/juggler_baselines/sac_fine_grid.sh > /dev/null 2>&1"
-  "mbmeta sweep experiments/cadm_halfcheetah --jobs 1 >> experiments/cadm_halfcheetah/sweep.log 2>&1"
   "$CARTPOLE_STEPS >> experiments/cadm_cartpole/sweep.log 2>&1"
   "$CARTPOLE_EXACT >> experiments/cadm_cartpole/sweep.log 2>&1"
   "mbmeta sweep experiments/juggler_bounce_comparison --jobs 1 >> experiments/juggler_bounce_comparison/sweep.log 2>&1"

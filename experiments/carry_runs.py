@@ -29,13 +29,13 @@ restore`` at the start of the next, before re-issuing the runs' commands.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from mbmeta.runs.curve import curve_runs
-from mbmeta.runs.experiment import EXPERIMENT_FILE, ExperimentError, load_experiment
-from mbmeta.runs.run_dir import BUFFER_FILE, CHECKPOINT_FILE, CONFIG_FILE, STATE_FILE, LoopState, file_sha256
+from mbmeta.runs.experiment import EXPERIMENT_FILE, load_experiment
+from mbmeta.runs.run_dir import BUFFER_FILE, CHECKPOINT_FILE, STATE_FILE, LoopState, file_sha256
+from mbmeta.runs.status import configured_iterations
 
 EXPERIMENTS = Path(__file__).resolve().parent
 CARRY_DIR = "carry"
@@ -44,8 +44,7 @@ SUFFIX = ".carried"
 
 def run_directories(root: Path) -> list[Path]:
     """Every run directory (one holding ``state.json``) at ``<root>/<experiment>/<group>/<run>/``, parking excluded."""
-    runs = sorted(state.parent for state in root.glob(f"*/*/*/{STATE_FILE}"))
-    return [run for run in runs if run.parent.parent.name != CARRY_DIR and run.parent.name != CARRY_DIR]
+    return sorted(state.parent for state in root.glob(f"*/*/*/{STATE_FILE}") if state.parent.parent.name != CARRY_DIR)
 
 
 def pending_curve_checkpoints(experiment_dir: Path) -> set[Path] | None:
@@ -55,7 +54,7 @@ def pending_curve_checkpoints(experiment_dir: Path) -> set[Path] | None:
     try:
         experiment = load_experiment(experiment_dir)
         runs = curve_runs(experiment)
-    except (ExperimentError, ValueError) as err:
+    except ValueError as err:  # ExperimentError too
         print(f"{experiment_dir}: its design cannot be read ({err}); every kept checkpoint counts as needed")
         return None
     return {(experiment.root / curve.checkpoint).resolve() for curve, status, _ in runs if status != "done"}
@@ -63,11 +62,8 @@ def pending_curve_checkpoints(experiment_dir: Path) -> set[Path] | None:
 
 def is_finished(run: Path, state: LoopState) -> bool:
     """Whether the run completed the iterations its ``config.json`` asks for (unknown: not finished)."""
-    try:
-        iterations = json.loads((run / CONFIG_FILE).read_text())["loop"]["iterations"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return isinstance(iterations, int) and state.iteration >= iterations
+    iterations = configured_iterations(run)
+    return iterations is not None and state.iteration >= iterations
 
 
 def needed_files(run: Path, pending: set[Path] | None) -> list[tuple[Path, str | None]]:

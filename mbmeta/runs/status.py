@@ -110,7 +110,7 @@ def training_status(experiment: Experiment, run: TrainingRun, sha: str | None = 
     directory = experiment.root / run.run_dir
     state_path = directory / STATE_FILE
     iteration = LoopState.load(state_path).iteration if state_path.is_file() else None
-    iterations = _configured_iterations(directory)
+    iterations = configured_iterations(directory)
     common = {"iteration": iteration, "iterations": iterations, "updated": _updated(directory)}
     stamp = read_stamp(directory)
     times = _iteration_times(directory)
@@ -211,7 +211,7 @@ def _counts(progress: list[str]) -> Counts:
     return Counts(counted["done"], len(progress), counted["running"], counted["stale"])
 
 
-def _configured_iterations(directory: Path) -> int | None:
+def configured_iterations(directory: Path) -> int | None:
     """``loop.iterations`` from the config ``mbmeta train`` wrote into the run directory, or None."""
     try:
         iterations = json.loads((directory / RUN_CONFIG).read_text())["loop"]["iterations"]
